@@ -1,0 +1,231 @@
+//! [`StreamsConfig`]: how an application runs.
+//!
+//! ```
+//! use std::time::Duration;
+//! use streamtime::StreamsConfig;
+//! let config = StreamsConfig::new("orders-app", "localhost:9092")
+//!     .commit_interval(Duration::from_secs(5))
+//!     .max_task_idle(Some(Duration::from_millis(100)));
+//! assert!(config.validate().is_ok());
+//! assert!(StreamsConfig::new("bad id!", "localhost:9092").validate().is_err());
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::StreamsError;
+use crate::timestamp::{InvalidTimestampPolicy, RecordTimestamp, TimestampExtractor};
+
+/// Processing guarantee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProcessingGuarantee {
+    /// At-least-once: offsets are committed after output is flushed; a crash may replay.
+    #[default]
+    AtLeastOnce,
+}
+
+/// Configuration of a streamtime application.
+#[derive(Clone)]
+pub struct StreamsConfig {
+    pub(crate) application_id: String,
+    pub(crate) bootstrap_servers: String,
+    pub(crate) num_stream_threads: usize,
+    pub(crate) commit_interval: Duration,
+    pub(crate) max_task_idle: Option<Duration>,
+    pub(crate) buffered_records_per_partition: usize,
+    pub(crate) poll_timeout: Duration,
+    pub(crate) processing_guarantee: ProcessingGuarantee,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) replication_factor: i32,
+    pub(crate) default_extractor: Arc<dyn TimestampExtractor>,
+    pub(crate) invalid_timestamp_policy: InvalidTimestampPolicy,
+    pub(crate) consumer_overrides: BTreeMap<String, String>,
+    pub(crate) producer_overrides: BTreeMap<String, String>,
+    pub(crate) instance_id: Option<String>,
+}
+
+impl StreamsConfig {
+    /// A configuration with defaults for everything but the application id (which names the
+    /// consumer group and prefixes internal topics) and the brokers.
+    pub fn new(application_id: impl Into<String>, bootstrap_servers: impl Into<String>) -> Self {
+        StreamsConfig {
+            application_id: application_id.into(),
+            bootstrap_servers: bootstrap_servers.into(),
+            num_stream_threads: 1,
+            commit_interval: Duration::from_secs(30),
+            max_task_idle: Some(Duration::ZERO),
+            buffered_records_per_partition: 1000,
+            poll_timeout: Duration::from_millis(100),
+            processing_guarantee: ProcessingGuarantee::AtLeastOnce,
+            state_dir: std::env::temp_dir().join("streamtime"),
+            replication_factor: -1,
+            default_extractor: Arc::new(RecordTimestamp),
+            invalid_timestamp_policy: InvalidTimestampPolicy::Fail,
+            consumer_overrides: BTreeMap::new(),
+            producer_overrides: BTreeMap::new(),
+            instance_id: None,
+        }
+    }
+
+    /// Processing threads, each with its own consumer and tasks (default 1).
+    pub fn num_stream_threads(mut self, n: usize) -> Self {
+        self.num_stream_threads = n;
+        self
+    }
+
+    /// How often offsets are committed (default 30 s).
+    pub fn commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = interval;
+        self
+    }
+
+    /// How long a task waits for an empty, caught-up partition before processing without it
+    /// (default 0). `None` never waits, not even for partitions with unfetched data.
+    pub fn max_task_idle(mut self, idle: Option<Duration>) -> Self {
+        self.max_task_idle = idle;
+        self
+    }
+
+    /// Records buffered per partition before fetching from it pauses (default 1000).
+    pub fn buffered_records_per_partition(mut self, n: usize) -> Self {
+        self.buffered_records_per_partition = n;
+        self
+    }
+
+    /// Longest a thread blocks in poll when it has nothing to process (default 100 ms).
+    pub fn poll_timeout(mut self, timeout: Duration) -> Self {
+        self.poll_timeout = timeout;
+        self
+    }
+
+    /// Directory for local state (default: the system temp dir + `streamtime`).
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = dir.into();
+        self
+    }
+
+    /// Replication factor of internal topics (default -1: the broker's default).
+    pub fn replication_factor(mut self, rf: i32) -> Self {
+        self.replication_factor = rf;
+        self
+    }
+
+    /// Timestamp extractor for sources that set none (default: record metadata).
+    pub fn default_timestamp_extractor(mut self, extractor: impl TimestampExtractor) -> Self {
+        self.default_extractor = Arc::new(extractor);
+        self
+    }
+
+    /// What to do with records whose timestamp is invalid (default: fail).
+    pub fn invalid_timestamp_policy(mut self, policy: InvalidTimestampPolicy) -> Self {
+        self.invalid_timestamp_policy = policy;
+        self
+    }
+
+    /// Processing guarantee (default at-least-once).
+    pub fn processing_guarantee(mut self, guarantee: ProcessingGuarantee) -> Self {
+        self.processing_guarantee = guarantee;
+        self
+    }
+
+    /// A librdkafka consumer property, applied after streamtime's own.
+    pub fn consumer_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.consumer_overrides.insert(key.into(), value.into());
+        self
+    }
+
+    /// A librdkafka producer property, applied after streamtime's own.
+    pub fn producer_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.producer_overrides.insert(key.into(), value.into());
+        self
+    }
+
+    /// Static group membership: a stable id for this instance (`group.instance.id`).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+
+    /// The application id.
+    pub fn application_id(&self) -> &str {
+        &self.application_id
+    }
+
+    /// The bootstrap servers.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    /// Checks the configuration, naming the first problem.
+    pub fn validate(&self) -> Result<(), StreamsError> {
+        let id = &self.application_id;
+        if id.is_empty() {
+            return Err(StreamsError::Config(
+                "application_id must not be empty".into(),
+            ));
+        }
+        // Internal topic names are built from the id, so it must be a legal topic name part.
+        if let Some(c) = id
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            return Err(StreamsError::Config(format!(
+                "application_id {id:?} contains {c:?}; use only ASCII letters, digits, '.', '_' and '-'"
+            )));
+        }
+        if id.len() > 200 {
+            return Err(StreamsError::Config(
+                "application_id is longer than 200 characters".into(),
+            ));
+        }
+        if self.bootstrap_servers.trim().is_empty() {
+            return Err(StreamsError::Config(
+                "bootstrap_servers must not be empty".into(),
+            ));
+        }
+        if self.num_stream_threads == 0 {
+            return Err(StreamsError::Config(
+                "num_stream_threads must be at least 1".into(),
+            ));
+        }
+        if self.commit_interval.is_zero() {
+            return Err(StreamsError::Config(
+                "commit_interval must be positive".into(),
+            ));
+        }
+        if self.buffered_records_per_partition == 0 {
+            return Err(StreamsError::Config(
+                "buffered_records_per_partition must be at least 1".into(),
+            ));
+        }
+        if self.replication_factor == 0 || self.replication_factor < -1 {
+            return Err(StreamsError::Config(
+                "replication_factor must be -1 (broker default) or at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn max_task_idle_ms(&self) -> Option<i64> {
+        self.max_task_idle.map(|d| d.as_millis() as i64)
+    }
+}
+
+impl std::fmt::Debug for StreamsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamsConfig")
+            .field("application_id", &self.application_id)
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("num_stream_threads", &self.num_stream_threads)
+            .field("commit_interval", &self.commit_interval)
+            .field("max_task_idle", &self.max_task_idle)
+            .field(
+                "buffered_records_per_partition",
+                &self.buffered_records_per_partition,
+            )
+            .field("processing_guarantee", &self.processing_guarantee)
+            .finish_non_exhaustive()
+    }
+}

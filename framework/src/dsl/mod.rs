@@ -1,0 +1,122 @@
+//! The DSL: a fluent, typed way to build topologies.
+//!
+//! ```
+//! use streamtime::{StreamsBuilder, Consumed, Produced};
+//! use streamtime::serdes::{StringSerde, I64Serde};
+//!
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream("orders", Consumed::with(StringSerde, I64Serde))
+//!     .filter(|_customer, amount| *amount > 0)
+//!     .map_values(|amount| amount * 100)
+//!     .to("orders-in-cents", Produced::default());
+//! let topology = builder.build().unwrap();
+//! assert_eq!(topology.node_count(), 4);
+//! ```
+
+mod options;
+mod stream;
+
+pub use options::{Consumed, Produced, Repartitioned};
+pub use stream::KStream;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::error::StreamsError;
+use crate::processor::{Processor, ProcessorContext};
+use crate::record::Record;
+use crate::topology::Topology;
+use crate::ProcessResult;
+
+pub(crate) struct BuilderState {
+    pub topology: Topology,
+    counter: usize,
+    pub first_error: Option<StreamsError>,
+}
+
+impl BuilderState {
+    /// The next generated name, `PREFIX-0000000007` style: deterministic in build order.
+    pub fn next_name(&mut self, prefix: &str) -> String {
+        let name = format!("{prefix}-{:010}", self.counter);
+        self.counter += 1;
+        name
+    }
+
+    pub fn record_error(&mut self, error: StreamsError) {
+        if self.first_error.is_none() {
+            self.first_error = Some(error);
+        }
+    }
+}
+
+/// Builds a [`Topology`] with the DSL. Errors (a missing serde, a name used twice...) are
+/// kept and reported by [`StreamsBuilder::build`].
+#[derive(Clone)]
+pub struct StreamsBuilder {
+    state: Rc<RefCell<BuilderState>>,
+}
+
+impl Default for StreamsBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamsBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        StreamsBuilder {
+            state: Rc::new(RefCell::new(BuilderState {
+                topology: Topology::new(),
+                counter: 0,
+                first_error: None,
+            })),
+        }
+    }
+
+    /// A stream of the records of `topic`.
+    pub fn stream<K, V>(&self, topic: &str, consumed: Consumed<K, V>) -> KStream<K, V>
+    where
+        K: Clone + 'static,
+        V: Clone + 'static,
+    {
+        self.stream_from(&[topic], consumed)
+    }
+
+    /// A stream of the records of several topics (one source node).
+    pub fn stream_from<K, V>(&self, topics: &[&str], consumed: Consumed<K, V>) -> KStream<K, V>
+    where
+        K: Clone + 'static,
+        V: Clone + 'static,
+    {
+        KStream::source(self.state.clone(), topics, consumed)
+    }
+
+    /// The topology, or the first error made while building it. Streams of this builder
+    /// that are still alive must not be used afterwards: they add to an empty topology.
+    pub fn build(self) -> Result<Topology, StreamsError> {
+        let mut state = self.state.borrow_mut();
+        match state.first_error.take() {
+            Some(e) => Err(e),
+            None => Ok(std::mem::take(&mut state.topology)),
+        }
+    }
+}
+
+/// The single processor behind every stateless DSL operation: a closure over the context and
+/// the record.
+pub(crate) struct FnProcessor<F>(pub F);
+
+impl<KIn, VIn, KOut, VOut, F> Processor<KIn, VIn, KOut, VOut> for FnProcessor<F>
+where
+    F: FnMut(&mut ProcessorContext<KOut, VOut>, Record<KIn, VIn>) -> ProcessResult + 'static,
+{
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<KOut, VOut>,
+        record: Record<KIn, VIn>,
+    ) -> ProcessResult {
+        (self.0)(ctx, record)
+    }
+}

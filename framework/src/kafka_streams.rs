@@ -1,0 +1,247 @@
+//! [`KafkaStreams`]: a running application instance.
+//!
+//! ```no_run
+//! use streamtime::{KafkaStreams, StreamsBuilder, StreamsConfig, Consumed, Produced};
+//! use streamtime::serdes::StringSerde;
+//!
+//! # async fn run() -> Result<(), streamtime::StreamsError> {
+//! let builder = StreamsBuilder::new();
+//! builder.stream("in", Consumed::with(StringSerde, StringSerde))
+//!     .map_values(|v: String| v.to_uppercase())
+//!     .to("out", Produced::default());
+//! let mut app = KafkaStreams::new(builder.build()?, StreamsConfig::new("upper", "localhost:9092"))?;
+//! app.start()?;
+//! // Runs until SIGTERM or ctrl-c, then commits, leaves the group and returns.
+//! app.run_until_signal().await
+//! # }
+//! ```
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::StreamsConfig;
+use crate::error::StreamsError;
+use crate::runtime::app_shared::AppShared;
+use crate::runtime::internal_topics;
+use crate::runtime::stream_thread::StreamThread;
+use crate::task::stream_task::TaskConfig;
+use crate::topology::Topology;
+
+pub use crate::runtime::app_shared::{PartitionStatus, TaskStatus};
+pub use crate::runtime::commit_gate::CommitRequest;
+
+/// Stops a running application from anywhere (another thread, a signal handler).
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<AppShared>,
+}
+
+impl ShutdownHandle {
+    /// Asks every stream thread to stop after its current iteration.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A streamtime application instance: joins the consumer group `<application_id>` and runs
+/// the tasks of the partitions it is assigned.
+pub struct KafkaStreams {
+    topology: Option<Topology>,
+    config: StreamsConfig,
+    shared: Option<Arc<AppShared>>,
+    threads: Vec<JoinHandle<Result<(), StreamsError>>>,
+}
+
+impl KafkaStreams {
+    /// An application for `topology`; fails on invalid configuration.
+    pub fn new(topology: Topology, config: StreamsConfig) -> Result<Self, StreamsError> {
+        config.validate()?;
+        Ok(KafkaStreams {
+            topology: Some(topology),
+            config,
+            shared: None,
+            threads: Vec::new(),
+        })
+    }
+
+    /// Checks topics, creates missing internal topics and starts the stream threads. Fails
+    /// before processing anything when a topic is missing or co-partitioning is violated.
+    pub fn start(&mut self) -> Result<(), StreamsError> {
+        let topology = self
+            .topology
+            .take()
+            .ok_or_else(|| StreamsError::Config("the application was already started".into()))?;
+        let partition_counts = internal_topics::prepare(&topology, &self.config)?;
+        let task_config = TaskConfig {
+            application_id: Arc::from(self.config.application_id.as_str()),
+            max_task_idle_ms: self.config.max_task_idle_ms(),
+            invalid_timestamp_policy: self.config.invalid_timestamp_policy,
+            default_extractor: self.config.default_extractor.clone(),
+        };
+        let shared = Arc::new(AppShared::new(
+            topology,
+            self.config.clone(),
+            task_config,
+            partition_counts,
+        ));
+        for index in 0..self.config.num_stream_threads {
+            let thread = StreamThread::new(shared.clone(), index);
+            let failing = shared.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!(
+                    "{}-StreamThread-{}",
+                    self.config.application_id,
+                    index + 1
+                ))
+                .spawn(move || {
+                    let result = thread.run();
+                    if let Err(e) = &result {
+                        failing.fail(e.clone());
+                    }
+                    result
+                })?;
+            self.threads.push(handle);
+        }
+        self.shared = Some(shared);
+        Ok(())
+    }
+
+    fn shared(&self) -> Result<&Arc<AppShared>, StreamsError> {
+        self.shared
+            .as_ref()
+            .ok_or_else(|| StreamsError::Config("the application is not started".into()))
+    }
+
+    /// A handle that stops the application.
+    pub fn shutdown_handle(&self) -> Result<ShutdownHandle, StreamsError> {
+        Ok(ShutdownHandle {
+            shared: self.shared()?.clone(),
+        })
+    }
+
+    /// Asks for a commit as soon as possible. A request made while a commit runs is folded
+    /// into the next commit and reported as [`CommitRequest::AlreadyInProgress`].
+    pub fn request_commit(&self) -> Result<CommitRequest, StreamsError> {
+        Ok(self.shared()?.commit_gate.request())
+    }
+
+    /// Stops waiting for `topic` (one partition, or all with `None`) when choosing records by
+    /// timestamp. The partition rejoins when a record arrives on it, or on
+    /// [`KafkaStreams::include_in_time_sync`].
+    pub fn exclude_from_time_sync(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+    ) -> Result<(), StreamsError> {
+        self.shared()?.set_excluded(topic, partition, true);
+        Ok(())
+    }
+
+    /// Undoes [`KafkaStreams::exclude_from_time_sync`].
+    pub fn include_in_time_sync(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+    ) -> Result<(), StreamsError> {
+        self.shared()?.set_excluded(topic, partition, false);
+        Ok(())
+    }
+
+    /// A snapshot of the running tasks (refreshed a few times a second).
+    pub fn task_status(&self) -> Vec<TaskStatus> {
+        self.shared.as_ref().map(|s| s.status()).unwrap_or_default()
+    }
+
+    /// The task status as text, one task per line and one partition per indented line.
+    pub fn status_report(&self) -> String {
+        let mut out = String::new();
+        for task in self.task_status() {
+            out.push_str(&format!(
+                "task {} stream_time={} processed={} dropped={} enforced={}\n",
+                task.id, task.stream_time, task.processed, task.dropped, task.enforced_processing
+            ));
+            for p in &task.partitions {
+                out.push_str(&format!(
+                    "  {} buffered={} partition_time={}{}{}\n",
+                    p.partition,
+                    p.buffered,
+                    p.partition_time,
+                    if p.excluded { " EXCLUDED" } else { "" },
+                    if p.paused { " PAUSED" } else { "" }
+                ));
+            }
+        }
+        out
+    }
+
+    /// True while started and no thread has failed or been told to stop.
+    pub fn is_running(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| !s.is_shutting_down())
+    }
+
+    /// The first fatal error of a stream thread, if any.
+    pub fn error(&self) -> Option<StreamsError> {
+        self.shared.as_ref().and_then(|s| s.first_error())
+    }
+
+    /// Stops the threads (each commits, closes its tasks and leaves the group) and waits for
+    /// them. Returns the first thread error.
+    pub fn close(&mut self) -> Result<(), StreamsError> {
+        if let Some(shared) = &self.shared {
+            shared.shutdown.store(true, Ordering::SeqCst);
+        }
+        let mut first = None;
+        for handle in self.threads.drain(..) {
+            match handle.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first.get_or_insert(e);
+                }
+                Err(_) => {
+                    first.get_or_insert(StreamsError::Processing {
+                        context: "stream thread".into(),
+                        message: "panicked".into(),
+                    });
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Runs until SIGTERM, SIGINT (ctrl-c) or a thread failure, then closes.
+    pub async fn run_until_signal(mut self) -> Result<(), StreamsError> {
+        let shared = self.shared()?.clone();
+        #[cfg(unix)]
+        let mut sigterm =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            #[cfg(unix)]
+            let term = sigterm.recv();
+            #[cfg(not(unix))]
+            let term = std::future::pending::<Option<()>>();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => { tracing::info!("interrupted; shutting down"); break; }
+                _ = term => { tracing::info!("SIGTERM; shutting down"); break; }
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if shared.is_shutting_down() { break; }
+                }
+            }
+        }
+        tokio::task::spawn_blocking(move || self.close())
+            .await
+            .map_err(|e| StreamsError::Processing {
+                context: "shutdown".into(),
+                message: e.to_string(),
+            })?
+    }
+}
+
+impl Drop for KafkaStreams {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            let _ = self.close();
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! [`ProcessorContext`]: what a processor can do besides computing.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::node::{NodeRef, TaskContext};
+use super::{PunctuationType, PunctuatorId};
+use crate::error::{ProcessResult, StreamsError};
+use crate::record::{Record, RecordMetadata};
+use crate::task::TaskId;
+
+pub(crate) struct Child<K, V> {
+    pub(crate) name: Arc<str>,
+    pub(crate) node: NodeRef<K, V>,
+}
+
+/// The context of one processor node in one task: forwarding to children, punctuation
+/// schedules, and the metadata of the record being processed.
+pub struct ProcessorContext<K, V> {
+    node_name: Arc<str>,
+    node_index: usize,
+    children: Vec<Child<K, V>>,
+    task: Rc<TaskContext>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> ProcessorContext<K, V> {
+    pub(crate) fn new(
+        node_name: Arc<str>,
+        node_index: usize,
+        children: Vec<Child<K, V>>,
+        task: Rc<TaskContext>,
+    ) -> Self {
+        ProcessorContext {
+            node_name,
+            node_index,
+            children,
+            task,
+        }
+    }
+
+    /// Sends `record` to every child, in the order the children were added, and returns when
+    /// all of them (and everything downstream) have processed it.
+    pub fn forward(&mut self, record: Record<K, V>) -> ProcessResult {
+        let Some((last, rest)) = self.children.split_last() else {
+            return Ok(());
+        };
+        for child in rest {
+            call(&child.node, record.clone())?;
+        }
+        call(&last.node, record)
+    }
+
+    /// Sends `record` to the child called `child` only.
+    pub fn forward_to(&mut self, child: &str, record: Record<K, V>) -> ProcessResult {
+        match self.children.iter().find(|c| &*c.name == child) {
+            Some(c) => call(&c.node, record),
+            None => Err(StreamsError::Topology(format!(
+                "node {} has no child called {child}",
+                self.node_name
+            ))),
+        }
+    }
+
+    /// Sends `record` to the `index`-th child (in the order children were added).
+    pub fn forward_to_index(&mut self, index: usize, record: Record<K, V>) -> ProcessResult {
+        match self.children.get(index) {
+            Some(c) => call(&c.node, record),
+            None => Err(StreamsError::Topology(format!(
+                "node {} has no child number {index}",
+                self.node_name
+            ))),
+        }
+    }
+}
+
+fn call<K, V>(node: &NodeRef<K, V>, record: Record<K, V>) -> ProcessResult {
+    // A RefCell borrow conflict here would mean a cycle, which topology building forbids.
+    node.borrow_mut().process(record)
+}
+
+impl<K, V> ProcessorContext<K, V> {
+    /// Name of this node.
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    /// Names of the children, in forwarding order.
+    pub fn child_names(&self) -> Vec<&str> {
+        self.children.iter().map(|c| &*c.name).collect()
+    }
+
+    /// The task this node runs in.
+    pub fn task_id(&self) -> TaskId {
+        self.task.task_id
+    }
+
+    /// The application id.
+    pub fn application_id(&self) -> &str {
+        &self.task.application_id
+    }
+
+    /// Topic, partition and offset of the input record being processed; `None` inside a
+    /// punctuation.
+    pub fn record_metadata(&self) -> Option<RecordMetadata> {
+        self.task.state.borrow().current.clone()
+    }
+
+    /// The task's stream time: the largest record timestamp it has processed (ms), or -1.
+    pub fn stream_time(&self) -> i64 {
+        self.task.state.borrow().stream_time
+    }
+
+    /// Current wall-clock time in ms as the runtime (or the test driver) sees it.
+    pub fn wall_clock_ms(&self) -> i64 {
+        self.task.state.borrow().wall_clock_ms
+    }
+
+    /// Schedules [`crate::Processor::punctuate`] every `interval` of stream time or
+    /// wall-clock time. Stream-time schedules are aligned to multiples of the interval and
+    /// fire once however many intervals a jump in stream time skips.
+    pub fn schedule(&mut self, interval: Duration, kind: PunctuationType) -> PunctuatorId {
+        let interval_ms = (interval.as_millis() as i64).max(1);
+        self.task
+            .state
+            .borrow_mut()
+            .schedule(self.node_index, interval_ms, kind)
+    }
+
+    /// Cancels a schedule made by this node.
+    pub fn cancel(&mut self, id: PunctuatorId) {
+        self.task.state.borrow_mut().cancel(id);
+    }
+
+    /// Asks for a commit as soon as possible.
+    pub fn request_commit(&mut self) {
+        self.task.state.borrow_mut().commit_requested = true;
+    }
+}
+
+pub(crate) fn new_children<K: 'static, V: 'static>(
+    children: Vec<(Arc<str>, NodeRef<K, V>)>,
+) -> Vec<Child<K, V>> {
+    children
+        .into_iter()
+        .map(|(name, node)| Child { name, node })
+        .collect()
+}

@@ -1,0 +1,410 @@
+//! Runtime nodes of a task's processing graph and the state the nodes of one task share.
+//!
+//! Nodes are built per task from the topology's factories. A node is held as
+//! `Rc<RefCell<_>>` so that a node with several parents (merge) can be a child of each; the
+//! graph is acyclic and single-threaded, so a borrow never conflicts.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::context::{new_children, ProcessorContext};
+use super::{Processor, Punctuation, PunctuationType, PunctuatorId};
+use crate::error::{ProcessResult, StreamsError};
+use crate::partitioner;
+use crate::record::{Record, RecordMetadata};
+use crate::runtime::record_collector::{OutgoingRecord, RecordCollector};
+use crate::serdes::{from_bytes, Serde};
+use crate::task::TaskId;
+
+/// A node that takes typed records.
+pub(crate) trait Node<K, V> {
+    fn process(&mut self, record: Record<K, V>) -> ProcessResult;
+}
+
+pub(crate) type NodeRef<K, V> = Rc<RefCell<dyn Node<K, V>>>;
+
+/// Life-cycle calls every node gets, whatever its types.
+pub(crate) trait Lifecycle {
+    fn init(&mut self) -> ProcessResult {
+        Ok(())
+    }
+    fn punctuate(&mut self, _punctuation: Punctuation) -> ProcessResult {
+        Ok(())
+    }
+    fn close(&mut self) {}
+}
+
+/// A source node: deserializes raw records and starts their trip through the graph.
+pub(crate) trait RawInput {
+    fn process_raw(&mut self, raw: crate::record::RawRecord, timestamp: i64) -> ProcessResult;
+}
+
+/// A registered punctuation schedule.
+#[derive(Debug, Clone)]
+pub(crate) struct Schedule {
+    pub id: PunctuatorId,
+    pub node: usize,
+    pub kind: PunctuationType,
+    pub interval_ms: i64,
+    pub next_ms: i64,
+}
+
+impl Schedule {
+    /// Moves the schedule past `now`, skipping missed intervals instead of replaying them.
+    pub fn advance(&mut self, now: i64) {
+        let next = self.next_ms + self.interval_ms;
+        self.next_ms = if now >= next {
+            let missed = (now - self.next_ms) / self.interval_ms;
+            self.next_ms + (missed + 1) * self.interval_ms
+        } else {
+            next
+        };
+    }
+}
+
+/// Mutable per-task state visible to every node of the task.
+#[derive(Debug)]
+pub(crate) struct TaskState {
+    pub stream_time: i64,
+    pub wall_clock_ms: i64,
+    pub current: Option<RecordMetadata>,
+    pub schedules: Vec<Schedule>,
+    pub commit_requested: bool,
+    next_punctuator: u64,
+}
+
+impl TaskState {
+    pub fn new(wall_clock_ms: i64) -> Self {
+        TaskState {
+            stream_time: -1,
+            wall_clock_ms,
+            current: None,
+            schedules: Vec::new(),
+            commit_requested: false,
+            next_punctuator: 0,
+        }
+    }
+
+    pub fn schedule(
+        &mut self,
+        node: usize,
+        interval_ms: i64,
+        kind: PunctuationType,
+    ) -> PunctuatorId {
+        let id = PunctuatorId(self.next_punctuator);
+        self.next_punctuator += 1;
+        let next_ms = match kind {
+            // Aligned to 0 so stream-time punctuation fires as soon as there is data and then
+            // on interval multiples, as in Kafka Streams.
+            PunctuationType::StreamTime => 0,
+            PunctuationType::WallClockTime => self.wall_clock_ms + interval_ms,
+        };
+        self.schedules.push(Schedule {
+            id,
+            node,
+            kind,
+            interval_ms,
+            next_ms,
+        });
+        id
+    }
+
+    pub fn cancel(&mut self, id: PunctuatorId) {
+        self.schedules.retain(|s| s.id != id);
+    }
+
+    /// Schedules of `kind` due at `now`, advanced past it, in registration order.
+    pub fn take_due(&mut self, kind: PunctuationType, now: i64) -> Vec<(usize, Punctuation)> {
+        let mut due = Vec::new();
+        for s in self.schedules.iter_mut().filter(|s| s.kind == kind) {
+            if now >= s.next_ms {
+                due.push((
+                    s.node,
+                    Punctuation {
+                        id: s.id,
+                        kind,
+                        timestamp: now,
+                    },
+                ));
+                s.advance(now);
+            }
+        }
+        due
+    }
+}
+
+/// What the nodes of one task share: identity, mutable state and the record collector.
+pub(crate) struct TaskContext {
+    pub task_id: TaskId,
+    pub application_id: Arc<str>,
+    pub state: RefCell<TaskState>,
+    pub collector: RefCell<Box<dyn RecordCollector>>,
+}
+
+/// A built node's input side, type-erased so the topology can wire parents to children.
+pub(crate) struct BuiltNode {
+    /// `NodeRef<K, V>` of the node's input types, for parents to forward into.
+    pub input: Option<Rc<dyn Any>>,
+    /// Set for source nodes.
+    pub raw: Option<Rc<RefCell<dyn RawInput>>>,
+    pub lifecycle: Rc<RefCell<dyn Lifecycle>>,
+}
+
+/// A child as handed to its parent's factory.
+pub(crate) struct ChildHandle {
+    pub name: Arc<str>,
+    pub input: Rc<dyn Any>,
+    pub input_type: &'static str,
+}
+
+/// Everything a node factory needs to build one node for one task.
+pub(crate) struct NodeBuild {
+    pub name: Arc<str>,
+    pub index: usize,
+    pub task: Rc<TaskContext>,
+    pub children: Vec<ChildHandle>,
+    pub output_type: &'static str,
+}
+
+impl NodeBuild {
+    /// The children as typed node references; fails when a child takes other types.
+    pub fn typed_children<K: 'static, V: 'static>(
+        &mut self,
+    ) -> Result<Vec<(Arc<str>, NodeRef<K, V>)>, StreamsError> {
+        std::mem::take(&mut self.children)
+            .into_iter()
+            .map(|c| {
+                c.input
+                    .downcast_ref::<NodeRef<K, V>>()
+                    .cloned()
+                    .map(|node| (c.name.clone(), node))
+                    .ok_or_else(|| {
+                        StreamsError::Topology(format!(
+                            "node {} forwards {} but its child {} takes {}",
+                            self.name, self.output_type, c.name, c.input_type
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    pub fn context<K: Clone + 'static, V: Clone + 'static>(
+        &mut self,
+    ) -> Result<ProcessorContext<K, V>, StreamsError> {
+        let children = new_children(self.typed_children::<K, V>()?);
+        Ok(ProcessorContext::new(
+            self.name.clone(),
+            self.index,
+            children,
+            self.task.clone(),
+        ))
+    }
+}
+
+pub(crate) struct ProcessorNode<KIn, VIn, KOut, VOut> {
+    processor: Box<dyn Processor<KIn, VIn, KOut, VOut>>,
+    ctx: ProcessorContext<KOut, VOut>,
+}
+
+impl<KIn, VIn, KOut, VOut> ProcessorNode<KIn, VIn, KOut, VOut>
+where
+    KIn: 'static,
+    VIn: 'static,
+    KOut: Clone + 'static,
+    VOut: Clone + 'static,
+{
+    pub fn build(
+        mut build: NodeBuild,
+        processor: Box<dyn Processor<KIn, VIn, KOut, VOut>>,
+    ) -> Result<BuiltNode, StreamsError> {
+        let ctx = build.context::<KOut, VOut>()?;
+        let node = Rc::new(RefCell::new(ProcessorNode { processor, ctx }));
+        let input: NodeRef<KIn, VIn> = node.clone();
+        Ok(BuiltNode {
+            input: Some(Rc::new(input)),
+            raw: None,
+            lifecycle: node,
+        })
+    }
+}
+
+impl<KIn: 'static, VIn: 'static, KOut: 'static, VOut: 'static> Node<KIn, VIn>
+    for ProcessorNode<KIn, VIn, KOut, VOut>
+{
+    fn process(&mut self, record: Record<KIn, VIn>) -> ProcessResult {
+        self.processor.process(&mut self.ctx, record)
+    }
+}
+
+impl<KIn: 'static, VIn: 'static, KOut: 'static, VOut: 'static> Lifecycle
+    for ProcessorNode<KIn, VIn, KOut, VOut>
+{
+    fn init(&mut self) -> ProcessResult {
+        self.processor.init(&mut self.ctx)
+    }
+    fn punctuate(&mut self, punctuation: Punctuation) -> ProcessResult {
+        self.processor.punctuate(&mut self.ctx, punctuation)
+    }
+    fn close(&mut self) {
+        self.processor.close()
+    }
+}
+
+pub(crate) struct SourceNode<K, V> {
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+    ctx: ProcessorContext<K, V>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> SourceNode<K, V> {
+    pub fn build(
+        mut build: NodeBuild,
+        key_serde: Arc<dyn Serde<K>>,
+        value_serde: Arc<dyn Serde<V>>,
+    ) -> Result<BuiltNode, StreamsError> {
+        let ctx = build.context::<K, V>()?;
+        let node = Rc::new(RefCell::new(SourceNode {
+            key_serde,
+            value_serde,
+            ctx,
+        }));
+        Ok(BuiltNode {
+            input: None,
+            raw: Some(node.clone()),
+            lifecycle: node,
+        })
+    }
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> RawInput for SourceNode<K, V> {
+    fn process_raw(&mut self, raw: crate::record::RawRecord, timestamp: i64) -> ProcessResult {
+        let serde_error = |what: &str, e: crate::serdes::SerdeError| StreamsError::Serde {
+            context: format!(
+                "{}-{}@{} ({what}, source node {})",
+                raw.topic,
+                raw.partition,
+                raw.offset,
+                self.ctx.node_name()
+            ),
+            message: e.0,
+        };
+        let key =
+            from_bytes(&*self.key_serde, raw.key.as_deref()).map_err(|e| serde_error("key", e))?;
+        let value = from_bytes(&*self.value_serde, raw.value.as_deref())
+            .map_err(|e| serde_error("value", e))?;
+        self.ctx.forward(Record {
+            key,
+            value,
+            timestamp,
+            headers: raw.headers,
+        })
+    }
+}
+
+impl<K, V> Lifecycle for SourceNode<K, V> {}
+
+/// Chooses the partition of an output record from its key, value and the partition count.
+pub type Partitioner<K, V> = Arc<dyn Fn(&K, &V, i32) -> i32 + Send + Sync>;
+
+pub(crate) struct SinkNode<K, V> {
+    name: Arc<str>,
+    topic: Arc<str>,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+    partitioner: Option<Partitioner<K, V>>,
+    task: Rc<TaskContext>,
+    key_buf: Vec<u8>,
+    value_buf: Vec<u8>,
+    round_robin: i32,
+}
+
+impl<K: 'static, V: 'static> SinkNode<K, V> {
+    pub fn build(
+        build: NodeBuild,
+        topic: Arc<str>,
+        key_serde: Arc<dyn Serde<K>>,
+        value_serde: Arc<dyn Serde<V>>,
+        partitioner: Option<Partitioner<K, V>>,
+    ) -> Result<BuiltNode, StreamsError> {
+        let node = Rc::new(RefCell::new(SinkNode {
+            name: build.name.clone(),
+            topic,
+            key_serde,
+            value_serde,
+            partitioner,
+            task: build.task.clone(),
+            key_buf: Vec::new(),
+            value_buf: Vec::new(),
+            round_robin: 0,
+        }));
+        let input: NodeRef<K, V> = node.clone();
+        Ok(BuiltNode {
+            input: Some(Rc::new(input)),
+            raw: None,
+            lifecycle: node,
+        })
+    }
+
+    fn serde_error(&self, what: &str, e: crate::serdes::SerdeError) -> StreamsError {
+        StreamsError::Serde {
+            context: format!("{what} for topic {} (sink node {})", self.topic, self.name),
+            message: e.0,
+        }
+    }
+}
+
+impl<K, V> Node<K, V> for SinkNode<K, V>
+where
+    K: 'static,
+    V: 'static,
+{
+    fn process(&mut self, record: Record<K, V>) -> ProcessResult {
+        let key_null = self.key_serde.is_null(&record.key);
+        let value_null = self.value_serde.is_null(&record.value);
+        self.key_buf.clear();
+        self.value_buf.clear();
+        if !key_null {
+            self.key_serde
+                .serialize(&record.key, &mut self.key_buf)
+                .map_err(|e| self.serde_error("key", e))?;
+        }
+        if !value_null {
+            self.value_serde
+                .serialize(&record.value, &mut self.value_buf)
+                .map_err(|e| self.serde_error("value", e))?;
+        }
+        let mut collector = self.task.collector.borrow_mut();
+        let partitions = collector.partitions(&self.topic)?;
+        // Partitions are chosen here, not by the producer, so that the test driver and a
+        // cluster agree and keys land where Java clients would put them (murmur2).
+        let partition = if let Some(p) = &self.partitioner {
+            p(&record.key, &record.value, partitions)
+        } else if key_null {
+            self.round_robin = (self.round_robin + 1) % partitions;
+            self.round_robin
+        } else {
+            partitioner::partition_for_key(&self.key_buf, partitions)
+        };
+        if !(0..partitions).contains(&partition) {
+            return Err(StreamsError::Processing {
+                context: format!("sink node {}", self.name),
+                message: format!(
+                    "partitioner chose partition {partition} of topic {} which has {partitions}",
+                    self.topic
+                ),
+            });
+        }
+        collector.send(OutgoingRecord {
+            topic: &self.topic,
+            partition,
+            key: (!key_null).then_some(&self.key_buf[..]),
+            value: (!value_null).then_some(&self.value_buf[..]),
+            headers: &record.headers,
+            timestamp: record.timestamp,
+        })
+    }
+}
+
+impl<K, V> Lifecycle for SinkNode<K, V> {}

@@ -1,0 +1,153 @@
+//! [`AppShared`]: what the application handle and its stream threads share.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use super::commit_gate::CommitGate;
+use crate::config::StreamsConfig;
+use crate::error::StreamsError;
+use crate::task::stream_task::TaskConfig;
+use crate::task::{TaskId, TopicPartition};
+use crate::topology::{SubTopology, Topology};
+
+/// State of one input partition of a running task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionStatus {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// Records fetched but not yet processed.
+    pub buffered: usize,
+    /// Largest timestamp seen at the head of its queue (-1: none).
+    pub partition_time: i64,
+    /// Excluded from time synchronisation.
+    pub excluded: bool,
+    /// Fetching is paused because the buffer is full.
+    pub paused: bool,
+}
+
+/// State of one running task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskStatus {
+    /// Task id.
+    pub id: TaskId,
+    /// Stream time (-1: none yet).
+    pub stream_time: i64,
+    /// Records processed since the task was created.
+    pub processed: u64,
+    /// Records dropped (invalid timestamps).
+    pub dropped: u64,
+    /// Times the task processed without waiting for an empty partition.
+    pub enforced_processing: u64,
+    /// Its input partitions.
+    pub partitions: Vec<PartitionStatus>,
+}
+
+pub(crate) struct AppShared {
+    pub topology: Topology,
+    pub config: StreamsConfig,
+    pub subs: Vec<SubTopology>,
+    pub task_config: TaskConfig,
+    /// Partition counts of every source topic (resolved names).
+    pub partition_counts: BTreeMap<String, i32>,
+    pub shutdown: AtomicBool,
+    pub commit_gate: CommitGate,
+    exclusions: Mutex<BTreeSet<(String, Option<i32>)>>,
+    exclusions_version: AtomicU64,
+    status: Mutex<BTreeMap<TaskId, TaskStatus>>,
+    errors: Mutex<Vec<StreamsError>>,
+}
+
+impl AppShared {
+    pub fn new(
+        topology: Topology,
+        config: StreamsConfig,
+        task_config: TaskConfig,
+        partition_counts: BTreeMap<String, i32>,
+    ) -> Self {
+        let subs = topology.subtopologies();
+        AppShared {
+            topology,
+            config,
+            subs,
+            task_config,
+            partition_counts,
+            shutdown: AtomicBool::new(false),
+            commit_gate: CommitGate::default(),
+            exclusions: Mutex::new(BTreeSet::new()),
+            exclusions_version: AtomicU64::new(0),
+            status: Mutex::new(BTreeMap::new()),
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn set_excluded(&self, topic: &str, partition: Option<i32>, excluded: bool) {
+        let mut set = self.exclusions.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (topic.to_string(), partition);
+        if excluded {
+            set.insert(key);
+        } else {
+            set.remove(&key);
+            if partition.is_none() {
+                set.retain(|(t, _)| t != topic);
+            }
+        }
+        self.exclusions_version.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn exclusions(&self) -> BTreeSet<(String, Option<i32>)> {
+        self.exclusions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn exclusions_version(&self) -> u64 {
+        self.exclusions_version.load(Ordering::SeqCst)
+    }
+
+    pub fn publish_status(&self, statuses: Vec<TaskStatus>) {
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        for s in statuses {
+            status.insert(s.id, s);
+        }
+    }
+
+    pub fn clear_status(&self) {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    pub fn status(&self) -> Vec<TaskStatus> {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Records a thread's fatal error and stops the application.
+    pub fn fail(&self, error: StreamsError) {
+        tracing::error!(error = %error, "stream thread failed; shutting the application down");
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(error);
+        self.shutdown.store(true, Ordering::SeqCst);
+    }
+
+    pub fn first_error(&self) -> Option<StreamsError> {
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first()
+            .cloned()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+}

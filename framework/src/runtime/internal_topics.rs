@@ -1,0 +1,123 @@
+//! Checks the topics an application needs and creates its missing internal topics.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+
+use crate::config::StreamsConfig;
+use crate::error::StreamsError;
+use crate::topology::{TopicName, Topology};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Partition counts of every topic on the cluster (name → count).
+fn cluster_topics(config: &StreamsConfig) -> Result<BTreeMap<String, i32>, StreamsError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .create()?;
+    let metadata = consumer
+        .fetch_metadata(None, METADATA_TIMEOUT)
+        .map_err(|e| StreamsError::Kafka(format!("cannot read cluster metadata: {e}")))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+        .collect())
+}
+
+/// Verifies source and sink topics, sizes and creates repartition topics, and returns the
+/// partition count of every source topic (resolved names).
+pub(crate) fn prepare(
+    topology: &Topology,
+    config: &StreamsConfig,
+) -> Result<BTreeMap<String, i32>, StreamsError> {
+    let app = &config.application_id;
+    let existing = cluster_topics(config)?;
+    let counts = topology.resolve_partition_counts(&|t| existing.get(t).copied())?;
+    for topic in topology.all_sink_topics() {
+        if let TopicName::External(name) = topic {
+            if !existing.contains_key(&**name) {
+                return Err(StreamsError::MissingTopic(format!(
+                    "output topic {name} does not exist; create it before starting the app"
+                )));
+            }
+        }
+    }
+    let mut to_create = Vec::new();
+    for topic in topology.repartition_topics.keys() {
+        let name = topic.resolve(app);
+        let wanted = counts[topic];
+        match existing.get(&name) {
+            Some(&n) if n == wanted => {}
+            Some(&n) => {
+                return Err(StreamsError::Topology(format!(
+                    "repartition topic {name} has {n} partitions but the topology needs {wanted}; \
+                     reset the application to recreate it"
+                )))
+            }
+            None => to_create.push((name, wanted)),
+        }
+    }
+    if !to_create.is_empty() {
+        create_repartition_topics(config, &to_create)?;
+    }
+    Ok(counts
+        .into_iter()
+        .map(|(topic, n)| (topic.resolve(app), n))
+        .collect())
+}
+
+fn create_repartition_topics(
+    config: &StreamsConfig,
+    topics: &[(String, i32)],
+) -> Result<(), StreamsError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .create()?;
+    // -1 lets the broker apply its default replication factor.
+    let replication = config.replication_factor;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, n)| {
+            NewTopic::new(name, *n, TopicReplication::Fixed(replication))
+                .set("cleanup.policy", "delete")
+                // The app deletes consumed records itself, so the broker must not.
+                .set("retention.ms", "-1")
+                .set("message.timestamp.type", "CreateTime")
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let results = futures::executor::block_on(admin.create_topics(new_topics.iter(), &options))?;
+    for result in results {
+        match result {
+            Ok(name) => tracing::info!(topic = %name, "created repartition topic"),
+            // Another instance of the app created it first.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(StreamsError::Kafka(format!(
+                    "cannot create repartition topic {name}: {code}"
+                )))
+            }
+        }
+    }
+    // Wait until the new topics are visible, so the consumer's subscription sees them.
+    let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
+    loop {
+        let existing = cluster_topics(config)?;
+        if topics.iter().all(|(name, n)| existing.get(name) == Some(n)) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(StreamsError::Kafka(
+                "repartition topics did not appear in the metadata within 30 s".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,17 @@
+//! The live runtime: stream threads over Kafka consumers and producers.
+
+pub(crate) mod app_shared;
+pub(crate) mod commit_gate;
+pub(crate) mod internal_topics;
+pub(crate) mod kafka_collector;
+pub(crate) mod record_collector;
+pub(crate) mod stream_thread;
+pub(crate) mod task_manager;
+
+/// Milliseconds since the epoch.
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

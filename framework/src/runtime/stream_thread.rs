@@ -1,0 +1,247 @@
+//! [`StreamThread`]: one consumer, one producer and the tasks of the partitions assigned to
+//! it, driven by a poll → process → punctuate → commit loop on a dedicated OS thread.
+//!
+//! Rebalance callbacks run inside `poll` on this same thread, so they reach the thread's
+//! [`TaskManager`] through a thread-local instead of locks: on revocation the tasks commit and
+//! close before their partitions go away; on assignment new tasks are created.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{Headers as _, Message};
+use rdkafka::ClientContext;
+
+use super::app_shared::AppShared;
+use super::kafka_collector::{CollectorContext, StreamsProducer};
+use super::task_manager::TaskManager;
+use crate::error::StreamsError;
+use crate::record::{Headers, RawRecord, TimestampType};
+
+thread_local! {
+    static TASK_MANAGER: RefCell<Option<TaskManager>> = const { RefCell::new(None) };
+}
+
+fn with_tasks<R>(f: impl FnOnce(&mut TaskManager) -> R) -> Option<R> {
+    TASK_MANAGER.with(|tm| tm.borrow_mut().as_mut().map(f))
+}
+
+/// Consumer context that hands rebalances to the thread's task manager.
+pub(crate) struct RebalanceListener;
+
+impl ClientContext for RebalanceListener {}
+
+impl ConsumerContext for RebalanceListener {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            tracing::info!(partitions = tpl.count(), "partitions revoked");
+            with_tasks(|tm| tm.on_revoked(consumer));
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(partitions = tpl.count(), "partitions assigned");
+                with_tasks(|tm| tm.on_assigned(consumer, tpl));
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+const POLL_BATCH: usize = 500;
+const PROCESS_BUDGET: usize = 2000;
+const STATUS_INTERVAL: Duration = Duration::from_millis(200);
+
+pub(crate) struct StreamThread {
+    shared: Arc<AppShared>,
+    index: usize,
+}
+
+impl StreamThread {
+    pub fn new(shared: Arc<AppShared>, index: usize) -> Self {
+        StreamThread { shared, index }
+    }
+
+    fn client_id(&self) -> String {
+        format!(
+            "{}-StreamThread-{}",
+            self.shared.config.application_id,
+            self.index + 1
+        )
+    }
+
+    fn consumer(&self) -> Result<BaseConsumer<RebalanceListener>, StreamsError> {
+        let config = &self.shared.config;
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", &config.bootstrap_servers)
+            .set("group.id", &config.application_id)
+            .set("client.id", format!("{}-consumer", self.client_id()))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // Range gives a member partition p of every co-partitioned topic, so all source
+            // partitions of a task land on one instance.
+            .set("partition.assignment.strategy", "range")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000");
+        if let Some(id) = &config.instance_id {
+            cc.set("group.instance.id", format!("{id}-{}", self.index + 1));
+        }
+        for (k, v) in &config.consumer_overrides {
+            cc.set(k, v);
+        }
+        Ok(cc.create_with_context(RebalanceListener)?)
+    }
+
+    fn producer(&self, context: CollectorContext) -> Result<StreamsProducer, StreamsError> {
+        let config = &self.shared.config;
+        let mut pc = ClientConfig::new();
+        pc.set("bootstrap.servers", &config.bootstrap_servers)
+            .set("client.id", format!("{}-producer", self.client_id()))
+            // Idempotence keeps per-partition order across retries.
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5");
+        for (k, v) in &config.producer_overrides {
+            pc.set(k, v);
+        }
+        Ok(pc.create_with_context(context)?)
+    }
+
+    /// Runs until shutdown; on the way out commits, closes the tasks and leaves the group.
+    pub fn run(self) -> Result<(), StreamsError> {
+        let consumer = self.consumer()?;
+        let context = CollectorContext::default();
+        let tracker = context.tracker.clone();
+        let producer = Arc::new(self.producer(context)?);
+        TASK_MANAGER.with(|tm| {
+            *tm.borrow_mut() = Some(TaskManager::new(
+                self.shared.clone(),
+                producer.clone(),
+                tracker,
+            ));
+        });
+        let topics: Vec<&str> = self
+            .shared
+            .partition_counts
+            .keys()
+            .map(String::as_str)
+            .collect();
+        consumer.subscribe(&topics)?;
+        tracing::info!(thread = self.index, ?topics, "stream thread started");
+        let result = self.run_loop(&consumer);
+        let closing = with_tasks(|tm| {
+            let commit = if tm.has_tasks() {
+                tm.commit(&consumer)
+            } else {
+                Ok(())
+            };
+            tm.close_all();
+            commit
+        })
+        .unwrap_or(Ok(()));
+        // Leaving the group runs the revoke callback; the tasks are already closed.
+        consumer.unsubscribe();
+        drop(consumer);
+        TASK_MANAGER.with(|tm| tm.borrow_mut().take());
+        tracing::info!(thread = self.index, "stream thread stopped");
+        result.and(closing)
+    }
+
+    fn run_loop(&self, consumer: &BaseConsumer<RebalanceListener>) -> Result<(), StreamsError> {
+        let config = &self.shared.config;
+        let mut last_commit = Instant::now();
+        let mut last_status = Instant::now();
+        let mut idle_polls = 0_u32;
+        while !self.shared.is_shutting_down() {
+            // Block in poll only when the last round did nothing.
+            let timeout = if idle_polls > 0 {
+                config.poll_timeout
+            } else {
+                Duration::ZERO
+            };
+            let mut polled = 0;
+            while polled < POLL_BATCH {
+                let wait = if polled == 0 { timeout } else { Duration::ZERO };
+                match consumer.poll(wait) {
+                    None => break,
+                    Some(Ok(message)) => {
+                        let record = to_raw(&message);
+                        with_tasks(|tm| tm.add_record(record)).unwrap_or(Ok(()))?;
+                        polled += 1;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "consumer error");
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = with_tasks(|tm| tm.fatal.take()).flatten() {
+                return Err(e);
+            }
+            let now = super::wall_clock_ms();
+            let processed = with_tasks(|tm| -> Result<usize, StreamsError> {
+                tm.apply_exclusions();
+                let n = tm.process(consumer, now, PROCESS_BUDGET)?;
+                tm.punctuate_wall_clock(now)?;
+                tm.update_pauses(consumer)?;
+                Ok(n)
+            })
+            .unwrap_or(Ok(0))?;
+            idle_polls = if polled == 0 && processed == 0 {
+                idle_polls + 1
+            } else {
+                0
+            };
+
+            let gate = &self.shared.commit_gate;
+            if last_commit.elapsed() >= config.commit_interval || gate.is_pending() {
+                if gate.begin() {
+                    let result = with_tasks(|tm| tm.commit(consumer)).unwrap_or(Ok(()));
+                    gate.end();
+                    result?;
+                    last_commit = Instant::now();
+                }
+            }
+            if last_status.elapsed() >= STATUS_INTERVAL {
+                with_tasks(|tm| tm.publish_status());
+                last_status = Instant::now();
+            }
+        }
+        Ok(())
+    }
+}
+
+fn to_raw<M: Message>(message: &M) -> RawRecord {
+    let (timestamp, timestamp_type) = match message.timestamp() {
+        rdkafka::Timestamp::NotAvailable => (-1, TimestampType::NotAvailable),
+        rdkafka::Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
+        rdkafka::Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
+    };
+    let headers = message
+        .headers()
+        .map(|hs| {
+            let mut headers = Headers::new();
+            for h in hs.iter() {
+                headers.push(h.key, h.value.map(<[u8]>::to_vec));
+            }
+            headers
+        })
+        .unwrap_or_default();
+    RawRecord {
+        topic: Arc::from(message.topic()),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp,
+        timestamp_type,
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}

@@ -1,0 +1,404 @@
+//! [`TaskManager`]: the tasks of one stream thread, created and closed as partitions are
+//! assigned and revoked, and the commit of their offsets.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::CString;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::producer::Producer;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::app_shared::{AppShared, PartitionStatus, TaskStatus};
+use super::kafka_collector::{
+    DeliveryTracker, KafkaRecordCollector, PartitionCache, StreamsProducer,
+};
+use crate::error::StreamsError;
+use crate::record::RawRecord;
+use crate::task::stream_task::StreamTask;
+use crate::task::{TaskId, TopicPartition};
+use crate::topology::Topology;
+
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(30);
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Commit metadata: the partition time, so stream time survives a task moving.
+fn encode_metadata(partition_time: i64) -> String {
+    format!("streamtime:v1:{partition_time}")
+}
+
+fn decode_metadata(metadata: &str) -> Option<i64> {
+    metadata.strip_prefix("streamtime:v1:")?.parse().ok()
+}
+
+pub(crate) struct TaskManager {
+    shared: Arc<AppShared>,
+    producer: Arc<StreamsProducer>,
+    tracker: Arc<DeliveryTracker>,
+    partition_cache: PartitionCache,
+    tasks: BTreeMap<TaskId, StreamTask>,
+    owner: HashMap<TopicPartition, TaskId>,
+    /// Next offset to fetch per partition, for lag.
+    positions: HashMap<TopicPartition, i64>,
+    paused: HashSet<TopicPartition>,
+    exclusions_seen: u64,
+    pub fatal: Option<StreamsError>,
+}
+
+impl TaskManager {
+    pub fn new(
+        shared: Arc<AppShared>,
+        producer: Arc<StreamsProducer>,
+        tracker: Arc<DeliveryTracker>,
+    ) -> Self {
+        TaskManager {
+            shared,
+            producer,
+            tracker,
+            partition_cache: Default::default(),
+            tasks: BTreeMap::new(),
+            owner: HashMap::new(),
+            positions: HashMap::new(),
+            paused: HashSet::new(),
+            exclusions_seen: u64::MAX,
+            fatal: None,
+        }
+    }
+
+    pub fn has_tasks(&self) -> bool {
+        !self.tasks.is_empty()
+    }
+
+    /// Creates tasks for newly assigned partitions and restores their partition times.
+    pub fn on_assigned<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+    ) {
+        if let Err(e) = self.assign(consumer, tpl) {
+            tracing::error!(error = %e, "cannot create tasks for the assignment");
+            self.fatal.get_or_insert(e);
+        }
+    }
+
+    fn assign<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+    ) -> Result<(), StreamsError> {
+        let app = &self.shared.config.application_id;
+        let mut grouped: BTreeMap<TaskId, Vec<TopicPartition>> = BTreeMap::new();
+        for elem in tpl.elements() {
+            let Some(sub) = Topology::subtopology_reading(&self.shared.subs, app, elem.topic())
+            else {
+                tracing::warn!(
+                    topic = elem.topic(),
+                    "assigned a topic no source reads; ignoring it"
+                );
+                continue;
+            };
+            grouped
+                .entry(TaskId {
+                    subtopology: sub,
+                    partition: elem.partition(),
+                })
+                .or_default()
+                .push(TopicPartition::new(elem.topic(), elem.partition()));
+        }
+        let committed = consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT)?;
+        for (id, partitions) in grouped {
+            let sub = &self.shared.subs[id.subtopology as usize];
+            let expected = sub
+                .source_topics
+                .iter()
+                .filter(|t| {
+                    self.shared
+                        .partition_counts
+                        .get(&t.resolve(app))
+                        .is_some_and(|&n| id.partition < n)
+                })
+                .count();
+            if partitions.len() != expected {
+                tracing::warn!(task = %id, got = partitions.len(), expected,
+                    "task got only some of its source partitions; the others are on another instance");
+            }
+            let collector = Box::new(KafkaRecordCollector {
+                producer: self.producer.clone(),
+                partitions: self.partition_cache.clone(),
+            });
+            let mut task = StreamTask::new(
+                id,
+                &self.shared.topology,
+                sub,
+                &partitions,
+                collector,
+                &self.shared.task_config,
+                super::wall_clock_ms(),
+            )?;
+            for tp in &partitions {
+                if let Some(elem) = committed.find_partition(&tp.topic, tp.partition) {
+                    if let Offset::Offset(o) = elem.offset() {
+                        self.positions.insert(tp.clone(), o);
+                    }
+                    if let Some(pt) = decode_metadata(elem.metadata()) {
+                        task.restore_partition_time(tp, pt);
+                    }
+                }
+                self.owner.insert(tp.clone(), id);
+            }
+            task.init()?;
+            tracing::info!(task = %id, stream_time = task.stream_time(), "task created");
+            self.tasks.insert(id, task);
+        }
+        self.exclusions_seen = u64::MAX;
+        Ok(())
+    }
+
+    /// Commits and closes every task (eager rebalance or shutdown).
+    pub fn on_revoked<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        if self.tasks.is_empty() {
+            return;
+        }
+        if let Err(e) = self.commit(consumer) {
+            tracing::error!(error = %e, "commit on revocation failed");
+            self.fatal.get_or_insert(e);
+        }
+        self.close_all();
+    }
+
+    pub fn close_all(&mut self) {
+        for (id, mut task) in std::mem::take(&mut self.tasks) {
+            task.close();
+            tracing::info!(task = %id, "task closed");
+        }
+        self.owner.clear();
+        self.positions.clear();
+        self.paused.clear();
+        self.shared.clear_status();
+    }
+
+    pub fn add_record(&mut self, record: RawRecord) -> Result<(), StreamsError> {
+        let tp = TopicPartition::new(record.topic.clone(), record.partition);
+        self.positions.insert(tp.clone(), record.offset + 1);
+        match self.owner.get(&tp).and_then(|id| self.tasks.get_mut(id)) {
+            Some(task) => task.add_records(&tp, [record]),
+            None => {
+                tracing::debug!(partition = %tp, "record for a partition without a task; dropped until reassigned");
+                Ok(())
+            }
+        }
+    }
+
+    /// Processes up to `budget` records over all tasks, round-robin. Returns how many.
+    pub fn process<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        now_ms: i64,
+        budget: usize,
+    ) -> Result<usize, StreamsError> {
+        let mut done = 0;
+        let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+        loop {
+            let mut progressed = false;
+            for id in &ids {
+                let positions = &self.positions;
+                let lag = |tp: &TopicPartition| lag(consumer, positions, tp);
+                let task = self.tasks.get_mut(id).expect("task exists");
+                let mut n = 0;
+                let result = loop {
+                    if n >= 100 {
+                        break Ok(());
+                    }
+                    match task.process(now_ms, &lag) {
+                        Ok(true) => n += 1,
+                        Ok(false) => break Ok(()),
+                        Err(e) => break Err(e),
+                    }
+                };
+                if task.take_commit_request() {
+                    self.shared.commit_gate.request();
+                }
+                result?;
+                done += n;
+                progressed |= n > 0;
+            }
+            if !progressed || done >= budget {
+                return Ok(done);
+            }
+        }
+    }
+
+    pub fn punctuate_wall_clock(&mut self, now_ms: i64) -> Result<(), StreamsError> {
+        for task in self.tasks.values_mut() {
+            task.punctuate_wall_clock(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Pauses partitions whose buffer is full and resumes those that drained.
+    pub fn update_pauses<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), StreamsError> {
+        let limit = self.shared.config.buffered_records_per_partition;
+        let mut pause = TopicPartitionList::new();
+        let mut resume = TopicPartitionList::new();
+        for task in self.tasks.values() {
+            for tp in task.partitions() {
+                let buffered = task.buffered_in(tp);
+                if buffered > limit && !self.paused.contains(tp) {
+                    pause.add_partition(&tp.topic, tp.partition);
+                } else if buffered <= limit / 2 && self.paused.contains(tp) {
+                    resume.add_partition(&tp.topic, tp.partition);
+                }
+            }
+        }
+        if pause.count() > 0 {
+            consumer.pause(&pause)?;
+            for e in pause.elements() {
+                self.paused
+                    .insert(TopicPartition::new(e.topic(), e.partition()));
+            }
+        }
+        if resume.count() > 0 {
+            consumer.resume(&resume)?;
+            for e in resume.elements() {
+                self.paused
+                    .remove(&TopicPartition::new(e.topic(), e.partition()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the app's time-synchronisation exclusions when they changed.
+    pub fn apply_exclusions(&mut self) {
+        let version = self.shared.exclusions_version();
+        if version == self.exclusions_seen {
+            return;
+        }
+        self.exclusions_seen = version;
+        let excluded = self.shared.exclusions();
+        for task in self.tasks.values_mut() {
+            let partitions: Vec<TopicPartition> = task.partitions().cloned().collect();
+            for tp in partitions {
+                let is_excluded = excluded.contains(&(tp.topic.to_string(), Some(tp.partition)))
+                    || excluded.contains(&(tp.topic.to_string(), None));
+                task.set_excluded(&tp, is_excluded);
+            }
+        }
+    }
+
+    /// Commit, in order: flush the producer and wait for every in-flight send, then commit
+    /// the input offsets with partition-time metadata. A failed delivery fails the commit, so
+    /// offsets never move past lost output.
+    pub fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), StreamsError> {
+        let started = std::time::Instant::now();
+        self.producer
+            .flush(FLUSH_TIMEOUT)
+            .map_err(|e| StreamsError::Kafka(format!("producer flush failed: {e}")))?;
+        if let Some(e) = self.tracker.take_error() {
+            return Err(StreamsError::Kafka(e));
+        }
+        let mut tpl = TopicPartitionList::new();
+        for task in self.tasks.values() {
+            if !task.needs_commit() {
+                continue;
+            }
+            for (tp, consumed) in task.committable() {
+                let mut elem = tpl.add_partition(&tp.topic, tp.partition);
+                elem.set_offset(Offset::Offset(consumed.next_offset))?;
+                elem.set_metadata(encode_metadata(consumed.partition_time));
+            }
+        }
+        if tpl.count() > 0 {
+            consumer.commit(&tpl, CommitMode::Sync)?;
+        }
+        for task in self.tasks.values_mut() {
+            task.mark_committed();
+        }
+        let latency = started.elapsed();
+        metrics::histogram!("streamtime_commit_latency_seconds").record(latency.as_secs_f64());
+        tracing::debug!(partitions = tpl.count(), ?latency, "committed");
+        Ok(())
+    }
+
+    /// Publishes a status snapshot of every task.
+    pub fn publish_status(&self) {
+        let statuses = self
+            .tasks
+            .values()
+            .map(|task| {
+                let group = task.partition_group();
+                TaskStatus {
+                    id: task.id(),
+                    stream_time: task.stream_time(),
+                    processed: task.processed(),
+                    dropped: task.dropped(),
+                    enforced_processing: task.enforced_processing(),
+                    partitions: group
+                        .queues()
+                        .iter()
+                        .map(|q| PartitionStatus {
+                            partition: q.tp.clone(),
+                            buffered: q.len(),
+                            partition_time: q.partition_time,
+                            excluded: q.excluded,
+                            paused: self.paused.contains(&q.tp),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        self.shared.publish_status(statuses);
+    }
+}
+
+/// Records the broker holds beyond what this thread fetched, from librdkafka's cached
+/// watermarks (no network call); `None` until a fetch response told us.
+fn lag<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    positions: &HashMap<TopicPartition, i64>,
+    tp: &TopicPartition,
+) -> Option<i64> {
+    let topic = CString::new(tp.topic.as_bytes()).ok()?;
+    let (mut low, mut high) = (-1_i64, -1_i64);
+    // SAFETY: the client pointer is valid while `consumer` lives, the topic is a valid C
+    // string, and the out-pointers are valid for the call; the function only reads the
+    // client's cached state.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            tp.partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    tracing::trace!(partition = %tp, ?err, low, high, position = ?positions.get(tp), "cached watermarks");
+    if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        || high < 0
+        || low < 0
+    {
+        return None;
+    }
+    // Without a committed offset the consumer starts at the earliest offset.
+    let position = positions.get(tp).copied().unwrap_or(low);
+    Some((high - position).max(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_metadata_round_trips_and_tolerates_foreign_values() {
+        assert_eq!(decode_metadata(&encode_metadata(1234)), Some(1234));
+        assert_eq!(decode_metadata(&encode_metadata(-1)), Some(-1));
+        assert_eq!(decode_metadata(""), None);
+        assert_eq!(decode_metadata("AQAAAXg="), None);
+    }
+}

@@ -1,0 +1,50 @@
+//! Tasks: one sub-topology on one partition of each of its source topics.
+
+pub(crate) mod partition_group;
+pub(crate) mod record_queue;
+pub(crate) mod stream_task;
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Identifies a task: sub-topology `subtopology` on partition `partition` of its sources.
+/// Displayed as `s_p`, like Kafka Streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    /// Sub-topology id.
+    pub subtopology: u32,
+    /// Partition number.
+    pub partition: i32,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.subtopology, self.partition)
+    }
+}
+
+/// A partition of a topic. Ordered by topic name, then partition: the tie-break order of the
+/// record chooser.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// Topic name.
+    pub topic: Arc<str>,
+    /// Partition number.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// A topic partition.
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}

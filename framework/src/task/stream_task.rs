@@ -1,0 +1,295 @@
+//! [`StreamTask`]: one sub-topology on one partition of its sources, processing records one at
+//! a time, depth-first, in timestamp order across its partitions.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::partition_group::PartitionGroup;
+use super::record_queue::RecordQueue;
+use super::{TaskId, TopicPartition};
+use crate::error::{ProcessResult, StreamsError};
+use crate::processor::node::{Lifecycle, RawInput, TaskContext, TaskState};
+use crate::processor::PunctuationType;
+use crate::record::{RawRecord, RecordMetadata};
+use crate::runtime::record_collector::RecordCollector;
+use crate::timestamp::{InvalidTimestampPolicy, TimestampExtractor};
+use crate::topology::{SubTopology, Topology};
+
+/// Settings a task takes from the application config.
+#[derive(Clone)]
+pub(crate) struct TaskConfig {
+    pub application_id: Arc<str>,
+    pub max_task_idle_ms: Option<i64>,
+    pub invalid_timestamp_policy: InvalidTimestampPolicy,
+    pub default_extractor: Arc<dyn TimestampExtractor>,
+}
+
+/// What a task has consumed from one partition, for the commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Consumed {
+    /// Next offset to process.
+    pub next_offset: i64,
+    /// Partition time to persist in the commit metadata.
+    pub partition_time: i64,
+}
+
+pub(crate) struct StreamTask {
+    id: TaskId,
+    ctx: Rc<TaskContext>,
+    group: PartitionGroup,
+    sources: Vec<Rc<RefCell<dyn RawInput>>>,
+    nodes: BTreeMap<usize, Rc<RefCell<dyn Lifecycle>>>,
+    init_order: Vec<usize>,
+    consumed: BTreeMap<TopicPartition, i64>,
+    uncommitted: bool,
+    processed: u64,
+    processed_counter: metrics::Counter,
+    closed: bool,
+}
+
+impl StreamTask {
+    /// Builds the task's nodes and queues for `partitions` (resolved topic names).
+    pub fn new(
+        id: TaskId,
+        topology: &Topology,
+        sub: &SubTopology,
+        partitions: &[TopicPartition],
+        collector: Box<dyn RecordCollector>,
+        config: &TaskConfig,
+        wall_clock_ms: i64,
+    ) -> Result<Self, StreamsError> {
+        let ctx = Rc::new(TaskContext {
+            task_id: id,
+            application_id: config.application_id.clone(),
+            state: RefCell::new(TaskState::new(wall_clock_ms)),
+            collector: RefCell::new(collector),
+        });
+        let graph = topology.build_task_graph(sub, ctx.clone())?;
+        let mut sources: Vec<Rc<RefCell<dyn RawInput>>> = Vec::new();
+        let mut queues = Vec::new();
+        for tp in partitions {
+            let source = graph
+                .sources
+                .iter()
+                .find(|s| *s.topic == *tp.topic)
+                .ok_or_else(|| {
+                    StreamsError::Topology(format!(
+                        "task {id} was given {tp}, which no source of sub-topology {} reads",
+                        sub.id
+                    ))
+                })?;
+            let extractor = source
+                .extractor
+                .clone()
+                .unwrap_or_else(|| config.default_extractor.clone());
+            sources.push(source.node.clone());
+            queues.push(RecordQueue::new(tp.clone(), sources.len() - 1, extractor));
+        }
+        let init_order = graph.nodes.iter().map(|(i, _)| *i).collect();
+        Ok(StreamTask {
+            id,
+            ctx,
+            group: PartitionGroup::new(
+                queues,
+                config.max_task_idle_ms,
+                config.invalid_timestamp_policy,
+            ),
+            sources,
+            nodes: graph.nodes.into_iter().collect(),
+            init_order,
+            consumed: BTreeMap::new(),
+            uncommitted: false,
+            processed: 0,
+            processed_counter: metrics::counter!("streamtime_processed_records_total", "task" => id.to_string()),
+            closed: false,
+        })
+    }
+
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// Initializes every node, upstream first.
+    pub fn init(&mut self) -> ProcessResult {
+        for i in &self.init_order {
+            self.nodes[i].borrow_mut().init()?;
+        }
+        Ok(())
+    }
+
+    pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.group.partitions()
+    }
+
+    pub fn partition_group(&self) -> &PartitionGroup {
+        &self.group
+    }
+
+    pub fn add_records(
+        &mut self,
+        tp: &TopicPartition,
+        records: impl IntoIterator<Item = RawRecord>,
+    ) -> Result<(), StreamsError> {
+        self.group.add_records(tp, records)
+    }
+
+    pub fn buffered_in(&self, tp: &TopicPartition) -> usize {
+        self.group.buffered_in(tp)
+    }
+
+    pub fn set_excluded(&mut self, tp: &TopicPartition, excluded: bool) -> bool {
+        self.group.set_excluded(tp, excluded)
+    }
+
+    pub fn restore_partition_time(&mut self, tp: &TopicPartition, partition_time: i64) {
+        self.group.restore_partition_time(tp, partition_time);
+        self.ctx.state.borrow_mut().stream_time = self.group.stream_time();
+    }
+
+    pub fn stream_time(&self) -> i64 {
+        self.group.stream_time()
+    }
+
+    pub fn processed(&self) -> u64 {
+        self.processed
+    }
+
+    pub fn set_wall_clock(&self, wall_clock_ms: i64) {
+        self.ctx.state.borrow_mut().wall_clock_ms = wall_clock_ms;
+    }
+
+    /// Processes the next record if the task is ready, then fires due stream-time
+    /// punctuators. Returns whether a record was processed.
+    pub fn process(
+        &mut self,
+        wall_clock_ms: i64,
+        lag: &dyn Fn(&TopicPartition) -> Option<i64>,
+    ) -> Result<bool, StreamsError> {
+        if self.group.ready_to_process(wall_clock_ms, lag).is_err() {
+            return Ok(false);
+        }
+        let Some((queue, record, timestamp)) = self.group.next_record()? else {
+            return Ok(false);
+        };
+        let source = self.group.queues()[queue].source;
+        let tp = self.group.queues()[queue].tp.clone();
+        let offset = record.offset;
+        {
+            let mut state = self.ctx.state.borrow_mut();
+            state.stream_time = self.group.stream_time();
+            state.wall_clock_ms = wall_clock_ms;
+            state.current = Some(RecordMetadata {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                offset,
+            });
+        }
+        let result = self.sources[source]
+            .borrow_mut()
+            .process_raw(record, timestamp);
+        self.ctx.state.borrow_mut().current = None;
+        result.map_err(|e| self.with_context(e, &tp, offset))?;
+        self.consumed.insert(tp, offset);
+        self.uncommitted = true;
+        self.processed += 1;
+        self.processed_counter.increment(1);
+        self.punctuate(PunctuationType::StreamTime, self.group.stream_time())?;
+        Ok(true)
+    }
+
+    fn with_context(&self, e: StreamsError, tp: &TopicPartition, offset: i64) -> StreamsError {
+        match e {
+            StreamsError::Processing { context, message } => StreamsError::Processing {
+                context: format!(
+                    "task {} record {tp}@{offset}{}{}",
+                    self.id,
+                    if context.is_empty() { "" } else { ", " },
+                    context
+                ),
+                message,
+            },
+            other => other,
+        }
+    }
+
+    /// Fires the due punctuators of `kind` at `now`. Returns whether any fired.
+    pub fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<bool, StreamsError> {
+        if kind == PunctuationType::StreamTime && now < 0 {
+            return Ok(false);
+        }
+        let due = self.ctx.state.borrow_mut().take_due(kind, now);
+        for (node, punctuation) in &due {
+            if let Some(n) = self.nodes.get(node) {
+                n.borrow_mut().punctuate(*punctuation)?;
+                self.uncommitted = true;
+            }
+        }
+        Ok(!due.is_empty())
+    }
+
+    /// Fires due wall-clock punctuators.
+    pub fn punctuate_wall_clock(&mut self, wall_clock_ms: i64) -> Result<bool, StreamsError> {
+        self.set_wall_clock(wall_clock_ms);
+        self.punctuate(PunctuationType::WallClockTime, wall_clock_ms)
+    }
+
+    /// Whether anything was processed since the last commit.
+    pub fn needs_commit(&self) -> bool {
+        self.uncommitted
+    }
+
+    /// Takes and clears a commit request made by a processor.
+    pub fn take_commit_request(&self) -> bool {
+        std::mem::take(&mut self.ctx.state.borrow_mut().commit_requested)
+    }
+
+    /// Offsets and partition times to commit, per partition processed so far.
+    pub fn committable(&self) -> Vec<(TopicPartition, Consumed)> {
+        self.consumed
+            .iter()
+            .map(|(tp, offset)| {
+                let partition_time = self
+                    .group
+                    .queues()
+                    .iter()
+                    .find(|q| &q.tp == tp)
+                    .map_or(-1, |q| q.partition_time);
+                (
+                    tp.clone(),
+                    Consumed {
+                        next_offset: offset + 1,
+                        partition_time,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    pub fn mark_committed(&mut self) {
+        self.uncommitted = false;
+    }
+
+    /// Records dropped by this task (invalid timestamps).
+    pub fn dropped(&self) -> u64 {
+        self.group.dropped()
+    }
+
+    /// Enforced-processing decisions so far.
+    pub fn enforced_processing(&self) -> u64 {
+        self.group.enforced_processing
+    }
+
+    /// Closes every node, downstream last, and drops buffered records.
+    pub fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        for i in &self.init_order {
+            self.nodes[i].borrow_mut().close();
+        }
+        self.group.clear();
+    }
+}

@@ -1,0 +1,12 @@
+//! Test harness for streamtime's integration tests, examples and benchmarks.
+//!
+//! * [`kafka`]: a real Apache Kafka broker (an existing cluster, or a container of the locally
+//!   built image) shared by the tests of one process.
+//! * [`records`]: producing test input and reading output back.
+//! * [`topics`]: unique topic names and topic creation through the admin client.
+
+pub mod kafka;
+pub mod records;
+pub mod topics;
+
+pub use kafka::bootstrap_servers;

@@ -1,0 +1,111 @@
+//! Unique topic names and topic administration for tests.
+//!
+//! Tests share one broker, so every topic name carries the process id, a clock reading and a
+//! counter.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use streamtime_integration_tests::{bootstrap_servers, topics};
+//! let servers = bootstrap_servers();
+//! let topic = topics::unique_name("orders");
+//! topics::create(&servers, &topic, 4).await;
+//! # }
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+
+/// A topic name no other test of any run on this broker uses.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{:x}-{}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// An admin client for `servers`.
+pub fn admin(servers: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .create()
+        .expect("admin client config is valid")
+}
+
+/// Creates `topic` with `partitions` partitions (replication 1) and waits until its metadata
+/// shows every partition. Panics on failure.
+pub async fn create(servers: &str, topic: &str, partitions: i32) {
+    create_with_config(servers, topic, partitions, &[]).await
+}
+
+/// Like [`create`], with topic configs such as `("cleanup.policy", "compact")`.
+pub async fn create_with_config(
+    servers: &str,
+    topic: &str,
+    partitions: i32,
+    config: &[(&str, &str)],
+) {
+    let admin = admin(servers);
+    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in config {
+        new_topic = new_topic.set(k, v);
+    }
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics([&new_topic], &options)
+        .await
+        .unwrap_or_else(|e| panic!("create_topics({topic}) failed: {e}"));
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => panic!("cannot create topic {name}: {code}"),
+        }
+    }
+    wait_for_partitions(servers, topic, partitions).await;
+}
+
+/// Waits until the broker's metadata lists `partitions` partitions of `topic`.
+pub async fn wait_for_partitions(servers: &str, topic: &str, partitions: i32) {
+    let servers = servers.to_string();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &servers)
+            .create()
+            .expect("metadata consumer config is valid");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                .ok()
+                .and_then(|m| {
+                    m.topics()
+                        .iter()
+                        .find(|t| t.name() == topic && t.error().is_none())
+                        .map(|t| t.partitions().len() as i32)
+                })
+                .unwrap_or(0);
+            if seen >= partitions {
+                return;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("topic {topic} still has {seen}/{partitions} partitions after 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .expect("metadata wait panicked");
+}
