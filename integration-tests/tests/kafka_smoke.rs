@@ -2,71 +2,15 @@
 //! round-trip, and transactions are honoured by read_committed consumers.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::Timestamp;
+use streamtime::partitioner::partition_for_key;
+use streamtime_integration_tests::records::{self, TestRecord};
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seen {
-    key: String,
-    value: String,
-    partition: i32,
-    timestamp: Timestamp,
-    headers: Vec<(String, Vec<u8>)>,
-}
-
-fn consumer(servers: &str, topic: &str, isolation: &str) -> StreamConsumer {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("group.id", topics::unique_name("smoke-group"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", isolation)
-        .create()
-        .expect("consumer config is valid");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    consumer
-}
-
-/// Reads until `expected` records arrived, then keeps reading for `settle` to catch extras.
-async fn read(consumer: &StreamConsumer, expected: usize, settle: Duration) -> Vec<Seen> {
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let remaining = if seen.len() >= expected {
-            settle
-        } else {
-            deadline.saturating_duration_since(Instant::now())
-        };
-        match tokio::time::timeout(remaining, consumer.recv()).await {
-            Ok(Ok(m)) => seen.push(Seen {
-                key: String::from_utf8(m.key().unwrap_or_default().to_vec()).unwrap(),
-                value: String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap(),
-                partition: m.partition(),
-                timestamp: m.timestamp(),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            }),
-            Ok(Err(e)) => panic!("consume failed: {e}"),
-            Err(_) if seen.len() >= expected => return seen,
-            Err(_) => panic!(
-                "only {} of {expected} records arrived within 60 s",
-                seen.len()
-            ),
-        }
-    }
-}
+const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_records_round_trip_with_timestamps_and_headers() {
@@ -74,70 +18,44 @@ async fn keyed_records_round_trip_with_timestamps_and_headers() {
     let topic = topics::unique_name("smoke-roundtrip");
     topics::create(&servers, &topic, 3).await;
 
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &servers)
-        .set("enable.idempotence", "true")
-        .create()
-        .expect("producer config is valid");
-
     let base_ts = 1_700_000_000_000_i64;
-    let mut sent = BTreeMap::new();
-    for i in 0..60_i64 {
-        let key = format!("key-{}", i % 7);
-        let value = format!("value-{i}");
-        // Timestamps deliberately out of offset order.
-        let ts = base_ts + (i * 7919) % 1000;
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "seq",
-                value: Some(i.to_string().as_bytes()),
-            })
-            .insert(Header {
-                key: "origin",
-                value: Some(&b"smoke"[..]),
-            });
-        let (partition, _offset) = producer
-            .send(
-                FutureRecord::to(&topic)
-                    .key(&key)
-                    .payload(&value)
-                    .timestamp(ts)
-                    .headers(headers),
-                Duration::from_secs(30),
+    let sent: Vec<TestRecord> = (0..60_i64)
+        .map(|i| {
+            // Timestamps deliberately out of offset order.
+            TestRecord::new(
+                &format!("key-{}", i % 7),
+                format!("value-{i}").into_bytes(),
+                base_ts + (i * 7919) % 1000,
             )
-            .await
-            .unwrap_or_else(|(e, _)| panic!("send failed: {e}"));
-        sent.insert(value.clone(), (key, ts, partition, i));
-    }
+            .with_header("seq", i.to_string().as_bytes())
+            .with_header("origin", b"smoke")
+        })
+        .collect();
+    records::produce(&servers, &topic, sent.clone()).await;
 
-    let consumer = consumer(&servers, &topic, "read_committed");
-    let seen = read(&consumer, sent.len(), Duration::from_millis(500)).await;
+    let seen = records::consume(&servers, &topic, sent.len(), WAIT).await;
     assert_eq!(seen.len(), sent.len(), "every record arrives exactly once");
-
-    let mut partitions_per_key: BTreeMap<String, i32> = BTreeMap::new();
+    let by_value: BTreeMap<&[u8], &TestRecord> = sent
+        .iter()
+        .map(|r| (r.value.as_deref().unwrap(), r))
+        .collect();
     for record in &seen {
-        let (key, ts, partition, i) = sent.get(&record.value).expect("an unknown value arrived");
-        assert_eq!(&record.key, key);
-        assert_eq!(record.timestamp, Timestamp::CreateTime(*ts));
-        assert_eq!(record.partition, *partition);
+        let original = by_value[record.value.as_deref().unwrap()];
+        assert_eq!(record.key, original.key);
+        assert_eq!(record.timestamp, original.timestamp);
+        assert_eq!(record.headers, original.headers);
         assert_eq!(
-            record.headers,
-            vec![
-                ("seq".to_string(), i.to_string().into_bytes()),
-                ("origin".to_string(), b"smoke".to_vec())
-            ]
+            record.partition,
+            Some(partition_for_key(original.key.as_deref().unwrap(), 3)),
+            "keys land where Kafka's default partitioner puts them"
         );
-        let p = *partitions_per_key
-            .entry(key.clone())
-            .or_insert(record.partition);
-        assert_eq!(p, record.partition, "one key always lands on one partition");
     }
     // Within a partition, records arrive in the order they were produced.
     for p in 0..3 {
-        let order: Vec<i64> = seen
+        let order: Vec<usize> = seen
             .iter()
-            .filter(|r| r.partition == p)
-            .map(|r| sent[&r.value].3)
+            .filter(|r| r.partition == Some(p))
+            .map(|r| sent.iter().position(|s| s.value == r.value).unwrap())
             .collect();
         let mut sorted = order.clone();
         sorted.sort();
@@ -161,37 +79,31 @@ async fn aborted_transactions_are_invisible_to_read_committed() {
         .init_transactions(timeout)
         .expect("init_transactions");
 
-    let send_all = |label: &'static str| {
-        let producer = &producer;
-        let topic = &topic;
-        async move {
-            for i in 0..20 {
-                producer
-                    .send(
-                        FutureRecord::to(topic)
-                            .key(&format!("k{i}"))
-                            .payload(&format!("{label}-{i}")),
-                        timeout,
-                    )
-                    .await
-                    .unwrap_or_else(|(e, _)| panic!("send failed: {e}"));
-            }
+    for (label, commit) in [("aborted", false), ("committed", true)] {
+        producer.begin_transaction().expect("begin");
+        for i in 0..20 {
+            producer
+                .send(
+                    FutureRecord::to(&topic)
+                        .key(&format!("k{i}"))
+                        .payload(&format!("{label}-{i}")),
+                    timeout,
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("send failed: {e}"));
         }
-    };
+        if commit {
+            producer.commit_transaction(timeout).expect("commit");
+        } else {
+            producer.abort_transaction(timeout).expect("abort");
+        }
+    }
 
-    producer.begin_transaction().expect("begin");
-    send_all("aborted").await;
-    producer.abort_transaction(timeout).expect("abort");
-
-    producer.begin_transaction().expect("begin");
-    send_all("committed").await;
-    producer.commit_transaction(timeout).expect("commit");
-
-    let committed_reader = consumer(&servers, &topic, "read_committed");
-    let seen = read(&committed_reader, 20, Duration::from_secs(1)).await;
-    let values: Vec<&str> = seen.iter().map(|s| s.value.as_str()).collect();
+    let value = |r: &TestRecord| String::from_utf8(r.value.clone().unwrap()).unwrap();
+    let committed = records::consume_with(&servers, &topic, 20, WAIT, "read_committed").await;
+    let values: Vec<String> = committed.iter().map(value).collect();
     assert_eq!(
-        seen.len(),
+        values.len(),
         20,
         "exactly the committed records are visible: {values:?}"
     );
@@ -201,12 +113,12 @@ async fn aborted_transactions_are_invisible_to_read_committed() {
     );
 
     // The aborted records really were written: an uncommitted reader sees both batches.
-    let uncommitted_reader = consumer(&servers, &topic, "read_uncommitted");
-    let seen = read(&uncommitted_reader, 40, Duration::from_secs(1)).await;
-    assert_eq!(seen.len(), 40);
+    let everything = records::consume_with(&servers, &topic, 40, WAIT, "read_uncommitted").await;
+    assert_eq!(everything.len(), 40);
     assert_eq!(
-        seen.iter()
-            .filter(|s| s.value.starts_with("aborted-"))
+        everything
+            .iter()
+            .filter(|r| value(r).starts_with("aborted-"))
             .count(),
         20
     );
