@@ -109,3 +109,57 @@ pub async fn wait_for_partitions(servers: &str, topic: &str, partitions: i32) {
     .await
     .expect("metadata wait panicked");
 }
+
+/// Deletes consumer group `group` (the app must be stopped): the next run starts from the
+/// earliest offsets, as after an application reset.
+pub async fn delete_group(servers: &str, group: &str) {
+    let admin = admin(servers);
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .delete_groups(&[group], &options)
+        .await
+        .unwrap_or_else(|e| panic!("delete_groups({group}) failed: {e}"));
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
+            Err((name, code)) => panic!("cannot delete group {name}: {code}"),
+        }
+    }
+}
+
+/// Deletes topics (missing ones are fine).
+pub async fn delete(servers: &str, names: &[&str]) {
+    let admin = admin(servers);
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .delete_topics(names, &options)
+        .await
+        .unwrap_or_else(|e| panic!("delete_topics failed: {e}"));
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((name, code)) => panic!("cannot delete topic {name}: {code}"),
+        }
+    }
+}
+
+/// The configuration entries of `topic` as (name, value).
+pub async fn config(servers: &str, topic: &str) -> std::collections::BTreeMap<String, String> {
+    use rdkafka::admin::ResourceSpecifier;
+    let admin = admin(servers);
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+        .await
+        .unwrap_or_else(|e| panic!("describe_configs({topic}) failed: {e}"));
+    let resource = results
+        .into_iter()
+        .next()
+        .expect("one result")
+        .unwrap_or_else(|e| panic!("describe_configs({topic}): {e}"));
+    resource
+        .entries
+        .into_iter()
+        .filter_map(|e| e.value.map(|v| (e.name, v)))
+        .collect()
+}

@@ -1,0 +1,52 @@
+//! A small streamtime application that integration tests run as a separate process, so they
+//! can kill it with SIGKILL mid-stream and restart it.
+//!
+//! Topology: `input` → upper-case values → re-key by the first character of the value →
+//! repartition (`<app>-by-initial-repartition`) → tag with the processing task → `output`.
+
+use std::time::Duration;
+
+use clap::Parser;
+use streamtime::serdes::StringSerde;
+use streamtime::{Consumed, KafkaStreams, Produced, Repartitioned, StreamsBuilder, StreamsConfig};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long)]
+    bootstrap_servers: String,
+    #[arg(long)]
+    application_id: String,
+    #[arg(long)]
+    input: String,
+    #[arg(long)]
+    output: String,
+    #[arg(long, default_value_t = 200)]
+    commit_interval_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,streamtime=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(&args.input, Consumed::with(StringSerde, StringSerde))
+        .map_values(|v: String| v.to_uppercase())
+        .select_key(|_k, v: &String| v.chars().next().map(String::from).unwrap_or_default())
+        .repartition(Repartitioned::as_("by-initial"))
+        .to(&args.output, Produced::default());
+    let config = StreamsConfig::new(args.application_id, args.bootstrap_servers)
+        .commit_interval(Duration::from_millis(args.commit_interval_ms));
+    let mut app = KafkaStreams::new(builder.build()?, config)?;
+    app.start()?;
+    eprintln!("test-app: started");
+    app.run_until_signal().await?;
+    eprintln!("test-app: stopped cleanly");
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! The stream-time engine against a real broker: repartitioning keeps event time and headers,
+//! internal topics get their configs, missing topics fail clearly, stream time survives a
+//! restart, and a SIGKILLed app loses no input (at-least-once).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use streamtime::partitioner::partition_for_key;
+use streamtime::serdes::StringSerde;
+use streamtime::{
+    Consumed, KafkaStreams, Produced, Repartitioned, StreamsBuilder, StreamsConfig, StreamsError,
+};
+use streamtime_integration_tests::records::{self, TestRecord};
+use streamtime_integration_tests::{bootstrap_servers, topics};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn config(app: &str, servers: &str) -> StreamsConfig {
+    StreamsConfig::new(app, servers).commit_interval(Duration::from_millis(200))
+}
+
+/// `input` re-keyed by the value's first letter and repartitioned through `by-letter`.
+fn rekey_topology(input: &str, output: &str) -> streamtime::Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(input, Consumed::with(StringSerde, StringSerde))
+        .select_key(|_k, v: &String| v[..1].to_string())
+        .repartition(Repartitioned::as_("by-letter"))
+        .to(output, Produced::default());
+    builder.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repartitioned_pipeline_preserves_event_time_and_headers() {
+    let servers = bootstrap_servers();
+    let (input, output) = (topics::unique_name("rp-in"), topics::unique_name("rp-out"));
+    topics::create(&servers, &input, 3).await;
+    topics::create(&servers, &output, 2).await;
+    let sent: Vec<TestRecord> = (0..300_i64)
+        .map(|i| {
+            let letter = (b'a' + (i % 11) as u8) as char;
+            TestRecord::new(
+                &format!("k{i}"),
+                format!("{letter}-{i}").into_bytes(),
+                1_000_000 + (i * 37) % 500,
+            )
+            .with_header("trace", format!("t{i}").as_bytes())
+        })
+        .collect();
+    records::produce(&servers, &input, sent.clone()).await;
+
+    let app_id = topics::unique_name("rp-app");
+    let mut app =
+        KafkaStreams::new(rekey_topology(&input, &output), config(&app_id, &servers)).unwrap();
+    app.start().unwrap();
+    let seen = records::consume(&servers, &output, sent.len(), WAIT).await;
+    app.close().unwrap();
+
+    assert_eq!(seen.len(), sent.len());
+    let by_value: BTreeMap<&[u8], &TestRecord> = sent
+        .iter()
+        .map(|r| (r.value.as_deref().unwrap(), r))
+        .collect();
+    for r in &seen {
+        let original = by_value[r.value.as_deref().unwrap()];
+        let new_key = &original.value.as_deref().unwrap()[..1];
+        assert_eq!(r.key.as_deref(), Some(new_key));
+        assert_eq!(
+            r.timestamp, original.timestamp,
+            "event time survives the repartition topic"
+        );
+        assert_eq!(
+            r.headers, original.headers,
+            "headers survive the repartition topic"
+        );
+        assert_eq!(r.partition, Some(partition_for_key(new_key, 2)));
+    }
+
+    let repartition = format!("{app_id}-by-letter-repartition");
+    let cfg = topics::config(&servers, &repartition).await;
+    assert_eq!(
+        cfg.get("cleanup.policy").map(String::as_str),
+        Some("delete")
+    );
+    assert_eq!(cfg.get("retention.ms").map(String::as_str), Some("-1"));
+    // Sized like the largest input of the sub-topology writing it.
+    let counts = records::consume(&servers, &repartition, sent.len(), WAIT).await;
+    let partitions: BTreeSet<i32> = counts.iter().filter_map(|r| r.partition).collect();
+    assert!(
+        partitions.iter().all(|p| (0..3).contains(p)),
+        "{partitions:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_source_topic_fails_before_processing() {
+    let servers = bootstrap_servers();
+    let output = topics::unique_name("missing-out");
+    topics::create(&servers, &output, 1).await;
+    let input = topics::unique_name("never-created");
+    let mut app = KafkaStreams::new(
+        rekey_topology(&input, &output),
+        config(&topics::unique_name("missing"), &servers),
+    )
+    .unwrap();
+    match app.start() {
+        Err(StreamsError::MissingTopic(message)) => assert!(message.contains(&input), "{message}"),
+        other => panic!("expected a missing-topic error, got {other:?}"),
+    }
+    let bad = StreamsConfig::new("bad app id", &servers);
+    assert!(matches!(
+        KafkaStreams::new(rekey_topology("a", "b"), bad),
+        Err(StreamsError::Config(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_time_is_restored_from_commit_metadata() {
+    let servers = bootstrap_servers();
+    let (input, output) = (topics::unique_name("pt-in"), topics::unique_name("pt-out"));
+    topics::create(&servers, &input, 1).await;
+    topics::create(&servers, &output, 1).await;
+    let batch = |from: i64, ts: i64| -> Vec<TestRecord> {
+        (from..from + 10)
+            .map(|i| TestRecord::new("k", format!("v{i}").into_bytes(), ts + i))
+            .collect()
+    };
+    let topology = || {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream(&input, Consumed::with(StringSerde, StringSerde))
+            .to(&output, Produced::default());
+        builder.build().unwrap()
+    };
+    records::produce(&servers, &input, batch(0, 50_000)).await;
+    let app_id = topics::unique_name("pt-app");
+    let mut app = KafkaStreams::new(topology(), config(&app_id, &servers)).unwrap();
+    app.start().unwrap();
+    records::consume(&servers, &output, 10, WAIT).await;
+    app.close().unwrap();
+
+    // Restarted with nothing new to read, the task starts at the committed partition time.
+    let mut app = KafkaStreams::new(topology(), config(&app_id, &servers)).unwrap();
+    app.start().unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(task) = app.task_status().into_iter().next() {
+            break task;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted app never reported its task"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    app.close().unwrap();
+    assert_eq!(status.stream_time, 50_009, "{status:?}");
+    assert_eq!(status.processed, 0);
+}
+
+struct TestApp {
+    child: Child,
+}
+
+impl TestApp {
+    fn start(servers: &str, app_id: &str, input: &str, output: &str) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_streamtime-test-app"))
+            .args([
+                "--bootstrap-servers",
+                servers,
+                "--application-id",
+                app_id,
+                "--input",
+                input,
+                "--output",
+                output,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the test app binary starts");
+        TestApp { child }
+    }
+
+    /// SIGKILL: no commit, no goodbye.
+    fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reap");
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "clean shutdown exits 0, got {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the app did not stop within 60 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_loses_no_input() {
+    let servers = bootstrap_servers();
+    let (input, output) = (
+        topics::unique_name("kill-in"),
+        topics::unique_name("kill-out"),
+    );
+    topics::create(&servers, &input, 3).await;
+    topics::create(&servers, &output, 3).await;
+    let app_id = topics::unique_name("kill-app");
+    let total = 6_000_usize;
+    let all: Vec<TestRecord> = (0..total)
+        .map(|i| {
+            let letter = (b'a' + (i % 26) as u8) as char;
+            TestRecord::new(
+                &format!("k{i}"),
+                format!("{letter}{i}").into_bytes(),
+                1_000 + i as i64,
+            )
+        })
+        .collect();
+
+    // Input arrives while the app runs and is killed twice.
+    let mut app = TestApp::start(&servers, &app_id, &input, &output);
+    for (round, chunk) in all.chunks(total / 3).enumerate() {
+        records::produce(&servers, &input, chunk.to_vec()).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        if round < 2 {
+            app.kill();
+            app = TestApp::start(&servers, &app_id, &input, &output);
+        }
+    }
+    let seen = records::consume(&servers, &output, total, WAIT).await;
+    app.terminate();
+
+    let values: BTreeSet<String> = seen
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    let missing: Vec<String> = all
+        .iter()
+        .map(|r| {
+            String::from_utf8(r.value.clone().unwrap())
+                .unwrap()
+                .to_uppercase()
+        })
+        .filter(|v| !values.contains(v))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} inputs never reached the output, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    // At-least-once: duplicates are allowed, losses are not.
+    assert!(seen.len() >= total);
+    eprintln!(
+        "sigkill_mid_stream_loses_no_input: {} outputs for {total} inputs ({} duplicates after 2 kills)",
+        seen.len(),
+        seen.len() - total
+    );
+}
