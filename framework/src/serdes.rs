@@ -34,7 +34,7 @@ impl SerdeError {
 /// Converts values of `T` to and from bytes.
 ///
 /// Kafka keys and values may be null. A serde that has a meaning for null overrides
-/// [`Serde::from_null`] and [`Serde::is_null`]; the others reject null input with an error,
+/// [`Serde::null_value`] and [`Serde::is_null`]; the others reject null input with an error,
 /// which the deserialization error policy then handles.
 pub trait Serde<T>: Send + Sync + 'static {
     /// Appends the bytes of `value` to `out`.
@@ -44,7 +44,7 @@ pub trait Serde<T>: Send + Sync + 'static {
     fn deserialize(&self, bytes: &[u8]) -> Result<T, SerdeError>;
 
     /// The value a null key or value stands for.
-    fn from_null(&self) -> Result<T, SerdeError> {
+    fn null_value(&self) -> Result<T, SerdeError> {
         Err(SerdeError::new("null is not a valid value for this serde"))
     }
 
@@ -74,7 +74,7 @@ pub fn to_bytes<T: 'static>(
 pub fn from_bytes<T: 'static>(serde: &dyn Serde<T>, bytes: Option<&[u8]>) -> Result<T, SerdeError> {
     match bytes {
         Some(b) => serde.deserialize(b),
-        None => serde.from_null(),
+        None => serde.null_value(),
     }
 }
 
@@ -119,7 +119,7 @@ impl Serde<()> for UnitSerde {
     fn deserialize(&self, _bytes: &[u8]) -> Result<(), SerdeError> {
         Ok(())
     }
-    fn from_null(&self) -> Result<(), SerdeError> {
+    fn null_value(&self) -> Result<(), SerdeError> {
         Ok(())
     }
     fn is_null(&self, _value: &()) -> bool {
@@ -245,7 +245,7 @@ impl<T, S: Serde<T>> Serde<Option<T>> for OptionSerde<S> {
     fn deserialize(&self, bytes: &[u8]) -> Result<Option<T>, SerdeError> {
         self.0.deserialize(bytes).map(Some)
     }
-    fn from_null(&self) -> Result<Option<T>, SerdeError> {
+    fn null_value(&self) -> Result<Option<T>, SerdeError> {
         Ok(None)
     }
     fn is_null(&self, value: &Option<T>) -> bool {

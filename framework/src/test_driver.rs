@@ -179,8 +179,10 @@ impl TopologyTestDriver {
             .collect();
         let resolved =
             topology.resolve_partition_counts(&|t| Some(external.get(t).copied().unwrap_or(1)))?;
-        let mut topics = InMemoryTopics::default();
-        topics.counts = external;
+        let mut topics = InMemoryTopics {
+            counts: external,
+            ..Default::default()
+        };
         for (topic, n) in &resolved {
             topics.counts.insert(topic.resolve(&application_id), *n);
         }

@@ -50,6 +50,11 @@ fn carry<A: 'static, B: 'static>(serde: &Option<Arc<dyn Serde<A>>>) -> Option<Ar
         .and_then(|s| *s)
 }
 
+/// A branch predicate of [`KStream::branch`].
+pub type Predicate<K, V> = Box<dyn Fn(&K, &V) -> bool + Send + Sync>;
+
+type SerdePair<K, V> = (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>);
+
 type Step<KIn, VIn, KOut, VOut> =
     dyn Fn(&mut ProcessorContext<KOut, VOut>, Record<KIn, VIn>) -> ProcessResult + Send + Sync;
 
@@ -328,8 +333,8 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
 
     /// Splits the stream: each record goes to the first branch whose predicate holds, or
     /// nowhere. Add `|_, _| true` last for a default branch.
-    pub fn branch(&self, predicates: Vec<Box<dyn Fn(&K, &V) -> bool + Send + Sync>>) -> Vec<Self> {
-        let predicates: Arc<Vec<Box<dyn Fn(&K, &V) -> bool + Send + Sync>>> = Arc::new(predicates);
+    pub fn branch(&self, predicates: Vec<Predicate<K, V>>) -> Vec<Self> {
+        let predicates: Arc<Vec<Predicate<K, V>>> = Arc::new(predicates);
         let count = predicates.len();
         let preds = predicates.clone();
         let splitter = self.add_step::<K, V>(
@@ -414,7 +419,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         what: &str,
         key: Option<Arc<dyn Serde<K>>>,
         value: Option<Arc<dyn Serde<V>>>,
-    ) -> Result<(Arc<dyn Serde<K>>, Arc<dyn Serde<V>>), StreamsError> {
+    ) -> Result<SerdePair<K, V>, StreamsError> {
         let key = key.or_else(|| self.key_serde.clone());
         let value = value.or_else(|| self.value_serde.clone());
         match (key, value) {

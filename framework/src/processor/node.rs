@@ -25,6 +25,8 @@ pub(crate) trait Node<K, V> {
 
 pub(crate) type NodeRef<K, V> = Rc<RefCell<dyn Node<K, V>>>;
 
+type NamedChildren<K, V> = Vec<(Arc<str>, NodeRef<K, V>)>;
+
 /// Life-cycle calls every node gets, whatever its types.
 pub(crate) trait Lifecycle {
     fn init(&mut self) -> ProcessResult {
@@ -172,7 +174,7 @@ impl NodeBuild {
     /// The children as typed node references; fails when a child takes other types.
     pub fn typed_children<K: 'static, V: 'static>(
         &mut self,
-    ) -> Result<Vec<(Arc<str>, NodeRef<K, V>)>, StreamsError> {
+    ) -> Result<NamedChildren<K, V>, StreamsError> {
         std::mem::take(&mut self.children)
             .into_iter()
             .map(|c| {

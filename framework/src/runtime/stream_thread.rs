@@ -201,13 +201,12 @@ impl StreamThread {
             };
 
             let gate = &self.shared.commit_gate;
-            if last_commit.elapsed() >= config.commit_interval || gate.is_pending() {
-                if gate.begin() {
-                    let result = with_tasks(|tm| tm.commit(consumer)).unwrap_or(Ok(()));
-                    gate.end();
-                    result?;
-                    last_commit = Instant::now();
-                }
+            let due = last_commit.elapsed() >= config.commit_interval || gate.is_pending();
+            if due && gate.begin() {
+                let result = with_tasks(|tm| tm.commit(consumer)).unwrap_or(Ok(()));
+                gate.end();
+                result?;
+                last_commit = Instant::now();
             }
             if last_status.elapsed() >= STATUS_INTERVAL {
                 with_tasks(|tm| tm.publish_status());

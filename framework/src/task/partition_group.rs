@@ -296,7 +296,11 @@ mod tests {
     #[test]
     fn stream_time_never_decreases_and_lateness_follows() {
         let a = tp("a", 0);
-        let mut g = group(&[a.clone()], Some(0), InvalidTimestampPolicy::Fail);
+        let mut g = group(
+            std::slice::from_ref(&a),
+            Some(0),
+            InvalidTimestampPolicy::Fail,
+        );
         g.add_records(
             &a,
             [
@@ -406,13 +410,21 @@ mod tests {
     #[test]
     fn invalid_timestamps_follow_the_policy() {
         let a = tp("a", 0);
-        let mut fail = group(&[a.clone()], Some(0), InvalidTimestampPolicy::Fail);
+        let mut fail = group(
+            std::slice::from_ref(&a),
+            Some(0),
+            InvalidTimestampPolicy::Fail,
+        );
         assert!(matches!(
             fail.add_records(&a, [raw(&a, 0, -5)]),
             Err(StreamsError::InvalidTimestamp { timestamp: -5, .. })
         ));
 
-        let mut skip = group(&[a.clone()], Some(0), InvalidTimestampPolicy::LogAndSkip);
+        let mut skip = group(
+            std::slice::from_ref(&a),
+            Some(0),
+            InvalidTimestampPolicy::LogAndSkip,
+        );
         skip.add_records(&a, [raw(&a, 0, 10), raw(&a, 1, -1), raw(&a, 2, 12)])
             .unwrap();
         assert_eq!(
@@ -423,7 +435,7 @@ mod tests {
         assert_eq!(skip.buffered(), 0);
 
         let mut use_pt = group(
-            &[a.clone()],
+            std::slice::from_ref(&a),
             Some(0),
             InvalidTimestampPolicy::UsePartitionTime,
         );
@@ -440,7 +452,11 @@ mod tests {
     #[test]
     fn restored_partition_time_seeds_stream_time() {
         let a = tp("a", 0);
-        let mut g = group(&[a.clone()], Some(0), InvalidTimestampPolicy::Fail);
+        let mut g = group(
+            std::slice::from_ref(&a),
+            Some(0),
+            InvalidTimestampPolicy::Fail,
+        );
         g.restore_partition_time(&a, 500);
         assert_eq!(g.stream_time(), 500);
         g.add_records(&a, [raw(&a, 7, 300)]).unwrap();
