@@ -326,8 +326,18 @@ impl TaskManager {
         Ok(())
     }
 
-    /// Publishes a status snapshot of every task.
+    /// Publishes a status snapshot of every task, and the gauges derived from it.
     pub fn publish_status(&self) {
+        for task in self.tasks.values() {
+            let id = task.id().to_string();
+            let queues = task.partition_group().queues();
+            metrics::gauge!("streamtime_stream_time_ms", "task" => id.clone())
+                .set(task.stream_time() as f64);
+            metrics::gauge!("streamtime_excluded_partitions", "task" => id.clone())
+                .set(queues.iter().filter(|q| q.excluded).count() as f64);
+            metrics::gauge!("streamtime_buffered_records", "task" => id)
+                .set(queues.iter().map(|q| q.len()).sum::<usize>() as f64);
+        }
         let statuses = self
             .tasks
             .values()

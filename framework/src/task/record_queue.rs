@@ -84,6 +84,8 @@ impl RecordQueue {
                         );
                         self.records.pop_front();
                         self.dropped += 1;
+                        metrics::counter!("streamtime_dropped_records_total", "reason" => "invalid_timestamp")
+                            .increment(1);
                         continue;
                     }
                 }
