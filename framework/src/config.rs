@@ -24,6 +24,9 @@ pub enum ProcessingGuarantee {
     /// At-least-once: offsets are committed after output is flushed; a crash may replay.
     #[default]
     AtLeastOnce,
+    /// Exactly-once (v2): one transactional producer per stream thread; output, changelog
+    /// writes and input offsets commit atomically; consumers read committed data only.
+    ExactlyOnce,
 }
 
 /// Configuration of a streamtime application.
@@ -32,7 +35,8 @@ pub struct StreamsConfig {
     pub(crate) application_id: String,
     pub(crate) bootstrap_servers: String,
     pub(crate) num_stream_threads: usize,
-    pub(crate) commit_interval: Duration,
+    /// `None`: the guarantee's default (30 s at-least-once, 100 ms exactly-once).
+    pub(crate) commit_interval: Option<Duration>,
     pub(crate) max_task_idle: Option<Duration>,
     pub(crate) buffered_records_per_partition: usize,
     pub(crate) poll_timeout: Duration,
@@ -54,7 +58,7 @@ impl StreamsConfig {
             application_id: application_id.into(),
             bootstrap_servers: bootstrap_servers.into(),
             num_stream_threads: 1,
-            commit_interval: Duration::from_secs(30),
+            commit_interval: None,
             max_task_idle: Some(Duration::ZERO),
             buffered_records_per_partition: 1000,
             poll_timeout: Duration::from_millis(100),
@@ -75,10 +79,24 @@ impl StreamsConfig {
         self
     }
 
-    /// How often offsets are committed (default 30 s).
+    /// How often offsets are committed (default 30 s at-least-once, 100 ms exactly-once).
     pub fn commit_interval(mut self, interval: Duration) -> Self {
-        self.commit_interval = interval;
+        self.commit_interval = Some(interval);
         self
+    }
+
+    /// The commit interval in force.
+    pub fn effective_commit_interval(&self) -> Duration {
+        self.commit_interval
+            .unwrap_or(match self.processing_guarantee {
+                ProcessingGuarantee::AtLeastOnce => Duration::from_secs(30),
+                ProcessingGuarantee::ExactlyOnce => Duration::from_millis(100),
+            })
+    }
+
+    /// True under exactly-once.
+    pub fn is_exactly_once(&self) -> bool {
+        self.processing_guarantee == ProcessingGuarantee::ExactlyOnce
     }
 
     /// How long a task waits for an empty, caught-up partition before processing without it
@@ -190,7 +208,7 @@ impl StreamsConfig {
                 "num_stream_threads must be at least 1".into(),
             ));
         }
-        if self.commit_interval.is_zero() {
+        if self.commit_interval.is_some_and(|d| d.is_zero()) {
             return Err(StreamsError::Config(
                 "commit_interval must be positive".into(),
             ));

@@ -164,8 +164,9 @@ struct TestApp {
 }
 
 impl TestApp {
-    fn start(servers: &str, app_id: &str, input: &str, output: &str) -> Self {
+    fn start(servers: &str, app_id: &str, input: &str, output: &str, extra: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_streamtime-test-app"))
+            .args(extra)
             .args([
                 "--bootstrap-servers",
                 servers,
@@ -219,16 +220,18 @@ impl Drop for TestApp {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_stream_loses_no_input() {
+/// Runs the test app over 6 000 inputs produced in three rounds, SIGKILLing it after the
+/// first two, and returns the inputs and what a read_committed reader sees in the output.
+/// The 5 s commit interval makes each kill land on processed but uncommitted work.
+async fn run_with_kills(prefix: &str, extra: &[&str]) -> (Vec<String>, Vec<String>) {
     let servers = bootstrap_servers();
     let (input, output) = (
-        topics::unique_name("kill-in"),
-        topics::unique_name("kill-out"),
+        topics::unique_name(&format!("{prefix}-in")),
+        topics::unique_name(&format!("{prefix}-out")),
     );
     topics::create(&servers, &input, 3).await;
     topics::create(&servers, &output, 3).await;
-    let app_id = topics::unique_name("kill-app");
+    let app_id = topics::unique_name(&format!("{prefix}-app"));
     let total = 6_000_usize;
     let all: Vec<TestRecord> = (0..total)
         .map(|i| {
@@ -240,33 +243,43 @@ async fn sigkill_mid_stream_loses_no_input() {
             )
         })
         .collect();
-
-    // Input arrives while the app runs and is killed twice.
-    let mut app = TestApp::start(&servers, &app_id, &input, &output);
+    let extra: Vec<&str> = ["--commit-interval-ms", "5000"]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect();
+    let extra = &extra[..];
+    let mut app = TestApp::start(&servers, &app_id, &input, &output, extra);
     for (round, chunk) in all.chunks(total / 3).enumerate() {
         records::produce(&servers, &input, chunk.to_vec()).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         if round < 2 {
             app.kill();
-            app = TestApp::start(&servers, &app_id, &input, &output);
+            app = TestApp::start(&servers, &app_id, &input, &output, extra);
         }
     }
     let seen = records::consume(&servers, &output, total, WAIT).await;
     app.terminate();
-
-    let values: BTreeSet<String> = seen
-        .iter()
-        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
-        .collect();
-    let missing: Vec<String> = all
+    let inputs = all
         .iter()
         .map(|r| {
             String::from_utf8(r.value.clone().unwrap())
                 .unwrap()
                 .to_uppercase()
         })
-        .filter(|v| !values.contains(v))
         .collect();
+    let outputs = seen
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    (inputs, outputs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_loses_no_input() {
+    let (inputs, outputs) = run_with_kills("kill", &[]).await;
+    let seen: BTreeSet<&String> = outputs.iter().collect();
+    let missing: Vec<&String> = inputs.iter().filter(|v| !seen.contains(v)).collect();
     assert!(
         missing.is_empty(),
         "{} inputs never reached the output, e.g. {:?}",
@@ -274,10 +287,27 @@ async fn sigkill_mid_stream_loses_no_input() {
         &missing[..missing.len().min(5)]
     );
     // At-least-once: duplicates are allowed, losses are not.
-    assert!(seen.len() >= total);
+    assert!(outputs.len() >= inputs.len());
     eprintln!(
-        "sigkill_mid_stream_loses_no_input: {} outputs for {total} inputs ({} duplicates after 2 kills)",
-        seen.len(),
-        seen.len() - total
+        "at-least-once: {} outputs for {} inputs after 2 SIGKILLs (replayed duplicates are allowed)",
+        outputs.len(),
+        inputs.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_exactly_once_gives_each_output_once() {
+    let instance = topics::unique_name("eos-instance");
+    let (inputs, outputs) =
+        run_with_kills("eos", &["--exactly-once", "--instance-id", &instance]).await;
+    let mut sorted_in = inputs.clone();
+    sorted_in.sort();
+    let mut sorted_out = outputs.clone();
+    sorted_out.sort();
+    let duplicates = outputs.len() as i64 - outputs.iter().collect::<BTreeSet<_>>().len() as i64;
+    assert_eq!(
+        duplicates, 0,
+        "a read_committed reader sees no duplicates under exactly-once"
+    );
+    assert_eq!(sorted_out, sorted_in, "every input exactly once");
 }

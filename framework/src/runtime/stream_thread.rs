@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Headers as _, Message};
+use rdkafka::producer::Producer;
 use rdkafka::ClientContext;
 
 use super::app_shared::AppShared;
@@ -90,6 +91,9 @@ impl StreamThread {
             .set("enable.partition.eof", "false")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000");
+        if config.is_exactly_once() {
+            cc.set("isolation.level", "read_committed");
+        }
         if let Some(id) = &config.instance_id {
             cc.set("group.instance.id", format!("{id}-{}", self.index + 1));
         }
@@ -108,6 +112,19 @@ impl StreamThread {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5");
+        if config.is_exactly_once() {
+            // One transactional producer per thread (EOS v2): zombies are fenced through the
+            // consumer group generation sent with the offsets, so the id need not be stable
+            // across restarts; it only has to be unique among live threads.
+            let instance = config.instance_id.clone().unwrap_or_else(process_id);
+            pc.set(
+                "transactional.id",
+                format!("{}-{instance}-{}", config.application_id, self.index + 1),
+            )
+            // Short, like Kafka Streams' EOS default: a crashed instance's open transaction
+            // blocks read_committed readers until it times out.
+            .set("transaction.timeout.ms", "10000");
+        }
         for (k, v) in &config.producer_overrides {
             pc.set(k, v);
         }
@@ -120,6 +137,11 @@ impl StreamThread {
         let context = CollectorContext::default();
         let tracker = context.tracker.clone();
         let producer = Arc::new(self.producer(context)?);
+        if self.shared.config.is_exactly_once() {
+            producer
+                .init_transactions(Duration::from_secs(60))
+                .map_err(|e| StreamsError::Kafka(format!("cannot initialise transactions: {e}")))?;
+        }
         TASK_MANAGER.with(|tm| {
             *tm.borrow_mut() = Some(TaskManager::new(
                 self.shared.clone(),
@@ -156,6 +178,7 @@ impl StreamThread {
 
     fn run_loop(&self, consumer: &BaseConsumer<RebalanceListener>) -> Result<(), StreamsError> {
         let config = &self.shared.config;
+        let commit_interval = config.effective_commit_interval();
         let mut last_commit = Instant::now();
         let mut last_status = Instant::now();
         let mut idle_polls = 0_u32;
@@ -201,7 +224,7 @@ impl StreamThread {
             };
 
             let gate = &self.shared.commit_gate;
-            let due = last_commit.elapsed() >= config.commit_interval || gate.is_pending();
+            let due = last_commit.elapsed() >= commit_interval || gate.is_pending();
             if due && gate.begin() {
                 let result = with_tasks(|tm| tm.commit(consumer)).unwrap_or(Ok(()));
                 gate.end();
@@ -215,6 +238,15 @@ impl StreamThread {
         }
         Ok(())
     }
+}
+
+/// A per-process id for transactional ids when no instance id is configured.
+fn process_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}-{:x}", std::process::id(), nanos)
 }
 
 fn to_raw<M: Message>(message: &M) -> RawRecord {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -43,6 +44,8 @@ pub(crate) struct TaskManager {
     positions: HashMap<TopicPartition, i64>,
     paused: HashSet<TopicPartition>,
     exclusions_seen: u64,
+    eos: bool,
+    in_transaction: bool,
     pub fatal: Option<StreamsError>,
 }
 
@@ -53,7 +56,6 @@ impl TaskManager {
         tracker: Arc<DeliveryTracker>,
     ) -> Self {
         TaskManager {
-            shared,
             producer,
             tracker,
             partition_cache: Default::default(),
@@ -62,7 +64,10 @@ impl TaskManager {
             positions: HashMap::new(),
             paused: HashSet::new(),
             exclusions_seen: u64::MAX,
+            eos: shared.config.is_exactly_once(),
+            in_transaction: false,
             fatal: None,
+            shared,
         }
     }
 
@@ -87,7 +92,8 @@ impl TaskManager {
         consumer: &BaseConsumer<C>,
         tpl: &TopicPartitionList,
     ) -> Result<(), StreamsError> {
-        let app = &self.shared.config.application_id;
+        let shared = self.shared.clone();
+        let app = &shared.config.application_id;
         let mut grouped: BTreeMap<TaskId, Vec<TopicPartition>> = BTreeMap::new();
         for elem in tpl.elements() {
             let Some(sub) = Topology::subtopology_reading(&self.shared.subs, app, elem.topic())
@@ -107,6 +113,8 @@ impl TaskManager {
                 .push(TopicPartition::new(elem.topic(), elem.partition()));
         }
         let committed = consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT)?;
+        // Processors may forward from init.
+        self.begin_transaction()?;
         for (id, partitions) in grouped {
             let sub = &self.shared.subs[id.subtopology as usize];
             let expected = sub
@@ -198,6 +206,7 @@ impl TaskManager {
         budget: usize,
     ) -> Result<usize, StreamsError> {
         let mut done = 0;
+        self.begin_transaction()?;
         let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
         loop {
             let mut progressed = false;
@@ -230,6 +239,7 @@ impl TaskManager {
     }
 
     pub fn punctuate_wall_clock(&mut self, now_ms: i64) -> Result<(), StreamsError> {
+        self.begin_transaction()?;
         for task in self.tasks.values_mut() {
             task.punctuate_wall_clock(now_ms)?;
         }
@@ -289,33 +299,59 @@ impl TaskManager {
         }
     }
 
-    /// Commit, in order: flush the producer and wait for every in-flight send, then commit
-    /// the input offsets with partition-time metadata. A failed delivery fails the commit, so
-    /// offsets never move past lost output.
-    pub fn commit<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-    ) -> Result<(), StreamsError> {
-        let started = std::time::Instant::now();
-        self.producer
-            .flush(FLUSH_TIMEOUT)
-            .map_err(|e| StreamsError::Kafka(format!("producer flush failed: {e}")))?;
-        if let Some(e) = self.tracker.take_error() {
-            return Err(StreamsError::Kafka(e));
+    /// Under exactly-once, opens the thread's transaction if none is open, so every send
+    /// belongs to one.
+    fn begin_transaction(&mut self) -> Result<(), StreamsError> {
+        if self.eos && !self.in_transaction && !self.tasks.is_empty() {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| StreamsError::Kafka(format!("cannot begin a transaction: {e}")))?;
+            self.in_transaction = true;
         }
+        Ok(())
+    }
+
+    /// Offsets and partition-time metadata of every task with uncommitted progress.
+    fn offsets_to_commit(&self) -> Result<TopicPartitionList, StreamsError> {
         let mut tpl = TopicPartitionList::new();
-        for task in self.tasks.values() {
-            if !task.needs_commit() {
-                continue;
-            }
+        for task in self.tasks.values().filter(|t| t.needs_commit()) {
             for (tp, consumed) in task.committable() {
                 let mut elem = tpl.add_partition(&tp.topic, tp.partition);
                 elem.set_offset(Offset::Offset(consumed.next_offset))?;
                 elem.set_metadata(encode_metadata(consumed.partition_time));
             }
         }
-        if tpl.count() > 0 {
-            consumer.commit(&tpl, CommitMode::Sync)?;
+        Ok(tpl)
+    }
+
+    /// Commits, in the order of SPEC §6: flush the producer and wait for every in-flight
+    /// send, then commit the input offsets with partition-time metadata. A failed delivery
+    /// fails the commit, so offsets never move past lost output. Under exactly-once the
+    /// offsets go into the transaction, which then commits; an abortable failure aborts it
+    /// and rewinds the tasks to the last committed offsets.
+    pub fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), StreamsError> {
+        let started = std::time::Instant::now();
+        let tpl = self.offsets_to_commit()?;
+        if self.eos {
+            if !self.in_transaction {
+                return Ok(());
+            }
+            if let Err(e) = self.commit_transaction(consumer, &tpl) {
+                return self.recover_from_failed_transaction(consumer, e);
+            }
+        } else {
+            self.producer
+                .flush(FLUSH_TIMEOUT)
+                .map_err(|e| StreamsError::Kafka(format!("producer flush failed: {e}")))?;
+            if let Some(e) = self.tracker.take_error() {
+                return Err(StreamsError::Kafka(e));
+            }
+            if tpl.count() > 0 {
+                consumer.commit(&tpl, CommitMode::Sync)?;
+            }
         }
         for task in self.tasks.values_mut() {
             task.mark_committed();
@@ -324,6 +360,58 @@ impl TaskManager {
         metrics::histogram!("streamtime_commit_latency_seconds").record(latency.as_secs_f64());
         tracing::debug!(partitions = tpl.count(), ?latency, "committed");
         Ok(())
+    }
+
+    fn commit_transaction<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+    ) -> Result<(), KafkaError> {
+        if tpl.count() > 0 {
+            let group = consumer
+                .group_metadata()
+                .ok_or(KafkaError::MetadataFetch(RDKafkaErrorCode::State))?;
+            self.producer
+                .send_offsets_to_transaction(tpl, &group, FLUSH_TIMEOUT)?;
+        }
+        // Committing the transaction flushes every send of it first.
+        self.producer.commit_transaction(FLUSH_TIMEOUT)?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    /// An abortable transaction failure: abort, drop the tasks' uncommitted progress and
+    /// rebuild them from the committed offsets. Anything else (such as being fenced by a
+    /// newer instance) is fatal for the thread.
+    fn recover_from_failed_transaction<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        error: KafkaError,
+    ) -> Result<(), StreamsError> {
+        let abortable = matches!(&error, KafkaError::Transaction(e) if e.txn_requires_abort());
+        if !abortable {
+            return Err(StreamsError::Kafka(format!("transaction failed: {error}")));
+        }
+        tracing::warn!(error = %error, "transaction aborted; rewinding tasks to the committed offsets");
+        metrics::counter!("streamtime_aborted_transactions_total").increment(1);
+        self.producer
+            .abort_transaction(FLUSH_TIMEOUT)
+            .map_err(|e| StreamsError::Kafka(format!("cannot abort the transaction: {e}")))?;
+        self.in_transaction = false;
+        let _ = self.tracker.take_error();
+        self.close_all();
+        let assignment = consumer.assignment()?;
+        let committed = consumer.committed_offsets(assignment.clone(), COMMITTED_TIMEOUT)?;
+        let mut rewind = TopicPartitionList::new();
+        for elem in committed.elements() {
+            let offset = match elem.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            rewind.add_partition_offset(elem.topic(), elem.partition(), offset)?;
+        }
+        consumer.seek_partitions(rewind, COMMITTED_TIMEOUT)?;
+        self.assign(consumer, &assignment)
     }
 
     /// Publishes a status snapshot of every task, and the gauges derived from it.

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use streamtime::serdes::StringSerde;
-use streamtime::{Consumed, KafkaStreams, Produced, Repartitioned, StreamsBuilder, StreamsConfig};
+use streamtime::{
+    Consumed, KafkaStreams, ProcessingGuarantee, Produced, Repartitioned, StreamsBuilder,
+    StreamsConfig,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -22,6 +25,12 @@ struct Args {
     output: String,
     #[arg(long, default_value_t = 200)]
     commit_interval_ms: u64,
+    /// Run with exactly-once instead of at-least-once.
+    #[arg(long)]
+    exactly_once: bool,
+    /// Stable instance id (static membership, stable transactional id).
+    #[arg(long)]
+    instance_id: Option<String>,
 }
 
 #[tokio::main]
@@ -41,8 +50,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .select_key(|_k, v: &String| v.chars().next().map(String::from).unwrap_or_default())
         .repartition(Repartitioned::as_("by-initial"))
         .to(&args.output, Produced::default());
-    let config = StreamsConfig::new(args.application_id, args.bootstrap_servers)
+    let mut config = StreamsConfig::new(args.application_id, args.bootstrap_servers)
         .commit_interval(Duration::from_millis(args.commit_interval_ms));
+    if args.exactly_once {
+        config = config.processing_guarantee(ProcessingGuarantee::ExactlyOnce);
+    }
+    if let Some(id) = args.instance_id {
+        config = config.instance_id(id);
+    }
     let mut app = KafkaStreams::new(builder.build()?, config)?;
     app.start()?;
     eprintln!("test-app: started");
