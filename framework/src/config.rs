@@ -48,6 +48,7 @@ pub struct StreamsConfig {
     pub(crate) consumer_overrides: BTreeMap<String, String>,
     pub(crate) producer_overrides: BTreeMap<String, String>,
     pub(crate) instance_id: Option<String>,
+    pub(crate) repartition_purge_interval: std::time::Duration,
 }
 
 impl StreamsConfig {
@@ -70,6 +71,7 @@ impl StreamsConfig {
             consumer_overrides: BTreeMap::new(),
             producer_overrides: BTreeMap::new(),
             instance_id: None,
+            repartition_purge_interval: Duration::from_secs(30),
         }
     }
 
@@ -157,6 +159,12 @@ impl StreamsConfig {
     /// A librdkafka producer property, applied after streamtime's own.
     pub fn producer_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.producer_overrides.insert(key.into(), value.into());
+        self
+    }
+
+    /// How often consumed records are deleted from repartition topics (default 30 s).
+    pub fn repartition_purge_interval(mut self, interval: Duration) -> Self {
+        self.repartition_purge_interval = interval;
         self
     }
 

@@ -163,3 +163,31 @@ pub async fn config(servers: &str, topic: &str) -> std::collections::BTreeMap<St
         .filter_map(|e| e.value.map(|v| (e.name, v)))
         .collect()
 }
+
+/// (low, high) watermark offsets of every partition of `topic`, by partition.
+pub async fn watermarks(servers: &str, topic: &str) -> Vec<(i64, i64)> {
+    let servers = servers.to_string();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &servers)
+            .create()
+            .expect("consumer config is valid");
+        let partitions = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .expect("metadata")
+            .topics()
+            .first()
+            .map(|t| t.partitions().len() as i32)
+            .unwrap_or(0);
+        (0..partitions)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(&topic, p, Duration::from_secs(10))
+                    .unwrap_or_else(|e| panic!("watermarks of {topic}-{p}: {e}"))
+            })
+            .collect()
+    })
+    .await
+    .expect("watermark task")
+}

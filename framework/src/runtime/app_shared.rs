@@ -50,6 +50,8 @@ pub(crate) struct AppShared {
     pub task_config: TaskConfig,
     /// Partition counts of every source topic (resolved names).
     pub partition_counts: BTreeMap<String, i32>,
+    /// Resolved names of the repartition topics, whose consumed records the app deletes.
+    pub repartition_topics: BTreeSet<String>,
     pub shutdown: AtomicBool,
     pub commit_gate: CommitGate,
     exclusions: Mutex<BTreeSet<(String, Option<i32>)>>,
@@ -66,7 +68,13 @@ impl AppShared {
         partition_counts: BTreeMap<String, i32>,
     ) -> Self {
         let subs = topology.subtopologies();
+        let repartition_topics = topology
+            .repartition_topics
+            .keys()
+            .map(|t| t.resolve(&config.application_id))
+            .collect();
         AppShared {
+            repartition_topics,
             topology,
             config,
             subs,
