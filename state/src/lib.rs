@@ -1,1 +1,72 @@
-//! placeholder
+//! State stores for streamtime: key-value, window and session stores over RocksDB and
+//! memory, with change logging, write-back caching, checkpoints and the task directory lock.
+//!
+//! This crate knows nothing about Kafka: the runtime hands each logged store a
+//! [`ChangelogWriter`] and feeds changelog records back through [`StateStore::restore`].
+//!
+//! # Layers
+//!
+//! A store is built inside out, each layer implementing the same trait:
+//!
+//! ```text
+//! CachingKeyValueStore          folds updates, flushes in key order, reports to a listener
+//!   └ LoggedKeyValueStore       sends every applied write to the changelog
+//!       └ RocksKeyValueStore    (or InMemoryKeyValueStore, its twin)
+//! ```
+//!
+//! Window and session stores have the same `Logged*` layer; every write carries the
+//! timestamp of the record that caused it, which the changelog layer sends along.
+//!
+//! # Segments
+//!
+//! Window and session stores keep data in time segments of `max(retention / 2, 60 s)`,
+//! stored as key prefixes (`segment id`, 8 bytes big-endian) in a single backend store; an
+//! expired segment is dropped with one range delete. The same code drives the RocksDB and
+//! in-memory twins ([`SegmentedWindowStore`] and [`SegmentedSessionStore`] over a
+//! [`KeyValueBackend`]). Stream time and the duplicate sequence counter are saved on flush,
+//! so a reopened RocksDB store resumes where it was.
+//!
+//! # Example
+//!
+//! ```
+//! use streamtime_state::*;
+//! let log = MemoryChangelog::new();
+//! let logged = LoggedKeyValueStore::new(InMemoryKeyValueStore::new("counts"), log.clone());
+//! let mut store = CachingKeyValueStore::new(logged, 1 << 20);
+//! store.put(b"a", b"1", 10)?;
+//! store.put(b"a", b"2", 20)?;
+//! store.flush()?; // commit: one changelog record for two updates
+//! assert_eq!(log.records(), vec![ChangelogRecord { key: b"a".to_vec(), value: Some(b"2".to_vec()), timestamp: 20 }]);
+//! # Ok::<(), StateError>(())
+//! ```
+
+mod cache;
+mod changelog;
+mod checkpoint;
+mod codec;
+mod directory;
+mod error;
+pub mod kv;
+mod rocks;
+mod segments;
+pub mod session;
+mod store;
+mod typed;
+pub mod window;
+
+pub use cache::{CachingKeyValueStore, FlushListener, FlushedEntry};
+pub use changelog::{ChangelogRecord, ChangelogWriter, MemoryChangelog};
+pub use changelog::{LoggedKeyValueStore, LoggedSessionStore, LoggedWindowStore};
+pub use checkpoint::{CheckpointFile, CheckpointOffsets, TopicPartition};
+pub use codec::{BincodeSerde, BytesSerde, StateSerde, StringSerde};
+pub use directory::{StateDirectory, TaskDirectory};
+pub use error::StateError;
+pub use kv::RocksKeyValueStore;
+pub use kv::{InMemoryKeyValueStore, KeyValue, KeyValueBackend, KeyValueIter, KeyValueStore};
+pub use rocks::{RocksConfig, RocksResources};
+pub use session::{InMemorySessionStore, RocksSessionStore, SegmentedSessionStore};
+pub use session::{SessionEntry, SessionIter, SessionStore};
+pub use store::StateStore;
+pub use typed::{SerdeRef, TypedKeyValueStore, TypedSession, TypedSessionStore, TypedWindowStore};
+pub use window::{InMemoryWindowStore, RocksWindowStore, SegmentedWindowStore};
+pub use window::{WindowIter, WindowStore, WindowStoreConfig, WindowedEntry, WriteOutcome};

@@ -1,0 +1,29 @@
+//! Write-back caching: updates to a key between flushes fold into one entry, written to the
+//! (logged) store underneath, and reported to a listener, only when flushed or evicted.
+//!
+//! With caching, downstream sees one update per key per commit interval instead of one per
+//! record; the runtime forwards whatever the [`FlushListener`] receives.
+
+mod kv;
+mod lru;
+mod merge;
+
+pub use kv::CachingKeyValueStore;
+
+/// An entry leaving the cache for the store underneath, for the runtime to forward
+/// downstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushedEntry {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value written, `None` for a delete.
+    pub new_value: Option<Vec<u8>>,
+    /// The value the store held before, when old values were requested (and always for
+    /// deletes, which are skipped when the store did not hold the key).
+    pub old_value: Option<Vec<u8>>,
+    /// Timestamp of the last record that updated the entry.
+    pub timestamp: i64,
+}
+
+/// Receives every entry a cache writes to its store, in write order.
+pub type FlushListener = Box<dyn FnMut(FlushedEntry) + Send>;

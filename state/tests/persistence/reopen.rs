@@ -1,0 +1,99 @@
+//! RocksDB stores after close and reopen: data, stream time, duplicate numbering, no WAL.
+
+use streamtime_state::*;
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    task: TaskDirectory,
+    resources: RocksResources,
+}
+
+fn env() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let task = StateDirectory::new(tmp.path(), "app")
+        .unwrap()
+        .lock_task("0_0")
+        .unwrap();
+    let resources = RocksResources::new(&RocksConfig::default()).unwrap();
+    Env {
+        _tmp: tmp,
+        task,
+        resources,
+    }
+}
+
+#[test]
+fn key_value_data_survives_a_flushed_close() {
+    let e = env();
+    {
+        let mut s = RocksKeyValueStore::open(&e.task, "s", &e.resources).unwrap();
+        s.put(b"a", b"1", 0).unwrap();
+        s.put(b"b", b"2", 0).unwrap();
+        s.delete(b"a", 0).unwrap();
+        s.flush().unwrap();
+    }
+    let s = RocksKeyValueStore::open(&e.task, "s", &e.resources).unwrap();
+    assert!(s.persistent());
+    assert_eq!(s.get(b"a").unwrap(), None);
+    assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
+}
+
+#[test]
+fn writes_skip_the_write_ahead_log() {
+    let e = env();
+    let mut s = RocksKeyValueStore::open(&e.task, "s", &e.resources).unwrap();
+    for i in 0..2_000u32 {
+        s.put(&i.to_be_bytes(), &[7; 100], 0).unwrap();
+    }
+    let wal_bytes: u64 = std::fs::read_dir(s.path())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert_eq!(wal_bytes, 0, "200 KB written, none of it to the WAL");
+}
+
+#[test]
+fn window_store_resumes_stream_time_and_duplicate_numbering() {
+    let e = env();
+    let config = WindowStoreConfig::new(60_000).retain_duplicates(true);
+    {
+        let mut s = RocksWindowStore::open(&e.task, "w", config, &e.resources).unwrap();
+        s.put(b"k", 61_000, b"expires", 61_000).unwrap();
+        s.put(b"k", 130_000, b"a", 130_000).unwrap();
+        s.put(b"k", 130_000, b"b", 130_000).unwrap();
+        s.flush().unwrap();
+    }
+    let mut s = RocksWindowStore::open(&e.task, "w", config, &e.resources).unwrap();
+    assert_eq!(s.observed_stream_time(), Some(130_000));
+    s.put(b"k", 130_000, b"c", 130_000).unwrap();
+    let values: Vec<Vec<u8>> = s
+        .fetch(b"k", 0, i64::MAX)
+        .map(|w| w.unwrap().value)
+        .collect();
+    assert_eq!(
+        values,
+        vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()],
+        "61 000 stays expired; the new duplicate does not overwrite seq 0"
+    );
+    assert_eq!(
+        s.put(b"k", 1_000, b"late", 1_000).unwrap(),
+        WriteOutcome::Expired
+    );
+}
+
+#[test]
+fn session_store_resumes_stream_time() {
+    let e = env();
+    {
+        let mut s = RocksSessionStore::open(&e.task, "s", 60_000, &e.resources).unwrap();
+        s.put(b"k", 0, 65_000, b"old", 65_000).unwrap();
+        s.put(b"k", 100_000, 130_000, b"new", 130_000).unwrap();
+        s.flush().unwrap();
+    }
+    let s = RocksSessionStore::open(&e.task, "s", 60_000, &e.resources).unwrap();
+    assert_eq!(s.observed_stream_time(), Some(130_000));
+    let ends: Vec<i64> = s.fetch(b"k").map(|x| x.unwrap().end).collect();
+    assert_eq!(ends, vec![130_000]);
+}
