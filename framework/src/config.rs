@@ -49,6 +49,7 @@ pub struct StreamsConfig {
     pub(crate) producer_overrides: BTreeMap<String, String>,
     pub(crate) instance_id: Option<String>,
     pub(crate) repartition_purge_interval: std::time::Duration,
+    pub(crate) rocksdb_memory_bytes: usize,
 }
 
 impl StreamsConfig {
@@ -72,6 +73,7 @@ impl StreamsConfig {
             producer_overrides: BTreeMap::new(),
             instance_id: None,
             repartition_purge_interval: Duration::from_secs(30),
+            rocksdb_memory_bytes: 64 << 20,
         }
     }
 
@@ -165,6 +167,13 @@ impl StreamsConfig {
     /// How often consumed records are deleted from repartition topics (default 30 s).
     pub fn repartition_purge_interval(mut self, interval: Duration) -> Self {
         self.repartition_purge_interval = interval;
+        self
+    }
+
+    /// Memory for all RocksDB stores of this instance together: block cache and memtables
+    /// (default 64 MiB).
+    pub fn rocksdb_memory_bytes(mut self, bytes: usize) -> Self {
+        self.rocksdb_memory_bytes = bytes;
         self
     }
 

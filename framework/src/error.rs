@@ -37,6 +37,8 @@ pub enum StreamsError {
     },
     /// Local I/O failed.
     Io(String),
+    /// A state store failed (open, read, write, restore, checkpoint).
+    State(String),
 }
 
 impl StreamsError {
@@ -71,6 +73,7 @@ impl fmt::Display for StreamsError {
                 "invalid timestamp {timestamp} at {context} (the invalid-timestamp policy is 'fail')"
             ),
             StreamsError::Io(m) => write!(f, "I/O error: {m}"),
+            StreamsError::State(m) => write!(f, "state store error: {m}"),
         }
     }
 }

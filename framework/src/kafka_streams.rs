@@ -26,8 +26,10 @@ use crate::error::StreamsError;
 use crate::runtime::app_shared::AppShared;
 use crate::runtime::internal_topics;
 use crate::runtime::stream_thread::StreamThread;
+use crate::task::state_manager::StoreEnv;
 use crate::task::stream_task::TaskConfig;
 use crate::topology::Topology;
+use streamtime_state::{RocksConfig, RocksResources, StateDirectory};
 
 pub use crate::runtime::app_shared::{PartitionStatus, TaskStatus};
 pub use crate::runtime::commit_gate::CommitRequest;
@@ -80,11 +82,13 @@ impl KafkaStreams {
             invalid_timestamp_policy: self.config.invalid_timestamp_policy,
             default_extractor: self.config.default_extractor.clone(),
         };
+        let store_env = self.store_env(&topology)?;
         let shared = Arc::new(AppShared::new(
             topology,
             self.config.clone(),
             task_config,
             partition_counts,
+            store_env,
         ));
         for index in 0..self.config.num_stream_threads {
             let thread = StreamThread::new(shared.clone(), index);
@@ -106,6 +110,27 @@ impl KafkaStreams {
         }
         self.shared = Some(shared);
         Ok(())
+    }
+
+    /// The state directory and the RocksDB memory shared by every store of this instance.
+    fn store_env(&self, topology: &Topology) -> Result<StoreEnv, StreamsError> {
+        if !topology.stores.values().any(|s| s.is_persistent()) {
+            return Ok(StoreEnv {
+                eos: self.config.is_exactly_once(),
+                ..StoreEnv::default()
+            });
+        }
+        let dir = StateDirectory::new(&self.config.state_dir, &self.config.application_id)
+            .map_err(|e| StreamsError::State(e.to_string()))?;
+        let rocks = RocksResources::new(&RocksConfig::with_total_memory(
+            self.config.rocksdb_memory_bytes,
+        ))
+        .map_err(|e| StreamsError::State(e.to_string()))?;
+        Ok(StoreEnv {
+            state_dir: Some(Arc::new(dir)),
+            rocks: Some(rocks),
+            eos: self.config.is_exactly_once(),
+        })
     }
 
     fn shared(&self) -> Result<&Arc<AppShared>, StreamsError> {

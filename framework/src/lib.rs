@@ -36,6 +36,7 @@ pub mod processor;
 pub mod record;
 pub(crate) mod runtime;
 pub mod serdes;
+pub mod stores;
 pub(crate) mod task;
 pub mod test_driver;
 pub mod timestamp;

@@ -32,9 +32,13 @@ use crate::partitioner::partition_for_key;
 use crate::record::{Headers, RawRecord, Record, TimestampType};
 use crate::runtime::record_collector::{OutgoingRecord, RecordCollector};
 use crate::serdes::{from_bytes, to_bytes, Serde};
+use crate::task::state_manager::{StateManager, StoreEnv};
 use crate::task::stream_task::{StreamTask, TaskConfig};
 use crate::task::{TaskId, TopicPartition};
 use crate::topology::{SubTopology, Topology};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use streamtime_state::ChangelogWriter;
 
 #[derive(Default)]
 struct InMemoryTopics {
@@ -65,6 +69,38 @@ impl InMemoryTopics {
         self.pending
             .push_back((topic.clone(), record.partition, record.offset as usize));
         self.log.entry(topic).or_default().push(record);
+    }
+}
+
+/// Changelog records written by stores, waiting to be appended to the in-memory topics (the
+/// state crate wants `Send` writers, and the topics are not).
+#[derive(Clone, Default)]
+struct Outbox(Arc<Mutex<Vec<RawRecord>>>);
+
+struct OutboxWriter {
+    outbox: Outbox,
+    topic: Arc<str>,
+    partition: i32,
+    sent: Arc<AtomicU64>,
+}
+
+impl ChangelogWriter for OutboxWriter {
+    fn send(&mut self, key: &[u8], value: Option<&[u8]>, timestamp: i64) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        self.outbox
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(RawRecord {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                offset: 0,
+                timestamp,
+                timestamp_type: TimestampType::CreateTime,
+                key: Some(key.to_vec()),
+                value: value.map(<[u8]>::to_vec),
+                headers: Headers::new(),
+            });
     }
 }
 
@@ -101,6 +137,7 @@ struct DriverState {
     read_cursors: BTreeMap<String, usize>,
     round_robin: BTreeMap<String, i32>,
     held: bool,
+    outbox: Outbox,
 }
 
 impl DriverState {
@@ -135,6 +172,10 @@ impl DriverState {
     }
 
     fn deliver(&mut self) -> Result<(), StreamsError> {
+        let changes = std::mem::take(&mut *self.outbox.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for record in changes {
+            self.topics.borrow_mut().append(record);
+        }
         loop {
             let next = self.topics.borrow_mut().pending.pop_front();
             let Some((topic, partition, offset)) = next else {
@@ -186,6 +227,20 @@ impl TopologyTestDriver {
         for (topic, n) in &resolved {
             topics.counts.insert(topic.resolve(&application_id), *n);
         }
+        for sub in topology.subtopologies() {
+            let n = sub
+                .source_topics
+                .iter()
+                .filter_map(|t| resolved.get(t))
+                .max()
+                .copied()
+                .unwrap_or(1);
+            for store in &sub.stores {
+                topics
+                    .counts
+                    .insert(Topology::changelog_topic(store).resolve(&application_id), n);
+            }
+        }
         let topics = Rc::new(RefCell::new(topics));
         let subs = topology.subtopologies();
         let task_config = TaskConfig {
@@ -195,6 +250,8 @@ impl TopologyTestDriver {
             default_extractor: config.default_extractor.clone(),
         };
         let mut tasks = BTreeMap::new();
+        let outbox = Outbox::default();
+        let env = StoreEnv::default();
         for sub in &subs {
             let max = sub
                 .source_topics
@@ -216,8 +273,21 @@ impl TopologyTestDriver {
                 let collector = Box::new(DriverCollector {
                     topics: topics.clone(),
                 });
+                let writer = |topic: &str,
+                              partition: i32,
+                              sent: Arc<AtomicU64>|
+                 -> Box<dyn ChangelogWriter> {
+                    Box::new(OutboxWriter {
+                        outbox: outbox.clone(),
+                        topic: Arc::from(topic),
+                        partition,
+                        sent,
+                    })
+                };
+                let state =
+                    StateManager::open(id, &topology, &sub.stores, &application_id, &env, &writer)?;
                 let mut task =
-                    StreamTask::new(id, &topology, sub, &tps, collector, &task_config, 0)?;
+                    StreamTask::new(id, &topology, sub, &tps, collector, state, &task_config, 0)?;
                 task.init()?;
                 tasks.insert(id, task);
             }
@@ -231,6 +301,7 @@ impl TopologyTestDriver {
             read_cursors: BTreeMap::new(),
             round_robin: BTreeMap::new(),
             held: false,
+            outbox,
         };
         // Processors may forward from init.
         state.run()?;
@@ -324,6 +395,40 @@ impl TopologyTestDriver {
             .get(topic)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Every entry of key-value store `store`, over all tasks, in task order.
+    pub fn key_value_store_entries<K: 'static, V: 'static>(
+        &self,
+        store: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<Vec<(K, V)>, StreamsError> {
+        let state = self.state.borrow();
+        let mut out = Vec::new();
+        let mut found = false;
+        for task in state.tasks.values() {
+            if let Some(s) = task.store(store) {
+                found = true;
+                for kv in s.borrow().all() {
+                    let (k, v) = kv.map_err(|e| crate::stores::state_error(store, e))?;
+                    let serde_error = |e: crate::serdes::SerdeError| StreamsError::Serde {
+                        context: format!("store {store}"),
+                        message: e.0,
+                    };
+                    out.push((
+                        key_serde.deserialize(&k).map_err(serde_error)?,
+                        value_serde.deserialize(&v).map_err(serde_error)?,
+                    ));
+                }
+            }
+        }
+        if !found {
+            return Err(StreamsError::Topology(format!(
+                "no task has a store called {store}"
+            )));
+        }
+        Ok(out)
     }
 
     /// Excludes (or includes again) a source partition from time synchronisation.

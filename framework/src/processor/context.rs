@@ -8,6 +8,8 @@ use super::node::{NodeRef, TaskContext};
 use super::{PunctuationType, PunctuatorId};
 use crate::error::{ProcessResult, StreamsError};
 use crate::record::{Record, RecordMetadata};
+use crate::serdes::Serde;
+use crate::stores::KeyValueStoreHandle;
 use crate::task::TaskId;
 
 pub(crate) struct Child<K, V> {
@@ -130,6 +132,29 @@ impl<K, V> ProcessorContext<K, V> {
     /// Cancels a schedule made by this node.
     pub fn cancel(&mut self, id: PunctuatorId) {
         self.task.state.borrow_mut().cancel(id);
+    }
+
+    /// A typed handle on the key-value store `name` of this task. The store must have been
+    /// connected to this processor (`Topology::add_state_store`, or by the DSL).
+    pub fn key_value_store<SK: 'static, SV: 'static>(
+        &self,
+        name: &str,
+        key_serde: impl Serde<SK>,
+        value_serde: impl Serde<SV>,
+    ) -> Result<KeyValueStoreHandle<SK, SV>, StreamsError> {
+        let store = self.task.stores.get(name).ok_or_else(|| {
+            StreamsError::Topology(format!(
+                "processor {} has no store called {name}; connect it with Topology::add_state_store",
+                self.node_name
+            ))
+        })?;
+        Ok(KeyValueStoreHandle::new(
+            Arc::from(name),
+            store.clone(),
+            Arc::new(key_serde),
+            Arc::new(value_serde),
+            self.task.clone(),
+        ))
     }
 
     /// Asks for a commit as soon as possible.

@@ -70,6 +70,8 @@ impl Schedule {
 #[derive(Debug)]
 pub(crate) struct TaskState {
     pub stream_time: i64,
+    /// Timestamp of the record (or punctuation) being processed: stores log writes with it.
+    pub current_timestamp: i64,
     pub wall_clock_ms: i64,
     pub current: Option<RecordMetadata>,
     pub schedules: Vec<Schedule>,
@@ -81,6 +83,7 @@ impl TaskState {
     pub fn new(wall_clock_ms: i64) -> Self {
         TaskState {
             stream_time: -1,
+            current_timestamp: -1,
             wall_clock_ms,
             current: None,
             schedules: Vec::new(),
@@ -143,6 +146,8 @@ pub(crate) struct TaskContext {
     pub application_id: Arc<str>,
     pub state: RefCell<TaskState>,
     pub collector: RefCell<Box<dyn RecordCollector>>,
+    /// The task's stores by name.
+    pub stores: std::collections::BTreeMap<String, crate::stores::SharedKeyValueStore>,
 }
 
 /// A built node's input side, type-erased so the topology can wire parents to children.

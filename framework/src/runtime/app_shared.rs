@@ -52,6 +52,8 @@ pub(crate) struct AppShared {
     pub partition_counts: BTreeMap<String, i32>,
     /// Resolved names of the repartition topics, whose consumed records the app deletes.
     pub repartition_topics: BTreeSet<String>,
+    /// Where task stores live.
+    pub store_env: crate::task::state_manager::StoreEnv,
     pub shutdown: AtomicBool,
     pub commit_gate: CommitGate,
     exclusions: Mutex<BTreeSet<(String, Option<i32>)>>,
@@ -66,6 +68,7 @@ impl AppShared {
         config: StreamsConfig,
         task_config: TaskConfig,
         partition_counts: BTreeMap<String, i32>,
+        store_env: crate::task::state_manager::StoreEnv,
     ) -> Self {
         let subs = topology.subtopologies();
         let repartition_topics = topology
@@ -75,6 +78,7 @@ impl AppShared {
             .collect();
         AppShared {
             repartition_topics,
+            store_env,
             topology,
             config,
             subs,

@@ -49,23 +49,53 @@ pub(crate) fn prepare(
             }
         }
     }
-    let mut to_create = Vec::new();
+    let mut wanted_topics: Vec<(String, i32, Vec<(&str, String)>)> = Vec::new();
     for topic in topology.repartition_topics.keys() {
-        let name = topic.resolve(app);
-        let wanted = counts[topic];
+        wanted_topics.push((
+            topic.resolve(app),
+            counts[topic],
+            vec![
+                ("cleanup.policy", "delete".into()),
+                // The app deletes consumed records itself, so the broker must not.
+                ("retention.ms", "-1".into()),
+                ("message.timestamp.type", "CreateTime".into()),
+            ],
+        ));
+    }
+    // A changelog has one partition per task of the sub-topology owning the store.
+    for sub in topology.subtopologies() {
+        let tasks = sub
+            .source_topics
+            .iter()
+            .filter_map(|t| counts.get(t))
+            .max()
+            .copied()
+            .unwrap_or(1);
+        for store in &sub.stores {
+            if topology.stores.get(store).is_some_and(|s| s.is_logged()) {
+                wanted_topics.push((
+                    Topology::changelog_topic(store).resolve(app),
+                    tasks,
+                    vec![("cleanup.policy", "compact".into())],
+                ));
+            }
+        }
+    }
+    let mut to_create = Vec::new();
+    for (name, wanted, configs) in wanted_topics {
         match existing.get(&name) {
             Some(&n) if n == wanted => {}
             Some(&n) => {
                 return Err(StreamsError::Topology(format!(
-                    "repartition topic {name} has {n} partitions but the topology needs {wanted}; \
+                    "internal topic {name} has {n} partitions but the topology needs {wanted}; \
                      reset the application to recreate it"
                 )))
             }
-            None => to_create.push((name, wanted)),
+            None => to_create.push((name, wanted, configs)),
         }
     }
     if !to_create.is_empty() {
-        create_repartition_topics(config, &to_create)?;
+        create_internal_topics(config, &to_create)?;
     }
     Ok(counts
         .into_iter()
@@ -73,9 +103,9 @@ pub(crate) fn prepare(
         .collect())
 }
 
-fn create_repartition_topics(
+fn create_internal_topics(
     config: &StreamsConfig,
-    topics: &[(String, i32)],
+    topics: &[(String, i32, Vec<(&str, String)>)],
 ) -> Result<(), StreamsError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &config.bootstrap_servers)
@@ -84,24 +114,23 @@ fn create_repartition_topics(
     let replication = config.replication_factor;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|(name, n)| {
-            NewTopic::new(name, *n, TopicReplication::Fixed(replication))
-                .set("cleanup.policy", "delete")
-                // The app deletes consumed records itself, so the broker must not.
-                .set("retention.ms", "-1")
-                .set("message.timestamp.type", "CreateTime")
+        .map(|(name, n, configs)| {
+            configs.iter().fold(
+                NewTopic::new(name, *n, TopicReplication::Fixed(replication)),
+                |topic, (k, v)| topic.set(k, v),
+            )
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
     let results = futures::executor::block_on(admin.create_topics(new_topics.iter(), &options))?;
     for result in results {
         match result {
-            Ok(name) => tracing::info!(topic = %name, "created repartition topic"),
+            Ok(name) => tracing::info!(topic = %name, "created internal topic"),
             // Another instance of the app created it first.
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => {
                 return Err(StreamsError::Kafka(format!(
-                    "cannot create repartition topic {name}: {code}"
+                    "cannot create internal topic {name}: {code}"
                 )))
             }
         }
@@ -110,12 +139,15 @@ fn create_repartition_topics(
     let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
     loop {
         let existing = cluster_topics(config)?;
-        if topics.iter().all(|(name, n)| existing.get(name) == Some(n)) {
+        if topics
+            .iter()
+            .all(|(name, n, _)| existing.get(name) == Some(n))
+        {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
             return Err(StreamsError::Kafka(
-                "repartition topics did not appear in the metadata within 30 s".into(),
+                "internal topics did not appear in the metadata within 30 s".into(),
             ));
         }
         std::thread::sleep(Duration::from_millis(100));

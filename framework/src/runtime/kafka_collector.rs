@@ -16,9 +16,13 @@ use crate::error::{ProcessResult, StreamsError};
 
 /// Remembers the first failed delivery so the next commit fails instead of committing input
 /// offsets whose output was lost.
+///
+/// It also keeps the last acknowledged offset of every changelog partition: a checkpoint may
+/// only claim changelog records the broker has.
 #[derive(Default)]
 pub(crate) struct DeliveryTracker {
     first_error: Mutex<Option<String>>,
+    changelog_offsets: Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl DeliveryTracker {
@@ -27,6 +31,19 @@ impl DeliveryTracker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+
+    pub fn record_error(&self, text: String) {
+        let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert(text);
+    }
+
+    pub fn changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.changelog_offsets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(topic.to_string(), partition))
+            .copied()
     }
 }
 
@@ -42,20 +59,29 @@ impl ProducerContext for CollectorContext {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, message)) = result {
-            let text = format!(
-                "delivery to {}-{} failed: {error}",
-                message.topic(),
-                message.partition()
-            );
-            tracing::error!("{text}");
-            metrics::counter!("streamtime_production_errors_total").increment(1);
-            let mut first = self
-                .tracker
-                .first_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            first.get_or_insert(text);
+        match result {
+            Ok(message) if message.topic().ends_with("-changelog") => {
+                let mut offsets = self
+                    .tracker
+                    .changelog_offsets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let entry = offsets
+                    .entry((message.topic().to_string(), message.partition()))
+                    .or_insert(-1);
+                *entry = (*entry).max(message.offset());
+            }
+            Ok(_) => {}
+            Err((error, message)) => {
+                let text = format!(
+                    "delivery to {}-{} failed: {error}",
+                    message.topic(),
+                    message.partition()
+                );
+                tracing::error!("{text}");
+                metrics::counter!("streamtime_production_errors_total").increment(1);
+                self.tracker.record_error(text);
+            }
         }
     }
 }
@@ -123,6 +149,47 @@ impl RecordCollector for KafkaRecordCollector {
                         "cannot send to {}-{}: {e}",
                         r.topic, r.partition
                     )))
+                }
+            }
+        }
+    }
+}
+
+/// Sends a store's changes to its changelog partition with the thread's producer (inside the
+/// open transaction under exactly-once).
+pub(crate) struct KafkaChangelogWriter {
+    pub producer: Arc<StreamsProducer>,
+    pub tracker: Arc<DeliveryTracker>,
+    pub topic: String,
+    pub partition: i32,
+    pub sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl streamtime_state::ChangelogWriter for KafkaChangelogWriter {
+    fn send(&mut self, key: &[u8], value: Option<&[u8]>, timestamp: i64) {
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic)
+            .partition(self.partition)
+            .key(key)
+            .timestamp(timestamp);
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, _)) => {
+                    // Surfaces at the next commit, which then fails instead of committing
+                    // offsets past a change the changelog never got.
+                    self.tracker.record_error(format!(
+                        "cannot send to {}-{}: {e}",
+                        self.topic, self.partition
+                    ));
+                    return;
                 }
             }
         }

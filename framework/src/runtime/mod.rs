@@ -1,6 +1,7 @@
 //! The live runtime: stream threads over Kafka consumers and producers.
 
 pub(crate) mod app_shared;
+pub(crate) mod changelog_reader;
 pub(crate) mod commit_gate;
 pub(crate) mod internal_topics;
 pub(crate) mod kafka_collector;

@@ -164,7 +164,7 @@ impl StreamThread {
             } else {
                 Ok(())
             };
-            tm.close_all();
+            tm.close_all(commit.is_ok());
             commit
         })
         .unwrap_or(Ok(()));

@@ -14,17 +14,22 @@ use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::app_shared::{AppShared, PartitionStatus, TaskStatus};
+use super::changelog_reader;
 use super::kafka_collector::{
-    DeliveryTracker, KafkaRecordCollector, PartitionCache, StreamsProducer,
+    DeliveryTracker, KafkaChangelogWriter, KafkaRecordCollector, PartitionCache, StreamsProducer,
 };
 use crate::error::StreamsError;
 use crate::record::RawRecord;
+use crate::task::state_manager::StateManager;
 use crate::task::stream_task::StreamTask;
 use crate::task::{TaskId, TopicPartition};
 use crate::topology::Topology;
+use streamtime_state::ChangelogWriter;
 
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(30);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Changelog records after which a running task writes a checkpoint (at-least-once).
+const CHECKPOINT_AFTER: u64 = 10_000;
 
 /// Commit metadata: the partition time, so stream time survives a task moving.
 fn encode_metadata(partition_time: i64) -> String {
@@ -139,13 +144,33 @@ impl TaskManager {
                 producer: self.producer.clone(),
                 partitions: self.partition_cache.clone(),
             });
+            let (producer, tracker) = (self.producer.clone(), self.tracker.clone());
+            let writer = move |topic: &str, partition: i32, sent| -> Box<dyn ChangelogWriter> {
+                Box::new(KafkaChangelogWriter {
+                    producer: producer.clone(),
+                    tracker: tracker.clone(),
+                    topic: topic.to_string(),
+                    partition,
+                    sent,
+                })
+            };
+            let mut state = StateManager::open(
+                id,
+                &shared.topology,
+                &sub.stores,
+                app,
+                &shared.store_env,
+                &writer,
+            )?;
+            changelog_reader::restore(&shared.config, id, &mut state)?;
             let mut task = StreamTask::new(
                 id,
-                &self.shared.topology,
+                &shared.topology,
                 sub,
                 &partitions,
                 collector,
-                &self.shared.task_config,
+                state,
+                &shared.task_config,
                 super::wall_clock_ms(),
             )?;
             for tp in &partitions {
@@ -175,12 +200,25 @@ impl TaskManager {
         if let Err(e) = self.commit(consumer) {
             tracing::error!(error = %e, "commit on revocation failed");
             self.fatal.get_or_insert(e);
+            self.close_all(false);
+            return;
         }
-        self.close_all();
+        self.close_all(true);
     }
 
-    pub fn close_all(&mut self) {
+    /// Closes every task; after a successful commit (`checkpoint`), their stores are flushed
+    /// and checkpointed first so a restart restores only what follows.
+    pub fn close_all(&mut self, checkpoint: bool) {
         for (id, mut task) in std::mem::take(&mut self.tasks) {
+            if checkpoint {
+                let tracker = &self.tracker;
+                if let Err(e) = task
+                    .state()
+                    .checkpoint(&|t, p| tracker.changelog_offset(t, p))
+                {
+                    tracing::warn!(task = %id, error = %e, "cannot checkpoint on close; the next start restores from scratch");
+                }
+            }
             task.close();
             tracing::info!(task = %id, "task closed");
         }
@@ -338,6 +376,9 @@ impl TaskManager {
         consumer: &BaseConsumer<C>,
     ) -> Result<(), StreamsError> {
         let started = std::time::Instant::now();
+        for task in self.tasks.values_mut() {
+            task.state().flush_caches()?;
+        }
         let tpl = self.offsets_to_commit()?;
         if self.eos {
             if !self.in_transaction {
@@ -360,11 +401,26 @@ impl TaskManager {
         for task in self.tasks.values_mut() {
             task.mark_committed();
         }
+        self.maybe_checkpoint()?;
         self.purger
             .after_commit(&tpl, &self.shared.repartition_topics);
         let latency = started.elapsed();
         metrics::histogram!("streamtime_commit_latency_seconds").record(latency.as_secs_f64());
         tracing::debug!(partitions = tpl.count(), ?latency, "committed");
+        Ok(())
+    }
+
+    /// Commit step 4 (at-least-once): checkpoint tasks whose stores sent more than
+    /// [`CHECKPOINT_AFTER`] changelog records since their last checkpoint.
+    fn maybe_checkpoint(&mut self) -> Result<(), StreamsError> {
+        let tracker = &self.tracker;
+        for task in self.tasks.values_mut() {
+            let state = task.state();
+            if state.checkpoints_while_running() && state.sent_since_checkpoint() > CHECKPOINT_AFTER
+            {
+                state.checkpoint(&|t, p| tracker.changelog_offset(t, p))?;
+            }
+        }
         Ok(())
     }
 
@@ -405,7 +461,7 @@ impl TaskManager {
             .map_err(|e| StreamsError::Kafka(format!("cannot abort the transaction: {e}")))?;
         self.in_transaction = false;
         let _ = self.tracker.take_error();
-        self.close_all();
+        self.close_all(false);
         let assignment = consumer.assignment()?;
         let committed = consumer.committed_offsets(assignment.clone(), COMMITTED_TIMEOUT)?;
         let mut rewind = TopicPartitionList::new();

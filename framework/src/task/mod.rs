@@ -2,6 +2,7 @@
 
 pub(crate) mod partition_group;
 pub(crate) mod record_queue;
+pub(crate) mod state_manager;
 pub(crate) mod stream_task;
 
 use std::fmt;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::partition_group::PartitionGroup;
 use super::record_queue::RecordQueue;
+use super::state_manager::StateManager;
 use super::{TaskId, TopicPartition};
 use crate::error::{ProcessResult, StreamsError};
 use crate::processor::node::{Lifecycle, RawInput, TaskContext, TaskState};
@@ -42,6 +43,7 @@ pub(crate) struct StreamTask {
     sources: Vec<Rc<RefCell<dyn RawInput>>>,
     nodes: BTreeMap<usize, Rc<RefCell<dyn Lifecycle>>>,
     init_order: Vec<usize>,
+    state: StateManager,
     consumed: BTreeMap<TopicPartition, i64>,
     uncommitted: bool,
     processed: u64,
@@ -57,6 +59,7 @@ impl StreamTask {
         sub: &SubTopology,
         partitions: &[TopicPartition],
         collector: Box<dyn RecordCollector>,
+        state: StateManager,
         config: &TaskConfig,
         wall_clock_ms: i64,
     ) -> Result<Self, StreamsError> {
@@ -65,6 +68,7 @@ impl StreamTask {
             application_id: config.application_id.clone(),
             state: RefCell::new(TaskState::new(wall_clock_ms)),
             collector: RefCell::new(collector),
+            stores: state.stores(),
         });
         let graph = topology.build_task_graph(sub, ctx.clone())?;
         let mut sources: Vec<Rc<RefCell<dyn RawInput>>> = Vec::new();
@@ -99,6 +103,7 @@ impl StreamTask {
             sources,
             nodes: graph.nodes.into_iter().collect(),
             init_order,
+            state,
             consumed: BTreeMap::new(),
             uncommitted: false,
             processed: 0,
@@ -179,6 +184,7 @@ impl StreamTask {
         {
             let mut state = self.ctx.state.borrow_mut();
             state.stream_time = self.group.stream_time();
+            state.current_timestamp = timestamp;
             state.wall_clock_ms = wall_clock_ms;
             state.current = Some(RecordMetadata {
                 topic: tp.topic.clone(),
@@ -221,6 +227,7 @@ impl StreamTask {
         }
         let due = self.ctx.state.borrow_mut().take_due(kind, now);
         for (node, punctuation) in &due {
+            self.ctx.state.borrow_mut().current_timestamp = punctuation.timestamp;
             if let Some(n) = self.nodes.get(node) {
                 n.borrow_mut().punctuate(*punctuation)?;
                 self.uncommitted = true;
@@ -281,7 +288,17 @@ impl StreamTask {
         self.group.enforced_processing
     }
 
-    /// Closes every node, downstream last, and drops buffered records.
+    /// The store called `name`, if the task has it.
+    pub fn store(&self, name: &str) -> Option<&crate::stores::SharedKeyValueStore> {
+        self.ctx.stores.get(name)
+    }
+
+    /// The task's stores.
+    pub fn state(&mut self) -> &mut StateManager {
+        &mut self.state
+    }
+
+    /// Closes every node, downstream last, drops buffered records and closes the stores.
     pub fn close(&mut self) {
         if self.closed {
             return;
@@ -291,5 +308,6 @@ impl StreamTask {
             self.nodes[i].borrow_mut().close();
         }
         self.group.clear();
+        self.state.close();
     }
 }

@@ -38,6 +38,7 @@ use crate::processor::node::{
 };
 use crate::processor::Processor;
 use crate::serdes::Serde;
+use crate::stores::StoreSpec;
 use crate::timestamp::TimestampExtractor;
 
 /// A topic as the topology names it. Internal topics get the application id as a prefix when
@@ -113,6 +114,7 @@ pub struct Topology {
     pub(crate) repartition_topics: BTreeMap<TopicName, RepartitionTopic>,
     pub(crate) copartition_groups: Vec<BTreeSet<TopicName>>,
     source_topics: HashMap<TopicName, usize>,
+    pub(crate) stores: BTreeMap<String, StoreSpec>,
 }
 
 fn kv_type<K, V>() -> &'static str {
@@ -249,6 +251,57 @@ impl Topology {
             parents,
         )?;
         Ok(self)
+    }
+
+    /// Adds a state store and connects it to `processors`; every task of their sub-topology
+    /// gets its own instance. Processors sharing a store always end up in one sub-topology.
+    pub fn add_state_store(
+        &mut self,
+        spec: StoreSpec,
+        processors: &[&str],
+    ) -> Result<&mut Self, StreamsError> {
+        if self.stores.contains_key(&spec.name) {
+            return Err(StreamsError::Topology(format!(
+                "store {} is already defined",
+                spec.name
+            )));
+        }
+        let indices = self.parent_indices(&spec.name, processors)?;
+        for &i in &indices {
+            if !matches!(self.nodes[i].kind, NodeKind::Processor) {
+                return Err(StreamsError::Topology(format!(
+                    "store {} can only be connected to processors, not to {}",
+                    spec.name, self.nodes[i].name
+                )));
+            }
+        }
+        for i in indices {
+            self.nodes[i].stores.push(spec.name.clone());
+        }
+        self.stores.insert(spec.name.clone(), spec);
+        Ok(self)
+    }
+
+    /// Connects an existing store to more processors.
+    pub fn connect_store(
+        &mut self,
+        store: &str,
+        processors: &[&str],
+    ) -> Result<&mut Self, StreamsError> {
+        if !self.stores.contains_key(store) {
+            return Err(StreamsError::Topology(format!("unknown store {store}")));
+        }
+        for i in self.parent_indices(store, processors)? {
+            if !self.nodes[i].stores.iter().any(|s| s == store) {
+                self.nodes[i].stores.push(store.to_string());
+            }
+        }
+        Ok(self)
+    }
+
+    /// The changelog topic of a logged store.
+    pub(crate) fn changelog_topic(store: &str) -> TopicName {
+        TopicName::Internal(Arc::from(format!("{store}-changelog")))
     }
 
     /// Requires `topics` to have equal partition counts (checked when the app starts).

@@ -20,6 +20,8 @@ pub(crate) struct SubTopology {
     pub source_topics: Vec<TopicName>,
     /// Topics its sinks write.
     pub sink_topics: Vec<TopicName>,
+    /// Stores its processors use, in first-use order.
+    pub stores: Vec<String>,
 }
 
 fn find(parent: &mut [usize], mut i: usize) -> usize {
@@ -69,7 +71,13 @@ impl Topology {
             .map(|(id, nodes)| {
                 let mut source_topics = Vec::new();
                 let mut sink_topics = Vec::new();
+                let mut stores: Vec<String> = Vec::new();
                 for &i in &nodes {
+                    for s in &self.nodes[i].stores {
+                        if !stores.contains(s) {
+                            stores.push(s.clone());
+                        }
+                    }
                     match &self.nodes[i].kind {
                         NodeKind::Source { topics, .. } => {
                             source_topics.extend(topics.iter().cloned())
@@ -83,6 +91,7 @@ impl Topology {
                     nodes,
                     source_topics,
                     sink_topics,
+                    stores,
                 }
             })
             .collect()

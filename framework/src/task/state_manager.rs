@@ -1,0 +1,264 @@
+//! [`StateManager`]: the stores of one task — opening them in the task directory, deciding
+//! what local state can be trusted, restoring from changelogs and writing checkpoints.
+//!
+//! Local state is trusted only with a checkpoint: without one (first start, crash under
+//! exactly-once, a corrupt file) the task's store files are wiped and rebuilt from the
+//! changelog, so stale data is never served. Under exactly-once the checkpoint is removed while
+//! the task runs and written again only on a clean close.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use streamtime_state::{
+    ChangelogWriter, CheckpointFile, CheckpointOffsets, InMemoryKeyValueStore, KeyValueStore,
+    LoggedKeyValueStore, RocksKeyValueStore, RocksResources, StateDirectory, StateStore,
+    TaskDirectory, TopicPartition as CheckpointPartition,
+};
+
+use super::TaskId;
+use crate::error::StreamsError;
+use crate::stores::{state_error, SharedKeyValueStore, StoreSpec};
+use crate::topology::Topology;
+
+/// Where and how a task's stores live.
+#[derive(Clone, Default)]
+pub(crate) struct StoreEnv {
+    /// `None`: every store is in memory (the test driver).
+    pub state_dir: Option<Arc<StateDirectory>>,
+    pub rocks: Option<RocksResources>,
+    pub eos: bool,
+}
+
+/// Creates the changelog writer of one store: (topic, partition, sent-records counter).
+pub(crate) type WriterFactory<'a> =
+    &'a dyn Fn(&str, i32, Arc<AtomicU64>) -> Box<dyn ChangelogWriter>;
+
+/// A changelog partition a task must restore before processing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Changelog {
+    pub store: usize,
+    pub topic: String,
+    pub partition: i32,
+    /// First offset to read; `None` from the beginning.
+    pub from: Option<i64>,
+}
+
+struct ManagedStore {
+    name: String,
+    store: SharedKeyValueStore,
+    changelog: Option<(String, i32)>,
+    persistent: bool,
+}
+
+pub(crate) struct StateManager {
+    task: TaskId,
+    task_dir: Option<TaskDirectory>,
+    checkpoint: Option<CheckpointFile>,
+    stores: Vec<ManagedStore>,
+    /// Last changelog offset each store is known to contain.
+    offsets: CheckpointOffsets,
+    restore_from: BTreeMap<(String, i32), i64>,
+    sent_since_checkpoint: Arc<AtomicU64>,
+    eos: bool,
+}
+
+impl StateManager {
+    pub fn open(
+        task: TaskId,
+        topology: &Topology,
+        store_names: &[String],
+        application_id: &str,
+        env: &StoreEnv,
+        writer: WriterFactory<'_>,
+    ) -> Result<Self, StreamsError> {
+        let specs: Vec<&StoreSpec> = store_names
+            .iter()
+            .map(|n| {
+                topology.stores.get(n).ok_or_else(|| {
+                    StreamsError::Topology(format!("store {n} is used but never added"))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let needs_dir = specs.iter().any(|s| s.persistent) && env.state_dir.is_some();
+        let task_dir = match (&env.state_dir, needs_dir) {
+            (Some(dir), true) => Some(
+                dir.lock_task(&task.to_string())
+                    .map_err(|e| StreamsError::State(format!("task {task}: {e}")))?,
+            ),
+            _ => None,
+        };
+        let checkpoint = task_dir
+            .as_ref()
+            .map(|d| CheckpointFile::new(d.checkpoint_path()));
+        let offsets = checkpoint.as_ref().and_then(|c| c.read());
+        if let Some(dir) = &task_dir {
+            if offsets.is_none() {
+                tracing::info!(%task, "no trustworthy checkpoint: wiping local state to restore it from the changelogs");
+                dir.wipe()
+                    .map_err(|e| StreamsError::State(format!("task {task}: {e}")))?;
+            }
+        }
+        if env.eos {
+            if let Some(c) = &checkpoint {
+                // A crash from here on must not leave a checkpoint that claims state the
+                // aborted transactions never committed.
+                c.delete()
+                    .map_err(|e| StreamsError::State(format!("task {task}: {e}")))?;
+            }
+        }
+        let offsets = offsets.unwrap_or_default();
+        let sent = Arc::new(AtomicU64::new(0));
+        let mut stores = Vec::new();
+        let mut restore_from = BTreeMap::new();
+        for spec in specs {
+            let base: Box<dyn KeyValueStore> = match (&task_dir, spec.persistent) {
+                (Some(dir), true) => {
+                    let rocks = env.rocks.as_ref().ok_or_else(|| {
+                        StreamsError::State("RocksDB resources are missing".into())
+                    })?;
+                    Box::new(
+                        RocksKeyValueStore::open(dir, &spec.name, rocks)
+                            .map_err(|e| state_error(&spec.name, e))?,
+                    )
+                }
+                _ => Box::new(InMemoryKeyValueStore::new(&spec.name)),
+            };
+            let persistent = spec.persistent && task_dir.is_some();
+            let (store, changelog): (Box<dyn KeyValueStore>, _) = if spec.logging {
+                let topic = Topology::changelog_topic(&spec.name).resolve(application_id);
+                let partition = task.partition;
+                if persistent {
+                    if let Some(&o) =
+                        offsets.get(&CheckpointPartition::new(topic.clone(), partition))
+                    {
+                        restore_from.insert((topic.clone(), partition), o + 1);
+                    }
+                }
+                let w = writer(&topic, partition, sent.clone());
+                (
+                    Box::new(LoggedKeyValueStore::new(base, w)),
+                    Some((topic, partition)),
+                )
+            } else {
+                (base, None)
+            };
+            stores.push(ManagedStore {
+                name: spec.name.clone(),
+                store: Rc::new(RefCell::new(store)),
+                changelog,
+                persistent,
+            });
+        }
+        Ok(StateManager {
+            task,
+            task_dir,
+            checkpoint,
+            stores,
+            offsets,
+            restore_from,
+            sent_since_checkpoint: sent,
+            eos: env.eos,
+        })
+    }
+
+    pub fn stores(&self) -> BTreeMap<String, SharedKeyValueStore> {
+        self.stores
+            .iter()
+            .map(|s| (s.name.clone(), s.store.clone()))
+            .collect()
+    }
+
+    /// The changelog partitions to restore, with where to start.
+    pub fn changelogs(&self) -> Vec<Changelog> {
+        self.stores
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.changelog.as_ref().map(|(topic, partition)| Changelog {
+                    store: i,
+                    topic: topic.clone(),
+                    partition: *partition,
+                    from: self.restore_from.get(&(topic.clone(), *partition)).copied(),
+                })
+            })
+            .collect()
+    }
+
+    /// Applies restored changelog records (in order) to store `store`; `last_offset` is the
+    /// offset of the last of them.
+    pub fn restore(
+        &mut self,
+        store: usize,
+        records: &[(&[u8], Option<&[u8]>)],
+        last_offset: i64,
+    ) -> Result<(), StreamsError> {
+        let s = &self.stores[store];
+        s.store
+            .borrow_mut()
+            .restore_batch(records)
+            .map_err(|e| state_error(&s.name, e))?;
+        if let Some((topic, partition)) = &s.changelog {
+            self.offsets.insert(
+                CheckpointPartition::new(topic.clone(), *partition),
+                last_offset,
+            );
+        }
+        Ok(())
+    }
+
+    /// Commit step 1: write out cached updates.
+    pub fn flush_caches(&mut self) -> Result<(), StreamsError> {
+        for s in &self.stores {
+            s.store
+                .borrow_mut()
+                .flush_cache()
+                .map_err(|e| state_error(&s.name, e))?;
+        }
+        Ok(())
+    }
+
+    /// Changelog records sent since the last checkpoint.
+    pub fn sent_since_checkpoint(&self) -> u64 {
+        self.sent_since_checkpoint.load(Ordering::Relaxed)
+    }
+
+    /// Commit step 4: flush the stores, then record the changelog offsets they contain.
+    /// `delivered` gives the last acknowledged offset of a changelog partition.
+    pub fn checkpoint(
+        &mut self,
+        delivered: &dyn Fn(&str, i32) -> Option<i64>,
+    ) -> Result<(), StreamsError> {
+        for s in &self.stores {
+            s.store
+                .borrow_mut()
+                .flush()
+                .map_err(|e| state_error(&s.name, e))?;
+            if let (Some((topic, partition)), true) = (&s.changelog, s.persistent) {
+                if let Some(o) = delivered(topic, *partition) {
+                    self.offsets
+                        .insert(CheckpointPartition::new(topic.clone(), *partition), o);
+                }
+            }
+        }
+        if let Some(file) = &self.checkpoint {
+            file.write(&self.offsets)
+                .map_err(|e| StreamsError::State(format!("task {}: checkpoint: {e}", self.task)))?;
+        }
+        self.sent_since_checkpoint.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether checkpoints are written while running (at-least-once) or only on close.
+    pub fn checkpoints_while_running(&self) -> bool {
+        !self.eos
+    }
+
+    /// Drops the stores (closing RocksDB) and the directory lock.
+    pub fn close(&mut self) {
+        self.stores.clear();
+        self.task_dir = None;
+    }
+}
