@@ -286,8 +286,15 @@ impl TopologyTestDriver {
                 };
                 let state =
                     StateManager::open(id, &topology, &sub.stores, &application_id, &env, &writer)?;
-                let mut task =
-                    StreamTask::new(id, &topology, sub, &tps, collector, state, &task_config, 0)?;
+                let mut task = StreamTask::new(
+                    id,
+                    &topology,
+                    sub,
+                    &tps,
+                    (collector, state),
+                    &task_config,
+                    0,
+                )?;
                 task.init()?;
                 tasks.insert(id, task);
             }

@@ -15,6 +15,9 @@ use crate::topology::{TopicName, Topology};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// An internal topic to create: name, partitions, topic configs.
+type InternalTopic = (String, i32, Vec<(&'static str, String)>);
+
 /// Partition counts of every topic on the cluster (name → count).
 fn cluster_topics(config: &StreamsConfig) -> Result<BTreeMap<String, i32>, StreamsError> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -49,7 +52,7 @@ pub(crate) fn prepare(
             }
         }
     }
-    let mut wanted_topics: Vec<(String, i32, Vec<(&str, String)>)> = Vec::new();
+    let mut wanted_topics: Vec<InternalTopic> = Vec::new();
     for topic in topology.repartition_topics.keys() {
         wanted_topics.push((
             topic.resolve(app),
@@ -105,7 +108,7 @@ pub(crate) fn prepare(
 
 fn create_internal_topics(
     config: &StreamsConfig,
-    topics: &[(String, i32, Vec<(&str, String)>)],
+    topics: &[InternalTopic],
 ) -> Result<(), StreamsError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &config.bootstrap_servers)

@@ -168,8 +168,7 @@ impl TaskManager {
                 &shared.topology,
                 sub,
                 &partitions,
-                collector,
-                state,
+                (collector, state),
                 &shared.task_config,
                 super::wall_clock_ms(),
             )?;

@@ -58,8 +58,7 @@ impl StreamTask {
         topology: &Topology,
         sub: &SubTopology,
         partitions: &[TopicPartition],
-        collector: Box<dyn RecordCollector>,
-        state: StateManager,
+        (collector, state): (Box<dyn RecordCollector>, StateManager),
         config: &TaskConfig,
         wall_clock_ms: i64,
     ) -> Result<Self, StreamsError> {
