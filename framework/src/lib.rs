@@ -43,7 +43,10 @@ pub mod timestamp;
 pub mod topology;
 
 pub use config::{ProcessingGuarantee, StreamsConfig};
-pub use dsl::{Consumed, KStream, Produced, Repartitioned, StreamsBuilder};
+pub use dsl::{
+    Consumed, Grouped, KGroupedStream, KStream, KTable, Materialized, Produced, Repartitioned,
+    StreamsBuilder,
+};
 pub use error::{ProcessResult, StreamsError};
 pub use kafka_streams::{CommitRequest, KafkaStreams, ShutdownHandle, TaskStatus};
 pub use processor::{Processor, ProcessorContext, Punctuation, PunctuationType, PunctuatorId};

@@ -14,9 +14,11 @@
 //! assert_eq!(topology.node_count(), 4);
 //! ```
 
+mod grouped;
 mod options;
 mod stream;
 
+pub use grouped::{Grouped, KGroupedStream, KTable, Materialized};
 pub use options::{Consumed, Produced, Repartitioned};
 pub use stream::KStream;
 

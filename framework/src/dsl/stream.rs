@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::grouped::{Grouped, KGroupedStream};
 use super::options::{Consumed, Produced, Repartitioned};
 use super::{BuilderState, FnProcessor};
 use crate::error::StreamsError;
@@ -98,7 +99,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         }
     }
 
-    fn derive<K2, V2>(
+    pub(crate) fn derive<K2, V2>(
         &self,
         node: Option<usize>,
         key_serde: Option<Arc<dyn Serde<K2>>>,
@@ -127,7 +128,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         })
     }
 
-    fn add_processor<K2, V2, P>(
+    pub(crate) fn add_processor<K2, V2, P>(
         &self,
         prefix: &str,
         extra_parents: &[Option<usize>],
@@ -414,7 +415,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         s
     }
 
-    fn serdes_for(
+    pub(crate) fn serdes_for(
         &self,
         what: &str,
         key: Option<Arc<dyn Serde<K>>>,
@@ -531,6 +532,34 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
             None => Repartitioned::default(),
         };
         self.repartition(options)
+    }
+
+    /// Groups records by their current key, for an aggregation. If a key-changing operation
+    /// came before, the aggregation first repartitions through
+    /// `<app>-<name>-repartition`, where the name is the `Grouped` name or else the store's.
+    pub fn group_by_key(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
+        KGroupedStream::new(self.clone(), grouped)
+    }
+
+    /// Groups records by a new key computed from each record (always repartitions).
+    pub fn group_by<K2: Clone + 'static>(
+        &self,
+        selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+        grouped: Grouped<K2, V>,
+    ) -> KGroupedStream<K2, V> {
+        self.select_key(selector).group_by_key(grouped)
+    }
+
+    pub(crate) fn state(&self) -> &Rc<RefCell<BuilderState>> {
+        &self.state
+    }
+
+    pub(crate) fn key_serde(&self) -> Option<Arc<dyn Serde<K>>> {
+        self.key_serde.clone()
+    }
+
+    pub(crate) fn value_serde(&self) -> Option<Arc<dyn Serde<V>>> {
+        self.value_serde.clone()
     }
 
     /// Whether a key-changing operation happened since the last repartition.

@@ -282,6 +282,18 @@ impl Topology {
         Ok(self)
     }
 
+    /// Registers a store that processor nodes name in their own store lists (the DSL).
+    pub(crate) fn register_store(&mut self, spec: StoreSpec) -> Result<(), StreamsError> {
+        if self.stores.contains_key(&spec.name) {
+            return Err(StreamsError::Topology(format!(
+                "store {} is already defined",
+                spec.name
+            )));
+        }
+        self.stores.insert(spec.name.clone(), spec);
+        Ok(())
+    }
+
     /// Connects an existing store to more processors.
     pub fn connect_store(
         &mut self,

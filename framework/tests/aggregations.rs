@@ -1,0 +1,161 @@
+//! DSL aggregations on the test driver: counts, reductions and aggregates per key, their
+//! output timestamps, repartitioning before grouping, and the changelog they write.
+
+use streamtime::serdes::{I64Serde, StringSerde};
+use streamtime::{
+    Consumed, Grouped, Materialized, Produced, StreamsBuilder, StreamsConfig, TopologyTestDriver,
+};
+
+fn config() -> StreamsConfig {
+    StreamsConfig::new("agg", "unused")
+}
+
+#[test]
+fn count_after_a_key_change_repartitions_and_counts_per_key() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("clicks", Consumed::with(StringSerde, StringSerde))
+        .group_by(|_user, page: &String| page.clone(), Grouped::as_("by-page"))
+        .count(Materialized::as_("page-counts"))
+        .to_stream()
+        .to("page-counts", Produced::with(StringSerde, I64Serde));
+    let topology = builder.build().unwrap();
+    let description = topology.describe().to_string();
+    assert!(description.contains("Sub-topology: 1"), "{description}");
+    assert!(description.contains("by-page-repartition"), "{description}");
+    assert!(
+        description.contains("(stores: [page-counts])"),
+        "{description}"
+    );
+
+    let driver = TopologyTestDriver::with_partitions(topology, config(), &[("clicks", 2)]).unwrap();
+    let clicks = driver.input_topic("clicks", StringSerde, StringSerde);
+    let pages = ["home", "cart", "home", "faq", "home", "cart"];
+    for (i, page) in pages.iter().enumerate() {
+        clicks
+            .pipe(format!("user-{i}"), page.to_string(), 100 * i as i64)
+            .unwrap();
+    }
+    let out = driver
+        .output_topic("page-counts", StringSerde, I64Serde)
+        .read_records();
+    let mut last = std::collections::BTreeMap::new();
+    for r in &out {
+        last.insert(r.key.clone(), r.value);
+    }
+    assert_eq!(last.get("home"), Some(&3));
+    assert_eq!(last.get("cart"), Some(&2));
+    assert_eq!(last.get("faq"), Some(&1));
+    assert_eq!(out.len(), pages.len(), "one update per record (no cache)");
+
+    // The store holds the same counts, and every update went to the changelog.
+    let mut stored = driver
+        .key_value_store_entries("page-counts", StringSerde, streamtime::serdes::BytesSerde)
+        .unwrap();
+    stored.sort();
+    let counts: Vec<(String, i64)> = stored
+        .into_iter()
+        .map(|(k, v)| (k, i64::from_be_bytes(v[8..16].try_into().unwrap())))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![("cart".into(), 2), ("faq".into(), 1), ("home".into(), 3)]
+    );
+    let changelog = driver.raw_records("agg-page-counts-changelog");
+    assert_eq!(changelog.len(), pages.len());
+    assert!(changelog
+        .iter()
+        .all(|r| r.key.is_some() && r.value.is_some()));
+}
+
+#[test]
+fn aggregate_timestamps_are_the_max_of_record_and_previous_aggregate() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("amounts", Consumed::with(StringSerde, I64Serde))
+        .group_by_key(Grouped::default())
+        .reduce(|a, b| a + b, Materialized::as_("sums"))
+        .to_stream()
+        .to("sums", Produced::default());
+    let topology = builder.build().unwrap();
+    assert!(
+        !topology.describe().to_string().contains("repartition"),
+        "no key change, no repartition"
+    );
+    let driver = TopologyTestDriver::new(topology, config()).unwrap();
+    let input = driver.input_topic("amounts", StringSerde, I64Serde);
+    input.pipe("a".into(), 5, 1_000).unwrap();
+    input.pipe("a".into(), 7, 400).unwrap(); // late: the aggregate keeps 1000
+    input.pipe("a".into(), 1, 2_000).unwrap();
+    input.pipe("b".into(), 2, 10).unwrap();
+    let out: Vec<(String, i64, i64)> = driver
+        .output_topic("sums", StringSerde, I64Serde)
+        .read_records()
+        .into_iter()
+        .map(|r| (r.key, r.value, r.timestamp))
+        .collect();
+    assert_eq!(
+        out,
+        vec![
+            ("a".into(), 5, 1_000),
+            ("a".into(), 12, 1_000),
+            ("a".into(), 13, 2_000),
+            ("b".into(), 2, 10)
+        ]
+    );
+}
+
+#[test]
+fn aggregate_folds_from_the_initializer() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("words", Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Grouped::default())
+        .aggregate(
+            String::new,
+            |_k, word: String, acc: String| {
+                if acc.is_empty() {
+                    word
+                } else {
+                    format!("{acc},{word}")
+                }
+            },
+            Materialized::as_("joined")
+                .with_value_serde(StringSerde)
+                .in_memory(),
+        )
+        .to_stream()
+        .to("joined", Produced::default());
+    let driver = TopologyTestDriver::new(builder.build().unwrap(), config()).unwrap();
+    let input = driver.input_topic("words", StringSerde, StringSerde);
+    for (i, w) in ["x", "y", "z"].iter().enumerate() {
+        input.pipe("k".into(), w.to_string(), i as i64).unwrap();
+    }
+    let values: Vec<String> = driver
+        .output_topic("joined", StringSerde, StringSerde)
+        .read_key_values()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, vec!["x", "x,y", "x,y,z"]);
+}
+
+#[test]
+fn an_aggregate_without_a_serde_is_a_build_error() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("words", Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Grouped::default())
+        .aggregate(
+            Vec::<u8>::new,
+            |_k, _w, acc| acc,
+            Materialized::as_("bytes"),
+        )
+        .to_stream()
+        .to(
+            "out",
+            Produced::with(StringSerde, streamtime::serdes::BytesSerde),
+        );
+    let err = builder.build().unwrap_err().to_string();
+    assert!(err.contains("bytes") && err.contains("serde"), "{err}");
+}
