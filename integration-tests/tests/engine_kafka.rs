@@ -3,7 +3,6 @@
 //! restart, and a SIGKILLed app loses no input (at-least-once).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use streamtime::partitioner::partition_for_key;
@@ -11,6 +10,7 @@ use streamtime::serdes::StringSerde;
 use streamtime::{
     Consumed, KafkaStreams, Produced, Repartitioned, StreamsBuilder, StreamsConfig, StreamsError,
 };
+use streamtime_integration_tests::app_process::AppProcess;
 use streamtime_integration_tests::records::{self, TestRecord};
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
@@ -173,64 +173,22 @@ async fn stream_time_is_restored_from_commit_metadata() {
     assert_eq!(status.processed, 0);
 }
 
-struct TestApp {
-    child: Child,
-}
+struct TestApp;
 
 impl TestApp {
-    fn start(servers: &str, app_id: &str, input: &str, output: &str, extra: &[&str]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_streamtime-test-app"))
-            .args(extra)
-            .args([
-                "--bootstrap-servers",
-                servers,
-                "--application-id",
-                app_id,
-                "--input",
-                input,
-                "--output",
-                output,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the test app binary starts");
-        TestApp { child }
-    }
-
-    /// SIGKILL: no commit, no goodbye.
-    fn kill(mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("reap");
-    }
-
-    /// SIGTERM, then wait for a clean exit.
-    fn terminate(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "clean shutdown exits 0, got {status}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the app did not stop within 60 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn start(servers: &str, app_id: &str, input: &str, output: &str, extra: &[&str]) -> AppProcess {
+        let mut args = vec![
+            "--bootstrap-servers",
+            servers,
+            "--application-id",
+            app_id,
+            "--input",
+            input,
+            "--output",
+            output,
+        ];
+        args.extend_from_slice(extra);
+        AppProcess::start(env!("CARGO_BIN_EXE_streamtime-test-app"), &args)
     }
 }
 

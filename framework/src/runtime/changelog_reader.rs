@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
+use rdkafka::ClientContext;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::StreamsConfig;
@@ -24,7 +25,21 @@ pub(crate) struct RestoreStats {
     pub elapsed: Duration,
 }
 
-fn consumer(config: &StreamsConfig) -> Result<BaseConsumer, StreamsError> {
+/// The restore consumer's context: reaching the end of a partition is how a restore knows it
+/// is done, not an error worth logging.
+struct RestoreContext;
+
+impl ClientContext for RestoreContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!(error = %error, reason, "restore consumer error");
+        }
+    }
+}
+
+impl ConsumerContext for RestoreContext {}
+
+fn consumer(config: &StreamsConfig) -> Result<BaseConsumer<RestoreContext>, StreamsError> {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &config.bootstrap_servers)
         // Required by librdkafka even for assign-only use; never joined or committed.
@@ -37,7 +52,7 @@ fn consumer(config: &StreamsConfig) -> Result<BaseConsumer, StreamsError> {
     if config.is_exactly_once() {
         cc.set("isolation.level", "read_committed");
     }
-    Ok(cc.create()?)
+    Ok(cc.create_with_context(RestoreContext)?)
 }
 
 /// Restores every changelogged store of a task from its checkpointed offset (or the start)

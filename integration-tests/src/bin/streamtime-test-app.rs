@@ -1,16 +1,19 @@
 //! A small streamtime application that integration tests run as a separate process, so they
 //! can kill it with SIGKILL mid-stream and restart it.
 //!
-//! Topology: `input` → upper-case values → re-key by the first character of the value →
-//! repartition (`<app>-by-initial-repartition`) → tag with the processing task → `output`.
+//! Topologies (`--topology`):
+//! * `rekey` (default): `input` → upper-case values → re-key by the first character of the
+//!   value → repartition (`<app>-by-initial-repartition`) → `output`;
+//! * `count`: `input` → count per key in the RocksDB store `counts` (changelogged) →
+//!   `output` (value: the count, i64 big-endian).
 
 use std::time::Duration;
 
 use clap::Parser;
-use streamtime::serdes::StringSerde;
+use streamtime::serdes::{I64Serde, StringSerde};
 use streamtime::{
-    Consumed, KafkaStreams, ProcessingGuarantee, Produced, Repartitioned, StreamsBuilder,
-    StreamsConfig,
+    Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, Repartitioned,
+    StreamsBuilder, StreamsConfig,
 };
 
 #[derive(Parser)]
@@ -31,6 +34,12 @@ struct Args {
     /// Stable instance id (static membership, stable transactional id).
     #[arg(long)]
     instance_id: Option<String>,
+    /// `rekey` or `count`.
+    #[arg(long, default_value = "rekey")]
+    topology: String,
+    /// State directory.
+    #[arg(long)]
+    state_dir: Option<String>,
 }
 
 #[tokio::main]
@@ -44,12 +53,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let args = Args::parse();
     let builder = StreamsBuilder::new();
-    builder
-        .stream(&args.input, Consumed::with(StringSerde, StringSerde))
-        .map_values(|v: String| v.to_uppercase())
-        .select_key(|_k, v: &String| v.chars().next().map(String::from).unwrap_or_default())
-        .repartition(Repartitioned::as_("by-initial"))
-        .to(&args.output, Produced::default());
+    let input = builder.stream(&args.input, Consumed::with(StringSerde, StringSerde));
+    match args.topology.as_str() {
+        "rekey" => input
+            .map_values(|v: String| v.to_uppercase())
+            .select_key(|_k, v: &String| v.chars().next().map(String::from).unwrap_or_default())
+            .repartition(Repartitioned::as_("by-initial"))
+            .to(&args.output, Produced::default()),
+        "count" => input
+            .group_by_key(Grouped::default())
+            .count(Materialized::as_("counts"))
+            .to_stream()
+            .to(&args.output, Produced::with(StringSerde, I64Serde)),
+        other => return Err(format!("unknown topology {other}").into()),
+    }
     let mut config = StreamsConfig::new(args.application_id, args.bootstrap_servers)
         .commit_interval(Duration::from_millis(args.commit_interval_ms));
     if args.exactly_once {
@@ -57,6 +74,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(id) = args.instance_id {
         config = config.instance_id(id);
+    }
+    if let Some(dir) = args.state_dir {
+        config = config.state_dir(dir);
     }
     let mut app = KafkaStreams::new(builder.build()?, config)?;
     app.start()?;

@@ -1,0 +1,63 @@
+//! Running an application as a child process, to SIGKILL it or stop it with SIGTERM.
+//!
+//! ```no_run
+//! use streamtime_integration_tests::app_process::AppProcess;
+//! let app = AppProcess::start("target/debug/streamtime-test-app", &["--help"]);
+//! app.kill();
+//! ```
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process running an application; killed when dropped.
+pub struct AppProcess {
+    child: Child,
+}
+
+impl AppProcess {
+    /// Starts `binary` with `args`; its stderr goes to the test's stderr.
+    pub fn start(binary: &str, args: &[&str]) -> Self {
+        let child = Command::new(binary)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+        AppProcess { child }
+    }
+
+    /// SIGKILL: no commit, no checkpoint, no goodbye.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reap");
+    }
+
+    /// SIGTERM, then waits for a clean exit (status 0) for up to 60 s.
+    pub fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "clean shutdown exits 0, got {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the app did not stop within 60 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for AppProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
