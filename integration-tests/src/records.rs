@@ -150,6 +150,27 @@ pub async fn consume_with(
     timeout: Duration,
     isolation: &str,
 ) -> Vec<TestRecord> {
+    let seen = consume_until(servers, topic, timeout, isolation, |seen| {
+        seen.len() >= expected
+    })
+    .await;
+    assert!(
+        seen.len() >= expected,
+        "only {} of {expected} records arrived on {topic} within {timeout:?}",
+        seen.len()
+    );
+    seen
+}
+
+/// Reads `topic` from the start until `done` holds for everything read so far (then reads
+/// one more second to catch extras), or until `timeout`; returns what was read either way.
+pub async fn consume_until(
+    servers: &str,
+    topic: &str,
+    timeout: Duration,
+    isolation: &str,
+    done: impl Fn(&[TestRecord]) -> bool,
+) -> Vec<TestRecord> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .set("group.id", topics::unique_name("reader"))
@@ -161,34 +182,34 @@ pub async fn consume_with(
     consumer.subscribe(&[topic]).expect("subscribe");
     let deadline = Instant::now() + timeout;
     let mut seen = Vec::new();
+    let mut finished = done(&seen);
     loop {
-        let wait = if seen.len() >= expected {
+        let wait = if finished {
             Duration::from_secs(1)
         } else {
             deadline.saturating_duration_since(Instant::now())
         };
         match tokio::time::timeout(wait, consumer.recv()).await {
-            Ok(Ok(m)) => seen.push(TestRecord {
-                partition: Some(m.partition()),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                timestamp: m.timestamp().to_millis().unwrap_or(-1),
-                headers: m
-                    .headers()
-                    .map(|hs| {
-                        hs.iter()
-                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                offset: m.offset(),
-            }),
+            Ok(Ok(m)) => {
+                seen.push(TestRecord {
+                    partition: Some(m.partition()),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    timestamp: m.timestamp().to_millis().unwrap_or(-1),
+                    headers: m
+                        .headers()
+                        .map(|hs| {
+                            hs.iter()
+                                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    offset: m.offset(),
+                });
+                finished = finished || done(&seen);
+            }
             Ok(Err(e)) => panic!("consuming {topic} failed: {e}"),
-            Err(_) if seen.len() >= expected => return seen,
-            Err(_) => panic!(
-                "only {} of {expected} records arrived on {topic} within {timeout:?}",
-                seen.len()
-            ),
+            Err(_) => return seen,
         }
     }
 }

@@ -14,7 +14,11 @@ use streamtime_integration_tests::app_process::AppProcess;
 use streamtime_integration_tests::records::{self, TestRecord};
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
-const WAIT: Duration = Duration::from_secs(90);
+const WAIT: Duration = Duration::from_secs(180);
+
+/// Tests that run apps as processes and kill them take turns: on two cores, overlapping kill
+/// cycles stretch every restart past the timeouts the tests are about.
+static PROCESS_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn config(app: &str, servers: &str) -> StreamsConfig {
     StreamsConfig::new(app, servers).commit_interval(Duration::from_millis(200))
@@ -196,6 +200,7 @@ impl TestApp {
 /// first two, and returns the inputs and what a read_committed reader sees in the output.
 /// The 5 s commit interval makes each kill land on processed but uncommitted work.
 async fn run_with_kills(prefix: &str, extra: &[&str]) -> (Vec<String>, Vec<String>) {
+    let _turn = PROCESS_TESTS.lock().await;
     let servers = bootstrap_servers();
     let (input, output) = (
         topics::unique_name(&format!("{prefix}-in")),

@@ -14,6 +14,9 @@ use streamtime_integration_tests::{bootstrap_servers, topics};
 const KEYS: usize = 1_000;
 const WAIT: Duration = Duration::from_secs(180);
 
+/// Tests that run apps as processes and kill them take turns (see engine_kafka.rs).
+static PROCESS_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct CountApp {
     servers: String,
     app_id: String,
@@ -108,6 +111,7 @@ impl Drop for CountApp {
 
 /// Produces 100 000 records in four rounds, SIGKILLing the app after each of the first three.
 async fn run_with_kills(app: &CountApp) -> BTreeMap<String, Vec<i64>> {
+    let _turn = PROCESS_TESTS.lock().await;
     let mut process = app.start();
     for round in 0..4 {
         app.produce(round, 25).await;
@@ -171,6 +175,7 @@ fn checkpoint_files(dir: &Path) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_state_and_corrupt_checkpoints_are_restored_from_the_changelog() {
+    let _turn = PROCESS_TESTS.lock().await;
     let app = CountApp::new("restore", &[]).await;
     let process = app.start();
     app.produce(0, 30).await;
