@@ -18,6 +18,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers as _, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 use streamtime::partitioner::partition_for_key;
 
 use crate::topics;
@@ -171,15 +172,22 @@ pub async fn consume_until(
     isolation: &str,
     done: impl Fn(&[TestRecord]) -> bool,
 ) -> Vec<TestRecord> {
+    // Assigned, not subscribed: reading back must not depend on a consumer group forming.
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .set("group.id", topics::unique_name("reader"))
-        .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("isolation.level", isolation)
         .create()
         .expect("consumer config is valid");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    let partitions = partition_count(servers, topic).await;
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("valid offset");
+    }
+    consumer.assign(&assignment).expect("assign");
     let deadline = Instant::now() + timeout;
     let mut seen = Vec::new();
     let mut finished = done(&seen);
