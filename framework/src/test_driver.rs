@@ -228,13 +228,7 @@ impl TopologyTestDriver {
             topics.counts.insert(topic.resolve(&application_id), *n);
         }
         for sub in topology.subtopologies() {
-            let n = sub
-                .source_topics
-                .iter()
-                .filter_map(|t| resolved.get(t))
-                .max()
-                .copied()
-                .unwrap_or(1);
+            let n = sub.task_count(&resolved);
             for store in &sub.stores {
                 topics
                     .counts
@@ -253,13 +247,7 @@ impl TopologyTestDriver {
         let outbox = Outbox::default();
         let env = StoreEnv::default();
         for sub in &subs {
-            let max = sub
-                .source_topics
-                .iter()
-                .map(|t| resolved.get(t).copied().unwrap_or(1))
-                .max()
-                .unwrap_or(0);
-            for p in 0..max {
+            for p in 0..sub.task_count(&resolved) {
                 let tps: Vec<TopicPartition> = sub
                     .source_topics
                     .iter()

@@ -67,13 +67,7 @@ pub(crate) fn prepare(
     }
     // A changelog has one partition per task of the sub-topology owning the store.
     for sub in topology.subtopologies() {
-        let tasks = sub
-            .source_topics
-            .iter()
-            .filter_map(|t| counts.get(t))
-            .max()
-            .copied()
-            .unwrap_or(1);
+        let tasks = sub.task_count(&counts);
         for store in &sub.stores {
             if topology.stores.get(store).is_some_and(|s| s.is_logged()) {
                 wanted_topics.push((

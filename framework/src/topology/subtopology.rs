@@ -24,6 +24,19 @@ pub(crate) struct SubTopology {
     pub stores: Vec<String>,
 }
 
+impl SubTopology {
+    /// Its number of tasks: one per partition of its largest source topic (which is also the
+    /// partition count of its stores' changelogs).
+    pub fn task_count(&self, partitions: &BTreeMap<TopicName, i32>) -> i32 {
+        self.source_topics
+            .iter()
+            .filter_map(|t| partitions.get(t))
+            .max()
+            .copied()
+            .unwrap_or(1)
+    }
+}
+
 fn find(parent: &mut [usize], mut i: usize) -> usize {
     while parent[i] != i {
         parent[i] = parent[parent[i]];
