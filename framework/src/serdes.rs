@@ -57,6 +57,22 @@ pub trait Serde<T>: Send + Sync + 'static {
 /// A shareable serde handle.
 pub type SerdeRef<T> = Arc<dyn Serde<T>>;
 
+/// A shared serde is a serde, so operators can hand theirs on without wrapping.
+impl<T: 'static> Serde<T> for Arc<dyn Serde<T>> {
+    fn serialize(&self, value: &T, out: &mut Vec<u8>) -> Result<(), SerdeError> {
+        (**self).serialize(value, out)
+    }
+    fn deserialize(&self, bytes: &[u8]) -> Result<T, SerdeError> {
+        (**self).deserialize(bytes)
+    }
+    fn null_value(&self) -> Result<T, SerdeError> {
+        (**self).null_value()
+    }
+    fn is_null(&self, value: &T) -> bool {
+        (**self).is_null(value)
+    }
+}
+
 /// Serializes `value` to owned bytes, `None` when the serde writes it as null.
 pub fn to_bytes<T: 'static>(
     serde: &dyn Serde<T>,

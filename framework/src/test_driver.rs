@@ -403,7 +403,7 @@ impl TopologyTestDriver {
         let mut out = Vec::new();
         let mut found = false;
         for task in state.tasks.values() {
-            if let Some(s) = task.store(store) {
+            if let Some(crate::stores::TaskStore::KeyValue(s)) = task.store(store) {
                 found = true;
                 for kv in s.borrow().all() {
                     let (k, v) = kv.map_err(|e| crate::stores::state_error(store, e))?;
@@ -420,7 +420,7 @@ impl TopologyTestDriver {
         }
         if !found {
             return Err(StreamsError::Topology(format!(
-                "no task has a store called {store}"
+                "no task has a key-value store called {store}"
             )));
         }
         Ok(out)

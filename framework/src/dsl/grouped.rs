@@ -78,6 +78,7 @@ pub struct Materialized<K, V> {
     pub(crate) value_serde: Option<Arc<dyn Serde<V>>>,
     pub(crate) in_memory: bool,
     pub(crate) logging: bool,
+    pub(crate) retention: Option<std::time::Duration>,
 }
 
 impl<K, V> Default for Materialized<K, V> {
@@ -88,6 +89,7 @@ impl<K, V> Default for Materialized<K, V> {
             value_serde: None,
             in_memory: false,
             logging: true,
+            retention: None,
         }
     }
 }
@@ -125,6 +127,13 @@ impl<K, V> Materialized<K, V> {
         self.logging = logging;
         self
     }
+
+    /// How long a windowed store keeps windows (default: size + grace, or longer when the
+    /// emit strategy waits longer than grace). Shorter than that fails the build.
+    pub fn with_retention(mut self, retention: std::time::Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
 }
 
 /// A stream grouped by key, ready to aggregate.
@@ -135,8 +144,8 @@ pub struct KGroupedStream<K, V> {
 
 /// A changelog-backed table: the latest aggregate per key.
 pub struct KTable<K, V> {
-    stream: KStream<K, V>,
-    store: String,
+    pub(crate) stream: KStream<K, V>,
+    pub(crate) store: String,
 }
 
 impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
@@ -153,7 +162,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
 
 /// A value with the timestamp of its latest update: 8 bytes big-endian timestamp, then the
 /// value's own bytes.
-struct TimestampedSerde<A>(Arc<dyn Serde<A>>);
+pub(crate) struct TimestampedSerde<A>(pub Arc<dyn Serde<A>>);
 
 impl<A: 'static> Serde<(A, i64)> for TimestampedSerde<A> {
     fn serialize(&self, value: &(A, i64), out: &mut Vec<u8>) -> Result<(), SerdeError> {
@@ -172,7 +181,16 @@ impl<A: 'static> Serde<(A, i64)> for TimestampedSerde<A> {
     }
 }
 
-type Step<K, V, A> = Arc<dyn Fn(&K, V, Option<A>) -> A + Send + Sync>;
+pub(crate) type Step<K, V, A> = Arc<dyn Fn(&K, V, Option<A>) -> A + Send + Sync>;
+
+/// What every aggregation of a grouped stream starts from: its input (repartitioned when the
+/// key changed), store name and serdes.
+pub(crate) struct Prepared<K, V, A> {
+    pub input: KStream<K, V>,
+    pub store_name: String,
+    pub key_serde: Arc<dyn Serde<K>>,
+    pub agg_serde: Arc<dyn Serde<A>>,
+}
 
 /// The one processor behind `count`, `reduce` and `aggregate`: folds each record into the
 /// stored aggregate of its key and forwards the new aggregate, stamped with the larger of
@@ -194,7 +212,7 @@ where
     fn init(&mut self, ctx: &mut ProcessorContext<K, A>) -> ProcessResult {
         self.store = Some(ctx.key_value_store(
             &self.store_name,
-            SharedSerde(self.key_serde.clone()),
+            self.key_serde.clone(),
             TimestampedSerde(self.agg_serde.clone()),
         )?);
         Ok(())
@@ -219,37 +237,23 @@ where
     }
 }
 
-/// An `Arc<dyn Serde>` used where an owned serde is expected.
-struct SharedSerde<T>(Arc<dyn Serde<T>>);
-
-impl<T: 'static> Serde<T> for SharedSerde<T> {
-    fn serialize(&self, value: &T, out: &mut Vec<u8>) -> Result<(), SerdeError> {
-        self.0.serialize(value, out)
-    }
-    fn deserialize(&self, bytes: &[u8]) -> Result<T, SerdeError> {
-        self.0.deserialize(bytes)
-    }
-    fn null_value(&self) -> Result<T, SerdeError> {
-        self.0.null_value()
-    }
-    fn is_null(&self, value: &T) -> bool {
-        self.0.is_null(value)
-    }
-}
-
 impl<K: Clone + 'static, V: Clone + 'static> KGroupedStream<K, V> {
     pub(crate) fn new(stream: KStream<K, V>, grouped: Grouped<K, V>) -> Self {
         KGroupedStream { stream, grouped }
     }
 
+    /// Cuts the grouped stream into windows: [`super::TimeWindows`] (tumbling, hopping),
+    /// [`super::SlidingWindows`] or [`super::SessionWindows`].
+    pub fn windowed_by<W: super::windows::WindowKind>(
+        self,
+        windows: W,
+    ) -> super::WindowedKStream<K, V, W> {
+        super::WindowedKStream::new(self, windows)
+    }
+
     /// Counts records per key.
     pub fn count(self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
-        let materialized = Materialized {
-            value_serde: materialized
-                .value_serde
-                .or_else(|| Some(Arc::new(I64Serde))),
-            ..materialized
-        };
+        let materialized = Self::with_default_serde(materialized, Some(Arc::new(I64Serde)));
         self.fold(
             materialized,
             Arc::new(|_k: &K, _v: V, n: Option<i64>| n.unwrap_or(0) + 1),
@@ -263,12 +267,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KGroupedStream<K, V> {
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized<K, V>,
     ) -> KTable<K, V> {
-        let materialized = Materialized {
-            value_serde: materialized
-                .value_serde
-                .or_else(|| self.stream.value_serde()),
-            ..materialized
-        };
+        let materialized = Self::with_default_serde(materialized, self.stream.value_serde());
         self.fold(
             materialized,
             Arc::new(move |_k: &K, v: V, old: Option<V>| match old {
@@ -293,23 +292,21 @@ impl<K: Clone + 'static, V: Clone + 'static> KGroupedStream<K, V> {
         )
     }
 
-    fn fold<A: Clone + 'static>(
-        self,
-        materialized: Materialized<K, A>,
-        step: Step<K, V, A>,
-    ) -> KTable<K, A> {
+    /// Resolves the pieces every aggregation needs; a failure is recorded on the builder and
+    /// returned as the store name, for a placeholder result.
+    pub(crate) fn prepare<A: Clone + 'static>(
+        &self,
+        prefix: &str,
+        materialized: &Materialized<K, A>,
+    ) -> Result<Prepared<K, V, A>, String> {
         let state = self.stream.state().clone();
-        let store_name = materialized.name.clone().unwrap_or_else(|| {
-            state
-                .borrow_mut()
-                .next_name("KSTREAM-AGGREGATE-STATE-STORE")
-        });
+        let store_name = materialized
+            .name
+            .clone()
+            .unwrap_or_else(|| state.borrow_mut().next_name(prefix));
         let failed = |e: StreamsError| {
             state.borrow_mut().record_error(e);
-            KTable {
-                stream: self.stream.derive(None, None, None, false),
-                store: store_name.clone(),
-            }
+            store_name.clone()
         };
         // Equal keys must meet in one task: repartition after a key change.
         let input = if self.stream.is_repartition_required() {
@@ -325,34 +322,102 @@ impl<K: Clone + 'static, V: Clone + 'static> KGroupedStream<K, V> {
         } else {
             self.stream.clone()
         };
-        let key_serde = match materialized
+        let Some(key_serde) = materialized
             .key_serde
             .clone()
             .or_else(|| self.grouped.key_serde.clone())
             .or_else(|| input.key_serde())
-        {
-            Some(k) => k,
-            None => return failed(StreamsError::Topology(format!(
+        else {
+            return Err(failed(StreamsError::Topology(format!(
                 "aggregation into {store_name}: the key serde is unknown; pass it in Grouped or Materialized"
-            ))),
+            ))));
         };
         let Some(agg_serde) = materialized.value_serde.clone() else {
-            return failed(StreamsError::Topology(format!(
+            return Err(failed(StreamsError::Topology(format!(
                 "aggregation into {store_name}: the aggregate's serde is unknown; pass it in Materialized"
-            )));
+            ))));
         };
-        let mut spec: StoreSpec = Stores::key_value(&store_name).with_logging(materialized.logging);
-        if materialized.in_memory {
+        Ok(Prepared {
+            input,
+            store_name,
+            key_serde,
+            agg_serde,
+        })
+    }
+
+    /// Registers `spec` (in memory / logged as `materialized` says) and adds the aggregating
+    /// processor reading `input`; returns the processor's node.
+    pub(crate) fn add_aggregate<KO, VO, P>(
+        &self,
+        input: &KStream<K, V>,
+        spec: StoreSpec,
+        materialized_in_memory: bool,
+        materialized_logging: bool,
+        supplier: impl Fn() -> P + Send + Sync + 'static,
+    ) -> Option<usize>
+    where
+        KO: Clone + 'static,
+        VO: Clone + 'static,
+        P: Processor<K, V, KO, VO>,
+    {
+        let state = self.stream.state().clone();
+        let name = spec.name.clone();
+        let mut spec = spec.with_logging(materialized_logging);
+        if materialized_in_memory {
             spec = spec.in_memory();
         }
         if let Err(e) = state.borrow_mut().topology.register_store(spec) {
-            return failed(e);
+            state.borrow_mut().record_error(e);
+            return None;
         }
+        input.add_processor("KSTREAM-AGGREGATE", &[], vec![name], supplier)
+    }
+
+    /// Defaults the aggregate serde of `count` and `reduce`.
+    pub(crate) fn with_default_serde<A>(
+        materialized: Materialized<K, A>,
+        default: Option<Arc<dyn Serde<A>>>,
+    ) -> Materialized<K, A> {
+        Materialized {
+            value_serde: materialized.value_serde.or(default),
+            ..materialized
+        }
+    }
+
+    pub(crate) fn stream(&self) -> &KStream<K, V> {
+        &self.stream
+    }
+
+    pub(crate) fn grouped(&self) -> &Grouped<K, V> {
+        &self.grouped
+    }
+
+    fn fold<A: Clone + 'static>(
+        self,
+        materialized: Materialized<K, A>,
+        step: Step<K, V, A>,
+    ) -> KTable<K, A> {
+        let prepared = match self.prepare("KSTREAM-AGGREGATE-STATE-STORE", &materialized) {
+            Ok(p) => p,
+            Err(store) => {
+                return KTable {
+                    stream: self.stream.derive(None, None, None, false),
+                    store,
+                }
+            }
+        };
+        let Prepared {
+            input,
+            store_name,
+            key_serde,
+            agg_serde,
+        } = prepared;
         let (name, ks, aggs) = (store_name.clone(), key_serde.clone(), agg_serde.clone());
-        let node = input.add_processor(
-            "KSTREAM-AGGREGATE",
-            &[],
-            vec![store_name.clone()],
+        let node = self.add_aggregate(
+            &input,
+            Stores::key_value(&store_name),
+            materialized.in_memory,
+            materialized.logging,
             move || AggregateProcessor {
                 store_name: name.clone(),
                 key_serde: ks.clone(),

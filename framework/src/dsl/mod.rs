@@ -14,13 +14,25 @@
 //! assert_eq!(topology.node_count(), 4);
 //! ```
 
+mod emit;
 mod grouped;
+mod late;
 mod options;
+mod session_windowed;
 mod stream;
+mod windowed;
+mod windows;
 
 pub use grouped::{Grouped, KGroupedStream, KTable, Materialized};
+pub use late::{LateRecord, OnLate};
 pub use options::{Consumed, Produced, Repartitioned};
 pub use stream::KStream;
+pub use session_windowed::SessionWindowedKStream;
+pub use windowed::{TimeWindowedKStream, WindowedKStream};
+pub use windows::{
+    EmitStrategy, SessionWindows, SlidingWindows, TimeWindows, Window, WindowKind, Windowed,
+    WindowedSerde,
+};
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -9,7 +9,7 @@ use super::{PunctuationType, PunctuatorId};
 use crate::error::{ProcessResult, StreamsError};
 use crate::record::{Record, RecordMetadata};
 use crate::serdes::Serde;
-use crate::stores::KeyValueStoreHandle;
+use crate::stores::{KeyValueStoreHandle, SessionStoreHandle, WindowStoreHandle};
 use crate::task::TaskId;
 
 pub(crate) struct Child<K, V> {
@@ -142,19 +142,84 @@ impl<K, V> ProcessorContext<K, V> {
         key_serde: impl Serde<SK>,
         value_serde: impl Serde<SV>,
     ) -> Result<KeyValueStoreHandle<SK, SV>, StreamsError> {
-        let store = self.task.stores.get(name).ok_or_else(|| {
-            StreamsError::Topology(format!(
-                "processor {} has no store called {name}; connect it with Topology::add_state_store",
-                self.node_name
-            ))
-        })?;
-        Ok(KeyValueStoreHandle::new(
-            Arc::from(name),
-            store.clone(),
+        KeyValueStoreHandle::open(&self.task, &self.node_name, name, key_serde, value_serde)
+    }
+
+    /// A typed handle on the window store `name` of this task (see
+    /// [`crate::stores::Stores::window`]).
+    pub fn window_store<SK: 'static, SV: 'static>(
+        &self,
+        name: &str,
+        key_serde: impl Serde<SK>,
+        value_serde: impl Serde<SV>,
+    ) -> Result<WindowStoreHandle<SK, SV>, StreamsError> {
+        WindowStoreHandle::open(
+            &self.task,
+            &self.node_name,
+            name,
             Arc::new(key_serde),
             Arc::new(value_serde),
-            self.task.clone(),
-        ))
+        )
+    }
+
+    /// A typed handle on the session store `name` of this task (see
+    /// [`crate::stores::Stores::session`]).
+    pub fn session_store<SK: 'static, SV: 'static>(
+        &self,
+        name: &str,
+        key_serde: impl Serde<SK>,
+        value_serde: impl Serde<SV>,
+    ) -> Result<SessionStoreHandle<SK, SV>, StreamsError> {
+        SessionStoreHandle::open(
+            &self.task,
+            &self.node_name,
+            name,
+            Arc::new(key_serde),
+            Arc::new(value_serde),
+        )
+    }
+
+    /// A number this processor saved with [`ProcessorContext::set_committed_metadata`], as of
+    /// the last commit of the task (or set since). Like Kafka Streams' processor metadata, it
+    /// travels in the committed offsets' metadata, so it moves with the task and, under
+    /// exactly-once, commits atomically with the output.
+    pub fn committed_metadata(&self, name: &str) -> Option<i64> {
+        let key = format!("{}.{name}", self.node_index);
+        self.task.state.borrow().processor_metadata.get(&key).copied()
+    }
+
+    /// Saves a number with the next commit (see [`ProcessorContext::committed_metadata`]).
+    /// Keep names short: Kafka limits commit metadata to a few kilobytes per partition.
+    pub fn set_committed_metadata(&mut self, name: &str, value: i64) {
+        let key = format!("{}.{name}", self.node_index);
+        self.task
+            .state
+            .borrow_mut()
+            .processor_metadata
+            .insert(key, value);
+    }
+
+    /// Writes already serialized bytes to `topic` (a side output such as a dead-letter
+    /// topic), partitioned by the key's bytes like a sink without a partitioner.
+    pub(crate) fn send_bytes(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        headers: &crate::record::Headers,
+    ) -> ProcessResult {
+        let mut collector = self.task.collector.borrow_mut();
+        let partitions = collector.partitions(topic)?;
+        let partition = key.map_or(0, |k| crate::partitioner::partition_for_key(k, partitions));
+        collector.send(crate::runtime::record_collector::OutgoingRecord {
+            topic,
+            partition,
+            key,
+            value,
+            headers,
+            timestamp,
+        })
     }
 
     /// Asks for a commit as soon as possible.

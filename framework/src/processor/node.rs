@@ -76,6 +76,9 @@ pub(crate) struct TaskState {
     pub current: Option<RecordMetadata>,
     pub schedules: Vec<Schedule>,
     pub commit_requested: bool,
+    /// Numbers processors keep with the committed offsets (`<node index>.<name>` → value),
+    /// such as a windowed operator's observed stream time and last emitted window end.
+    pub processor_metadata: std::collections::BTreeMap<String, i64>,
     next_punctuator: u64,
 }
 
@@ -88,6 +91,7 @@ impl TaskState {
             current: None,
             schedules: Vec::new(),
             commit_requested: false,
+            processor_metadata: Default::default(),
             next_punctuator: 0,
         }
     }
@@ -147,7 +151,7 @@ pub(crate) struct TaskContext {
     pub state: RefCell<TaskState>,
     pub collector: RefCell<Box<dyn RecordCollector>>,
     /// The task's stores by name.
-    pub stores: std::collections::BTreeMap<String, crate::stores::SharedKeyValueStore>,
+    pub stores: std::collections::BTreeMap<String, crate::stores::TaskStore>,
 }
 
 /// A built node's input side, type-erased so the topology can wire parents to children.

@@ -43,13 +43,18 @@ pub(crate) fn prepare(
     let app = &config.application_id;
     let existing = cluster_topics(config)?;
     let counts = topology.resolve_partition_counts(&|t| existing.get(t).copied())?;
-    for topic in topology.all_sink_topics() {
-        if let TopicName::External(name) = topic {
-            if !existing.contains_key(&**name) {
-                return Err(StreamsError::MissingTopic(format!(
-                    "output topic {name} does not exist; create it before starting the app"
-                )));
-            }
+    let outputs = topology
+        .all_sink_topics()
+        .filter_map(|t| match t {
+            TopicName::External(name) => Some(&**name),
+            TopicName::Internal(_) => None,
+        })
+        .chain(topology.side_output_topics.iter().map(String::as_str));
+    for name in outputs {
+        if !existing.contains_key(name) {
+            return Err(StreamsError::MissingTopic(format!(
+                "output topic {name} does not exist; create it before starting the app"
+            )));
         }
     }
     let mut wanted_topics: Vec<InternalTopic> = Vec::new();
@@ -69,11 +74,11 @@ pub(crate) fn prepare(
     for sub in topology.subtopologies() {
         let tasks = sub.task_count(&counts);
         for store in &sub.stores {
-            if topology.stores.get(store).is_some_and(|s| s.is_logged()) {
+            if let Some(spec) = topology.stores.get(store).filter(|s| s.is_logged()) {
                 wanted_topics.push((
                     Topology::changelog_topic(store).resolve(app),
                     tasks,
-                    vec![("cleanup.policy", "compact".into())],
+                    spec.changelog_configs(),
                 ));
             }
         }

@@ -31,13 +31,30 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Changelog records after which a running task writes a checkpoint (at-least-once).
 const CHECKPOINT_AFTER: u64 = 10_000;
 
-/// Commit metadata: the partition time, so stream time survives a task moving.
-fn encode_metadata(partition_time: i64) -> String {
-    format!("streamtime:v1:{partition_time}")
+/// Commit metadata: the partition time, so stream time survives a task moving, then the
+/// task's processor metadata: `streamtime:v1:<partition time>[;<name>=<value>,...]`.
+fn encode_metadata(partition_time: i64, processor: &BTreeMap<String, i64>) -> String {
+    let mut out = format!("streamtime:v1:{partition_time}");
+    for (i, (k, v)) in processor.iter().enumerate() {
+        out.push(if i == 0 { ';' } else { ',' });
+        out.push_str(&format!("{k}={v}"));
+    }
+    out
 }
 
-fn decode_metadata(metadata: &str) -> Option<i64> {
-    metadata.strip_prefix("streamtime:v1:")?.parse().ok()
+/// Partition time and processor metadata; `None` for metadata streamtime did not write.
+fn decode_metadata(metadata: &str) -> Option<(i64, BTreeMap<String, i64>)> {
+    let rest = metadata.strip_prefix("streamtime:v1:")?;
+    let (pt, processor) = rest.split_once(';').unwrap_or((rest, ""));
+    let processor = processor
+        .split(',')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect::<Option<_>>()?;
+    Some((pt.parse().ok()?, processor))
 }
 
 pub(crate) struct TaskManager {
@@ -177,8 +194,9 @@ impl TaskManager {
                     if let Offset::Offset(o) = elem.offset() {
                         self.positions.insert(tp.clone(), o);
                     }
-                    if let Some(pt) = decode_metadata(elem.metadata()) {
+                    if let Some((pt, processor)) = decode_metadata(elem.metadata()) {
                         task.restore_partition_time(tp, pt);
+                        task.restore_processor_metadata(&processor);
                     }
                 }
                 self.owner.insert(tp.clone(), id);
@@ -359,7 +377,10 @@ impl TaskManager {
             for (tp, consumed) in task.committable() {
                 let mut elem = tpl.add_partition(&tp.topic, tp.partition);
                 elem.set_offset(Offset::Offset(consumed.next_offset))?;
-                elem.set_metadata(encode_metadata(consumed.partition_time));
+                elem.set_metadata(encode_metadata(
+                    consumed.partition_time,
+                    &consumed.processor_metadata,
+                ));
             }
         }
         Ok(tpl)
@@ -615,9 +636,23 @@ mod tests {
 
     #[test]
     fn commit_metadata_round_trips_and_tolerates_foreign_values() {
-        assert_eq!(decode_metadata(&encode_metadata(1234)), Some(1234));
-        assert_eq!(decode_metadata(&encode_metadata(-1)), Some(-1));
+        let none = BTreeMap::new();
+        assert_eq!(
+            decode_metadata(&encode_metadata(1234, &none)),
+            Some((1234, none.clone()))
+        );
+        assert_eq!(
+            decode_metadata(&encode_metadata(-1, &none)),
+            Some((-1, none.clone()))
+        );
+        let processor: BTreeMap<String, i64> =
+            [("3.observed".to_string(), 99), ("3.emitted".to_string(), -5)].into();
+        assert_eq!(
+            decode_metadata(&encode_metadata(7, &processor)),
+            Some((7, processor))
+        );
         assert_eq!(decode_metadata(""), None);
         assert_eq!(decode_metadata("AQAAAXg="), None);
+        assert_eq!(decode_metadata("streamtime:v1:5;x=notanumber"), None);
     }
 }

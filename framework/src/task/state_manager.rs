@@ -13,14 +13,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use streamtime_state::{
-    ChangelogWriter, CheckpointFile, CheckpointOffsets, InMemoryKeyValueStore, KeyValueStore,
-    LoggedKeyValueStore, RocksKeyValueStore, RocksResources, StateDirectory, StateStore,
-    TaskDirectory, TopicPartition as CheckpointPartition,
+    ChangelogWriter, CheckpointFile, CheckpointOffsets, InMemoryKeyValueStore,
+    InMemorySessionStore, InMemoryWindowStore, KeyValueStore, LoggedKeyValueStore,
+    LoggedSessionStore, LoggedWindowStore, RocksKeyValueStore, RocksResources, RocksSessionStore,
+    RocksWindowStore, SessionStore, StateDirectory, TaskDirectory,
+    TopicPartition as CheckpointPartition, WindowStore, WindowStoreConfig,
 };
 
 use super::TaskId;
 use crate::error::StreamsError;
-use crate::stores::{state_error, SharedKeyValueStore, StoreSpec};
+use crate::stores::{state_error, StoreKind, StoreSpec, TaskStore};
 use crate::topology::Topology;
 
 /// Where and how a task's stores live.
@@ -48,7 +50,7 @@ pub(crate) struct Changelog {
 
 struct ManagedStore {
     name: String,
-    store: SharedKeyValueStore,
+    store: TaskStore,
     changelog: Option<(String, i32)>,
     persistent: bool,
 }
@@ -114,40 +116,33 @@ impl StateManager {
         let mut stores = Vec::new();
         let mut restore_from = BTreeMap::new();
         for spec in specs {
-            let base: Box<dyn KeyValueStore> = match (&task_dir, spec.persistent) {
-                (Some(dir), true) => {
-                    let rocks = env.rocks.as_ref().ok_or_else(|| {
+            let disk = match (&task_dir, spec.persistent) {
+                (Some(dir), true) => Some((
+                    dir,
+                    env.rocks.as_ref().ok_or_else(|| {
                         StreamsError::State("RocksDB resources are missing".into())
-                    })?;
-                    Box::new(
-                        RocksKeyValueStore::open(dir, &spec.name, rocks)
-                            .map_err(|e| state_error(&spec.name, e))?,
-                    )
-                }
-                _ => Box::new(InMemoryKeyValueStore::new(&spec.name)),
+                    })?,
+                )),
+                _ => None,
             };
-            let persistent = spec.persistent && task_dir.is_some();
-            let (store, changelog): (Box<dyn KeyValueStore>, _) = if spec.logging {
+            let persistent = disk.is_some();
+            let changelog = spec.logging.then(|| {
                 let topic = Topology::changelog_topic(&spec.name).resolve(application_id);
-                let partition = task.partition;
-                if persistent {
-                    if let Some(&o) =
-                        offsets.get(&CheckpointPartition::new(topic.clone(), partition))
-                    {
-                        restore_from.insert((topic.clone(), partition), o + 1);
-                    }
+                (topic, task.partition)
+            });
+            if let (Some((topic, partition)), true) = (&changelog, persistent) {
+                if let Some(&o) = offsets.get(&CheckpointPartition::new(topic.clone(), *partition))
+                {
+                    restore_from.insert((topic.clone(), *partition), o + 1);
                 }
-                let w = writer(&topic, partition, sent.clone());
-                (
-                    Box::new(LoggedKeyValueStore::new(base, w)),
-                    Some((topic, partition)),
-                )
-            } else {
-                (base, None)
-            };
+            }
+            let writer = changelog
+                .as_ref()
+                .map(|(topic, partition)| writer(topic, *partition, sent.clone()));
+            let store = open_store(spec, disk, writer).map_err(|e| state_error(&spec.name, e))?;
             stores.push(ManagedStore {
                 name: spec.name.clone(),
-                store: Rc::new(RefCell::new(store)),
+                store,
                 changelog,
                 persistent,
             });
@@ -164,7 +159,7 @@ impl StateManager {
         })
     }
 
-    pub fn stores(&self) -> BTreeMap<String, SharedKeyValueStore> {
+    pub fn stores(&self) -> BTreeMap<String, TaskStore> {
         self.stores
             .iter()
             .map(|s| (s.name.clone(), s.store.clone()))
@@ -197,8 +192,7 @@ impl StateManager {
     ) -> Result<(), StreamsError> {
         let s = &self.stores[store];
         s.store
-            .borrow_mut()
-            .restore_batch(records)
+            .with_state(|st| st.restore_batch(records))
             .map_err(|e| state_error(&s.name, e))?;
         if let Some((topic, partition)) = &s.changelog {
             self.offsets.insert(
@@ -213,8 +207,7 @@ impl StateManager {
     pub fn flush_caches(&mut self) -> Result<(), StreamsError> {
         for s in &self.stores {
             s.store
-                .borrow_mut()
-                .flush_cache()
+                .with_state(|st| st.flush_cache())
                 .map_err(|e| state_error(&s.name, e))?;
         }
         Ok(())
@@ -233,8 +226,7 @@ impl StateManager {
     ) -> Result<(), StreamsError> {
         for s in &self.stores {
             s.store
-                .borrow_mut()
-                .flush()
+                .with_state(|st| st.flush())
                 .map_err(|e| state_error(&s.name, e))?;
             if let (Some((topic, partition)), true) = (&s.changelog, s.persistent) {
                 if let Some(o) = delivered(topic, *partition) {
@@ -261,4 +253,55 @@ impl StateManager {
         self.stores.clear();
         self.task_dir = None;
     }
+}
+
+/// Opens one store of a spec: on disk or in memory, wrapped in its change-logging layer when
+/// it has a changelog writer.
+fn open_store(
+    spec: &StoreSpec,
+    disk: Option<(&TaskDirectory, &RocksResources)>,
+    writer: Option<Box<dyn ChangelogWriter>>,
+) -> Result<TaskStore, streamtime_state::StateError> {
+    fn shared<S: ?Sized>(store: Box<S>) -> crate::stores::Shared<S> {
+        Rc::new(RefCell::new(store))
+    }
+    let name = spec.name.as_str();
+    Ok(match spec.kind {
+        StoreKind::KeyValue => {
+            let base: Box<dyn KeyValueStore> = match disk {
+                Some((dir, rocks)) => Box::new(RocksKeyValueStore::open(dir, name, rocks)?),
+                None => Box::new(InMemoryKeyValueStore::new(name)),
+            };
+            TaskStore::KeyValue(shared(match writer {
+                Some(w) => Box::new(LoggedKeyValueStore::new(base, w)),
+                None => base,
+            }))
+        }
+        StoreKind::Window {
+            retention_ms,
+            retain_duplicates,
+        } => {
+            let config = WindowStoreConfig::new(retention_ms).retain_duplicates(retain_duplicates);
+            let base: Box<dyn WindowStore> = match disk {
+                Some((dir, rocks)) => Box::new(RocksWindowStore::open(dir, name, config, rocks)?),
+                None => Box::new(InMemoryWindowStore::new(name, config)?),
+            };
+            TaskStore::Window(shared(match writer {
+                Some(w) => Box::new(LoggedWindowStore::new(base, w)),
+                None => base,
+            }))
+        }
+        StoreKind::Session { retention_ms } => {
+            let base: Box<dyn SessionStore> = match disk {
+                Some((dir, rocks)) => {
+                    Box::new(RocksSessionStore::open(dir, name, retention_ms, rocks)?)
+                }
+                None => Box::new(InMemorySessionStore::new(name, retention_ms)?),
+            };
+            TaskStore::Session(shared(match writer {
+                Some(w) => Box::new(LoggedSessionStore::new(base, w)),
+                None => base,
+            }))
+        }
+    })
 }

@@ -28,12 +28,14 @@ pub(crate) struct TaskConfig {
 }
 
 /// What a task has consumed from one partition, for the commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Consumed {
     /// Next offset to process.
     pub next_offset: i64,
     /// Partition time to persist in the commit metadata.
     pub partition_time: i64,
+    /// The task's processor metadata, saved with every partition of the task.
+    pub processor_metadata: BTreeMap<String, i64>,
 }
 
 pub(crate) struct StreamTask {
@@ -156,6 +158,16 @@ impl StreamTask {
         self.group.stream_time()
     }
 
+    /// Restores processor metadata read from a committed offset, before `init`. Every
+    /// partition of a task carries a copy; values only grow, so the largest wins.
+    pub fn restore_processor_metadata(&mut self, metadata: &BTreeMap<String, i64>) {
+        let mut state = self.ctx.state.borrow_mut();
+        for (k, v) in metadata {
+            let slot = state.processor_metadata.entry(k.clone()).or_insert(*v);
+            *slot = (*slot).max(*v);
+        }
+    }
+
     pub fn processed(&self) -> u64 {
         self.processed
     }
@@ -253,6 +265,7 @@ impl StreamTask {
 
     /// Offsets and partition times to commit, per partition processed so far.
     pub fn committable(&self) -> Vec<(TopicPartition, Consumed)> {
+        let processor_metadata = self.ctx.state.borrow().processor_metadata.clone();
         self.consumed
             .iter()
             .map(|(tp, offset)| {
@@ -267,6 +280,7 @@ impl StreamTask {
                     Consumed {
                         next_offset: offset + 1,
                         partition_time,
+                        processor_metadata: processor_metadata.clone(),
                     },
                 )
             })
@@ -288,7 +302,7 @@ impl StreamTask {
     }
 
     /// The store called `name`, if the task has it.
-    pub fn store(&self, name: &str) -> Option<&crate::stores::SharedKeyValueStore> {
+    pub(crate) fn store(&self, name: &str) -> Option<&crate::stores::TaskStore> {
         self.ctx.stores.get(name)
     }
 

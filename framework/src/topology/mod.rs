@@ -115,6 +115,8 @@ pub struct Topology {
     pub(crate) copartition_groups: Vec<BTreeSet<TopicName>>,
     source_topics: HashMap<TopicName, usize>,
     pub(crate) stores: BTreeMap<String, StoreSpec>,
+    /// Topics processors write to besides sinks (dead-letter topics): checked at start.
+    pub(crate) side_output_topics: BTreeSet<String>,
 }
 
 fn kv_type<K, V>() -> &'static str {

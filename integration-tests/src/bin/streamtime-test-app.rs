@@ -5,11 +5,15 @@
 //! * `rekey` (default): `input` → upper-case values → re-key by the first character of the
 //!   value → repartition (`<app>-by-initial-repartition`) → `output`;
 //! * `count`: `input` → count per key in the RocksDB store `counts` (changelogged) →
-//!   `output` (value: the count, i64 big-endian).
+//!   `output` (value: the count, i64 big-endian);
+//! * `hopping`: `input` → count per key in hopping windows (size 10 s, advance 5 s, grace
+//!   2 s) in the window store `hop-counts`, final results only (`--emit update` for every
+//!   change) → `output` (key: windowed key, value: the count).
 
 use std::time::Duration;
 
 use clap::Parser;
+use streamtime::dsl::{EmitStrategy, TimeWindows, WindowedSerde};
 use streamtime::serdes::{I64Serde, StringSerde};
 use streamtime::{
     Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, Repartitioned,
@@ -40,6 +44,9 @@ struct Args {
     /// State directory.
     #[arg(long)]
     state_dir: Option<String>,
+    /// Windowed topologies: `final` (on window close) or `update`.
+    #[arg(long, default_value = "final")]
+    emit: String,
 }
 
 #[tokio::main]
@@ -65,6 +72,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .count(Materialized::as_("counts"))
             .to_stream()
             .to(&args.output, Produced::with(StringSerde, I64Serde)),
+        "hopping" => input
+            .group_by_key(Grouped::default())
+            .windowed_by(
+                TimeWindows::of_size_and_grace(Duration::from_secs(10), Duration::from_secs(2))
+                    .advance_by(Duration::from_secs(5)),
+            )
+            .emit(match args.emit.as_str() {
+                "final" => EmitStrategy::OnWindowClose,
+                "update" => EmitStrategy::OnWindowUpdate,
+                other => return Err(format!("unknown emit strategy {other}").into()),
+            })
+            .count(Materialized::as_("hop-counts"))
+            .to_stream()
+            .to(
+                &args.output,
+                Produced::with(WindowedSerde::new(StringSerde), I64Serde),
+            ),
         other => return Err(format!("unknown topology {other}").into()),
     }
     let mut config = StreamsConfig::new(args.application_id, args.bootstrap_servers)

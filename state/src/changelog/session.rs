@@ -126,6 +126,9 @@ impl<S: SessionStore> SessionStore for LoggedSessionStore<S> {
         self.inner
             .find_sessions(key, earliest_session_end, latest_session_start)
     }
+    fn fetch_ending_between(&self, earliest_end: i64, latest_end: i64) -> SessionIter<'_> {
+        self.inner.fetch_ending_between(earliest_end, latest_end)
+    }
     fn fetch(&self, key: &[u8]) -> SessionIter<'_> {
         self.inner.fetch(key)
     }

@@ -98,6 +98,10 @@ pub trait SessionStore: StateStore {
     fn fetch(&self, key: &[u8]) -> SessionIter<'_> {
         self.find_sessions(key, 0, i64::MAX)
     }
+
+    /// Every key's live sessions with `earliest_end <= end <= latest_end`, ordered by segment,
+    /// then key (unsigned bytes), then end: what an operator emitting closed sessions scans.
+    fn fetch_ending_between(&self, earliest_end: i64, latest_end: i64) -> SessionIter<'_>;
 }
 
 impl<T: SessionStore + ?Sized> SessionStore for Box<T> {
@@ -150,5 +154,8 @@ impl<T: SessionStore + ?Sized> SessionStore for Box<T> {
     }
     fn fetch(&self, key: &[u8]) -> SessionIter<'_> {
         (**self).fetch(key)
+    }
+    fn fetch_ending_between(&self, earliest_end: i64, latest_end: i64) -> SessionIter<'_> {
+        (**self).fetch_ending_between(earliest_end, latest_end)
     }
 }

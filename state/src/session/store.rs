@@ -212,4 +212,33 @@ impl<B: KeyValueBackend> SessionStore for SegmentedSessionStore<B> {
                 }),
         )
     }
+
+    fn fetch_ending_between(&self, earliest_end: i64, latest_end: i64) -> SessionIter<'_> {
+        let from_end = earliest_end.max(self.core.live_from());
+        let name = self.name().to_owned();
+        Box::new(
+            self.core
+                .scan(from_end, latest_end, None, None)
+                .filter_map(move |item| {
+                    let (raw, value) = match item {
+                        Ok(entry) => entry,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    let Some((k, start, end)) = split_session_key(&raw) else {
+                        return Some(Err(StateError::corrupt(
+                            format!("session store {name}"),
+                            format!("stored key of {} bytes is too short", raw.len()),
+                        )));
+                    };
+                    (end >= from_end && end <= latest_end).then(|| {
+                        Ok(SessionEntry {
+                            key: k.to_vec(),
+                            start,
+                            end,
+                            value,
+                        })
+                    })
+                }),
+        )
+    }
 }

@@ -1,0 +1,71 @@
+//! [`EmitClock`]: the observed stream time of a windowed operator and how far its results
+//! have been emitted, both kept in the task's committed metadata so that a restarted task
+//! neither re-emits final results nor forgets which records are late.
+
+use crate::processor::ProcessorContext;
+
+const OBSERVED: &str = "o";
+const EMITTED: &str = "e";
+
+/// One windowed operator's clock. A window is identified here by its *close point*: the
+/// smallest observed stream time at which no record can change it any more, minus grace
+/// (time windows: their end; sessions: end + gap + 1).
+pub(crate) struct EmitClock {
+    /// `None`: emit every change at once; else results become due `delay` after the close
+    /// point.
+    delay: Option<i64>,
+    grace: i64,
+    observed: i64,
+    emitted_to: i64,
+}
+
+impl EmitClock {
+    /// Loads the clock saved by an earlier run of the task, if any.
+    pub fn load<K, V>(ctx: &ProcessorContext<K, V>, delay: Option<i64>, grace: i64) -> Self {
+        EmitClock {
+            delay,
+            grace,
+            observed: ctx.committed_metadata(OBSERVED).unwrap_or(-1),
+            emitted_to: ctx.committed_metadata(EMITTED).unwrap_or(i64::MIN),
+        }
+    }
+
+    /// The operator's observed stream time: the largest timestamp it has seen.
+    pub fn observed(&self) -> i64 {
+        self.observed
+    }
+
+    /// Whether a window with close point `close_point` no longer accepts records.
+    pub fn is_closed(&self, close_point: i64) -> bool {
+        close_point <= self.observed.saturating_sub(self.grace)
+    }
+
+    /// Whether a change to the window with close point `close_point` is forwarded at once.
+    pub fn is_due(&self, close_point: i64) -> bool {
+        self.delay.is_none() || close_point <= self.emitted_to
+    }
+
+    /// Observes a record's timestamp. Returns the close points `(from, to]` whose results have
+    /// just become due and must be forwarded now, before the record changes the store (so
+    /// nothing due can expire first).
+    pub fn observe<K, V>(&mut self, ctx: &mut ProcessorContext<K, V>, ts: i64) -> Option<(i64, i64)> {
+        if ts > self.observed {
+            self.observed = ts;
+            ctx.set_committed_metadata(OBSERVED, ts);
+        }
+        let horizon = self.observed.saturating_sub(self.delay?);
+        if horizon <= self.emitted_to {
+            return None;
+        }
+        let from = self.emitted_to;
+        self.emitted_to = horizon;
+        ctx.set_committed_metadata(EMITTED, horizon);
+        Some((from, horizon))
+    }
+
+    /// How long the store must keep a window after its close point's window end so that a
+    /// due result can still be read: the larger of grace and the emit delay.
+    pub fn retention_beyond_end(delay: Option<i64>, grace: i64) -> i64 {
+        delay.unwrap_or(0).max(grace)
+    }
+}

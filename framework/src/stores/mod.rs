@@ -1,0 +1,308 @@
+//! State stores as processors use them: store specifications for a topology, and typed
+//! handles a processor gets from its context: [`KeyValueStoreHandle`], [`WindowStoreHandle`]
+//! and [`SessionStoreHandle`].
+//!
+//! ```
+//! use streamtime::{Processor, ProcessorContext, ProcessResult, Record, Topology};
+//! use streamtime::serdes::{StringSerde, I64Serde};
+//! use streamtime::stores::{KeyValueStoreHandle, Stores};
+//!
+//! /// Counts records per key in a changelogged key-value store.
+//! #[derive(Default)]
+//! struct Count { store: Option<KeyValueStoreHandle<String, i64>> }
+//!
+//! impl Processor<String, String, String, i64> for Count {
+//!     fn init(&mut self, ctx: &mut ProcessorContext<String, i64>) -> ProcessResult {
+//!         self.store = Some(ctx.key_value_store("counts", StringSerde, I64Serde)?);
+//!         Ok(())
+//!     }
+//!     fn process(&mut self, ctx: &mut ProcessorContext<String, i64>, r: Record<String, String>) -> ProcessResult {
+//!         let store = self.store.as_ref().expect("initialised");
+//!         let n = store.get(&r.key)?.unwrap_or(0) + 1;
+//!         store.put(&r.key, &n)?;
+//!         ctx.forward(r.with_value(n))
+//!     }
+//! }
+//!
+//! let mut topology = Topology::new();
+//! topology.add_source("in", &["words"], StringSerde, StringSerde).unwrap();
+//! topology.add_processor("count", Count::default, &["in"]).unwrap();
+//! topology.add_state_store(Stores::key_value("counts"), &["count"]).unwrap();
+//! ```
+
+mod key_value;
+mod session;
+mod window;
+
+pub use key_value::KeyValueStoreHandle;
+pub use session::{Session, SessionStoreHandle};
+pub use window::WindowStoreHandle;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use streamtime_state::{KeyValueStore, SessionStore, StateError, StateStore, WindowStore};
+
+use crate::error::StreamsError;
+use crate::processor::node::TaskContext;
+use crate::serdes::{Serde, SerdeError};
+
+/// Windowed changelogs keep data this much longer than the store, so a restoring instance
+/// still finds every window the store would keep (as in Kafka Streams).
+const WINDOWED_CHANGELOG_EXTRA_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// What kind of store a specification describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Ordered key-value store.
+    KeyValue,
+    /// Values per key and window start, in time segments dropped after `retention_ms`.
+    Window {
+        /// How long a window is kept after its start (ms of stream time).
+        retention_ms: i64,
+        /// Keep every put under its own sequence number (stream-stream joins).
+        retain_duplicates: bool,
+    },
+    /// Values per key and session `[start, end]`, dropped `retention_ms` after the end.
+    Session {
+        /// How long a session is kept after its end (ms of stream time).
+        retention_ms: i64,
+    },
+}
+
+/// A store to create in every task of the sub-topology whose processors use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSpec {
+    pub(crate) name: String,
+    pub(crate) kind: StoreKind,
+    pub(crate) persistent: bool,
+    pub(crate) logging: bool,
+}
+
+/// Entry point for store specifications.
+pub struct Stores;
+
+impl Stores {
+    /// A key-value store: RocksDB-backed and changelogged (`<app>-<name>-changelog`) unless
+    /// configured otherwise.
+    pub fn key_value(name: impl Into<String>) -> StoreSpec {
+        Self::spec(name, StoreKind::KeyValue)
+    }
+
+    /// A segmented window store keeping each window `retention` after its start (at least
+    /// window size + grace). With `retain_duplicates`, every put is kept (joins).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamtime::stores::Stores;
+    /// let spec = Stores::window("clicks-per-minute", Duration::from_secs(3600), false);
+    /// assert_eq!(spec.changelog_configs()[0], ("cleanup.policy", "compact,delete".to_string()));
+    /// ```
+    pub fn window(
+        name: impl Into<String>,
+        retention: std::time::Duration,
+        retain_duplicates: bool,
+    ) -> StoreSpec {
+        Self::spec(
+            name,
+            StoreKind::Window {
+                retention_ms: retention.as_millis() as i64,
+                retain_duplicates,
+            },
+        )
+    }
+
+    /// A session store keeping each session `retention` after its end.
+    pub fn session(name: impl Into<String>, retention: std::time::Duration) -> StoreSpec {
+        Self::spec(
+            name,
+            StoreKind::Session {
+                retention_ms: retention.as_millis() as i64,
+            },
+        )
+    }
+
+    fn spec(name: impl Into<String>, kind: StoreKind) -> StoreSpec {
+        StoreSpec {
+            name: name.into(),
+            kind,
+            persistent: true,
+            logging: true,
+        }
+    }
+}
+
+impl StoreSpec {
+    /// Keep the data in memory (restored from the changelog from scratch on every start).
+    pub fn in_memory(mut self) -> Self {
+        self.persistent = false;
+        self
+    }
+
+    /// Keep the data in RocksDB under the state directory (the default).
+    pub fn persistent(mut self) -> Self {
+        self.persistent = true;
+        self
+    }
+
+    /// Mirror every write to a compacted changelog topic (default on). Without it, the store
+    /// is lost with the instance.
+    pub fn with_logging(mut self, logging: bool) -> Self {
+        self.logging = logging;
+        self
+    }
+
+    /// The store name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The kind of store.
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    /// Whether the store is changelogged.
+    pub fn is_logged(&self) -> bool {
+        self.logging
+    }
+
+    /// Whether the store is on disk.
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
+    /// Topic configs of the store's changelog: compacted; windowed stores also delete what
+    /// is older than their retention plus one day.
+    pub fn changelog_configs(&self) -> Vec<(&'static str, String)> {
+        match self.kind {
+            StoreKind::KeyValue => vec![("cleanup.policy", "compact".into())],
+            StoreKind::Window { retention_ms, .. } | StoreKind::Session { retention_ms } => vec![
+                ("cleanup.policy", "compact,delete".into()),
+                (
+                    "retention.ms",
+                    retention_ms
+                        .saturating_add(WINDOWED_CHANGELOG_EXTRA_RETENTION_MS)
+                        .to_string(),
+                ),
+            ],
+        }
+    }
+}
+
+pub(crate) type Shared<S> = Rc<RefCell<Box<S>>>;
+
+/// One store of a task, by shape.
+#[derive(Clone)]
+pub(crate) enum TaskStore {
+    KeyValue(Shared<dyn KeyValueStore>),
+    Window(Shared<dyn WindowStore>),
+    Session(Shared<dyn SessionStore>),
+}
+
+impl TaskStore {
+    /// Runs `f` on the store's shape-independent side (flush, restore).
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut dyn StateStore) -> R) -> R {
+        match self {
+            TaskStore::KeyValue(s) => f(&mut **s.borrow_mut()),
+            TaskStore::Window(s) => f(&mut **s.borrow_mut()),
+            TaskStore::Session(s) => f(&mut **s.borrow_mut()),
+        }
+    }
+
+    fn shape(&self) -> &'static str {
+        match self {
+            TaskStore::KeyValue(_) => "a key-value store",
+            TaskStore::Window(_) => "a window store",
+            TaskStore::Session(_) => "a session store",
+        }
+    }
+}
+
+pub(crate) fn state_error(store: &str, e: StateError) -> StreamsError {
+    StreamsError::State(format!("store {store}: {e}"))
+}
+
+/// What every typed handle shares: the store's name, serdes and the task it belongs to.
+pub(crate) struct HandleBase<K, V> {
+    pub name: Arc<str>,
+    pub keys: Arc<dyn Serde<K>>,
+    pub values: Arc<dyn Serde<V>>,
+    pub task: Rc<TaskContext>,
+}
+
+impl<K, V> Clone for HandleBase<K, V> {
+    fn clone(&self) -> Self {
+        HandleBase {
+            name: self.name.clone(),
+            keys: self.keys.clone(),
+            values: self.values.clone(),
+            task: self.task.clone(),
+        }
+    }
+}
+
+impl<K: 'static, V: 'static> HandleBase<K, V> {
+    /// Looks the store `name` up in the task and checks its shape with `pick`.
+    pub fn lookup<S>(
+        task: &Rc<TaskContext>,
+        node: &str,
+        name: &str,
+        pick: impl FnOnce(&TaskStore) -> Option<S>,
+    ) -> Result<S, StreamsError> {
+        let store = task.stores.get(name).ok_or_else(|| {
+            StreamsError::Topology(format!(
+                "processor {node} has no store called {name}; connect it with Topology::add_state_store"
+            ))
+        })?;
+        pick(store).ok_or_else(|| {
+            StreamsError::Topology(format!(
+                "processor {node} asked for store {name} as another shape than it is ({})",
+                store.shape()
+            ))
+        })
+    }
+
+    pub fn serde_error(&self, what: &str, e: SerdeError) -> StreamsError {
+        StreamsError::Serde {
+            context: format!("{what} of store {}", self.name),
+            message: e.0,
+        }
+    }
+
+    pub fn key_bytes(&self, key: &K) -> Result<Vec<u8>, StreamsError> {
+        let mut out = Vec::new();
+        self.keys
+            .serialize(key, &mut out)
+            .map_err(|e| self.serde_error("key", e))?;
+        Ok(out)
+    }
+
+    pub fn key(&self, bytes: &[u8]) -> Result<K, StreamsError> {
+        self.keys
+            .deserialize(bytes)
+            .map_err(|e| self.serde_error("key", e))
+    }
+
+    pub fn value(&self, bytes: &[u8]) -> Result<V, StreamsError> {
+        self.values
+            .deserialize(bytes)
+            .map_err(|e| self.serde_error("value", e))
+    }
+
+    /// The value's bytes; `None` when the serde writes it as null (a delete).
+    pub fn value_bytes(&self, value: &V) -> Result<Option<Vec<u8>>, StreamsError> {
+        crate::serdes::to_bytes(&*self.values, value).map_err(|e| self.serde_error("value", e))
+    }
+
+    /// Timestamp of the record (or punctuation) being processed: writes carry it to the
+    /// changelog.
+    pub fn timestamp(&self) -> i64 {
+        self.task.state.borrow().current_timestamp
+    }
+
+    pub fn state_error(&self, e: StateError) -> StreamsError {
+        state_error(&self.name, e)
+    }
+}
