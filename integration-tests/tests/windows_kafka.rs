@@ -19,7 +19,6 @@ const ROUNDS: usize = 4;
 const SIZE: i64 = 10_000;
 const ADVANCE: i64 = 5_000;
 const GRACE: i64 = 2_000;
-const T0: i64 = 1_700_000_000_000;
 const WAIT: Duration = Duration::from_secs(400);
 
 /// A small deterministic generator, so the input is the same on every run.
@@ -35,14 +34,15 @@ impl Lcg {
     }
 }
 
-/// The input: event time advances 5 ms per record; most records are up to 3 s out of order,
-/// one in a hundred is 30 s late (beyond grace for the windows stream time has passed).
-fn input() -> Vec<TestRecord> {
+/// The input: event time advances 5 ms per record from `t0`; most records are up to 3 s out of
+/// order, one in a hundred is 30 s late (beyond grace for the windows stream time has passed).
+/// `t0` must be recent: the broker deletes records older than its retention (7 days).
+fn input(t0: i64) -> Vec<TestRecord> {
     let mut rng = Lcg(42);
     (0..RECORDS)
         .map(|i| {
             let key = format!("sensor-{}", rng.next(KEYS as u64));
-            let mut ts = T0 + 5 * i as i64 - rng.next(3_000) as i64;
+            let mut ts = t0 + 5 * i as i64 - rng.next(3_000) as i64;
             if rng.next(100) == 0 {
                 ts -= 30_000;
             }
@@ -140,7 +140,11 @@ async fn hopping_count_with_grace_is_exact_and_emitted_once_across_sigkills_unde
     let instance = topics::unique_name("hop-instance");
     let state = std::env::temp_dir().join(topics::unique_name("hop-state"));
 
-    let records = input();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let records = input(now - 2 * 3_600_000);
     let want = expected(&records);
     let late = records.len() * 2 - want.values().sum::<i64>() as usize;
     eprintln!(

@@ -11,7 +11,7 @@
 //! let builder = StreamsBuilder::new();
 //! builder.stream("clicks", Consumed::with(StringSerde, StringSerde))
 //!     .group_by_key(Grouped::default())
-//!     .windowed_by(SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_secs(30)))
+//!     .windowed_by(SessionWindows::of_inactivity_gap_and_grace(Duration::from_secs(30), Duration::from_secs(60)))
 //!     .count(Materialized::as_("sessions"))
 //!     .to_stream()
 //!     .to("session-counts", Produced::with(WindowedSerde::new(StringSerde), OptionSerde(I64Serde)));
@@ -19,7 +19,7 @@
 //! let clicks = driver.input_topic("clicks", StringSerde, StringSerde);
 //! clicks.pipe("ann".into(), "home".into(), 0).unwrap();
 //! clicks.pipe("ann".into(), "cart".into(), 60_000).unwrap(); // a new session
-//! clicks.pipe("ann".into(), "pay".into(), 30_000).unwrap();  // bridges both: one session
+//! clicks.pipe("ann".into(), "pay".into(), 30_000).unwrap();  // within grace, bridges both
 //! let out: Vec<_> = driver.output_topic("session-counts", WindowedSerde::new(StringSerde), OptionSerde(I64Serde))
 //!     .read_key_values().into_iter().map(|(k, v)| (k.window, v)).collect();
 //! assert_eq!(out, vec![

@@ -9,6 +9,7 @@ contract_tests!(
     remove_and_fetch_session,
     sessions_expire_by_end,
     invalid_sessions_are_rejected,
+    fetch_ending_between_scans_every_key,
 );
 
 const HOUR: i64 = 3_600_000;
@@ -105,4 +106,22 @@ fn invalid_sessions_are_rejected<B: Backend>(b: &B) {
         Err(StateError::InvalidArgument(_))
     ));
     assert_eq!(s.observed_stream_time(), None);
+}
+
+fn fetch_ending_between_scans_every_key<B: Backend>(b: &B) {
+    let mut s = b.session("s", HOUR);
+    for (key, start, end) in [(b"b", 0, 10), (b"a", 5, 20), (b"a", 30, 40), (b"c", 25, 25)] {
+        s.put(key, start, end, b"v", end).unwrap();
+    }
+    let mut found: Vec<(Vec<u8>, i64, i64)> = s
+        .fetch_ending_between(10, 25)
+        .map(|e| e.map(|e| (e.key, e.start, e.end)))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![(b"a".to_vec(), 5, 20), (b"b".to_vec(), 0, 10), (b"c".to_vec(), 25, 25)]
+    );
+    assert_eq!(s.fetch_ending_between(41, 100).count(), 0);
 }
