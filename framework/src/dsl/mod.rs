@@ -19,6 +19,7 @@ mod grouped;
 mod late;
 mod options;
 mod session_windowed;
+mod sliding_windowed;
 mod stream;
 mod windowed;
 mod windows;
@@ -26,8 +27,9 @@ mod windows;
 pub use grouped::{Grouped, KGroupedStream, KTable, Materialized};
 pub use late::{LateRecord, OnLate};
 pub use options::{Consumed, Produced, Repartitioned};
-pub use stream::KStream;
 pub use session_windowed::SessionWindowedKStream;
+pub use sliding_windowed::SlidingWindowedKStream;
+pub use stream::KStream;
 pub use windowed::{TimeWindowedKStream, WindowedKStream};
 pub use windows::{
     EmitStrategy, SessionWindows, SlidingWindows, TimeWindows, Window, WindowKind, Windowed,

@@ -22,13 +22,15 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// A window of event time. Time windows are `[start, end)`; session windows `[start, end]`
-/// (a session's end is its last record's timestamp).
+/// A window of event time. Time windows are `[start, end)`; sliding windows `[start, end]`
+/// with `end − start` the time difference; session windows `[start, end]` (a session's end
+/// is its last record's timestamp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Window {
     /// First millisecond of the window.
     pub start: i64,
-    /// End of the window (exclusive for time windows, inclusive for sessions).
+    /// End of the window (exclusive for time windows, inclusive for sliding windows and
+    /// sessions).
     pub end: i64,
 }
 

@@ -1,0 +1,505 @@
+//! Sliding-window aggregation, with Kafka Streams' semantics
+//! (`KStreamSlidingWindowAggregate`).
+//!
+//! A sliding window `[start, end]` includes both ends and spans the time difference `d`
+//! (`end − start = d`). Only windows that hold a distinct set of records exist:
+//!
+//! * every record at `t` has its *left window* `[t − d, t]`, ending at the record (a record
+//!   earlier than `d` has the window `[0, d]` instead, as windows never start before 0);
+//! * every record at `t` has its *right window* `[t + 1, t + 1 + d]` as soon as a record
+//!   falls into it;
+//! * a record also updates every existing window that contains it.
+//!
+//! New windows are built from the stored ones, never by replaying records: a left window
+//! starts from the aggregate of the window that ended just before it (when its records are
+//! all within `d`), a right window takes the aggregate of the latest window containing the
+//! record (which then holds only later records). A window's result carries the largest
+//! timestamp of its records.
+//!
+//! ```
+//! use std::time::Duration;
+//! use streamtime::{StreamsBuilder, StreamsConfig, Consumed, Grouped, Materialized, Produced, TopologyTestDriver};
+//! use streamtime::dsl::{SlidingWindows, Window, WindowedSerde};
+//! use streamtime::serdes::{I64Serde, StringSerde};
+//!
+//! let builder = StreamsBuilder::new();
+//! builder.stream("clicks", Consumed::with(StringSerde, StringSerde))
+//!     .group_by_key(Grouped::default())
+//!     .windowed_by(SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(10)))
+//!     .count(Materialized::as_("clicks-within-10ms"))
+//!     .to_stream()
+//!     .to("counts", Produced::with(WindowedSerde::new(StringSerde), I64Serde));
+//! let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("s", "unused")).unwrap();
+//! let clicks = driver.input_topic("clicks", StringSerde, StringSerde);
+//! clicks.pipe("ann".into(), "a".into(), 20).unwrap();
+//! clicks.pipe("ann".into(), "b".into(), 25).unwrap();
+//! let out: Vec<(Window, i64)> = driver.output_topic("counts", WindowedSerde::new(StringSerde), I64Serde)
+//!     .read_key_values().into_iter().map(|(k, n)| (k.window, n)).collect();
+//! assert_eq!(out, vec![
+//!     (Window::new(10, 20), 1), // left window of 20
+//!     (Window::new(21, 31), 1), // right window of 20: 25 fell into it
+//!     (Window::new(15, 25), 2), // left window of 25
+//! ]);
+//! ```
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::emit::EmitClock;
+use super::grouped::{KGroupedStream, KTable, Materialized, Step, TimestampedSerde};
+use super::late::{LatePolicy, LateRecordHandler};
+use super::windowed::{LateSerdes, WindowedKStream};
+use super::windows::{SlidingWindows, Window, Windowed};
+use crate::processor::{Processor, ProcessorContext};
+use crate::record::Record;
+use crate::serdes::{I64Serde, Serde};
+use crate::stores::{Stores, WindowStoreHandle};
+use crate::ProcessResult;
+
+/// A stream grouped into sliding windows (see the [module](self) for which windows exist).
+pub type SlidingWindowedKStream<K, V> = WindowedKStream<K, V, SlidingWindows>;
+
+impl<K: Clone + 'static, V: Clone + 'static> SlidingWindowedKStream<K, V> {
+    /// Counts records per key and sliding window.
+    pub fn count(self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        let materialized =
+            KGroupedStream::<K, V>::with_default_serde(materialized, Some(Arc::new(I64Serde)));
+        self.fold(
+            materialized,
+            Arc::new(|_k: &K, _v: V, n: Option<i64>| n.unwrap_or(0) + 1),
+        )
+    }
+
+    /// Combines the values of each key and sliding window with `reducer(aggregate, value)`;
+    /// a new window's first value starts it.
+    pub fn reduce(
+        self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<Windowed<K>, V> {
+        let default = self.grouped.stream().value_serde();
+        let materialized = KGroupedStream::<K, V>::with_default_serde(materialized, default);
+        self.fold(
+            materialized,
+            Arc::new(move |_k: &K, v: V, old: Option<V>| match old {
+                Some(agg) => reducer(agg, v),
+                None => v,
+            }),
+        )
+    }
+
+    /// Folds the values of each key and sliding window into an aggregate starting from
+    /// `initializer()`.
+    pub fn aggregate<A: Clone + 'static>(
+        self,
+        initializer: impl Fn() -> A + Send + Sync + 'static,
+        aggregator: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A> {
+        self.fold(
+            materialized,
+            Arc::new(move |k: &K, v: V, old: Option<A>| {
+                aggregator(k, v, old.unwrap_or_else(&initializer))
+            }),
+        )
+    }
+
+    fn fold<A: Clone + 'static>(
+        self,
+        materialized: Materialized<K, A>,
+        step: Step<K, V, A>,
+    ) -> KTable<Windowed<K>, A> {
+        let windows = self.windows;
+        let delay = self.emit.delay_ms(windows.grace_ms);
+        let needed = needed_retention_ms(windows, delay);
+        self.build(
+            materialized,
+            needed,
+            |name, retention| Stores::window(name, retention, false),
+            move |p, late, late_serdes| SlidingWindowAggregate {
+                store_name: p.store_name.clone(),
+                key_serde: p.key_serde.clone(),
+                agg_serde: p.agg_serde.clone(),
+                windows,
+                delay,
+                step: step.clone(),
+                late: Some((late, late_serdes)),
+                handler: None,
+                store: None,
+                clock: None,
+            },
+            |agg| agg,
+        )
+    }
+}
+
+/// The retention the window store needs, given that it keeps a window while its start is
+/// more than `retention − 1` after the largest start written, which is at most the observed
+/// stream time (a right window `[t + 1, …]` is only written once a later record exists).
+///
+/// * Until its result is emitted or it closes, a window must be readable: its close point
+///   `start + d + 1` is then above `observed − max(grace, delay)`, so `d + max(grace, delay)
+///   + 1` keeps it.
+/// * Building windows for a record at `t` reads the window that ended just before `t`'s left
+///   window: for a record that is not dropped and whose windows are open, that window can
+///   start as early as `observed − grace − 2d − 1` (Kafka Streams asks for `2d + grace` with a
+///   store that counts retention one millisecond differently).
+fn needed_retention_ms(windows: SlidingWindows, delay: Option<i64>) -> i64 {
+    let d = windows.time_difference_ms;
+    let grace = windows.grace_ms;
+    let emission = d
+        .saturating_add(EmitClock::retention_beyond_end(delay, grace))
+        .saturating_add(1);
+    let algorithm = d.saturating_mul(2).saturating_add(grace).saturating_add(2);
+    emission.max(algorithm)
+}
+
+/// Sliding-window aggregation: creates and updates windows per record as Kafka Streams does,
+/// and forwards results as the [`super::EmitStrategy`] says.
+struct SlidingWindowAggregate<K, V, A> {
+    store_name: String,
+    key_serde: Arc<dyn Serde<K>>,
+    agg_serde: Arc<dyn Serde<A>>,
+    windows: SlidingWindows,
+    delay: Option<i64>,
+    step: Step<K, V, A>,
+    late: Option<(LatePolicy<K, V>, LateSerdes<K, V>)>,
+    handler: Option<LateRecordHandler<K, V>>,
+    /// Per key and window start: the aggregate and the largest timestamp of its records.
+    store: Option<WindowStoreHandle<K, (A, i64)>>,
+    clock: Option<EmitClock>,
+}
+
+/// A stored window: its start, aggregate and largest record timestamp.
+type Stored<A> = (i64, (A, i64));
+
+impl<K, V, A> SlidingWindowAggregate<K, V, A>
+where
+    K: Clone + 'static,
+    V: Clone + 'static,
+    A: Clone + 'static,
+{
+    fn d(&self) -> i64 {
+        self.windows.time_difference_ms
+    }
+
+    fn window(&self, start: i64) -> Window {
+        Window::new(start, start.saturating_add(self.d()))
+    }
+
+    /// The close point of a window (see [`EmitClock`]): its end is inclusive, so it stops
+    /// accepting records once `observed − grace` passes the end, i.e. reaches `end + 1`
+    /// (Kafka Streams: a window is open while `end >= observed − grace`).
+    fn close_point(window: Window) -> i64 {
+        window.end.saturating_add(1)
+    }
+
+    fn store(&self) -> &WindowStoreHandle<K, (A, i64)> {
+        self.store.as_ref().expect("init ran")
+    }
+
+    fn clock(&self) -> &EmitClock {
+        self.clock.as_ref().expect("init ran")
+    }
+
+    /// Forwards the stored results of windows whose close point is in `(from, to]`: those
+    /// starting in `[from − d, to − d − 1]`.
+    fn emit_due(
+        &self,
+        ctx: &mut ProcessorContext<Windowed<K>, A>,
+        (from, to): (i64, i64),
+    ) -> ProcessResult {
+        let d = self.d();
+        let first_start = from.saturating_sub(d).max(0);
+        let last_start = to.saturating_sub(d).saturating_sub(1);
+        if last_start < first_start {
+            return Ok(());
+        }
+        for (key, start, (agg, ts)) in self.store().fetch_all(first_start, last_start)? {
+            ctx.forward(Record::new(Windowed::new(key, self.window(start)), agg, ts))?;
+        }
+        Ok(())
+    }
+
+    fn forward_if_due(
+        &self,
+        ctx: &mut ProcessorContext<Windowed<K>, A>,
+        record: &Record<K, V>,
+        window: Window,
+        value: A,
+        timestamp: i64,
+    ) -> ProcessResult {
+        if self.clock().is_due(Self::close_point(window)) {
+            ctx.forward(Record {
+                key: Windowed::new(record.key.clone(), window),
+                value,
+                timestamp,
+                headers: record.headers.clone(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Adds `record` to `window`, whose aggregate so far is `old` (`None`: a new window
+    /// holding only this record), unless the window is closed: then it is remembered in
+    /// `skipped` (the latest one) to report the record as late.
+    fn update(
+        &self,
+        ctx: &mut ProcessorContext<Windowed<K>, A>,
+        record: &Record<K, V>,
+        window: Window,
+        old: Option<(A, i64)>,
+        skipped: &mut Option<Window>,
+    ) -> ProcessResult {
+        if self.clock().is_closed(Self::close_point(window)) {
+            if skipped.is_none_or(|w| w.start < window.start) {
+                *skipped = Some(window);
+            }
+            return Ok(());
+        }
+        let (old, timestamp) = match old {
+            Some((agg, ts)) => (Some(agg), ts.max(record.timestamp)),
+            None => (None, record.timestamp),
+        };
+        let new = (self.step)(&record.key, record.value.clone(), old);
+        self.store()
+            .put(&record.key, window.start, &(new.clone(), timestamp))?;
+        self.forward_if_due(ctx, record, window, new, timestamp)
+    }
+
+    /// Creates the right window `[t + 1, t + 1 + d]` of `record` with `agg`, the aggregate of
+    /// the records after it. It is never closed: the record was not dropped, so
+    /// `t + d >= observed − grace`.
+    fn create_right_window(
+        &self,
+        ctx: &mut ProcessorContext<Windowed<K>, A>,
+        record: &Record<K, V>,
+        (agg, ts): (A, i64),
+    ) -> ProcessResult {
+        let window = self.window(record.timestamp + 1);
+        self.store()
+            .put(&record.key, window.start, &(agg.clone(), ts))?;
+        self.forward_if_due(ctx, record, window, agg, ts)
+    }
+
+    /// A record at `t >= d`. Reads the key's windows starting in `[t − 2d, t + 1]`, latest
+    /// first (Kafka Streams' reverse scan): windows containing `t` are updated, the first one
+    /// seen (latest start) also gives the aggregate of `t`'s right window; the first window
+    /// ending before `t` gives the previous record and the aggregate `t`'s left window starts
+    /// from.
+    fn process_regular(
+        &self,
+        ctx: &mut ProcessorContext<Windowed<K>, A>,
+        record: &Record<K, V>,
+        skipped: &mut Option<Window>,
+    ) -> ProcessResult {
+        let ts = record.timestamp;
+        let d = self.d();
+        let found: Vec<Stored<A>> = self.store().fetch(
+            &record.key,
+            ts.saturating_sub(d.saturating_mul(2)).max(0),
+            ts + 1,
+        )?;
+        let starts: HashSet<i64> = found.iter().map(|(start, _)| *start).collect();
+        let mut left_agg = None;
+        let mut right_agg: Option<(A, i64)> = None;
+        let mut left_exists = false;
+        let mut right_exists = false;
+        let mut previous = None;
+        for (start, (agg, max_ts)) in found.into_iter().rev() {
+            let window = self.window(start);
+            if start == ts + 1 {
+                right_exists = true;
+            } else if window.end > ts {
+                if right_agg.is_none() {
+                    right_agg = Some((agg.clone(), max_ts));
+                }
+                self.update(ctx, record, window, Some((agg, max_ts)), skipped)?;
+            } else if window.end == ts {
+                left_exists = true;
+                self.update(ctx, record, window, Some((agg, max_ts)), skipped)?;
+                if max_ts >= ts {
+                    // An earlier record at `t` already created every window `t` needs.
+                    return Ok(());
+                }
+                previous = Some(max_ts);
+            } else {
+                left_agg = Some(agg);
+                previous = Some(max_ts);
+                break;
+            }
+        }
+        if let Some(p) = previous {
+            // The previous record's right window, unless it exists or `t` is not in it. When
+            // it is `t`'s left window (`p + 1 == t − d`), creating the left window below
+            // gives the same window, so it is created once (Kafka Streams forwards it twice).
+            let start = p + 1;
+            if !starts.contains(&start) && start + d >= ts && start != ts - d {
+                self.update(ctx, record, self.window(start), None, skipped)?;
+            }
+        }
+        if !left_exists {
+            // The window before holds exactly the left window's earlier records when the
+            // previous record is within `d`; else the left window holds `t` alone.
+            let old = match (previous, left_agg) {
+                (Some(p), Some(agg)) if p >= ts - d => Some((agg, ts)),
+                _ => None,
+            };
+            self.update(ctx, record, Window::new(ts - d, ts), old, skipped)?;
+        }
+        if !right_exists {
+            if let Some((agg, max_ts)) = right_agg.filter(|(_, max_ts)| *max_ts > ts) {
+                self.create_right_window(ctx, record, (agg, max_ts))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A record at `0 <= t < d`: its left window would start before 0, so all such records
+    /// share the window `[0, d]`; their right windows are created as for later records.
+    fn process_early(
+        &self,
+        ctx: &mut ProcessorContext<Windowed<K>, A>,
+        record: &Record<K, V>,
+        skipped: &mut Option<Window>,
+    ) -> ProcessResult {
+        let ts = record.timestamp;
+        let found: Vec<Stored<A>> = self.store().fetch(&record.key, 0, ts + 1)?;
+        let starts: HashSet<i64> = found.iter().map(|(start, _)| *start).collect();
+        let mut combined: Option<(A, i64)> = None;
+        let mut right_agg: Option<(A, i64)> = None;
+        let mut right_exists = false;
+        let mut previous = None;
+        for (start, (agg, max_ts)) in found {
+            if start == 0 {
+                // Records after `t` in it are all in `t`'s right window; records before it
+                // make `previous` (the latest), whose right window `t` falls into.
+                if max_ts < ts {
+                    previous = Some(max_ts);
+                }
+                combined = Some((agg, max_ts));
+            } else if start <= ts {
+                right_agg = Some((agg.clone(), max_ts));
+                self.update(
+                    ctx,
+                    record,
+                    self.window(start),
+                    Some((agg, max_ts)),
+                    skipped,
+                )?;
+            } else {
+                right_exists = true;
+            }
+        }
+        // Without a right window of an earlier record containing `t`, no record precedes
+        // `t` that is not also in `[0, d]`, so the records after `t` in `[0, d]` are exactly
+        // those of `t`'s right window.
+        if right_agg.is_none() {
+            right_agg = combined.clone();
+        }
+        if !right_exists {
+            if let Some((agg, max_ts)) = right_agg.filter(|(_, max_ts)| *max_ts > ts) {
+                self.create_right_window(ctx, record, (agg, max_ts))?;
+            }
+        }
+        if let Some(p) = previous {
+            if !starts.contains(&(p + 1)) {
+                self.update(ctx, record, self.window(p + 1), None, skipped)?;
+            }
+        }
+        self.update(ctx, record, self.window(0), combined, skipped)
+    }
+}
+
+impl<K, V, A> Processor<K, V, Windowed<K>, A> for SlidingWindowAggregate<K, V, A>
+where
+    K: Clone + 'static,
+    V: Clone + 'static,
+    A: Clone + 'static,
+{
+    fn init(&mut self, ctx: &mut ProcessorContext<Windowed<K>, A>) -> ProcessResult {
+        self.store = Some(ctx.window_store(
+            &self.store_name,
+            self.key_serde.clone(),
+            TimestampedSerde(self.agg_serde.clone()),
+        )?);
+        self.clock = Some(EmitClock::load(ctx, self.delay, self.windows.grace_ms));
+        if let Some((policy, serdes)) = self.late.take() {
+            self.handler = Some(LateRecordHandler::new(
+                ctx.node_name(),
+                &ctx.task_id().to_string(),
+                policy,
+                serdes,
+            ));
+        }
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<Windowed<K>, A>,
+        record: Record<K, V>,
+    ) -> ProcessResult {
+        let ts = record.timestamp;
+        let d = self.d();
+        if ts < 0 {
+            // No window starts before 0 (sources already drop or fail negative timestamps;
+            // this only sees one made by a processor upstream).
+            tracing::warn!(node = %ctx.node_name(), timestamp = ts,
+                "sliding window aggregate skips a record with a negative timestamp");
+            return Ok(());
+        }
+        let clock = self.clock.as_mut().expect("init ran");
+        if let Some(due) = clock.observe(ctx, ts) {
+            self.emit_due(ctx, due)?;
+        }
+        let own_window = if ts < d {
+            self.window(0)
+        } else {
+            Window::new(ts - d, ts)
+        };
+        // The latest window that can contain `t` is `[t, t + d]`: once that is closed, no
+        // window can take the record (Kafka Streams: dropped when `t + d < observed − grace`).
+        let mut skipped = None;
+        if self
+            .clock()
+            .is_closed(Self::close_point(Window::new(ts, ts.saturating_add(d))))
+        {
+            skipped = Some(own_window);
+        } else if ts < d {
+            self.process_early(ctx, &record, &mut skipped)?;
+        } else {
+            self.process_regular(ctx, &record, &mut skipped)?;
+        }
+        // Reported once per record, like the time windows: also when some of its windows
+        // were closed while others (or a new right window) still took it.
+        if let Some(window) = skipped {
+            let observed = self.clock().observed();
+            let handler = self.handler.as_mut().expect("init ran");
+            handler.drop_late(ctx, &record, window, observed)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn windows(d: u64, grace: u64) -> SlidingWindows {
+        SlidingWindows::of_time_difference_and_grace(
+            std::time::Duration::from_millis(d),
+            std::time::Duration::from_millis(grace),
+        )
+    }
+
+    #[test]
+    fn retention_covers_the_reads_of_the_algorithm_and_the_emit_delay() {
+        // 2d + grace + 2 for the window read before a left window.
+        assert_eq!(needed_retention_ms(windows(10, 5), None), 27);
+        assert_eq!(needed_retention_ms(windows(10, 5), Some(5)), 27);
+        // A long emit delay: d + delay + 1.
+        assert_eq!(needed_retention_ms(windows(10, 5), Some(100)), 111);
+        assert_eq!(needed_retention_ms(windows(0, 0), None), 2);
+    }
+}
