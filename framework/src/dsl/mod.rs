@@ -16,6 +16,7 @@
 
 mod emit;
 mod grouped;
+mod join;
 mod late;
 mod options;
 mod session_windowed;
@@ -24,6 +25,7 @@ mod windowed;
 mod windows;
 
 pub use grouped::{Grouped, KGroupedStream, KTable, Materialized};
+pub use join::{JoinWindows, StreamJoined};
 pub use late::{LateRecord, OnLate};
 pub use options::{Consumed, Produced, Repartitioned};
 pub use stream::KStream;
