@@ -21,6 +21,7 @@ mod late;
 mod options;
 mod session_windowed;
 mod stream;
+mod table;
 mod windowed;
 mod windows;
 
@@ -49,6 +50,9 @@ pub(crate) struct BuilderState {
     pub topology: Topology,
     counter: usize,
     pub first_error: Option<StreamsError>,
+    /// Tables whose updates include deletions: store name -> the node forwarding
+    /// `(K, Option<V>)` changes (see `KTable::to_change_stream`).
+    pub table_changes: std::collections::HashMap<String, usize>,
 }
 
 impl BuilderState {
@@ -87,6 +91,7 @@ impl StreamsBuilder {
                 topology: Topology::new(),
                 counter: 0,
                 first_error: None,
+                table_changes: Default::default(),
             })),
         }
     }
