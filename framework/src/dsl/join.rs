@@ -33,7 +33,14 @@
 //! once its window has closed — when the shared stream time passes `ts + after + grace` for a
 //! left record, `ts + before + grace` for a right one — so a partner arriving later in the
 //! window never follows a premature `None` result. Until then such records wait, ordered by
-//! timestamp, in a key-value store shared by both sides.
+//! timestamp, in a key-value store shared by both sides. A record emitted alone is not paired
+//! afterwards either: with asymmetric windows a partner can still be accepted after the
+//! record's own window closed, and that pair would contradict the `None` result already out.
+//!
+//! Both sides share one stream time, the larger of the two buffers' own (so it is restored
+//! with them from their changelogs). A record whose own window has already closed (`ts +
+//! after + grace` for a left record, `ts + before + grace` for a right one, below stream
+//! time) is dropped, counted in `streamtime_dropped_records_total{reason="late"}` and logged.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
