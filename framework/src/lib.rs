@@ -44,8 +44,8 @@ pub mod topology;
 
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
-    Consumed, Grouped, KGroupedStream, KStream, KTable, Materialized, Produced, Repartitioned,
-    StreamsBuilder,
+    Consumed, Grouped, JoinWindows, KGroupedStream, KStream, KTable, Materialized, Produced,
+    Repartitioned, StreamJoined, StreamsBuilder,
 };
 pub use error::{ProcessResult, StreamsError};
 pub use kafka_streams::{CommitRequest, KafkaStreams, ShutdownHandle, TaskStatus};

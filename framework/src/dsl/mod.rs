@@ -16,15 +16,18 @@
 
 mod emit;
 mod grouped;
+mod join;
 mod late;
 mod options;
 mod session_windowed;
 mod sliding_windowed;
 mod stream;
+mod table;
 mod windowed;
 mod windows;
 
 pub use grouped::{Grouped, KGroupedStream, KTable, Materialized};
+pub use join::{JoinWindows, StreamJoined};
 pub use late::{LateRecord, OnLate};
 pub use options::{Consumed, Produced, Repartitioned};
 pub use session_windowed::SessionWindowedKStream;
@@ -49,6 +52,9 @@ pub(crate) struct BuilderState {
     pub topology: Topology,
     counter: usize,
     pub first_error: Option<StreamsError>,
+    /// Tables whose updates include deletions: store name -> the node forwarding
+    /// `(K, Option<V>)` changes (see `KTable::to_change_stream`).
+    pub table_changes: std::collections::HashMap<String, usize>,
 }
 
 impl BuilderState {
@@ -87,6 +93,7 @@ impl StreamsBuilder {
                 topology: Topology::new(),
                 counter: 0,
                 first_error: None,
+                table_changes: Default::default(),
             })),
         }
     }

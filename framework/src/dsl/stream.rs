@@ -562,6 +562,11 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         self.value_serde.clone()
     }
 
+    /// Index of the node producing this stream; `None` after a failed step.
+    pub(crate) fn node(&self) -> Option<usize> {
+        self.node
+    }
+
     /// Whether a key-changing operation happened since the last repartition.
     pub fn is_repartition_required(&self) -> bool {
         self.repartition_required

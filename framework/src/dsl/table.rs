@@ -1,0 +1,649 @@
+//! Tables read from topics ([`StreamsBuilder::table`]), stream–table joins
+//! ([`KStream::join_table`], [`KStream::left_join_table`]) and table–table joins
+//! ([`KTable::join`], [`KTable::left_join`], [`KTable::outer_join`]).
+//!
+//! A table's updates may delete keys. Rust values cannot be null, so a table forwards its
+//! changes internally as `Option<V>` (`None` = the key was deleted); [`KTable::to_stream`]
+//! gives the updates that set a value and [`KTable::to_change_stream`] every change,
+//! deletions included. Every table is materialized: a key-value store of `(value, timestamp
+//! of its last update)`, which joins look up.
+//!
+//! ```
+//! use streamtime::{StreamsBuilder, StreamsConfig, Consumed, Materialized, Produced, TopologyTestDriver};
+//! use streamtime::serdes::StringSerde;
+//!
+//! let builder = StreamsBuilder::new();
+//! let names = builder.table("names", Consumed::with(StringSerde, StringSerde), Materialized::as_("names"));
+//! builder.stream("orders", Consumed::with(StringSerde, StringSerde))
+//!     .left_join_table(&names, |order: &String, name: Option<&String>| {
+//!         format!("{order} for {}", name.map_or("?", |n| n.as_str()))
+//!     })
+//!     .to("named-orders", Produced::with(StringSerde, StringSerde));
+//! let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("t", "unused")).unwrap();
+//! let orders = driver.input_topic("orders", StringSerde, StringSerde);
+//! orders.pipe("c1".into(), "book".into(), 1).unwrap();
+//! driver.input_topic("names", StringSerde, StringSerde).pipe("c1".into(), "Ann".into(), 2).unwrap();
+//! orders.pipe("c1".into(), "pen".into(), 3).unwrap();
+//! let out = driver.output_topic("named-orders", StringSerde, StringSerde).read_key_values();
+//! assert_eq!(out, vec![("c1".into(), "book for ?".into()), ("c1".into(), "pen for Ann".into())]);
+//! ```
+
+use std::sync::Arc;
+
+use super::grouped::{KTable, Materialized, TimestampedSerde};
+use super::join::require_copartitioned;
+use super::options::Consumed;
+use super::stream::KStream;
+use super::StreamsBuilder;
+use crate::error::StreamsError;
+use crate::processor::{Processor, ProcessorContext};
+use crate::record::Record;
+use crate::serdes::{OptionSerde, Serde};
+use crate::stores::{KeyValueStoreHandle, StoreKind, Stores};
+use crate::ProcessResult;
+
+impl StreamsBuilder {
+    /// A table of the latest value per key of `topic`: each record sets its key's value, a
+    /// record with a null value deletes the key. The table is kept in the key-value store
+    /// named by `materialized` (or a generated name); serdes default to `consumed`'s.
+    pub fn table<K, V>(
+        &self,
+        topic: &str,
+        consumed: Consumed<K, V>,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V>
+    where
+        K: Clone + 'static,
+        V: Clone + 'static,
+    {
+        let store = materialized.name.clone().unwrap_or_else(|| {
+            self.state
+                .borrow_mut()
+                .next_name("KTABLE-SOURCE-STATE-STORE")
+        });
+        let key_serde = materialized
+            .key_serde
+            .clone()
+            .unwrap_or_else(|| consumed.key_serde.clone());
+        let value_serde = materialized
+            .value_serde
+            .clone()
+            .unwrap_or_else(|| consumed.value_serde.clone());
+        // Null values are deletions, so the source reads `Option<V>`.
+        let source = KStream::<K, Option<V>>::source(
+            self.state.clone(),
+            &[topic],
+            Consumed {
+                key_serde: consumed.key_serde,
+                value_serde: Arc::new(OptionSerde(consumed.value_serde)),
+                extractor: consumed.extractor,
+                name: consumed.name,
+            },
+        );
+        let changes = materialize(
+            &source,
+            "KTABLE-SOURCE",
+            &store,
+            &materialized,
+            key_serde,
+            value_serde,
+        );
+        KTable {
+            stream: changes,
+            store,
+        }
+    }
+}
+
+/// Registers the key-value store `store` and adds a processor keeping the changes of
+/// `changes` in it; returns the stream of non-deleting updates (what `to_stream` gives) and
+/// records the change node for `to_change_stream`.
+fn materialize<K, V, X>(
+    changes: &KStream<K, Option<V>>,
+    prefix: &str,
+    store: &str,
+    materialized: &Materialized<K, X>,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+) -> KStream<K, V>
+where
+    K: Clone + 'static,
+    V: Clone + 'static,
+{
+    let state = changes.state().clone();
+    let mut spec = Stores::key_value(store).with_logging(materialized.logging);
+    if materialized.in_memory {
+        spec = spec.in_memory();
+    }
+    let registered = state.borrow_mut().topology.register_store(spec);
+    if let Err(e) = registered {
+        state.borrow_mut().record_error(e);
+        return changes.derive(None, None, None, false);
+    }
+    let (name, ks, vs) = (store.to_string(), key_serde.clone(), value_serde.clone());
+    let node = changes.add_processor(prefix, &[], vec![store.to_string()], move || {
+        TableMaterializer {
+            store_name: name.clone(),
+            key_serde: ks.clone(),
+            value_serde: vs.clone(),
+            store: None,
+        }
+    });
+    updates_of(changes, node, store, key_serde, value_serde)
+}
+
+/// The updates stream of a table whose changes node is `node`: remembers the node under the
+/// table's store name and filters the deletions out.
+fn updates_of<K, V, X>(
+    parent: &KStream<K, X>,
+    node: Option<usize>,
+    store: &str,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+) -> KStream<K, V>
+where
+    K: Clone + 'static,
+    V: Clone + 'static,
+    X: Clone + 'static,
+{
+    let Some(node) = node else {
+        return parent.derive(None, None, None, false);
+    };
+    let state = parent.state().clone();
+    state
+        .borrow_mut()
+        .table_changes
+        .insert(store.to_string(), node);
+    let option_serde: Arc<dyn Serde<Option<V>>> = Arc::new(OptionSerde(value_serde.clone()));
+    parent
+        .derive::<K, Option<V>>(
+            Some(node),
+            Some(key_serde.clone()),
+            Some(option_serde),
+            false,
+        )
+        .flat_map_values(|v: Option<V>| v)
+        .with_serdes(key_serde, value_serde)
+}
+
+/// Keeps a table's changes in its store (`None` deletes) and passes them on.
+struct TableMaterializer<K, V> {
+    store_name: String,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+    store: Option<KeyValueStoreHandle<K, (V, i64)>>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Option<V>, K, Option<V>>
+    for TableMaterializer<K, V>
+{
+    fn init(&mut self, ctx: &mut ProcessorContext<K, Option<V>>) -> ProcessResult {
+        self.store = Some(ctx.key_value_store(
+            &self.store_name,
+            self.key_serde.clone(),
+            TimestampedSerde(self.value_serde.clone()),
+        )?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<K, Option<V>>,
+        record: Record<K, Option<V>>,
+    ) -> ProcessResult {
+        let store = self.store.as_ref().expect("init ran");
+        match &record.value {
+            Some(v) => store.put(&record.key, &(v.clone(), record.timestamp))?,
+            None => store.delete(&record.key)?,
+        }
+        ctx.forward(record)
+    }
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
+    /// Every change of the table, in order: `Some(value)` for an update, `None` for a
+    /// deletion. (Tables from aggregations never delete: their changes are their updates.)
+    pub fn to_change_stream(&self) -> KStream<K, Option<V>> {
+        let state = self.stream.state().clone();
+        let node = state.borrow().table_changes.get(&self.store).copied();
+        let option_serde = self
+            .stream
+            .value_serde()
+            .map(|s| Arc::new(OptionSerde(s)) as Arc<dyn Serde<Option<V>>>);
+        match node {
+            Some(node) => {
+                self.stream
+                    .derive(Some(node), self.stream.key_serde(), option_serde, false)
+            }
+            None => {
+                let changes = self.stream.map_values(Some);
+                match (self.stream.key_serde(), option_serde) {
+                    (Some(k), Some(v)) => changes.with_serdes(k, v),
+                    _ => changes,
+                }
+            }
+        }
+    }
+
+    /// The table's key serde and its value serde, or a build error naming `what`.
+    fn serdes(&self, what: &str) -> Result<SerdePair<K, V>, StreamsError> {
+        match (self.stream.key_serde(), self.stream.value_serde()) {
+            (Some(k), Some(v)) => Ok((k, v)),
+            _ => Err(StreamsError::Topology(format!(
+                "{what}: the serdes of table {} are unknown; materialize it with serdes",
+                self.store
+            ))),
+        }
+    }
+
+    /// An error unless the table's store is a key-value store (joins look keys up in it).
+    fn check_lookup(&self, what: &str) -> Result<(), StreamsError> {
+        let state = self.stream.state().clone();
+        let s = state.borrow();
+        match s.topology.stores.get(&self.store).map(|spec| spec.kind()) {
+            Some(StoreKind::KeyValue) => Ok(()),
+            Some(_) => Err(StreamsError::Topology(format!(
+                "{what}: table {} is windowed; only key-value tables can be joined by key",
+                self.store
+            ))),
+            None => Err(StreamsError::Topology(format!(
+                "{what}: table {} has no store",
+                self.store
+            ))),
+        }
+    }
+
+    /// Inner join with `other` on the key: whenever either table changes, the joined value
+    /// `joiner(left, right)` is updated when both have the key, and deleted (a `None`
+    /// change) when one of them loses it. The result is a table kept in the store that
+    /// `materialized` names, which must give the result's value serde. Timestamps are the
+    /// later of the two sides' latest updates. Both tables must be co-partitioned.
+    pub fn join<V2, VR>(
+        &self,
+        other: &KTable<K, V2>,
+        joiner: impl Fn(&V, &V2) -> VR + Send + Sync + 'static,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        V2: Clone + 'static,
+        VR: Clone + 'static,
+    {
+        self.table_join(
+            other,
+            Arc::new(move |a: Option<&V>, b: Option<&V2>| match (a, b) {
+                (Some(a), Some(b)) => Some(joiner(a, b)),
+                _ => None,
+            }),
+            materialized,
+        )
+    }
+
+    /// Left join with `other`: every key of this table has a joined value
+    /// `joiner(left, right)`, with `None` while `other` lacks the key.
+    pub fn left_join<V2, VR>(
+        &self,
+        other: &KTable<K, V2>,
+        joiner: impl Fn(&V, Option<&V2>) -> VR + Send + Sync + 'static,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        V2: Clone + 'static,
+        VR: Clone + 'static,
+    {
+        self.table_join(
+            other,
+            Arc::new(move |a: Option<&V>, b: Option<&V2>| a.map(|a| joiner(a, b))),
+            materialized,
+        )
+    }
+
+    /// Outer join with `other`: every key of either table has a joined value
+    /// `joiner(left, right)`; it is deleted when both tables lose the key.
+    pub fn outer_join<V2, VR>(
+        &self,
+        other: &KTable<K, V2>,
+        joiner: impl Fn(Option<&V>, Option<&V2>) -> VR + Send + Sync + 'static,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        V2: Clone + 'static,
+        VR: Clone + 'static,
+    {
+        self.table_join(
+            other,
+            Arc::new(move |a: Option<&V>, b: Option<&V2>| {
+                (a.is_some() || b.is_some()).then(|| joiner(a, b))
+            }),
+            materialized,
+        )
+    }
+
+    fn table_join<V2, VR>(
+        &self,
+        other: &KTable<K, V2>,
+        joiner: TableJoiner<V, V2, VR>,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        V2: Clone + 'static,
+        VR: Clone + 'static,
+    {
+        let state = self.stream.state().clone();
+        let store = materialized
+            .name
+            .clone()
+            .unwrap_or_else(|| state.borrow_mut().next_name("KTABLE-JOIN-STATE-STORE"));
+        let failed = |e: StreamsError| {
+            state.borrow_mut().record_error(e);
+            KTable {
+                stream: self.stream.derive(None, None, None, false),
+                store: store.clone(),
+            }
+        };
+        let what = format!("table join into {store}");
+        let serdes = self.serdes(&what).and_then(|(k, v1)| {
+            let (_, v2) = other.serdes(&what)?;
+            self.check_lookup(&what)?;
+            other.check_lookup(&what)?;
+            let vr = materialized.value_serde.clone().ok_or_else(|| {
+                StreamsError::Topology(format!(
+                    "{what}: the joined value's serde is unknown; pass it with \
+                     Materialized::with_value_serde"
+                ))
+            })?;
+            Ok((materialized.key_serde.clone().unwrap_or(k), v1, v2, vr))
+        });
+        let (key_serde, v1_serde, v2_serde, vr_serde) = match serdes {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
+        let left = self.to_change_stream();
+        let right = other.to_change_stream();
+        let (Some(left_node), Some(right_node)) = (left.node(), right.node()) else {
+            return failed(StreamsError::Topology(format!(
+                "{what}: an input table failed to build"
+            )));
+        };
+        require_copartitioned(&state, left_node, right_node);
+        let mut spec = Stores::key_value(&store).with_logging(materialized.logging);
+        if materialized.in_memory {
+            spec = spec.in_memory();
+        }
+        let registered = state.borrow_mut().topology.register_store(spec);
+        if let Err(e) = registered {
+            return failed(e);
+        }
+
+        let left_side = {
+            let (other_store, result_store) = (other.store.clone(), store.clone());
+            let (ks, os, rs) = (key_serde.clone(), v2_serde.clone(), vr_serde.clone());
+            let j = joiner.clone();
+            move || TableJoinSide::<K, V, V2, VR> {
+                other_store_name: other_store.clone(),
+                result_store_name: result_store.clone(),
+                key_serde: ks.clone(),
+                other_serde: os.clone(),
+                result_serde: rs.clone(),
+                joiner: j.clone(),
+                stores: None,
+            }
+        };
+        let right_side = {
+            let (other_store, result_store) = (self.store.clone(), store.clone());
+            let (ks, os, rs) = (key_serde.clone(), v1_serde.clone(), vr_serde.clone());
+            let j = joiner;
+            move || TableJoinSide::<K, V2, V, VR> {
+                other_store_name: other_store.clone(),
+                result_store_name: result_store.clone(),
+                key_serde: ks.clone(),
+                other_serde: os.clone(),
+                result_serde: rs.clone(),
+                joiner: {
+                    let j = j.clone();
+                    Arc::new(move |this: Option<&V2>, other: Option<&V>| j(other, this))
+                },
+                stores: None,
+            }
+        };
+        let left_stores = vec![other.store.clone(), store.clone()];
+        let right_stores = vec![self.store.clone(), store.clone()];
+        let left_out = left.add_processor("KTABLE-JOINTHIS", &[], left_stores, left_side);
+        let right_out = right.add_processor("KTABLE-JOINOTHER", &[], right_stores, right_side);
+        let option_serde: Arc<dyn Serde<Option<VR>>> = Arc::new(OptionSerde(vr_serde.clone()));
+        let left_out = left.derive::<K, Option<VR>>(
+            left_out,
+            Some(key_serde.clone()),
+            Some(option_serde.clone()),
+            false,
+        );
+        let right_out = right.derive::<K, Option<VR>>(
+            right_out,
+            Some(key_serde.clone()),
+            Some(option_serde),
+            false,
+        );
+        let merged = left_out.merge(&right_out);
+        let stream = updates_of(&merged, merged.node(), &store, key_serde, vr_serde);
+        KTable { stream, store }
+    }
+}
+
+type SerdePair<K, V> = (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>);
+
+/// A table join reduced to one function of both sides' current values: `None` when the
+/// result has no value for the key (so a previous result is deleted).
+type TableJoiner<V1, V2, VR> = Arc<dyn Fn(Option<&V1>, Option<&V2>) -> Option<VR> + Send + Sync>;
+
+type StoreHandles<K, VOther, VR> = (
+    KeyValueStoreHandle<K, (VOther, i64)>,
+    KeyValueStoreHandle<K, (VR, i64)>,
+);
+
+/// One side of a table–table join: on a change of its table it looks the key up in the
+/// other table and updates the joined table (its store and its change stream).
+struct TableJoinSide<K, VThis, VOther, VR> {
+    other_store_name: String,
+    result_store_name: String,
+    key_serde: Arc<dyn Serde<K>>,
+    other_serde: Arc<dyn Serde<VOther>>,
+    result_serde: Arc<dyn Serde<VR>>,
+    joiner: TableJoiner<VThis, VOther, VR>,
+    stores: Option<StoreHandles<K, VOther, VR>>,
+}
+
+impl<K, VThis, VOther, VR> Processor<K, Option<VThis>, K, Option<VR>>
+    for TableJoinSide<K, VThis, VOther, VR>
+where
+    K: Clone + 'static,
+    VThis: Clone + 'static,
+    VOther: Clone + 'static,
+    VR: Clone + 'static,
+{
+    fn init(&mut self, ctx: &mut ProcessorContext<K, Option<VR>>) -> ProcessResult {
+        self.stores = Some((
+            ctx.key_value_store(
+                &self.other_store_name,
+                self.key_serde.clone(),
+                TimestampedSerde(self.other_serde.clone()),
+            )?,
+            ctx.key_value_store(
+                &self.result_store_name,
+                self.key_serde.clone(),
+                TimestampedSerde(self.result_serde.clone()),
+            )?,
+        ));
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<K, Option<VR>>,
+        record: Record<K, Option<VThis>>,
+    ) -> ProcessResult {
+        let (other, result) = self.stores.as_ref().expect("init ran");
+        let other_entry = other.get(&record.key)?;
+        let timestamp = other_entry
+            .as_ref()
+            .map_or(record.timestamp, |(_, ts)| record.timestamp.max(*ts));
+        let joined = (self.joiner)(record.value.as_ref(), other_entry.as_ref().map(|(v, _)| v));
+        let value = match joined {
+            Some(v) => {
+                result.put(&record.key, &(v.clone(), timestamp))?;
+                Some(v)
+            }
+            // Only a result that existed needs a deletion; otherwise there is nothing to say.
+            None if result.get(&record.key)?.is_some() => {
+                result.delete(&record.key)?;
+                None
+            }
+            None => return Ok(()),
+        };
+        ctx.forward(Record {
+            key: record.key,
+            value,
+            timestamp,
+            headers: record.headers,
+        })
+    }
+}
+
+/// A stream–table join reduced to one function: `None` when the stream record gives no
+/// result (inner join, key missing from the table).
+type StreamTableJoiner<V, VT, VR> = Arc<dyn Fn(&V, Option<&VT>) -> Option<VR> + Send + Sync>;
+
+impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
+    /// Joins each record with the current value of its key in `table`:
+    /// `joiner(value, table_value)`, stamped with the stream record's timestamp. Records
+    /// whose key the table lacks give nothing; table updates give nothing either (they only
+    /// change what later stream records see). The stream is repartitioned first if its key
+    /// changed; stream and table must be co-partitioned.
+    pub fn join_table<VT, VR>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: impl Fn(&V, &VT) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR>
+    where
+        VT: Clone + 'static,
+        VR: Clone + 'static,
+    {
+        self.stream_table_join(
+            table,
+            Arc::new(move |v: &V, t: Option<&VT>| t.map(|t| joiner(v, t))),
+        )
+    }
+
+    /// Like [`KStream::join_table`], but a record whose key the table lacks gives
+    /// `joiner(value, None)`.
+    pub fn left_join_table<VT, VR>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: impl Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR>
+    where
+        VT: Clone + 'static,
+        VR: Clone + 'static,
+    {
+        self.stream_table_join(
+            table,
+            Arc::new(move |v: &V, t: Option<&VT>| Some(joiner(v, t))),
+        )
+    }
+
+    fn stream_table_join<VT, VR>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: StreamTableJoiner<V, VT, VR>,
+    ) -> KStream<K, VR>
+    where
+        VT: Clone + 'static,
+        VR: Clone + 'static,
+    {
+        let state = self.state().clone();
+        let failed = |e: StreamsError| {
+            state.borrow_mut().record_error(e);
+            self.derive::<K, VR>(None, None, None, false)
+        };
+        let what = format!("stream-table join with {}", table.store);
+        if let Err(e) = table.check_lookup(&what) {
+            return failed(e);
+        }
+        let (table_keys, table_values) = match table.serdes(&what) {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
+        let input = if self.is_repartition_required() {
+            match self.serdes_for(&what, None, None) {
+                Ok((k, v)) => {
+                    let name = state.borrow_mut().next_name("KSTREAM-JOIN");
+                    let mut options = super::Repartitioned::<K, V>::as_(format!("{name}-left"));
+                    options.key_serde = Some(k);
+                    options.value_serde = Some(v);
+                    self.repartition(options)
+                }
+                Err(e) => return failed(e),
+            }
+        } else {
+            self.clone()
+        };
+        let (Some(stream_node), Some(table_node)) = (input.node(), table.stream.node()) else {
+            return self.derive(None, None, None, false);
+        };
+        require_copartitioned(&state, stream_node, table_node);
+        let key_serde = input.key_serde().unwrap_or_else(|| table_keys.clone());
+        let store_name = table.store.clone();
+        let node = input.add_processor("KSTREAM-JOIN", &[], vec![store_name.clone()], move || {
+            StreamTableJoin {
+                store_name: store_name.clone(),
+                key_serde: table_keys.clone(),
+                value_serde: table_values.clone(),
+                joiner: joiner.clone(),
+                store: None,
+            }
+        });
+        input.derive(node, Some(key_serde), None, false)
+    }
+}
+
+/// Looks each stream record's key up in the table's store.
+struct StreamTableJoin<K, V, VT, VR> {
+    store_name: String,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<VT>>,
+    joiner: StreamTableJoiner<V, VT, VR>,
+    store: Option<KeyValueStoreHandle<K, (VT, i64)>>,
+}
+
+impl<K, V, VT, VR> Processor<K, V, K, VR> for StreamTableJoin<K, V, VT, VR>
+where
+    K: Clone + 'static,
+    V: 'static,
+    VT: 'static,
+    VR: Clone + 'static,
+{
+    fn init(&mut self, ctx: &mut ProcessorContext<K, VR>) -> ProcessResult {
+        self.store = Some(ctx.key_value_store(
+            &self.store_name,
+            self.key_serde.clone(),
+            TimestampedSerde(self.value_serde.clone()),
+        )?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<K, VR>,
+        record: Record<K, V>,
+    ) -> ProcessResult {
+        let store = self.store.as_ref().expect("init ran");
+        let current = store.get(&record.key)?;
+        match (self.joiner)(&record.value, current.as_ref().map(|(v, _)| v)) {
+            Some(value) => ctx.forward(Record {
+                key: record.key,
+                value,
+                timestamp: record.timestamp,
+                headers: record.headers,
+            }),
+            None => Ok(()),
+        }
+    }
+}
