@@ -117,7 +117,11 @@ pub fn sample_readings(sensors: usize, minutes: i64) -> Vec<(String, f64, i64)> 
         for s in 0..sensors {
             let temp = 20.0 + s as f64 * 5.0 + ((t / 5_000) % 7) as f64;
             // Every 9th reading is delayed by 20 s: late, but within grace.
-            let ts = if (t / 5_000 + s as i64) % 9 == 0 { (t - 20_000).max(0) } else { t };
+            let ts = if (t / 5_000 + s as i64) % 9 == 0 {
+                (t - 20_000).max(0)
+            } else {
+                t
+            };
             out.push((format!("sensor-{s}"), temp, ts));
         }
     }

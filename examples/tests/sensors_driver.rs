@@ -25,7 +25,9 @@ fn final_averages_match_the_readings_and_late_readings_are_set_aside() {
     let (late, on_time) = readings.split_last().unwrap();
     let mut want: BTreeMap<(String, i64), (f64, u64)> = BTreeMap::new();
     for (sensor, temp, ts) in on_time {
-        let e = want.entry((sensor.clone(), ts / 60_000 * 60_000)).or_default();
+        let e = want
+            .entry((sensor.clone(), ts / 60_000 * 60_000))
+            .or_default();
         e.0 += temp;
         e.1 += 1;
     }
@@ -35,12 +37,17 @@ fn final_averages_match_the_readings_and_late_readings_are_set_aside() {
     want.retain(|(_, start), _| start + 60_000 <= stream_time - 30_000);
 
     let out = driver
-        .output_topic(&topics.averages, sensors::average_key_serde(), sensors::average_serde())
+        .output_topic(
+            &topics.averages,
+            sensors::average_key_serde(),
+            sensors::average_serde(),
+        )
         .read_key_values();
     let mut got = BTreeMap::new();
     for (k, avg) in out {
         assert!(
-            got.insert((k.key.clone(), k.window.start), (avg.sum, avg.count)).is_none(),
+            got.insert((k.key.clone(), k.window.start), (avg.sum, avg.count))
+                .is_none(),
             "{k:?} emitted twice"
         );
     }
@@ -49,5 +56,8 @@ fn final_averages_match_the_readings_and_late_readings_are_set_aside() {
         .output_topic(&topics.late, StringSerde, F64Serde)
         .read_records();
     assert_eq!(dead.len(), 1);
-    assert_eq!((dead[0].key.as_str(), dead[0].value, dead[0].timestamp), (late.0.as_str(), late.1, late.2));
+    assert_eq!(
+        (dead[0].key.as_str(), dead[0].value, dead[0].timestamp),
+        (late.0.as_str(), late.1, late.2)
+    );
 }

@@ -5,9 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use streamtime::dsl::{
-    EmitStrategy, SessionWindows, TimeWindows, Window, Windowed, WindowedSerde,
-};
+use streamtime::dsl::{EmitStrategy, SessionWindows, TimeWindows, Window, Windowed, WindowedSerde};
 use streamtime::serdes::{I64Serde, OptionSerde, StringSerde};
 use streamtime::{
     Consumed, Grouped, Materialized, Produced, StreamsBuilder, StreamsConfig, StreamsError,
@@ -92,8 +90,7 @@ fn emit_on_close_forwards_each_window_once_when_it_closes() {
     assert_eq!(out, vec![(0, 10, 2, 4)]);
     assert_eq!(late, vec![3, 2]);
 
-    let (out, _, _) =
-        tumbling_count(EmitStrategy::OnWindowClose, &[1, 12, 4, 16, 3, 21, 2, 40]);
+    let (out, _, _) = tumbling_count(EmitStrategy::OnWindowClose, &[1, 12, 4, 16, 3, 21, 2, 40]);
     assert_eq!(out, vec![(0, 10, 2, 4), (10, 20, 2, 16), (20, 30, 1, 21)]);
 }
 
@@ -125,7 +122,10 @@ fn late_records_are_counted_per_record_not_per_window() {
         .on_late(move |l| seen.lock().unwrap().push((l.record.timestamp, l.window)))
         .count(Materialized::as_("hops"))
         .to_stream()
-        .to("out", Produced::with(WindowedSerde::new(StringSerde), I64Serde));
+        .to(
+            "out",
+            Produced::with(WindowedSerde::new(StringSerde), I64Serde),
+        );
     let driver = TopologyTestDriver::new(builder.build().unwrap(), config()).unwrap();
     let input = driver.input_topic("in", StringSerde, StringSerde);
     for ts in [3, 12, 9, 1] {
@@ -166,7 +166,10 @@ fn windowed_aggregate_keeps_the_largest_timestamp_and_uses_the_window_store() {
             Materialized::as_("sums").with_value_serde(I64Serde),
         )
         .to_stream()
-        .to("sums", Produced::with(WindowedSerde::new(StringSerde), I64Serde));
+        .to(
+            "sums",
+            Produced::with(WindowedSerde::new(StringSerde), I64Serde),
+        );
     let topology = builder.build().unwrap();
     let description = topology.describe().to_string();
     assert!(description.contains("(stores: [sums])"), "{description}");
@@ -195,8 +198,11 @@ fn windowed_aggregate_keeps_the_largest_timestamp_and_uses_the_window_store() {
     assert_eq!(changelog.len(), 3);
 }
 
+/// `(session, count or tombstone, timestamp)` of every output record.
+type SessionOut = Vec<(Window, Option<i64>, i64)>;
+
 /// A session count (gap 10, grace 10) over `timestamps` of one key.
-fn session_count(emit: EmitStrategy, timestamps: &[i64]) -> (Vec<(Window, Option<i64>, i64)>, Vec<i64>) {
+fn session_count(emit: EmitStrategy, timestamps: &[i64]) -> (SessionOut, Vec<i64>) {
     let late = Arc::new(Mutex::new(Vec::new()));
     let seen = late.clone();
     let builder = StreamsBuilder::new();
@@ -221,7 +227,11 @@ fn session_count(emit: EmitStrategy, timestamps: &[i64]) -> (Vec<(Window, Option
         input.pipe("u".into(), "click".into(), *ts).unwrap();
     }
     let out = driver
-        .output_topic("sessions", WindowedSerde::new(StringSerde), OptionSerde(I64Serde))
+        .output_topic(
+            "sessions",
+            WindowedSerde::new(StringSerde),
+            OptionSerde(I64Serde),
+        )
         .read_records()
         .into_iter()
         .map(|r| (r.key.window, r.value, r.timestamp))
@@ -272,7 +282,10 @@ fn a_retention_shorter_than_size_plus_grace_fails_the_build() {
         ))
         .count(Materialized::as_("short").with_retention(Duration::from_secs(80)))
         .to_stream()
-        .to("out", Produced::with(WindowedSerde::new(StringSerde), I64Serde));
+        .to(
+            "out",
+            Produced::with(WindowedSerde::new(StringSerde), I64Serde),
+        );
     match builder.build() {
         Err(StreamsError::Topology(msg)) => assert!(msg.contains("retention"), "{msg}"),
         other => panic!("expected a topology error, got {other:?}"),

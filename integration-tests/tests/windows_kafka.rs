@@ -4,7 +4,7 @@
 //! emitted exactly once.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use streamtime::partitioner::partition_for_key;
@@ -96,14 +96,17 @@ fn decode(r: &TestRecord) -> ((String, i64), i64, i64) {
     let start = i64::from_be_bytes(window[..8].try_into().unwrap());
     let end = i64::from_be_bytes(window[8..].try_into().unwrap());
     let count = i64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap());
-    (
-        (String::from_utf8(k.to_vec()).unwrap(), start),
-        end,
-        count,
-    )
+    ((String::from_utf8(k.to_vec()).unwrap(), start), end, count)
 }
 
-fn start_app(servers: &str, app_id: &str, input: &str, output: &str, state: &PathBuf, instance: &str) -> AppProcess {
+fn start_app(
+    servers: &str,
+    app_id: &str,
+    input: &str,
+    output: &str,
+    state: &Path,
+    instance: &str,
+) -> AppProcess {
     let state = state.to_string_lossy().into_owned();
     AppProcess::start(
         env!("CARGO_BIN_EXE_streamtime-test-app"),
@@ -155,14 +158,28 @@ async fn hopping_count_with_grace_is_exact_and_emitted_once_across_sigkills_unde
     assert!(late > 0, "the input must contain records beyond grace");
     let last_ts = records.iter().map(|r| r.timestamp).max().unwrap();
 
-    let mut process = start_app(&servers, &app_id, &input_topic, &output_topic, &state, &instance);
+    let mut process = start_app(
+        &servers,
+        &app_id,
+        &input_topic,
+        &output_topic,
+        &state,
+        &instance,
+    );
     let per_round = records.len() / ROUNDS;
     for (round, chunk) in records.chunks(per_round).enumerate() {
         records::produce(&servers, &input_topic, chunk.to_vec()).await;
         tokio::time::sleep(Duration::from_millis(1_500 + 500 * round as u64)).await;
         if round + 1 < ROUNDS {
             process.kill();
-            process = start_app(&servers, &app_id, &input_topic, &output_topic, &state, &instance);
+            process = start_app(
+                &servers,
+                &app_id,
+                &input_topic,
+                &output_topic,
+                &state,
+                &instance,
+            );
         }
     }
     records::produce(&servers, &input_topic, closers(last_ts)).await;
@@ -190,7 +207,11 @@ async fn hopping_count_with_grace_is_exact_and_emitted_once_across_sigkills_unde
         duplicates.len(),
         &duplicates[..duplicates.len().min(5)]
     );
-    let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
+    let missing: Vec<_> = want
+        .keys()
+        .filter(|k| !got.contains_key(*k))
+        .take(5)
+        .collect();
     assert!(
         missing.is_empty(),
         "{} of {} windows missing, e.g. {missing:?}",
@@ -203,6 +224,9 @@ async fn hopping_count_with_grace_is_exact_and_emitted_once_across_sigkills_unde
         .take(5)
         .map(|(k, v)| (k.clone(), *v, got.get(k).copied()))
         .collect();
-    assert!(wrong.is_empty(), "wrong counts (window, want, got): {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "wrong counts (window, want, got): {wrong:?}"
+    );
     assert_eq!(got.len(), want.len(), "no windows beyond the expected ones");
 }

@@ -48,7 +48,11 @@ impl EmitClock {
     /// Observes a record's timestamp. Returns the close points `(from, to]` whose results have
     /// just become due and must be forwarded now, before the record changes the store (so
     /// nothing due can expire first).
-    pub fn observe<K, V>(&mut self, ctx: &mut ProcessorContext<K, V>, ts: i64) -> Option<(i64, i64)> {
+    pub fn observe<K, V>(
+        &mut self,
+        ctx: &mut ProcessorContext<K, V>,
+        ts: i64,
+    ) -> Option<(i64, i64)> {
         if ts > self.observed {
             self.observed = ts;
             ctx.set_committed_metadata(OBSERVED, ts);

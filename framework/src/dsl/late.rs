@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::windows::Window;
 use crate::processor::ProcessorContext;
 use crate::record::{Record, RecordMetadata};
-use crate::serdes::{to_bytes, Serde};
+use crate::serdes::to_bytes;
 use crate::ProcessResult;
 
 /// A record that arrived after its window closed.
@@ -55,7 +55,7 @@ impl<K, V> Clone for LatePolicy<K, V> {
 pub(crate) struct LateRecordHandler<K, V> {
     node: Arc<str>,
     policy: LatePolicy<K, V>,
-    serdes: Option<(Arc<dyn Serde<K>>, Arc<dyn Serde<V>>)>,
+    serdes: super::windowed::LateSerdes<K, V>,
     dropped: u64,
     counter: metrics::Counter,
 }
@@ -69,7 +69,7 @@ impl<K: 'static, V: 'static> LateRecordHandler<K, V> {
         node: &str,
         task: &str,
         policy: LatePolicy<K, V>,
-        serdes: Option<(Arc<dyn Serde<K>>, Arc<dyn Serde<V>>)>,
+        serdes: super::windowed::LateSerdes<K, V>,
     ) -> Self {
         LateRecordHandler {
             node: Arc::from(node),
@@ -95,7 +95,7 @@ impl<K: 'static, V: 'static> LateRecordHandler<K, V> {
         let (topic, partition, offset) = source
             .as_ref()
             .map_or(("-", -1, -1), |m| (&*m.topic, m.partition, m.offset));
-        if self.dropped == 1 || self.dropped % WARN_EVERY == 0 {
+        if self.dropped == 1 || self.dropped.is_multiple_of(WARN_EVERY) {
             tracing::warn!(node = %self.node, topic, partition, offset, timestamp = record.timestamp,
                 window_start = window.start, window_end = window.end, stream_time,
                 dropped = self.dropped, "dropping a record too late for its window");
@@ -114,12 +114,11 @@ impl<K: 'static, V: 'static> LateRecordHandler<K, V> {
         }
         if let (Some(topic), Some((keys, values))) = (&self.policy.dead_letter_topic, &self.serdes)
         {
-            let serde_error = |what: &str, e: crate::serdes::SerdeError| {
-                crate::StreamsError::Serde {
+            let serde_error =
+                |what: &str, e: crate::serdes::SerdeError| crate::StreamsError::Serde {
                     context: format!("{what} for dead-letter topic {topic} (node {})", self.node),
                     message: e.0,
-                }
-            };
+                };
             let key = to_bytes(&**keys, &record.key).map_err(|e| serde_error("key", e))?;
             let value = to_bytes(&**values, &record.value).map_err(|e| serde_error("value", e))?;
             ctx.send_bytes(

@@ -50,6 +50,8 @@ pub type SessionWindowedKStream<K, V> = WindowedKStream<K, V, SessionWindows>;
 type Initializer<A> = Arc<dyn Fn() -> A + Send + Sync>;
 type Aggregator<K, V, A> = Arc<dyn Fn(&K, V, A) -> A + Send + Sync>;
 type Merger<K, A> = Arc<dyn Fn(&K, A, A) -> A + Send + Sync>;
+/// The aggregator with the initial value already folded in (`None` for a reduce).
+type Fold<K, V, A> = Arc<dyn Fn(&K, V, Option<A>) -> A + Send + Sync>;
 
 impl<K: Clone + 'static, V: Clone + 'static> SessionWindowedKStream<K, V> {
     /// Counts records per key and session.
@@ -98,7 +100,9 @@ impl<K: Clone + 'static, V: Clone + 'static> SessionWindowedKStream<K, V> {
         self.fold(
             materialized,
             Some(initializer),
-            Arc::new(move |k: &K, v: V, agg: Option<A>| aggregator(k, v, agg.unwrap_or_else(|| init()))),
+            Arc::new(move |k: &K, v: V, agg: Option<A>| {
+                aggregator(k, v, agg.unwrap_or_else(|| init()))
+            }),
             Arc::new(merger),
         )
     }
@@ -107,7 +111,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SessionWindowedKStream<K, V> {
         self,
         materialized: Materialized<K, A>,
         initializer: Option<Initializer<A>>,
-        aggregator: Arc<dyn Fn(&K, V, Option<A>) -> A + Send + Sync>,
+        aggregator: Fold<K, V, A>,
         merger: Merger<K, A>,
     ) -> KTable<Windowed<K>, Option<A>> {
         let windows = self.windows;
@@ -153,7 +157,7 @@ struct SessionWindowAggregate<K, V, A> {
     windows: SessionWindows,
     delay: Option<i64>,
     initializer: Option<Initializer<A>>,
-    aggregator: Arc<dyn Fn(&K, V, Option<A>) -> A + Send + Sync>,
+    aggregator: Fold<K, V, A>,
     merger: Merger<K, A>,
     late: Option<(LatePolicy<K, V>, LateSerdes<K, V>)>,
     handler: Option<LateRecordHandler<K, V>>,

@@ -172,12 +172,18 @@ impl<K: Clone + 'static, V: Clone + 'static, W> WindowedKStream<K, V, W> {
     }
 
     /// Serdes of the input records, for the dead-letter topic (only needed when one is set).
-    fn late_serdes(&self, prepared: &Prepared<K, V, impl Sized>) -> Result<LateSerdes<K, V>, StreamsError> {
+    fn late_serdes(
+        &self,
+        prepared: &Prepared<K, V, impl Sized>,
+    ) -> Result<LateSerdes<K, V>, StreamsError> {
         if self.late.dead_letter_topic.is_none() {
             return Ok(None);
         }
         let grouped = self.grouped.grouped();
-        let keys = grouped.key_serde.clone().or_else(|| prepared.input.key_serde());
+        let keys = grouped
+            .key_serde
+            .clone()
+            .or_else(|| prepared.input.key_serde());
         let values = grouped
             .value_serde
             .clone()
@@ -260,8 +266,7 @@ impl<K: Clone + 'static, V: Clone + 'static> TimeWindowedKStream<K, V> {
                 .record_error(StreamsError::Topology(format!("time windows: {e}")));
         }
         let delay = self.emit.delay_ms(windows.grace_ms);
-        let needed =
-            windows.size_ms + EmitClock::retention_beyond_end(delay, windows.grace_ms);
+        let needed = windows.size_ms + EmitClock::retention_beyond_end(delay, windows.grace_ms);
         self.build(
             materialized,
             needed,

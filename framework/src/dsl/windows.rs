@@ -102,7 +102,10 @@ impl<K: 'static, S: Serde<K>> Serde<Windowed<K>> for WindowedSerde<S> {
         let (key, window) = bytes.split_at(split);
         let start = i64::from_be_bytes(window[..8].try_into().expect("8 bytes"));
         let end = i64::from_be_bytes(window[8..].try_into().expect("8 bytes"));
-        Ok(Windowed::new(self.0.deserialize(key)?, Window::new(start, end)))
+        Ok(Windowed::new(
+            self.0.deserialize(key)?,
+            Window::new(start, end),
+        ))
     }
 }
 
@@ -154,8 +157,8 @@ impl TimeWindows {
     /// The windows containing `timestamp`, by ascending start: the first starts at
     /// `max(0, ts − size + advance) / advance * advance`, the others every `advance` up to ts.
     pub fn windows_for(&self, timestamp: i64) -> impl Iterator<Item = Window> + '_ {
-        let first = (timestamp - self.size_ms + self.advance_ms).max(0) / self.advance_ms
-            * self.advance_ms;
+        let first =
+            (timestamp - self.size_ms + self.advance_ms).max(0) / self.advance_ms * self.advance_ms;
         (0..)
             .map(move |i| first + i * self.advance_ms)
             .take_while(move |start| *start <= timestamp)
@@ -164,7 +167,10 @@ impl TimeWindows {
 
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.size_ms <= 0 {
-            return Err(format!("window size must be positive, got {} ms", self.size_ms));
+            return Err(format!(
+                "window size must be positive, got {} ms",
+                self.size_ms
+            ));
         }
         if self.advance_ms <= 0 || self.advance_ms > self.size_ms {
             return Err(format!(

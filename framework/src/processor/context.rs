@@ -185,7 +185,12 @@ impl<K, V> ProcessorContext<K, V> {
     /// exactly-once, commits atomically with the output.
     pub fn committed_metadata(&self, name: &str) -> Option<i64> {
         let key = format!("{}.{name}", self.node_index);
-        self.task.state.borrow().processor_metadata.get(&key).copied()
+        self.task
+            .state
+            .borrow()
+            .processor_metadata
+            .get(&key)
+            .copied()
     }
 
     /// Saves a number with the next commit (see [`ProcessorContext::committed_metadata`]).

@@ -645,8 +645,11 @@ mod tests {
             decode_metadata(&encode_metadata(-1, &none)),
             Some((-1, none.clone()))
         );
-        let processor: BTreeMap<String, i64> =
-            [("3.observed".to_string(), 99), ("3.emitted".to_string(), -5)].into();
+        let processor: BTreeMap<String, i64> = [
+            ("3.observed".to_string(), 99),
+            ("3.emitted".to_string(), -5),
+        ]
+        .into();
         assert_eq!(
             decode_metadata(&encode_metadata(7, &processor)),
             Some((7, processor))

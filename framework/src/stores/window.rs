@@ -136,7 +136,11 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
 
     /// Every key's windows starting in `[time_from, time_to]`: `(key, start, value)`, by
     /// start, then serialized key.
-    pub fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<Vec<(K, i64, V)>, StreamsError> {
+    pub fn fetch_all(
+        &self,
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<Vec<(K, i64, V)>, StreamsError> {
         let store = self.store.borrow();
         let mut found: Vec<(Vec<u8>, i64, Vec<u8>)> = store
             .fetch_all(time_from, time_to)
@@ -160,7 +164,11 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
     ) -> Result<Vec<T>, StreamsError> {
         iter.map(|e| {
             let e = e.map_err(|e| self.base.state_error(e))?;
-            f(self.base.key(&e.key)?, e.window_start, self.base.value(&e.value)?)
+            f(
+                self.base.key(&e.key)?,
+                e.window_start,
+                self.base.value(&e.value)?,
+            )
         })
         .collect()
     }

@@ -121,7 +121,11 @@ fn fetch_ending_between_scans_every_key<B: Backend>(b: &B) {
     found.sort();
     assert_eq!(
         found,
-        vec![(b"a".to_vec(), 5, 20), (b"b".to_vec(), 0, 10), (b"c".to_vec(), 25, 25)]
+        vec![
+            (b"a".to_vec(), 5, 20),
+            (b"b".to_vec(), 0, 10),
+            (b"c".to_vec(), 25, 25)
+        ]
     );
     assert_eq!(s.fetch_ending_between(41, 100).count(), 0);
 }
