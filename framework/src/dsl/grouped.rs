@@ -183,6 +183,34 @@ impl<A: 'static> Serde<(A, i64)> for TimestampedSerde<A> {
 
 pub(crate) type Step<K, V, A> = Arc<dyn Fn(&K, V, Option<A>) -> A + Send + Sync>;
 
+/// The fold steps of `count`, `reduce` and `aggregate`, shared by every aggregation that
+/// folds a record into one aggregate at a time (per key, per time or sliding window).
+pub(crate) mod steps {
+    use super::Step;
+    use std::sync::Arc;
+
+    pub fn count<K, V>() -> Step<K, V, i64> {
+        Arc::new(|_k: &K, _v: V, n: Option<i64>| n.unwrap_or(0) + 1)
+    }
+
+    /// The first value starts the aggregate.
+    pub fn reduce<K, V>(reducer: impl Fn(V, V) -> V + Send + Sync + 'static) -> Step<K, V, V> {
+        Arc::new(move |_k: &K, v: V, old: Option<V>| match old {
+            Some(agg) => reducer(agg, v),
+            None => v,
+        })
+    }
+
+    pub fn aggregate<K, V, A>(
+        initializer: impl Fn() -> A + Send + Sync + 'static,
+        aggregator: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
+    ) -> Step<K, V, A> {
+        Arc::new(move |k: &K, v: V, old: Option<A>| {
+            aggregator(k, v, old.unwrap_or_else(&initializer))
+        })
+    }
+}
+
 /// What every aggregation of a grouped stream starts from: its input (repartitioned when the
 /// key changed), store name and serdes.
 pub(crate) struct Prepared<K, V, A> {
@@ -254,10 +282,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KGroupedStream<K, V> {
     /// Counts records per key.
     pub fn count(self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
         let materialized = Self::with_default_serde(materialized, Some(Arc::new(I64Serde)));
-        self.fold(
-            materialized,
-            Arc::new(|_k: &K, _v: V, n: Option<i64>| n.unwrap_or(0) + 1),
-        )
+        self.fold(materialized, steps::count())
     }
 
     /// Combines the values of each key with `reducer(aggregate, value)`; the first value is
@@ -268,13 +293,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KGroupedStream<K, V> {
         materialized: Materialized<K, V>,
     ) -> KTable<K, V> {
         let materialized = Self::with_default_serde(materialized, self.stream.value_serde());
-        self.fold(
-            materialized,
-            Arc::new(move |_k: &K, v: V, old: Option<V>| match old {
-                Some(agg) => reducer(agg, v),
-                None => v,
-            }),
-        )
+        self.fold(materialized, steps::reduce(reducer))
     }
 
     /// Folds the values of each key into an aggregate starting from `initializer()`.
@@ -284,12 +303,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KGroupedStream<K, V> {
         aggregator: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
         materialized: Materialized<K, A>,
     ) -> KTable<K, A> {
-        self.fold(
-            materialized,
-            Arc::new(move |k: &K, v: V, old: Option<A>| {
-                aggregator(k, v, old.unwrap_or_else(&initializer))
-            }),
-        )
+        self.fold(materialized, steps::aggregate(initializer, aggregator))
     }
 
     /// Resolves the pieces every aggregation needs; a failure is recorded on the builder and

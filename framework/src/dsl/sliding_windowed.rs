@@ -46,7 +46,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::emit::EmitClock;
-use super::grouped::{KGroupedStream, KTable, Materialized, Step, TimestampedSerde};
+use super::grouped::{steps, KGroupedStream, KTable, Materialized, Step, TimestampedSerde};
 use super::late::{LatePolicy, LateRecordHandler};
 use super::windowed::{LateSerdes, WindowedKStream};
 use super::windows::{SlidingWindows, Window, Windowed};
@@ -64,10 +64,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SlidingWindowedKStream<K, V> {
     pub fn count(self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
         let materialized =
             KGroupedStream::<K, V>::with_default_serde(materialized, Some(Arc::new(I64Serde)));
-        self.fold(
-            materialized,
-            Arc::new(|_k: &K, _v: V, n: Option<i64>| n.unwrap_or(0) + 1),
-        )
+        self.fold(materialized, steps::count())
     }
 
     /// Combines the values of each key and sliding window with `reducer(aggregate, value)`;
@@ -79,13 +76,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SlidingWindowedKStream<K, V> {
     ) -> KTable<Windowed<K>, V> {
         let default = self.grouped.stream().value_serde();
         let materialized = KGroupedStream::<K, V>::with_default_serde(materialized, default);
-        self.fold(
-            materialized,
-            Arc::new(move |_k: &K, v: V, old: Option<V>| match old {
-                Some(agg) => reducer(agg, v),
-                None => v,
-            }),
-        )
+        self.fold(materialized, steps::reduce(reducer))
     }
 
     /// Folds the values of each key and sliding window into an aggregate starting from
@@ -96,12 +87,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SlidingWindowedKStream<K, V> {
         aggregator: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
         materialized: Materialized<K, A>,
     ) -> KTable<Windowed<K>, A> {
-        self.fold(
-            materialized,
-            Arc::new(move |k: &K, v: V, old: Option<A>| {
-                aggregator(k, v, old.unwrap_or_else(&initializer))
-            }),
-        )
+        self.fold(materialized, steps::aggregate(initializer, aggregator))
     }
 
     fn fold<A: Clone + 'static>(

@@ -90,7 +90,15 @@ impl StreamThread {
             .set("partition.assignment.strategy", "range")
             .set("enable.partition.eof", "false")
             .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000");
+            .set("heartbeat.interval.ms", "1000")
+            // librdkafka prefetches 100 000 messages per partition by default, all of which
+            // land in the task's buffer regardless of pausing, and the first partition's
+            // backlog is served before the others'. Prefetching what one buffer holds keeps
+            // memory bounded and lets every task of the thread progress.
+            .set(
+                "queued.min.messages",
+                config.buffered_records_per_partition.to_string(),
+            );
         if config.is_exactly_once() {
             cc.set("isolation.level", "read_committed");
         }
