@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::StreamsError;
+use crate::error_policy::{
+    DeserializationErrorPolicy, ProcessingErrorPolicy, ProductionErrorPolicy,
+};
 use crate::timestamp::{InvalidTimestampPolicy, RecordTimestamp, TimestampExtractor};
 
 /// Processing guarantee.
@@ -50,6 +53,9 @@ pub struct StreamsConfig {
     pub(crate) instance_id: Option<String>,
     pub(crate) repartition_purge_interval: std::time::Duration,
     pub(crate) rocksdb_memory_bytes: usize,
+    pub(crate) deserialization_error_policy: DeserializationErrorPolicy,
+    pub(crate) processing_error_policy: ProcessingErrorPolicy,
+    pub(crate) production_error_policy: ProductionErrorPolicy,
 }
 
 impl StreamsConfig {
@@ -74,7 +80,29 @@ impl StreamsConfig {
             instance_id: None,
             repartition_purge_interval: Duration::from_secs(30),
             rocksdb_memory_bytes: 64 << 20,
+            deserialization_error_policy: DeserializationErrorPolicy::Fail,
+            processing_error_policy: ProcessingErrorPolicy::Fail,
+            production_error_policy: ProductionErrorPolicy::Fail,
         }
+    }
+
+    /// What to do with a source record that cannot be deserialized (default: fail). See
+    /// [`crate::error_policy`].
+    pub fn deserialization_error_policy(mut self, policy: DeserializationErrorPolicy) -> Self {
+        self.deserialization_error_policy = policy;
+        self
+    }
+
+    /// What to do when processing a record fails (default: fail).
+    pub fn processing_error_policy(mut self, policy: ProcessingErrorPolicy) -> Self {
+        self.processing_error_policy = policy;
+        self
+    }
+
+    /// What to do when the broker rejects an output record (default: fail).
+    pub fn production_error_policy(mut self, policy: ProductionErrorPolicy) -> Self {
+        self.production_error_policy = policy;
+        self
     }
 
     /// Processing threads, each with its own consumer and tasks (default 1).
@@ -234,6 +262,14 @@ impl StreamsConfig {
             return Err(StreamsError::Config(
                 "buffered_records_per_partition must be at least 1".into(),
             ));
+        }
+        if let DeserializationErrorPolicy::DeadLetter { topic } = &self.deserialization_error_policy
+        {
+            if topic.trim().is_empty() {
+                return Err(StreamsError::Config(
+                    "the dead-letter topic of the deserialization error policy is empty".into(),
+                ));
+            }
         }
         if self.replication_factor == 0 || self.replication_factor < -1 {
             return Err(StreamsError::Config(

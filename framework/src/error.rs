@@ -19,6 +19,14 @@ pub enum StreamsError {
         /// What the serde said.
         message: String,
     },
+    /// A source record's key or value could not be deserialized (see
+    /// [`crate::error_policy::DeserializationErrorPolicy`]).
+    Deserialization {
+        /// Topic-partition@offset and the source node.
+        context: String,
+        /// What the serde said.
+        message: String,
+    },
     /// A processor failed.
     Processing {
         /// Where: task, node and input record coordinates.
@@ -60,6 +68,9 @@ impl fmt::Display for StreamsError {
             StreamsError::MissingTopic(m) => write!(f, "missing topic: {m}"),
             StreamsError::Serde { context, message } => {
                 write!(f, "serialization failed at {context}: {message}")
+            }
+            StreamsError::Deserialization { context, message } => {
+                write!(f, "deserialization failed at {context}: {message}")
             }
             StreamsError::Processing { context, message } if context.is_empty() => {
                 write!(f, "processing failed: {message}")

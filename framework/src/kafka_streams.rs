@@ -76,12 +76,7 @@ impl KafkaStreams {
             .take()
             .ok_or_else(|| StreamsError::Config("the application was already started".into()))?;
         let partition_counts = internal_topics::prepare(&topology, &self.config)?;
-        let task_config = TaskConfig {
-            application_id: Arc::from(self.config.application_id.as_str()),
-            max_task_idle_ms: self.config.max_task_idle_ms(),
-            invalid_timestamp_policy: self.config.invalid_timestamp_policy,
-            default_extractor: self.config.default_extractor.clone(),
-        };
+        let task_config = TaskConfig::from_config(&self.config);
         let store_env = self.store_env(&topology)?;
         let shared = Arc::new(AppShared::new(
             topology,

@@ -30,6 +30,7 @@
 pub mod config;
 pub mod dsl;
 pub mod error;
+pub mod error_policy;
 pub mod kafka_streams;
 pub mod partitioner;
 pub mod processor;

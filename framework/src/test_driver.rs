@@ -237,12 +237,7 @@ impl TopologyTestDriver {
         }
         let topics = Rc::new(RefCell::new(topics));
         let subs = topology.subtopologies();
-        let task_config = TaskConfig {
-            application_id: Arc::from(application_id.as_str()),
-            max_task_idle_ms: config.max_task_idle_ms(),
-            invalid_timestamp_policy: config.invalid_timestamp_policy,
-            default_extractor: config.default_extractor.clone(),
-        };
+        let task_config = TaskConfig::from_config(&config);
         let mut tasks = BTreeMap::new();
         let outbox = Outbox::default();
         let env = StoreEnv::default();
@@ -377,6 +372,17 @@ impl TopologyTestDriver {
     /// Ids of the driver's tasks.
     pub fn task_ids(&self) -> Vec<TaskId> {
         self.state.borrow().tasks.keys().copied().collect()
+    }
+
+    /// Records dropped by all tasks so far: invalid timestamps, and records skipped by the
+    /// deserialization and processing error policies.
+    pub fn dropped_records(&self) -> u64 {
+        self.state
+            .borrow()
+            .tasks
+            .values()
+            .map(|t| t.dropped())
+            .sum()
     }
 
     /// Every raw record written to `topic` so far, in append order (including internal

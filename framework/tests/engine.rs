@@ -935,8 +935,8 @@ fn malformed_record_fails_with_its_coordinates() {
             None,
         )
         .expect_err("3 bytes are not an i64");
-    let StreamsError::Serde { context, message } = &err else {
-        panic!("expected a serde error, got {err:?}");
+    let StreamsError::Deserialization { context, message } = &err else {
+        panic!("expected a deserialization error, got {err:?}");
     };
     // Topic nums, partition 0, offset 1 (the valid record took offset 0).
     assert!(context.contains("nums-0@1"), "{context}");

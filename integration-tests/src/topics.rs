@@ -46,8 +46,12 @@ pub fn admin(servers: &str) -> AdminClient<DefaultClientContext> {
 
 /// Creates `topic` with `partitions` partitions (replication 1) and waits until its metadata
 /// shows every partition. Panics on failure.
+///
+/// Time-based retention is off: tests use event times far in the past (1970 or a fixed
+/// date), which the broker's default 7-day retention would delete as soon as its periodic
+/// check runs, possibly before the app has read them.
 pub async fn create(servers: &str, topic: &str, partitions: i32) {
-    create_with_config(servers, topic, partitions, &[]).await
+    create_with_config(servers, topic, partitions, &[("retention.ms", "-1")]).await
 }
 
 /// Like [`create`], with topic configs such as `("cleanup.policy", "compact")`.

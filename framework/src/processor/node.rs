@@ -40,7 +40,8 @@ pub(crate) trait Lifecycle {
 
 /// A source node: deserializes raw records and starts their trip through the graph.
 pub(crate) trait RawInput {
-    fn process_raw(&mut self, raw: crate::record::RawRecord, timestamp: i64) -> ProcessResult;
+    /// Deserializes `raw` (failing with [`StreamsError::Deserialization`]) and forwards it.
+    fn process_raw(&mut self, raw: &crate::record::RawRecord, timestamp: i64) -> ProcessResult;
 }
 
 /// A registered punctuation schedule.
@@ -290,17 +291,18 @@ impl<K: Clone + 'static, V: Clone + 'static> SourceNode<K, V> {
 }
 
 impl<K: Clone + 'static, V: Clone + 'static> RawInput for SourceNode<K, V> {
-    fn process_raw(&mut self, raw: crate::record::RawRecord, timestamp: i64) -> ProcessResult {
-        let serde_error = |what: &str, e: crate::serdes::SerdeError| StreamsError::Serde {
-            context: format!(
-                "{}-{}@{} ({what}, source node {})",
-                raw.topic,
-                raw.partition,
-                raw.offset,
-                self.ctx.node_name()
-            ),
-            message: e.0,
-        };
+    fn process_raw(&mut self, raw: &crate::record::RawRecord, timestamp: i64) -> ProcessResult {
+        let serde_error =
+            |what: &str, e: crate::serdes::SerdeError| StreamsError::Deserialization {
+                context: format!(
+                    "{}-{}@{} ({what}, source node {})",
+                    raw.topic,
+                    raw.partition,
+                    raw.offset,
+                    self.ctx.node_name()
+                ),
+                message: e.0,
+            };
         let key =
             from_bytes(&*self.key_serde, raw.key.as_deref()).map_err(|e| serde_error("key", e))?;
         let value = from_bytes(&*self.value_serde, raw.value.as_deref())
@@ -309,7 +311,7 @@ impl<K: Clone + 'static, V: Clone + 'static> RawInput for SourceNode<K, V> {
             key,
             value,
             timestamp,
-            headers: raw.headers,
+            headers: raw.headers.clone(),
         })
     }
 }

@@ -35,7 +35,7 @@ pub struct TaskStatus {
     pub stream_time: i64,
     /// Records processed since the task was created.
     pub processed: u64,
-    /// Records dropped (invalid timestamps).
+    /// Records dropped (invalid timestamps, skipped by an error policy).
     pub dropped: u64,
     /// Times the task processed without waiting for an empty partition.
     pub enforced_processing: u64,

@@ -49,7 +49,13 @@ pub(crate) fn prepare(
             TopicName::External(name) => Some(&**name),
             TopicName::Internal(_) => None,
         })
-        .chain(topology.side_output_topics.iter().map(String::as_str));
+        .chain(topology.side_output_topics.iter().map(String::as_str))
+        .chain(match &config.deserialization_error_policy {
+            crate::error_policy::DeserializationErrorPolicy::DeadLetter { topic } => {
+                Some(topic.as_str())
+            }
+            _ => None,
+        });
     for name in outputs {
         if !existing.contains_key(name) {
             return Err(StreamsError::MissingTopic(format!(

@@ -51,6 +51,9 @@ impl DeliveryTracker {
 #[derive(Clone, Default)]
 pub(crate) struct CollectorContext {
     pub tracker: Arc<DeliveryTracker>,
+    /// The production error policy is `Continue`: lost output (never changelog) is counted
+    /// and logged instead of failing the next commit.
+    pub continue_on_error: bool,
 }
 
 impl ClientContext for CollectorContext {}
@@ -78,8 +81,12 @@ impl ProducerContext for CollectorContext {
                     message.topic(),
                     message.partition()
                 );
-                tracing::error!("{text}");
                 metrics::counter!("streamtime_production_errors_total").increment(1);
+                if self.continue_on_error && !message.topic().ends_with("-changelog") {
+                    tracing::warn!("{text}; skipped (production error policy: continue)");
+                    return;
+                }
+                tracing::error!("{text}");
                 self.tracker.record_error(text);
             }
         }

@@ -142,7 +142,11 @@ impl StreamThread {
     /// Runs until shutdown; on the way out commits, closes the tasks and leaves the group.
     pub fn run(self) -> Result<(), StreamsError> {
         let consumer = self.consumer()?;
-        let context = CollectorContext::default();
+        let context = CollectorContext {
+            continue_on_error: self.shared.config.production_error_policy
+                == crate::error_policy::ProductionErrorPolicy::Continue,
+            ..Default::default()
+        };
         let tracker = context.tracker.clone();
         let producer = Arc::new(self.producer(context)?);
         if self.shared.config.is_exactly_once() {

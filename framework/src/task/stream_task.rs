@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::partition_group::PartitionGroup;
+use super::record_errors::{ErrorPolicies, RecordErrorHandler};
 use super::record_queue::RecordQueue;
 use super::state_manager::StateManager;
 use super::{TaskId, TopicPartition};
@@ -25,6 +26,22 @@ pub(crate) struct TaskConfig {
     pub max_task_idle_ms: Option<i64>,
     pub invalid_timestamp_policy: InvalidTimestampPolicy,
     pub default_extractor: Arc<dyn TimestampExtractor>,
+    pub error_policies: ErrorPolicies,
+}
+
+impl TaskConfig {
+    pub fn from_config(config: &crate::StreamsConfig) -> Self {
+        TaskConfig {
+            application_id: Arc::from(config.application_id.as_str()),
+            max_task_idle_ms: config.max_task_idle_ms(),
+            invalid_timestamp_policy: config.invalid_timestamp_policy,
+            default_extractor: config.default_extractor.clone(),
+            error_policies: ErrorPolicies {
+                deserialization: config.deserialization_error_policy.clone(),
+                processing: config.processing_error_policy,
+            },
+        }
+    }
 }
 
 /// What a task has consumed from one partition, for the commit.
@@ -50,6 +67,7 @@ pub(crate) struct StreamTask {
     uncommitted: bool,
     processed: u64,
     processed_counter: metrics::Counter,
+    errors: RecordErrorHandler,
     closed: bool,
 }
 
@@ -109,6 +127,7 @@ impl StreamTask {
             uncommitted: false,
             processed: 0,
             processed_counter: metrics::counter!("streamtime_processed_records_total", "task" => id.to_string()),
+            errors: RecordErrorHandler::new(id, config.error_policies.clone()),
             closed: false,
         })
     }
@@ -205,9 +224,13 @@ impl StreamTask {
         }
         let result = self.sources[source]
             .borrow_mut()
-            .process_raw(record, timestamp);
+            .process_raw(&record, timestamp);
         self.ctx.state.borrow_mut().current = None;
-        result.map_err(|e| self.with_context(e, &tp, offset))?;
+        if let Err(e) = result {
+            let e = self.with_context(e, &tp, offset);
+            let mut collector = self.ctx.collector.borrow_mut();
+            self.errors.handle(e, &tp, &record, &mut **collector)?;
+        }
         self.consumed.insert(tp, offset);
         self.uncommitted = true;
         self.processed += 1;
@@ -216,15 +239,25 @@ impl StreamTask {
         Ok(true)
     }
 
+    fn record_context(&self, tp: &TopicPartition, offset: i64, context: &str) -> String {
+        format!(
+            "task {} record {tp}@{offset}{}{}",
+            self.id,
+            if context.is_empty() { "" } else { ", " },
+            context
+        )
+    }
+
     fn with_context(&self, e: StreamsError, tp: &TopicPartition, offset: i64) -> StreamsError {
         match e {
             StreamsError::Processing { context, message } => StreamsError::Processing {
-                context: format!(
-                    "task {} record {tp}@{offset}{}{}",
-                    self.id,
-                    if context.is_empty() { "" } else { ", " },
-                    context
-                ),
+                context: self.record_context(tp, offset, &context),
+                message,
+            },
+            // A serde failing inside the topology (a sink, a store) says which one, not on
+            // which input record.
+            StreamsError::Serde { context, message } => StreamsError::Serde {
+                context: self.record_context(tp, offset, &context),
                 message,
             },
             other => other,
@@ -291,9 +324,10 @@ impl StreamTask {
         self.uncommitted = false;
     }
 
-    /// Records dropped by this task (invalid timestamps).
+    /// Records dropped by this task: invalid timestamps, and records skipped by the
+    /// deserialization and processing error policies.
     pub fn dropped(&self) -> u64 {
-        self.group.dropped()
+        self.group.dropped() + self.errors.skipped()
     }
 
     /// Enforced-processing decisions so far.
