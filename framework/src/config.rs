@@ -56,6 +56,7 @@ pub struct StreamsConfig {
     pub(crate) deserialization_error_policy: DeserializationErrorPolicy,
     pub(crate) processing_error_policy: ProcessingErrorPolicy,
     pub(crate) production_error_policy: ProductionErrorPolicy,
+    pub(crate) metadata_refresh_interval: Duration,
 }
 
 impl StreamsConfig {
@@ -83,7 +84,16 @@ impl StreamsConfig {
             deserialization_error_policy: DeserializationErrorPolicy::Fail,
             processing_error_policy: ProcessingErrorPolicy::Fail,
             production_error_policy: ProductionErrorPolicy::Fail,
+            metadata_refresh_interval: Duration::from_secs(30),
         }
+    }
+
+    /// How often topic metadata is refreshed (default 30 s): partitions added to a source
+    /// topic get tasks, and sinks route to partitions added to their topics, within about
+    /// this long.
+    pub fn metadata_refresh_interval(mut self, interval: Duration) -> Self {
+        self.metadata_refresh_interval = interval;
+        self
     }
 
     /// What to do with a source record that cannot be deserialized (default: fail). See
@@ -256,6 +266,11 @@ impl StreamsConfig {
         if self.commit_interval.is_some_and(|d| d.is_zero()) {
             return Err(StreamsError::Config(
                 "commit_interval must be positive".into(),
+            ));
+        }
+        if self.metadata_refresh_interval.is_zero() {
+            return Err(StreamsError::Config(
+                "metadata_refresh_interval must be positive".into(),
             ));
         }
         if self.buffered_records_per_partition == 0 {

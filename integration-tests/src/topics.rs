@@ -15,7 +15,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -78,6 +78,22 @@ pub async fn create_with_config(
         }
     }
     wait_for_partitions(servers, topic, partitions).await;
+}
+
+/// Grows `topic` to `total` partitions and waits until the metadata shows them.
+pub async fn add_partitions(servers: &str, topic: &str, total: usize) {
+    let admin = admin(servers);
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_partitions([&NewPartitions::new(topic, total)], &options)
+        .await
+        .unwrap_or_else(|e| panic!("create_partitions({topic}) failed: {e}"));
+    for result in results {
+        if let Err((name, code)) = result {
+            panic!("cannot add partitions to {name}: {code}");
+        }
+    }
+    wait_for_partitions(servers, topic, total as i32).await;
 }
 
 /// Waits until the broker's metadata lists `partitions` partitions of `topic`.

@@ -23,6 +23,13 @@ fn cluster_topics(config: &StreamsConfig) -> Result<BTreeMap<String, i32>, Strea
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.bootstrap_servers)
         .create()?;
+    live_partition_counts(&consumer)
+}
+
+/// Partition counts of every topic on the cluster, read now through `consumer`.
+pub(crate) fn live_partition_counts<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+) -> Result<BTreeMap<String, i32>, StreamsError> {
     let metadata = consumer
         .fetch_metadata(None, METADATA_TIMEOUT)
         .map_err(|e| StreamsError::Kafka(format!("cannot read cluster metadata: {e}")))?;

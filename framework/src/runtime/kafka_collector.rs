@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -95,18 +95,24 @@ impl ProducerContext for CollectorContext {
 
 pub(crate) type StreamsProducer = ThreadedProducer<CollectorContext>;
 
-/// Partition counts of output topics, shared by the tasks of one thread.
-pub(crate) type PartitionCache = Rc<RefCell<HashMap<String, i32>>>;
+/// Partition counts of output topics with when they were read, shared by the tasks of one
+/// thread.
+pub(crate) type PartitionCache = Rc<RefCell<HashMap<String, (i32, Instant)>>>;
 
 pub(crate) struct KafkaRecordCollector {
     pub producer: Arc<StreamsProducer>,
     pub partitions: PartitionCache,
+    /// How long a partition count is trusted: partitions added to an output topic get
+    /// records once it has passed.
+    pub max_age: Duration,
 }
 
 impl RecordCollector for KafkaRecordCollector {
     fn partitions(&mut self, topic: &str) -> Result<i32, StreamsError> {
-        if let Some(&n) = self.partitions.borrow().get(topic) {
-            return Ok(n);
+        if let Some(&(n, read)) = self.partitions.borrow().get(topic) {
+            if read.elapsed() < self.max_age {
+                return Ok(n);
+            }
         }
         let metadata = self
             .producer
@@ -121,7 +127,18 @@ impl RecordCollector for KafkaRecordCollector {
             .ok_or_else(|| {
                 StreamsError::MissingTopic(format!("output topic {topic} does not exist"))
             })?;
-        self.partitions.borrow_mut().insert(topic.to_string(), n);
+        let previous = self.partitions.borrow().get(topic).map(|&(old, _)| old);
+        if previous.is_some_and(|old| old != n) {
+            tracing::info!(
+                topic,
+                partitions = n,
+                previous,
+                "output topic changed its partition count"
+            );
+        }
+        self.partitions
+            .borrow_mut()
+            .insert(topic.to_string(), (n, Instant::now()));
         Ok(n)
     }
 

@@ -98,6 +98,12 @@ impl StreamThread {
             .set(
                 "queued.min.messages",
                 config.buffered_records_per_partition.to_string(),
+            )
+            // A refresh that finds new partitions of a subscribed topic triggers a
+            // rebalance, which creates their tasks.
+            .set(
+                "topic.metadata.refresh.interval.ms",
+                config.metadata_refresh_interval.as_millis().to_string(),
             );
         if config.is_exactly_once() {
             cc.set("isolation.level", "read_committed");

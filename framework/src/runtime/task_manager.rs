@@ -57,6 +57,27 @@ fn decode_metadata(metadata: &str) -> Option<(i64, BTreeMap<String, i64>)> {
     Some((pt.parse().ok()?, processor))
 }
 
+/// Fails when topics that must be co-partitioned (join inputs) no longer have equal partition
+/// counts, e.g. after partitions were added to only one of them: joining them would silently
+/// miss matches.
+fn check_copartitioning(
+    topology: &Topology,
+    app: &str,
+    counts: &BTreeMap<String, i32>,
+) -> Result<(), StreamsError> {
+    let live = topology
+        .copartition_groups
+        .iter()
+        .flatten()
+        .filter_map(|t| counts.get(&t.resolve(app)).map(|&n| (t.clone(), n)))
+        .collect();
+    topology.check_copartitioning(&live).map_err(|e| {
+        StreamsError::Topology(format!(
+            "{e}; the topics' partition counts changed while the app runs"
+        ))
+    })
+}
+
 pub(crate) struct TaskManager {
     shared: Arc<AppShared>,
     producer: Arc<StreamsProducer>,
@@ -138,6 +159,9 @@ impl TaskManager {
                 .or_default()
                 .push(TopicPartition::new(elem.topic(), elem.partition()));
         }
+        // Partition counts as they are now: source topics may have grown since the start.
+        let counts = super::internal_topics::live_partition_counts(consumer)?;
+        check_copartitioning(&shared.topology, app, &counts)?;
         let committed = consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT)?;
         // Processors may forward from init.
         self.begin_transaction()?;
@@ -147,8 +171,7 @@ impl TaskManager {
                 .source_topics
                 .iter()
                 .filter(|t| {
-                    self.shared
-                        .partition_counts
+                    counts
                         .get(&t.resolve(app))
                         .is_some_and(|&n| id.partition < n)
                 })
@@ -160,6 +183,7 @@ impl TaskManager {
             let collector = Box::new(KafkaRecordCollector {
                 producer: self.producer.clone(),
                 partitions: self.partition_cache.clone(),
+                max_age: shared.config.metadata_refresh_interval,
             });
             let (producer, tracker) = (self.producer.clone(), self.tracker.clone());
             let writer = move |topic: &str, partition: i32, sent| -> Box<dyn ChangelogWriter> {

@@ -187,7 +187,10 @@ impl Topology {
         Ok(counts)
     }
 
-    fn check_copartitioning(&self, counts: &BTreeMap<TopicName, i32>) -> Result<(), StreamsError> {
+    pub(crate) fn check_copartitioning(
+        &self,
+        counts: &BTreeMap<TopicName, i32>,
+    ) -> Result<(), StreamsError> {
         for group in &self.copartition_groups {
             let sizes: BTreeSet<i32> = group
                 .iter()
