@@ -173,7 +173,7 @@ pub fn bootstrap_servers() -> String {
     broker().bootstrap_servers.clone()
 }
 
-fn no_broker_message(cause: &str) -> String {
+pub(crate) fn no_broker_message(cause: &str) -> String {
     format!(
         "this test needs a real Apache Kafka broker and none could be had: {cause}\n\
          To get one, either\n  \
@@ -221,7 +221,7 @@ fn run_script(script: &str) -> Result<(), String> {
     }
 }
 
-fn ensure_docker() -> Result<(), String> {
+pub(crate) fn ensure_docker() -> Result<(), String> {
     let answers = Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
         .output()
@@ -234,7 +234,7 @@ fn ensure_docker() -> Result<(), String> {
     run_script("ensure-docker.sh").map_err(|e| format!("no Docker engine: {e}"))
 }
 
-fn ensure_image(image: &KafkaImage) -> Result<(), String> {
+pub(crate) fn ensure_image(image: &KafkaImage) -> Result<(), String> {
     let present = Command::new("docker")
         .args(["image", "inspect", &image.reference()])
         .output()
@@ -289,7 +289,7 @@ fn start_container(image: KafkaImage) -> Result<Broker, String> {
 
 /// Starts a detached watcher that removes the container once this process is gone, so a test
 /// binary that panics or is killed leaves no broker behind.
-fn remove_when_process_exits(container_id: &str) {
+pub(crate) fn remove_when_process_exits(container_id: &str) {
     let pid = std::process::id();
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; docker rm -f -v {container_id} >/dev/null 2>&1"

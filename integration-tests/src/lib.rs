@@ -9,6 +9,7 @@
 pub mod app_process;
 pub mod kafka;
 pub mod records;
+pub mod stoppable;
 pub mod topics;
 
 pub use kafka::bootstrap_servers;

@@ -57,6 +57,13 @@ fn decode_metadata(metadata: &str) -> Option<(i64, BTreeMap<String, i64>)> {
     Some((pt.parse().ok()?, processor))
 }
 
+/// Logs why a commit did not happen and counts it; the caller leaves the progress
+/// uncommitted for the next attempt.
+fn postpone_commit(what: &str, error: &KafkaError) {
+    metrics::counter!("streamtime_commit_retries_total").increment(1);
+    tracing::warn!(%error, "{what}; the commit is retried at the next interval");
+}
+
 /// Fails when topics that must be co-partitioned (join inputs) no longer have equal partition
 /// counts, e.g. after partitions were added to only one of them: joining them would silently
 /// miss matches.
@@ -241,6 +248,14 @@ impl TaskManager {
         if let Err(e) = self.commit(consumer) {
             tracing::error!(error = %e, "commit on revocation failed");
             self.fatal.get_or_insert(e);
+            self.close_all(false);
+            return;
+        }
+        if self.tasks.values().any(|t| t.needs_commit()) {
+            // The commit was postponed (broker unreachable, or this member already lost its
+            // partitions): close without a checkpoint; the next owner replays from the last
+            // committed offsets and restores state from the changelog (at-least-once).
+            tracing::warn!("partitions revoked with uncommitted progress; it will be reprocessed");
             self.close_all(false);
             return;
         }
@@ -432,14 +447,21 @@ impl TaskManager {
                 return self.recover_from_failed_transaction(consumer, e);
             }
         } else {
-            self.producer
-                .flush(FLUSH_TIMEOUT)
-                .map_err(|e| StreamsError::Kafka(format!("producer flush failed: {e}")))?;
+            // While the broker is unreachable the flush or the offset commit fails; the
+            // progress stays uncommitted and the next commit tries again, so nothing is
+            // skipped. Output the producer gave up on is lost for good, so that is fatal.
+            if let Err(e) = self.producer.flush(FLUSH_TIMEOUT) {
+                postpone_commit("the producer could not flush", &e);
+                return Ok(());
+            }
             if let Some(e) = self.tracker.take_error() {
                 return Err(StreamsError::Kafka(e));
             }
             if tpl.count() > 0 {
-                consumer.commit(&tpl, CommitMode::Sync)?;
+                if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                    postpone_commit("the offset commit failed", &e);
+                    return Ok(());
+                }
             }
         }
         for task in self.tasks.values_mut() {
