@@ -719,12 +719,7 @@ where
                 self.other_serde.clone(),
             )?,
             outer,
-            late: LateRecordHandler::new(
-                ctx.node_name(),
-                &ctx.task_id().to_string(),
-                LatePolicy::default(),
-                None,
-            ),
+            late: LateRecordHandler::for_node(ctx, LatePolicy::default(), None),
         });
         Ok(())
     }

@@ -81,6 +81,15 @@ impl<K: 'static, V: 'static> LateRecordHandler<K, V> {
         }
     }
 
+    /// The handler of the windowed processor `ctx` belongs to.
+    pub fn for_node<KO, VO>(
+        ctx: &ProcessorContext<KO, VO>,
+        policy: LatePolicy<K, V>,
+        serdes: super::windowed::LateSerdes<K, V>,
+    ) -> Self {
+        Self::new(ctx.node_name(), &ctx.task_id().to_string(), policy, serdes)
+    }
+
     /// Drops `record` as too late for `window`.
     pub fn drop_late<KO: Clone + 'static, VO: Clone + 'static>(
         &mut self,

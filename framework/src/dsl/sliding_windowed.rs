@@ -410,14 +410,8 @@ where
             TimestampedSerde(self.agg_serde.clone()),
         )?);
         self.clock = Some(EmitClock::load(ctx, self.delay, self.windows.grace_ms));
-        if let Some((policy, serdes)) = self.late.take() {
-            self.handler = Some(LateRecordHandler::new(
-                ctx.node_name(),
-                &ctx.task_id().to_string(),
-                policy,
-                serdes,
-            ));
-        }
+        self.handler = (self.late.take())
+            .map(|(policy, serdes)| LateRecordHandler::for_node(ctx, policy, serdes));
         Ok(())
     }
 
