@@ -32,19 +32,17 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
         keys: impl Serde<K>,
         values: impl Serde<V>,
     ) -> Result<Self, StreamsError> {
-        let store = HandleBase::<K, V>::lookup(task, node, name, |s| match s {
-            TaskStore::KeyValue(s) => Some(s.clone()),
-            _ => None,
-        })?;
-        Ok(KeyValueStoreHandle {
-            base: HandleBase {
-                name: name.into(),
-                keys: std::sync::Arc::new(keys),
-                values: std::sync::Arc::new(values),
-                task: task.clone(),
+        let (base, store) = HandleBase::open(
+            task,
+            node,
+            name,
+            (std::sync::Arc::new(keys), std::sync::Arc::new(values)),
+            |s| match s {
+                TaskStore::KeyValue(s) => Some(s.clone()),
+                _ => None,
             },
-            store,
-        })
+        )?;
+        Ok(KeyValueStoreHandle { base, store })
     }
 
     fn decode(&self, (k, v): (Vec<u8>, Vec<u8>)) -> Result<(K, V), StreamsError> {

@@ -244,24 +244,33 @@ impl<K, V> Clone for HandleBase<K, V> {
 }
 
 impl<K: 'static, V: 'static> HandleBase<K, V> {
-    /// Looks the store `name` up in the task and checks its shape with `pick`.
-    pub fn lookup<S>(
+    /// Looks the store `name` up in the task, checks its shape with `pick`, and returns it
+    /// with the handle base every typed handle is made of.
+    pub fn open<S>(
         task: &Rc<TaskContext>,
         node: &str,
         name: &str,
+        (keys, values): (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>),
         pick: impl FnOnce(&TaskStore) -> Option<S>,
-    ) -> Result<S, StreamsError> {
+    ) -> Result<(Self, S), StreamsError> {
         let store = task.stores.get(name).ok_or_else(|| {
             StreamsError::Topology(format!(
                 "processor {node} has no store called {name}; connect it with Topology::add_state_store"
             ))
         })?;
-        pick(store).ok_or_else(|| {
+        let store = pick(store).ok_or_else(|| {
             StreamsError::Topology(format!(
                 "processor {node} asked for store {name} as another shape than it is ({})",
                 store.shape()
             ))
-        })
+        })?;
+        let base = HandleBase {
+            name: name.into(),
+            keys,
+            values,
+            task: task.clone(),
+        };
+        Ok((base, store))
     }
 
     pub fn serde_error(&self, what: &str, e: SerdeError) -> StreamsError {

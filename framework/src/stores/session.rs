@@ -44,19 +44,11 @@ impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
         keys: Arc<dyn Serde<K>>,
         values: Arc<dyn Serde<V>>,
     ) -> Result<Self, StreamsError> {
-        let store = HandleBase::<K, V>::lookup(task, node, name, |s| match s {
+        let (base, store) = HandleBase::open(task, node, name, (keys, values), |s| match s {
             TaskStore::Session(s) => Some(s.clone()),
             _ => None,
         })?;
-        Ok(SessionStoreHandle {
-            base: HandleBase {
-                name: name.into(),
-                keys,
-                values,
-                task: task.clone(),
-            },
-            store,
-        })
+        Ok(SessionStoreHandle { base, store })
     }
 
     /// Stores `value` for `key`'s session `[start, end]`. Returns `false` when the session

@@ -63,19 +63,11 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
         keys: Arc<dyn Serde<K>>,
         values: Arc<dyn Serde<V>>,
     ) -> Result<Self, StreamsError> {
-        let store = HandleBase::<K, V>::lookup(task, node, name, |s| match s {
+        let (base, store) = HandleBase::open(task, node, name, (keys, values), |s| match s {
             TaskStore::Window(s) => Some(s.clone()),
             _ => None,
         })?;
-        Ok(WindowStoreHandle {
-            base: HandleBase {
-                name: name.into(),
-                keys,
-                values,
-                task: task.clone(),
-            },
-            store,
-        })
+        Ok(WindowStoreHandle { base, store })
     }
 
     /// Stores `value` for `key`'s window starting at `window_start`. Returns `false` when the
