@@ -57,6 +57,7 @@ pub struct StreamsConfig {
     pub(crate) processing_error_policy: ProcessingErrorPolicy,
     pub(crate) production_error_policy: ProductionErrorPolicy,
     pub(crate) metadata_refresh_interval: Duration,
+    pub(crate) num_standby_replicas: usize,
 }
 
 impl StreamsConfig {
@@ -85,6 +86,7 @@ impl StreamsConfig {
             processing_error_policy: ProcessingErrorPolicy::Fail,
             production_error_policy: ProductionErrorPolicy::Fail,
             metadata_refresh_interval: Duration::from_secs(30),
+            num_standby_replicas: 0,
         }
     }
 
@@ -215,7 +217,22 @@ impl StreamsConfig {
         self
     }
 
-    /// Static group membership: a stable id for this instance (`group.instance.id`).
+    /// Standby replicas per stateful task (default 0): copies of its stores on other instances,
+    /// kept current from the changelogs, where the task moves when its instance fails, so
+    /// that only the changelog tail is restored.
+    ///
+    /// ```
+    /// let config = streamtime::StreamsConfig::new("app", "localhost:9092").num_standby_replicas(1);
+    /// # let _ = config;
+    /// ```
+    pub fn num_standby_replicas(mut self, n: usize) -> Self {
+        self.num_standby_replicas = n;
+        self
+    }
+
+    /// Static group membership: a stable id for this instance (`group.instance.id`). It is
+    /// also the instance's identity in task assignment; without it, an id kept in the state
+    /// directory is used, so a restarted instance gets its tasks (and warm state) back.
     pub fn instance_id(mut self, id: impl Into<String>) -> Self {
         self.instance_id = Some(id.into());
         self

@@ -34,6 +34,26 @@ use streamtime_state::{RocksConfig, RocksResources, StateDirectory};
 pub use crate::runtime::app_shared::{PartitionStatus, TaskStatus};
 pub use crate::runtime::commit_gate::CommitRequest;
 
+/// Reads a running application's task status from anywhere (another thread, a status
+/// endpoint), also after the application handle moved into
+/// [`KafkaStreams::run_until_signal`].
+#[derive(Clone)]
+pub struct StatusHandle {
+    shared: Arc<AppShared>,
+}
+
+impl StatusHandle {
+    /// A snapshot of the running tasks, as [`KafkaStreams::task_status`].
+    pub fn task_status(&self) -> Vec<TaskStatus> {
+        self.shared.status()
+    }
+
+    /// The standby tasks of this instance, as [`KafkaStreams::standby_tasks`].
+    pub fn standby_tasks(&self) -> std::collections::BTreeSet<crate::task::TaskId> {
+        self.shared.standbys()
+    }
+}
+
 /// Stops a running application from anywhere (another thread, a signal handler).
 #[derive(Clone)]
 pub struct ShutdownHandle {
@@ -78,12 +98,14 @@ impl KafkaStreams {
         let partition_counts = internal_topics::prepare(&topology, &self.config)?;
         let task_config = TaskConfig::from_config(&self.config);
         let store_env = self.store_env(&topology)?;
+        let identity = crate::runtime::identity::instance_identity(&self.config)?;
         let shared = Arc::new(AppShared::new(
             topology,
             self.config.clone(),
             task_config,
             partition_counts,
             store_env,
+            identity,
         ));
         for index in 0..self.config.num_stream_threads {
             let thread = StreamThread::new(shared.clone(), index);
@@ -134,6 +156,13 @@ impl KafkaStreams {
             .ok_or_else(|| StreamsError::Config("the application is not started".into()))
     }
 
+    /// A handle that reads the task status.
+    pub fn status_handle(&self) -> Result<StatusHandle, StreamsError> {
+        Ok(StatusHandle {
+            shared: self.shared()?.clone(),
+        })
+    }
+
     /// A handle that stops the application.
     pub fn shutdown_handle(&self) -> Result<ShutdownHandle, StreamsError> {
         Ok(ShutdownHandle {
@@ -174,13 +203,26 @@ impl KafkaStreams {
         self.shared.as_ref().map(|s| s.status()).unwrap_or_default()
     }
 
+    /// The standby tasks this instance keeps warm for other instances.
+    pub fn standby_tasks(&self) -> std::collections::BTreeSet<crate::task::TaskId> {
+        self.shared
+            .as_ref()
+            .map(|s| s.standbys())
+            .unwrap_or_default()
+    }
+
     /// The task status as text, one task per line and one partition per indented line.
     pub fn status_report(&self) -> String {
         let mut out = String::new();
         for task in self.task_status() {
             out.push_str(&format!(
-                "task {} stream_time={} processed={} dropped={} enforced={}\n",
-                task.id, task.stream_time, task.processed, task.dropped, task.enforced_processing
+                "task {} stream_time={} processed={} dropped={} enforced={} restored={}\n",
+                task.id,
+                task.stream_time,
+                task.processed,
+                task.dropped,
+                task.enforced_processing,
+                task.restored_records
             ));
             for p in &task.partitions {
                 out.push_str(&format!(

@@ -49,7 +49,7 @@ pub use dsl::{
     Repartitioned, StreamJoined, StreamsBuilder,
 };
 pub use error::{ProcessResult, StreamsError};
-pub use kafka_streams::{CommitRequest, KafkaStreams, ShutdownHandle, TaskStatus};
+pub use kafka_streams::{CommitRequest, KafkaStreams, ShutdownHandle, StatusHandle, TaskStatus};
 pub use processor::{Processor, ProcessorContext, Punctuation, PunctuationType, PunctuatorId};
 pub use record::{Header, Headers, RawRecord, Record, RecordMetadata, TimestampType};
 pub use task::{TaskId, TopicPartition};

@@ -41,6 +41,8 @@ pub struct TaskStatus {
     pub enforced_processing: u64,
     /// Its input partitions.
     pub partitions: Vec<PartitionStatus>,
+    /// Changelog records restored when the task was created (0 with up-to-date local state).
+    pub restored_records: u64,
 }
 
 pub(crate) struct AppShared {
@@ -56,9 +58,12 @@ pub(crate) struct AppShared {
     pub store_env: crate::task::state_manager::StoreEnv,
     pub shutdown: AtomicBool,
     pub commit_gate: CommitGate,
+    /// This instance's identity in task assignment.
+    pub identity: String,
     exclusions: Mutex<BTreeSet<(String, Option<i32>)>>,
     exclusions_version: AtomicU64,
     status: Mutex<BTreeMap<TaskId, TaskStatus>>,
+    standbys: Mutex<BTreeMap<usize, BTreeSet<TaskId>>>,
     errors: Mutex<Vec<StreamsError>>,
 }
 
@@ -69,6 +74,7 @@ impl AppShared {
         task_config: TaskConfig,
         partition_counts: BTreeMap<String, i32>,
         store_env: crate::task::state_manager::StoreEnv,
+        identity: String,
     ) -> Self {
         let subs = topology.subtopologies();
         let repartition_topics = topology
@@ -86,9 +92,11 @@ impl AppShared {
             partition_counts,
             shutdown: AtomicBool::new(false),
             commit_gate: CommitGate::default(),
+            identity,
             exclusions: Mutex::new(BTreeSet::new()),
             exclusions_version: AtomicU64::new(0),
             status: Mutex::new(BTreeMap::new()),
+            standbys: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(Vec::new()),
         }
     }
@@ -138,6 +146,25 @@ impl AppShared {
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .cloned()
+            .collect()
+    }
+
+    /// Replaces the standby tasks of stream thread `thread`.
+    pub fn publish_standbys(&self, thread: usize, tasks: BTreeSet<TaskId>) {
+        self.standbys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(thread, tasks);
+    }
+
+    /// The standby tasks of every thread of this instance.
+    pub fn standbys(&self) -> BTreeSet<TaskId> {
+        self.standbys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flatten()
+            .copied()
             .collect()
     }
 

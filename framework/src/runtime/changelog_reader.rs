@@ -27,7 +27,7 @@ pub(crate) struct RestoreStats {
 
 /// The restore consumer's context: reaching the end of a partition is how a restore knows it
 /// is done, not an error worth logging.
-struct RestoreContext;
+pub(crate) struct RestoreContext;
 
 impl ClientContext for RestoreContext {
     fn error(&self, error: KafkaError, reason: &str) {
@@ -44,7 +44,10 @@ impl ClientContext for RestoreContext {
 
 impl ConsumerContext for RestoreContext {}
 
-fn consumer(config: &StreamsConfig) -> Result<BaseConsumer<RestoreContext>, StreamsError> {
+/// An assign-based changelog consumer (no group membership, nothing committed).
+pub(crate) fn consumer(
+    config: &StreamsConfig,
+) -> Result<BaseConsumer<RestoreContext>, StreamsError> {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &config.bootstrap_servers)
         // Required by librdkafka even for assign-only use; never joined or committed.

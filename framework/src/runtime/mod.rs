@@ -1,11 +1,14 @@
 //! The live runtime: stream threads over Kafka consumers and producers.
 
 pub(crate) mod app_shared;
+pub(crate) mod assignor;
 pub(crate) mod changelog_reader;
 pub(crate) mod commit_gate;
+pub(crate) mod identity;
 pub(crate) mod internal_topics;
 pub(crate) mod kafka_collector;
 pub(crate) mod record_collector;
+pub(crate) mod standby;
 pub(crate) mod stream_thread;
 pub(crate) mod task_manager;
 

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::{Headers as _, Message};
 use rdkafka::producer::Producer;
-use rdkafka::ClientContext;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::app_shared::AppShared;
 use super::kafka_collector::{CollectorContext, StreamsProducer};
@@ -29,27 +30,40 @@ fn with_tasks<R>(f: impl FnOnce(&mut TaskManager) -> R) -> Option<R> {
     TASK_MANAGER.with(|tm| tm.borrow_mut().as_mut().map(f))
 }
 
-/// Consumer context that hands rebalances to the thread's task manager.
+/// Consumer context that hands rebalances to the thread's task manager, and assigns the
+/// partitions the task manager computed instead of those librdkafka's assignor chose.
 pub(crate) struct RebalanceListener;
 
 impl ClientContext for RebalanceListener {}
 
 impl ConsumerContext for RebalanceListener {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            tracing::info!(partitions = tpl.count(), "partitions revoked");
-            with_tasks(|tm| tm.on_revoked(consumer));
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                tracing::info!(partitions = tpl.count(), "partitions assigned");
-                with_tasks(|tm| tm.on_assigned(consumer, tpl));
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                tracing::debug!(offered = tpl.count(), "group joined");
+                let mine = with_tasks(|tm| tm.on_assigned(consumer)).unwrap_or_default();
+                tracing::info!(partitions = mine.count(), "partitions assigned");
+                if let Err(e) = consumer.assign(&mine) {
+                    tracing::error!(error = %e, "cannot assign partitions");
+                }
             }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-            Rebalance::Revoke(_) => {}
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tracing::info!("partitions revoked");
+                with_tasks(|tm| tm.on_revoked(consumer));
+                if let Err(e) = consumer.unassign() {
+                    tracing::warn!(error = %e, "cannot unassign partitions");
+                }
+            }
+            other => {
+                tracing::warn!(error = ?other, "rebalance error");
+                with_tasks(|tm| tm.on_revoked(consumer));
+                let _ = consumer.unassign();
+            }
         }
     }
 }
@@ -81,12 +95,21 @@ impl StreamThread {
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", &config.bootstrap_servers)
             .set("group.id", &config.application_id)
-            .set("client.id", format!("{}-consumer", self.client_id()))
+            // Carries the instance identity every member reads to compute the assignment.
+            .set(
+                "client.id",
+                super::identity::consumer_client_id(
+                    &config.application_id,
+                    &self.shared.identity,
+                    self.index as u32 + 1,
+                ),
+            )
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            // Range gives a member partition p of every co-partitioned topic, so all source
-            // partitions of a task land on one instance.
+            // An eager protocol: every member gives up its partitions before the group
+            // re-forms, so the assignment each computes never overlaps another's (see
+            // `assignor`). Which partitions range hands out does not matter.
             .set("partition.assignment.strategy", "range")
             .set("enable.partition.eof", "false")
             .set("session.timeout.ms", "10000")
@@ -165,6 +188,7 @@ impl StreamThread {
                 self.shared.clone(),
                 producer.clone(),
                 tracker,
+                self.index,
             ));
         });
         let topics: Vec<&str> = self
@@ -183,6 +207,7 @@ impl StreamThread {
                 Ok(())
             };
             tm.close_all(commit.is_ok());
+            tm.close_standbys();
             commit
         })
         .unwrap_or(Ok(()));
@@ -229,7 +254,7 @@ impl StreamThread {
             let now = super::wall_clock_ms();
             let processed = with_tasks(|tm| -> Result<usize, StreamsError> {
                 tm.apply_exclusions();
-                let n = tm.process(consumer, now, PROCESS_BUDGET)?;
+                let n = tm.process(consumer, now, PROCESS_BUDGET)? + tm.update_standbys()?;
                 tm.punctuate_wall_clock(now)?;
                 tm.update_pauses(consumer)?;
                 Ok(n)

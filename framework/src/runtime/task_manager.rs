@@ -1,7 +1,7 @@
 //! [`TaskManager`]: the tasks of one stream thread, created and closed as partitions are
 //! assigned and revoked, and the commit of their offsets.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::CString;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +14,13 @@ use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::app_shared::{AppShared, PartitionStatus, TaskStatus};
+use super::assignor::{self, Member, MemberTasks};
 use super::changelog_reader;
+use super::identity::parse_member;
 use super::kafka_collector::{
     DeliveryTracker, KafkaChangelogWriter, KafkaRecordCollector, PartitionCache, StreamsProducer,
 };
+use super::standby::{self, StandbyTasks};
 use crate::error::StreamsError;
 use crate::record::RawRecord;
 use crate::task::state_manager::StateManager;
@@ -27,6 +30,10 @@ use crate::topology::Topology;
 use streamtime_state::ChangelogWriter;
 
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(30);
+const GROUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a task waits for its state directory while another thread of this instance
+/// still holds it as a standby it is about to give up.
+const DIRECTORY_WAIT: Duration = Duration::from_secs(30);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Changelog records after which a running task writes a checkpoint (at-least-once).
 const CHECKPOINT_AFTER: u64 = 10_000;
@@ -99,6 +106,11 @@ pub(crate) struct TaskManager {
     eos: bool,
     in_transaction: bool,
     purger: RepartitionPurger,
+    /// This thread's index (0-based).
+    thread: usize,
+    standbys: StandbyTasks,
+    /// Changelog records each task restored when it was created.
+    restored: HashMap<TaskId, u64>,
     pub fatal: Option<StreamsError>,
 }
 
@@ -107,8 +119,12 @@ impl TaskManager {
         shared: Arc<AppShared>,
         producer: Arc<StreamsProducer>,
         tracker: Arc<DeliveryTracker>,
+        thread: usize,
     ) -> Self {
         TaskManager {
+            thread,
+            standbys: StandbyTasks::new(shared.clone(), thread),
+            restored: HashMap::new(),
             producer,
             tracker,
             partition_cache: Default::default(),
@@ -129,16 +145,129 @@ impl TaskManager {
         !self.tasks.is_empty()
     }
 
-    /// Creates tasks for newly assigned partitions and restores their partition times.
+    /// Brings standby stores up to date with what their changelogs received.
+    pub fn update_standbys(&mut self) -> Result<usize, StreamsError> {
+        self.standbys.poll()
+    }
+
+    /// Closes the standbys, checkpointing them (shutdown).
+    pub fn close_standbys(&mut self) {
+        self.standbys.close_all();
+    }
+
+    /// After a rebalance: computes this thread's share of the tasks from the group's members
+    /// (see [`assignor`]), updates its standbys, creates its active tasks and returns the
+    /// partitions the consumer must be assigned. The partitions librdkafka's assignor chose
+    /// are ignored.
     pub fn on_assigned<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
-        tpl: &TopicPartitionList,
-    ) {
-        if let Err(e) = self.assign(consumer, tpl) {
-            tracing::error!(error = %e, "cannot create tasks for the assignment");
-            self.fatal.get_or_insert(e);
+    ) -> TopicPartitionList {
+        match self.take_assignment(consumer) {
+            Ok(tpl) => tpl,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create tasks for the assignment");
+                self.fatal.get_or_insert(e);
+                TopicPartitionList::new()
+            }
         }
+    }
+
+    fn take_assignment<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<TopicPartitionList, StreamsError> {
+        let shared = self.shared.clone();
+        let app = &shared.config.application_id;
+        let counts = super::internal_topics::live_partition_counts(consumer)?;
+        let mut tpl = TopicPartitionList::new();
+        let Some(mine) = self.my_tasks(consumer, &counts)? else {
+            return Ok(tpl);
+        };
+        // A task that becomes active here stops being a standby first, handing its stores and
+        // directory lock to the active task, whose restore reads only past the standby's
+        // checkpoint.
+        self.standbys.update(&mine.standby)?;
+        for id in &mine.active {
+            for topic in &shared.subs[id.subtopology as usize].source_topics {
+                let name = topic.resolve(app);
+                if counts.get(&name).is_some_and(|&n| id.partition < n) {
+                    tpl.add_partition(&name, id.partition);
+                }
+            }
+        }
+        tracing::info!(thread = self.thread + 1, active = ?mine.active, standby = ?mine.standby,
+            "assignment");
+        self.assign(consumer, &tpl)?;
+        Ok(tpl)
+    }
+
+    /// This thread's tasks, computed from the group's current members; `None` when the group
+    /// is already re-forming (a newer assignment follows) or does not list this thread.
+    fn my_tasks<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        counts: &BTreeMap<String, i32>,
+    ) -> Result<Option<MemberTasks>, StreamsError> {
+        let shared = &self.shared;
+        let app = &shared.config.application_id;
+        let groups = consumer.fetch_group_list(Some(app), GROUP_TIMEOUT)?;
+        let Some(group) = groups.groups().iter().find(|g| g.name() == app) else {
+            tracing::warn!(
+                "the group is not described by the broker; waiting for the next assignment"
+            );
+            return Ok(None);
+        };
+        if group.state() != "Stable" {
+            // Members that read the list now could see different ones; the rebalance under
+            // way gives everyone a new, consistent assignment.
+            tracing::info!(
+                state = group.state(),
+                "the group is re-forming; waiting for the next assignment"
+            );
+            return Ok(None);
+        }
+        let me = member_id(consumer);
+        let members: Vec<Member> = group
+            .members()
+            .iter()
+            .filter_map(|m| parse_member(app, m.client_id(), m.id()))
+            .collect();
+        if !members.iter().any(|m| Some(&m.member_id) == me.as_ref()) {
+            tracing::warn!(member = ?me, "this thread is not among the group's members; waiting for the next assignment");
+            return Ok(None);
+        }
+        let tasks: BTreeSet<TaskId> = shared
+            .subs
+            .iter()
+            .flat_map(|sub| {
+                let n = sub
+                    .source_topics
+                    .iter()
+                    .filter_map(|t| counts.get(&t.resolve(app)).copied())
+                    .max()
+                    .unwrap_or(0);
+                (0..n).map(move |partition| TaskId {
+                    subtopology: sub.id,
+                    partition,
+                })
+            })
+            .collect();
+        let stateful = |t: TaskId| standby::has_standby_state(shared, t.subtopology);
+        let mut assignment = assignor::assign(
+            &tasks,
+            &stateful,
+            &members,
+            shared.config.num_standby_replicas,
+        );
+        let instances: BTreeSet<&str> = members.iter().map(|m| m.instance.as_str()).collect();
+        tracing::debug!(
+            members = members.len(),
+            instances = instances.len(),
+            tasks = tasks.len(),
+            "computed the assignment"
+        );
+        Ok(me.and_then(|id| assignment.remove(&id)))
     }
 
     fn assign<C: ConsumerContext>(
@@ -202,15 +331,19 @@ impl TaskManager {
                     sent,
                 })
             };
-            let mut state = StateManager::open(
-                id,
-                &shared.topology,
-                &sub.stores,
-                app,
-                &shared.store_env,
-                &writer,
-            )?;
-            changelog_reader::restore(&shared.config, id, &mut state)?;
+            let open = || {
+                StateManager::open(
+                    id,
+                    &shared.topology,
+                    &sub.stores,
+                    app,
+                    &shared.store_env,
+                    &writer,
+                )
+            };
+            let mut state = retry_while_locked(id, open)?;
+            let restored = changelog_reader::restore(&shared.config, id, &mut state)?;
+            self.restored.insert(id, restored.records);
             let mut task = StreamTask::new(
                 id,
                 &shared.topology,
@@ -276,6 +409,7 @@ impl TaskManager {
                 }
             }
             task.close();
+            self.restored.remove(&id);
             tracing::info!(task = %id, "task closed");
         }
         self.owner.clear();
@@ -565,6 +699,7 @@ impl TaskManager {
                     processed: task.processed(),
                     dropped: task.dropped(),
                     enforced_processing: task.enforced_processing(),
+                    restored_records: self.restored.get(&task.id()).copied().unwrap_or(0),
                     partitions: group
                         .queues()
                         .iter()
@@ -640,6 +775,42 @@ impl RepartitionPurger {
                 Err(e) => tracing::warn!(error = %e, "purging repartition topics failed"),
             }
         });
+    }
+}
+
+/// This consumer's member id in its group; `None` before it joined.
+fn member_id<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<String> {
+    // SAFETY: the client pointer is valid while `consumer` lives; the returned string is
+    // owned by us and freed with the matching librdkafka function after copying it.
+    unsafe {
+        let rk = consumer.client().native_ptr();
+        let ptr = rdkafka::bindings::rd_kafka_memberid(rk);
+        if ptr.is_null() {
+            return None;
+        }
+        let id = std::ffi::CStr::from_ptr(ptr).to_string_lossy().into_owned();
+        rdkafka::bindings::rd_kafka_mem_free(rk, ptr.cast());
+        (!id.is_empty()).then_some(id)
+    }
+}
+
+/// Opens a task's state, waiting while another thread of this instance still holds the
+/// task's directory (a standby it gives up in its own rebalance callback).
+fn retry_while_locked(
+    task: TaskId,
+    open: impl Fn() -> Result<StateManager, StreamsError>,
+) -> Result<StateManager, StreamsError> {
+    let deadline = std::time::Instant::now() + DIRECTORY_WAIT;
+    loop {
+        match open() {
+            Err(StreamsError::State(msg))
+                if msg.contains("is locked") && std::time::Instant::now() < deadline =>
+            {
+                tracing::debug!(%task, "state directory still locked; waiting");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -47,6 +47,16 @@ struct Args {
     /// Windowed topologies: `final` (on window close) or `update`.
     #[arg(long, default_value = "final")]
     emit: String,
+    /// Standby replicas per stateful task.
+    #[arg(long, default_value_t = 0)]
+    standbys: usize,
+    /// Stream threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// A file rewritten a few times a second with this instance's tasks: one line per task,
+    /// `active <task> processed=<n> restored=<n>` or `standby <task>`.
+    #[arg(long)]
+    status_file: Option<String>,
 }
 
 #[tokio::main]
@@ -102,9 +112,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = args.state_dir {
         config = config.state_dir(dir);
     }
+    config = config
+        .num_standby_replicas(args.standbys)
+        .num_stream_threads(args.threads);
     let mut app = KafkaStreams::new(builder.build()?, config)?;
     app.start()?;
     eprintln!("test-app: started");
+    if let Some(path) = args.status_file {
+        let status = app.status_handle()?;
+        tokio::spawn(async move {
+            loop {
+                let mut text = String::new();
+                for task in status.task_status() {
+                    text.push_str(&format!(
+                        "active {} processed={} restored={}\n",
+                        task.id, task.processed, task.restored_records
+                    ));
+                }
+                for task in status.standby_tasks() {
+                    text.push_str(&format!("standby {task}\n"));
+                }
+                let tmp = format!("{path}.tmp");
+                if std::fs::write(&tmp, text).is_ok() {
+                    let _ = std::fs::rename(&tmp, &path);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
     app.run_until_signal().await?;
     eprintln!("test-app: stopped cleanly");
     Ok(())
