@@ -196,8 +196,8 @@ impl TaskManager {
                 }
             }
         }
-        tracing::info!(thread = self.thread + 1, active = ?mine.active, standby = ?mine.standby,
-            "assignment");
+        tracing::info!(thread = self.thread + 1, active = %task_list(&mine.active),
+            standby = %task_list(&mine.standby), "assignment");
         self.assign(consumer, &tpl)?;
         Ok(tpl)
     }
@@ -776,6 +776,11 @@ impl RepartitionPurger {
             }
         });
     }
+}
+
+fn task_list(tasks: &BTreeSet<TaskId>) -> String {
+    let ids: Vec<String> = tasks.iter().map(TaskId::to_string).collect();
+    format!("[{}]", ids.join(" "))
 }
 
 /// This consumer's member id in its group; `None` before it joined.
