@@ -1,12 +1,15 @@
 //! A broker outage mid-run: the broker container is stopped and started again while the app
-//! is busy (at-least-once); the app keeps retrying its sends and commits, never dies, and once
-//! the broker is back every input record, before and after the outage, reaches the output.
+//! is busy; the app keeps retrying its sends and commits, never dies, and once the broker is
+//! back every input record, before and after the outage, reaches the output — under
+//! exactly-once, exactly once.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use streamtime::serdes::StringSerde;
-use streamtime::{Consumed, KafkaStreams, Produced, StreamsBuilder, StreamsConfig};
+use streamtime::{
+    Consumed, KafkaStreams, ProcessingGuarantee, Produced, StreamsBuilder, StreamsConfig,
+};
 use streamtime_integration_tests::records::{self, TestRecord};
 use streamtime_integration_tests::stoppable::StoppableBroker;
 use streamtime_integration_tests::topics;
@@ -28,6 +31,16 @@ fn batch(name: &str) -> Vec<TestRecord> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processing_resumes_after_the_broker_restarts_and_nothing_is_lost() {
+    outage(ProcessingGuarantee::AtLeastOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_exactly_once_an_outage_loses_nothing_and_duplicates_nothing() {
+    outage(ProcessingGuarantee::ExactlyOnce).await;
+}
+
+async fn outage(guarantee: ProcessingGuarantee) {
+    let eos = guarantee == ProcessingGuarantee::ExactlyOnce;
     // The app's warnings (failed commits and polls during the outage) go to the test output.
     let _ = tracing_subscriber::fmt()
         .with_env_filter("warn,streamtime=info")
@@ -50,7 +63,8 @@ async fn processing_resumes_after_the_broker_restarts_and_nothing_is_lost() {
         .map_values(|v: String| v.to_uppercase())
         .to(&output, Produced::default());
     let config = StreamsConfig::new(topics::unique_name("outage-app"), &servers)
-        .commit_interval(Duration::from_millis(200));
+        .commit_interval(Duration::from_millis(200))
+        .processing_guarantee(guarantee);
     let mut app = KafkaStreams::new(builder.build().unwrap(), config).unwrap();
     app.start().unwrap();
 
@@ -80,7 +94,12 @@ async fn processing_resumes_after_the_broker_restarts_and_nothing_is_lost() {
         .flat_map(|name| (0..PER_BATCH).map(move |i| format!("{name}-{i}").to_uppercase()))
         .collect();
     let deadline = Instant::now() + WAIT;
-    let out = records::consume_until(&servers, &output, WAIT, "read_uncommitted", |seen| {
+    let isolation = if eos {
+        "read_committed"
+    } else {
+        "read_uncommitted"
+    };
+    let out = records::consume_until(&servers, &output, WAIT, isolation, |seen| {
         // Cheap check first: this runs for every record read.
         if seen.len() < want.len() && Instant::now() < deadline {
             return false;
@@ -108,4 +127,11 @@ async fn processing_resumes_after_the_broker_restarts_and_nothing_is_lost() {
         want.difference(&got).count(),
         want.len()
     );
+    if eos {
+        assert_eq!(
+            out.len(),
+            want.len(),
+            "under exactly-once every input appears once in the committed output"
+        );
+    }
 }

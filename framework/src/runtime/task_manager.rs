@@ -633,11 +633,15 @@ impl TaskManager {
             let group = consumer
                 .group_metadata()
                 .ok_or(KafkaError::MetadataFetch(RDKafkaErrorCode::State))?;
-            self.producer
-                .send_offsets_to_transaction(tpl, &group, FLUSH_TIMEOUT)?;
+            retry_transaction_call("sending the offsets to the transaction", || {
+                self.producer
+                    .send_offsets_to_transaction(tpl, &group, FLUSH_TIMEOUT)
+            })?;
         }
         // Committing the transaction flushes every send of it first.
-        self.producer.commit_transaction(FLUSH_TIMEOUT)?;
+        retry_transaction_call("committing the transaction", || {
+            self.producer.commit_transaction(FLUSH_TIMEOUT)
+        })?;
         self.in_transaction = false;
         Ok(())
     }
@@ -775,6 +779,27 @@ impl RepartitionPurger {
                 Err(e) => tracing::warn!(error = %e, "purging repartition topics failed"),
             }
         });
+    }
+}
+
+/// Repeats a transaction call that failed in a retriable way (it timed out, e.g. while the
+/// broker is unreachable): librdkafka resumes the same operation when it is called again, and
+/// nothing else may happen in the transaction meanwhile. Any other outcome is returned.
+fn retry_transaction_call(
+    what: &str,
+    call: impl Fn() -> Result<(), KafkaError>,
+) -> Result<(), KafkaError> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match call() {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() => {
+                metrics::counter!("streamtime_commit_retries_total").increment(1);
+                tracing::warn!(error = %e, ?backoff, "{what} timed out; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
     }
 }
 
