@@ -16,9 +16,9 @@
 //! * an instance takes at most its share of the tasks (rounded up, by thread count); a task
 //!   whose first choice is full goes to its next choice, which keeps instances balanced at the
 //!   cost of a few extra moves;
-//! * standbys of a stateful task go to the instances ranked right after the active one. When
-//!   the active instance dies, the task's next choice is usually its standby, so failover lands
-//!   where the state is already warm.
+//! * a stateful task's first standby goes to the instance the task would move to if its active
+//!   instance left (the same computation without that instance), further standbys to the next
+//!   instances in its ranking. A single failure therefore always moves a task to warm state.
 //!
 //! Trade-offs: every rebalance is eager (each thread stops all its tasks while the group
 //! re-forms), but the tasks that stay are only closed and reopened from their local,
