@@ -491,12 +491,13 @@ Topologies:
         "by-x-repartition-sink",
         "by-x-repartition-source",
         "KSTREAM-SINK-0000000002",
-        "[\"by-x-repartition\"]",
+        "{{\"by-x-repartition\"}}",
         "[\"in\"]",
         "[\"out\"]",
         // The repartition topic links the two sub-topologies: written by one, read by the other.
         "by_x_repartition_sink --> topic_by_x_repartition",
-        "topic_by_x_repartition([\"by-x-repartition\"]) --> by_x_repartition_source",
+        "topic_by_x_repartition{{\"by-x-repartition\"}} --> by_x_repartition_source",
+        "class topic_by_x_repartition repartition",
         "KSTREAM_KEY_SELECT_0000000001 --> by_x_repartition_sink",
     ] {
         assert!(

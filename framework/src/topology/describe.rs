@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::{NodeKind, Topology};
+use crate::stores::StoreKind;
 
 /// One node as described.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +31,28 @@ pub struct SubtopologyDescription {
     pub nodes: Vec<NodeDescription>,
 }
 
-/// A stable description of a topology; `Display` prints Kafka Streams' format.
+/// One state store as described.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreDescription {
+    /// Store name.
+    pub name: String,
+    /// `key-value`, `window` or `session`.
+    pub kind: &'static str,
+    /// Its changelog topic without the application prefix (`<store>-changelog`), when the
+    /// store is logged.
+    pub changelog: Option<String>,
+}
+
+/// A stable description of a topology; `Display` prints Kafka Streams' format and
+/// [`TopologyDescription::to_mermaid`] a diagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopologyDescription {
     /// Sub-topologies by id.
     pub subtopologies: Vec<SubtopologyDescription>,
+    /// Repartition topics without the application prefix, sorted.
+    pub repartition_topics: Vec<String>,
+    /// State stores by name.
+    pub stores: Vec<StoreDescription>,
 }
 
 pub(super) fn describe(topology: &Topology) -> TopologyDescription {
@@ -76,7 +94,30 @@ pub(super) fn describe(topology: &Topology) -> TopologyDescription {
                 .collect(),
         })
         .collect();
-    TopologyDescription { subtopologies }
+    let stores = topology
+        .stores
+        .values()
+        .map(|spec| StoreDescription {
+            name: spec.name().to_string(),
+            kind: match spec.kind() {
+                StoreKind::KeyValue => "key-value",
+                StoreKind::Window { .. } => "window",
+                StoreKind::Session { .. } => "session",
+            },
+            changelog: spec
+                .is_logged()
+                .then(|| Topology::changelog_topic(spec.name()).to_string()),
+        })
+        .collect();
+    TopologyDescription {
+        subtopologies,
+        repartition_topics: topology
+            .repartition_topics
+            .keys()
+            .map(|t| t.to_string())
+            .collect(),
+        stores,
+    }
 }
 
 impl fmt::Display for TopologyDescription {
@@ -119,10 +160,37 @@ impl fmt::Display for TopologyDescription {
 }
 
 impl TopologyDescription {
-    /// A Mermaid flowchart: one subgraph per sub-topology, topics as stadium shapes, stores
-    /// as cylinders.
+    /// A [Mermaid](https://mermaid.js.org) flowchart of the topology, to paste into Markdown
+    /// (GitHub renders it) or the Mermaid live editor: one box per sub-topology holding its
+    /// nodes; user topics as stadiums, repartition topics (which link sub-topologies) as
+    /// hexagons, stores as cylinders, each logged store with its changelog topic.
+    ///
+    /// ```
+    /// use streamtime::{Consumed, Grouped, Materialized, Produced, StreamsBuilder};
+    /// use streamtime::serdes::{I64Serde, StringSerde};
+    ///
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream("clicks", Consumed::with(StringSerde, StringSerde))
+    ///     .group_by(|_user, page: &String| page.clone(), Grouped::as_("by-page"))
+    ///     .count(Materialized::as_("page-counts"))
+    ///     .to_stream()
+    ///     .to("page-counts", Produced::with(StringSerde, I64Serde));
+    /// let mermaid = builder.build().unwrap().describe().to_mermaid();
+    /// assert!(mermaid.contains("by-page-repartition"));
+    /// assert!(mermaid.contains("page-counts-changelog"));
+    /// ```
     pub fn to_mermaid(&self) -> String {
         let id = |name: &str| name.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+        let repartition = |topic: &str| self.repartition_topics.iter().any(|t| t == topic);
+        let topic_node = |topic: &str| {
+            let t = format!("topic_{}", id(topic));
+            if repartition(topic) {
+                format!("{t}{{{{\"{topic}\"}}}}")
+            } else {
+                format!("{t}([\"{topic}\"])")
+            }
+        };
         let mut out = String::from("flowchart TD\n");
         for sub in &self.subtopologies {
             out.push_str(&format!(
@@ -135,14 +203,17 @@ impl TopologyDescription {
             out.push_str("  end\n");
             for node in &sub.nodes {
                 for topic in &node.topics {
-                    let t = format!("topic_{}", id(topic));
                     match node.kind {
-                        "Source" => {
-                            out.push_str(&format!("  {t}([\"{topic}\"]) --> {}\n", id(&node.name)))
-                        }
-                        _ => {
-                            out.push_str(&format!("  {} --> {t}([\"{topic}\"])\n", id(&node.name)))
-                        }
+                        "Source" => out.push_str(&format!(
+                            "  {} --> {}\n",
+                            topic_node(topic),
+                            id(&node.name)
+                        )),
+                        _ => out.push_str(&format!(
+                            "  {} --> {}\n",
+                            id(&node.name),
+                            topic_node(topic)
+                        )),
                     }
                 }
                 for store in &node.stores {
@@ -157,6 +228,88 @@ impl TopologyDescription {
                 }
             }
         }
+        for store in &self.stores {
+            if let Some(changelog) = &store.changelog {
+                out.push_str(&format!(
+                    "  store_{} -.-> changelog_{}[/\"{changelog}\"/]\n",
+                    id(&store.name),
+                    id(changelog)
+                ));
+            }
+        }
+        // Classes let a reader tell topic kinds apart at a glance, even without colour.
+        out.push_str("  classDef repartition fill:#fde68a,stroke:#b45309\n");
+        out.push_str("  classDef changelog fill:#e5e7eb,stroke:#6b7280\n");
+        out.push_str("  classDef store fill:#bfdbfe,stroke:#1d4ed8\n");
+        for topic in &self.repartition_topics {
+            out.push_str(&format!("  class topic_{} repartition\n", id(topic)));
+        }
+        for store in &self.stores {
+            out.push_str(&format!("  class store_{} store\n", id(&store.name)));
+            if let Some(changelog) = &store.changelog {
+                out.push_str(&format!("  class changelog_{} changelog\n", id(changelog)));
+            }
+        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::serdes::{I64Serde, StringSerde};
+    use crate::{Consumed, Grouped, Materialized, Produced, StreamsBuilder};
+
+    /// clicks → group by page (repartition) → count in a logged store → page-counts.
+    fn page_counts() -> crate::Topology {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("clicks", Consumed::with(StringSerde, StringSerde))
+            .group_by(|_user, page: &String| page.clone(), Grouped::as_("by-page"))
+            .count(Materialized::as_("page-counts"))
+            .to_stream()
+            .to("page-counts-out", Produced::with(StringSerde, I64Serde));
+        builder.build().unwrap()
+    }
+
+    #[test]
+    fn mermaid_shows_subtopologies_topic_kinds_stores_and_changelogs() {
+        let description = page_counts().describe();
+        assert_eq!(description.repartition_topics, ["by-page-repartition"]);
+        assert_eq!(description.stores.len(), 1);
+        assert_eq!(
+            description.stores[0].changelog.as_deref(),
+            Some("page-counts-changelog")
+        );
+        let mermaid = description.to_mermaid();
+        let lines: Vec<&str> = mermaid.lines().collect();
+        assert_eq!(lines[0], "flowchart TD");
+        let count = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
+        assert_eq!(count("  subgraph sub"), 2, "{mermaid}");
+        assert_eq!(count("  end"), 2, "{mermaid}");
+        for line in [
+            // User topics are stadiums, at the edges of the graph.
+            "  topic_clicks([\"clicks\"]) --> KSTREAM_SOURCE_0000000000",
+            "  KSTREAM_SINK_0000000003 --> topic_page_counts_out([\"page-counts-out\"])",
+            // The repartition topic is a hexagon written by sub-topology 0 and read by 1.
+            "  by_page_repartition_sink --> topic_by_page_repartition{{\"by-page-repartition\"}}",
+            "  topic_by_page_repartition{{\"by-page-repartition\"}} --> by_page_repartition_source",
+            "  class topic_by_page_repartition repartition",
+            // The store hangs off the processor that uses it, and mirrors to its changelog.
+            "  store_page_counts -.-> changelog_page_counts_changelog[/\"page-counts-changelog\"/]",
+            "  class store_page_counts store",
+            "  class changelog_page_counts_changelog changelog",
+        ] {
+            assert!(lines.contains(&line), "{line:?} missing from\n{mermaid}");
+        }
+        let store_edges: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.contains("--- store_page_counts[(\"page-counts\")]"))
+            .collect();
+        assert_eq!(store_edges.len(), 1, "{mermaid}");
+        // Sub-topology 0 holds the source, sub-topology 1 the count: the store is not in 0.
+        let sub1 = mermaid.find("subgraph sub1").unwrap();
+        let store_node = store_edges[0].split(" --- ").next().unwrap().trim();
+        assert!(mermaid[sub1..].contains(&format!("    {store_node}[")), "{mermaid}");
+        assert_eq!(mermaid, page_counts().describe().to_mermaid(), "stable");
     }
 }

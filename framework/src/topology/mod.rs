@@ -25,7 +25,9 @@ mod build;
 mod describe;
 mod subtopology;
 
-pub use describe::{NodeDescription, SubtopologyDescription, TopologyDescription};
+pub use describe::{
+    NodeDescription, StoreDescription, SubtopologyDescription, TopologyDescription,
+};
 pub(crate) use subtopology::SubTopology;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
