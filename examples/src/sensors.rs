@@ -109,9 +109,10 @@ pub fn topology(topics: &Topics) -> Result<Topology, StreamsError> {
 }
 
 /// Sample readings for the demo: `sensors` sensors, one reading every 5 s of event time over
-/// `minutes`, a few out of order within grace and one reading far too late, as
-/// `(sensor, temperature, timestamp)`. Deterministic.
-pub fn sample_readings(sensors: usize, minutes: i64) -> Vec<(String, f64, i64)> {
+/// `minutes` from `start_ms` (a whole minute), a few out of order within grace and one
+/// reading far too late, as `(sensor, temperature, timestamp)`. Deterministic.
+pub fn sample_readings(sensors: usize, minutes: i64, start_ms: i64) -> Vec<(String, f64, i64)> {
+    assert_eq!(start_ms % 60_000, 0, "samples start at a whole minute");
     let mut out = Vec::new();
     for t in (0..minutes * 60_000).step_by(5_000) {
         for s in 0..sensors {
@@ -122,10 +123,10 @@ pub fn sample_readings(sensors: usize, minutes: i64) -> Vec<(String, f64, i64)> 
             } else {
                 t
             };
-            out.push((format!("sensor-{s}"), temp, ts));
+            out.push((format!("sensor-{s}"), temp, start_ms + ts));
         }
     }
     // One reading for minute 0 arrives when stream time is far past its grace.
-    out.push(("sensor-0".into(), -273.0, 1_000));
+    out.push(("sensor-0".into(), -273.0, start_ms + 1_000));
     out
 }

@@ -16,7 +16,7 @@ fn final_averages_match_the_readings_and_late_readings_are_set_aside() {
         StreamsConfig::new("sensors", "unused"),
     )
     .unwrap();
-    let readings = sensors::sample_readings(3, 10);
+    let readings = sensors::sample_readings(3, 10, 0);
     let input = driver.input_topic(&topics.readings, StringSerde, F64Serde);
     for (sensor, temp, ts) in &readings {
         input.pipe(sensor.clone(), *temp, *ts).unwrap();

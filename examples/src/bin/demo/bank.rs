@@ -1,29 +1,16 @@
-//! End-to-end demo: the bank overdraft example against a real broker.
-//!
-//! Uses `KAFKA_BOOTSTRAP_SERVERS` when set; otherwise starts the local Kafka container (the
-//! same image as the tests). Produces sample transactions — all withdrawals first, then all
-//! deposits, so offset order disagrees with event time — runs the topology, and prints each
-//! account's statements next to the ones event-time order demands.
+//! The bank overdraft example: produces sample transactions — all withdrawals first, then
+//! all deposits, so offset order disagrees with event time — runs the topology, and prints
+//! each account's statements next to the ones event-time order demands.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use clap::Parser;
 use streamtime::{KafkaStreams, StreamsConfig};
 use streamtime_examples::bank::{self, Statement, Topics};
 use streamtime_integration_tests::records::{self, TestRecord};
-use streamtime_integration_tests::{bootstrap_servers, topics};
+use streamtime_integration_tests::topics;
 
-#[derive(Parser)]
-#[command(about = "Runs the bank overdraft example end to end")]
-struct Args {
-    /// Accounts to simulate.
-    #[arg(long, default_value_t = 6)]
-    accounts: usize,
-    /// Transactions per account.
-    #[arg(long, default_value_t = 8)]
-    transactions: usize,
-}
+use super::DemoResult;
 
 /// Deterministic sample transactions: (account, timestamp, signed amount).
 fn sample(accounts: usize, per_account: usize) -> Vec<(String, i64, i64)> {
@@ -52,17 +39,9 @@ fn sample(accounts: usize, per_account: usize) -> Vec<(String, i64, i64)> {
     out
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,streamtime=info".into()),
-        )
-        .init();
-    let args = Args::parse();
-    let servers = bootstrap_servers();
-    println!("demo: using Kafka at {servers}");
+/// Runs the bank example with `accounts` accounts of `per_account` transactions each.
+pub async fn run(servers: &str, accounts: usize, per_account: usize) -> DemoResult {
+    let servers = servers.to_string();
 
     let names = Topics::new(
         &topics::unique_name("demo-deposits"),
@@ -73,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         topics::create(&servers, t, 2).await;
     }
 
-    let transactions = sample(args.accounts, args.transactions);
+    let transactions = sample(accounts, per_account);
     let (withdrawals, deposits): (Vec<_>, Vec<_>) =
         transactions.iter().partition(|(_, _, a)| *a < 0);
     let to_records = |txs: Vec<&(String, i64, i64)>| -> Vec<TestRecord> {
