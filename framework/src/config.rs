@@ -58,6 +58,9 @@ pub struct StreamsConfig {
     pub(crate) production_error_policy: ProductionErrorPolicy,
     pub(crate) metadata_refresh_interval: Duration,
     pub(crate) num_standby_replicas: usize,
+    pub(crate) stall_warning_after: Option<Duration>,
+    #[cfg(feature = "prometheus")]
+    pub(crate) prometheus_endpoint: Option<std::net::SocketAddr>,
 }
 
 impl StreamsConfig {
@@ -87,7 +90,26 @@ impl StreamsConfig {
             production_error_policy: ProductionErrorPolicy::Fail,
             metadata_refresh_interval: Duration::from_secs(30),
             num_standby_replicas: 0,
+            stall_warning_after: Some(Duration::from_secs(60)),
+            #[cfg(feature = "prometheus")]
+            prometheus_endpoint: None,
         }
+    }
+
+    /// Warn when a task has records buffered but processed none for this long (default
+    /// 60 s; `None`: never). The warning names the task, its buffered records per partition
+    /// and its stream time; `streamtime_task_stalled{task}` is 1 while it lasts.
+    pub fn stall_warning_after(mut self, after: Option<Duration>) -> Self {
+        self.stall_warning_after = after;
+        self
+    }
+
+    /// Serve every metric in Prometheus' text format on `addr` once the app starts (feature
+    /// `prometheus`; one endpoint per process). See [`crate::prometheus`].
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus_endpoint(mut self, addr: std::net::SocketAddr) -> Self {
+        self.prometheus_endpoint = Some(addr);
+        self
     }
 
     /// How often topic metadata is refreshed (default 30 s): partitions added to a source

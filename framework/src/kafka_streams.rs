@@ -95,6 +95,10 @@ impl KafkaStreams {
             .topology
             .take()
             .ok_or_else(|| StreamsError::Config("the application was already started".into()))?;
+        #[cfg(feature = "prometheus")]
+        if let Some(addr) = self.config.prometheus_endpoint {
+            crate::prometheus::install(addr)?;
+        }
         let partition_counts = internal_topics::prepare(&topology, &self.config)?;
         let task_config = TaskConfig::from_config(&self.config);
         let store_env = self.store_env(&topology)?;

@@ -34,6 +34,8 @@ pub mod error_policy;
 pub mod kafka_streams;
 pub mod partitioner;
 pub mod processor;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 pub mod record;
 pub(crate) mod runtime;
 pub mod serdes;

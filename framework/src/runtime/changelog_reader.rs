@@ -9,6 +9,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::ClientContext;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use super::restore_progress::RestoreProgress;
 use crate::config::StreamsConfig;
 use crate::error::StreamsError;
 use crate::task::state_manager::StateManager;
@@ -64,7 +65,8 @@ pub(crate) fn consumer(
 }
 
 /// Restores every changelogged store of a task from its checkpointed offset (or the start)
-/// to the current end of its changelog partition.
+/// to the current end of its changelog partition, logging progress (records done of the
+/// total, rate, time left) every couple of seconds.
 pub(crate) fn restore(
     config: &StreamsConfig,
     task: TaskId,
@@ -76,7 +78,8 @@ pub(crate) fn restore(
     }
     let started = Instant::now();
     let consumer = consumer(config)?;
-    let mut total = 0_u64;
+    // Every changelog's range first, so progress is reported against the task's total.
+    let mut plan = Vec::new();
     for changelog in changelogs {
         let (low, high) = consumer
             .fetch_watermarks(&changelog.topic, changelog.partition, METADATA_TIMEOUT)
@@ -91,21 +94,29 @@ pub(crate) fn restore(
             tracing::debug!(%task, topic = %changelog.topic, "store is up to date with its changelog");
             continue;
         }
+        plan.push((changelog, start, high));
+    }
+    let total: u64 = plan
+        .iter()
+        .map(|(_, start, high)| (high - start) as u64)
+        .sum();
+    if total == 0 {
+        return Ok(RestoreStats::default());
+    }
+    tracing::info!(%task, records = total, changelogs = plan.len(), "restoring stores from their changelogs");
+    let mut progress = RestoreProgress::new(task, total, PROGRESS_EVERY);
+    let counter =
+        metrics::counter!("streamtime_restored_records_total", "task" => task.to_string());
+    let mut restored_total = 0_u64;
+    for (changelog, start, high) in plan {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&changelog.topic, changelog.partition, Offset::Offset(start))?;
         consumer.assign(&tpl)?;
-        let to_restore = high - start;
         tracing::info!(%task, topic = %changelog.topic, partition = changelog.partition, from = start, to = high,
-            records = to_restore, "restoring store from its changelog");
-        let counter =
-            metrics::counter!("streamtime_restored_records_total", "task" => task.to_string());
-        let remaining_gauge =
-            metrics::gauge!("streamtime_restore_remaining_records", "task" => task.to_string());
+            records = high - start, "restoring store from its changelog");
         let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(BATCH);
         let mut last_offset = start - 1;
-        let mut restored = 0_u64;
-        let mut last_report = Instant::now();
-        let flush =
+        let mut flush =
             |batch: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>, state: &mut StateManager, last: i64| {
                 if batch.is_empty() {
                     return Ok(());
@@ -115,6 +126,9 @@ pub(crate) fn restore(
                     .map(|(k, v)| (k.as_slice(), v.as_deref()))
                     .collect();
                 let result = state.restore(changelog.store, &view, last);
+                counter.increment(batch.len() as u64);
+                progress.advance(batch.len() as u64);
+                restored_total += batch.len() as u64;
                 batch.clear();
                 result
             };
@@ -127,10 +141,8 @@ pub(crate) fn restore(
                     };
                     batch.push((key.to_vec(), m.payload().map(<[u8]>::to_vec)));
                     last_offset = m.offset();
-                    restored += 1;
                     if batch.len() >= BATCH {
                         flush(&mut batch, state, last_offset)?;
-                        counter.increment(BATCH as u64);
                     }
                     if m.offset() + 1 >= high {
                         break;
@@ -142,32 +154,15 @@ pub(crate) fn restore(
                 }
                 None => {}
             }
-            if last_report.elapsed() >= PROGRESS_EVERY {
-                let secs = started.elapsed().as_secs_f64().max(1e-3);
-                let remaining = (high - last_offset - 1).max(0);
-                remaining_gauge.set(remaining as f64);
-                let rate = restored as f64 / secs;
-                tracing::info!(%task, topic = %changelog.topic, restored, remaining,
-                    rate = format!("{rate:.0}/s"),
-                    eta = format!("{:.0}s", remaining as f64 / rate.max(1.0)),
-                    "restore progress");
-                last_report = Instant::now();
-            }
         }
-        let pending = batch.len() as u64;
         flush(&mut batch, state, last_offset)?;
-        counter.increment(pending);
-        remaining_gauge.set(0.0);
-        total += restored;
     }
+    let done = progress.finish();
     let stats = RestoreStats {
-        records: total,
+        records: restored_total,
         elapsed: started.elapsed(),
     };
-    if total > 0 {
-        tracing::info!(%task, records = total, elapsed = ?stats.elapsed,
-            rate = format!("{:.0}/s", total as f64 / stats.elapsed.as_secs_f64().max(1e-3)),
-            "restore finished");
-    }
+    tracing::info!(%task, records = restored_total, elapsed = ?stats.elapsed,
+        "restore finished: {done}");
     Ok(stats)
 }

@@ -8,6 +8,7 @@ pub(crate) mod identity;
 pub(crate) mod internal_topics;
 pub(crate) mod kafka_collector;
 pub(crate) mod record_collector;
+pub(crate) mod restore_progress;
 pub(crate) mod standby;
 pub(crate) mod stream_thread;
 pub(crate) mod task_manager;

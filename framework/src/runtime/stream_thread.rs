@@ -275,7 +275,7 @@ impl StreamThread {
                 last_commit = Instant::now();
             }
             if last_status.elapsed() >= STATUS_INTERVAL {
-                with_tasks(|tm| tm.publish_status());
+                with_tasks(|tm| tm.publish_status(consumer));
                 last_status = Instant::now();
             }
         }

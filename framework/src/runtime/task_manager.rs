@@ -605,7 +605,9 @@ impl TaskManager {
         self.purger
             .after_commit(&tpl, &self.shared.repartition_topics);
         let latency = started.elapsed();
-        metrics::histogram!("streamtime_commit_latency_seconds").record(latency.as_secs_f64());
+        for task in self.tasks.values() {
+            task.metrics().committed(latency);
+        }
         tracing::debug!(partitions = tpl.count(), ?latency, "committed");
         Ok(())
     }
@@ -680,18 +682,9 @@ impl TaskManager {
         self.assign(consumer, &assignment)
     }
 
-    /// Publishes a status snapshot of every task, and the gauges derived from it.
-    pub fn publish_status(&self) {
-        for task in self.tasks.values() {
-            let id = task.id().to_string();
-            let queues = task.partition_group().queues();
-            metrics::gauge!("streamtime_stream_time_ms", "task" => id.clone())
-                .set(task.stream_time() as f64);
-            metrics::gauge!("streamtime_excluded_partitions", "task" => id.clone())
-                .set(queues.iter().filter(|q| q.excluded).count() as f64);
-            metrics::gauge!("streamtime_buffered_records", "task" => id)
-                .set(queues.iter().map(|q| q.len()).sum::<usize>() as f64);
-        }
+    /// Publishes a status snapshot of every task, its metrics, and checks it for stalls.
+    pub fn publish_status<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        self.publish_task_health(consumer);
         let statuses = self
             .tasks
             .values()
@@ -719,6 +712,21 @@ impl TaskManager {
             })
             .collect();
         self.shared.publish_status(statuses);
+    }
+}
+
+impl TaskManager {
+    /// Per-task gauges, consumer lag and the stall check (SPEC §10).
+    fn publish_task_health<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let now = super::wall_clock_ms();
+        let positions = &self.positions;
+        for task in self.tasks.values_mut() {
+            let broker_lag: Option<i64> = task
+                .partitions()
+                .map(|tp| lag(consumer, positions, tp))
+                .sum();
+            task.publish_health(now, broker_lag.map(|l| l.max(0) as u64));
+        }
     }
 }
 

@@ -3,8 +3,10 @@
 pub(crate) mod partition_group;
 pub(crate) mod record_errors;
 pub(crate) mod record_queue;
+pub(crate) mod stall;
 pub(crate) mod state_manager;
 pub(crate) mod stream_task;
+pub(crate) mod task_metrics;
 
 use std::fmt;
 use std::sync::Arc;

@@ -167,8 +167,8 @@ impl PartitionGroup {
             }
         }
         if enforced {
+            // Counted per task by `TaskMetrics`, which knows the task id.
             self.enforced_processing += 1;
-            metrics::counter!("streamtime_enforced_processing_total").increment(1);
         }
         Ok(())
     }

@@ -83,9 +83,8 @@ impl RecordQueue {
                             "dropping record with invalid timestamp"
                         );
                         self.records.pop_front();
+                        // Counted per task by `TaskMetrics`, which knows the task id.
                         self.dropped += 1;
-                        metrics::counter!("streamtime_dropped_records_total", "reason" => "invalid_timestamp")
-                            .increment(1);
                         continue;
                     }
                 }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use super::partition_group::PartitionGroup;
 use super::record_errors::{ErrorPolicies, RecordErrorHandler};
 use super::record_queue::RecordQueue;
+use super::stall::{StallDetector, StallState};
 use super::state_manager::StateManager;
+use super::task_metrics::TaskMetrics;
 use super::{TaskId, TopicPartition};
 use crate::error::{ProcessResult, StreamsError};
 use crate::processor::node::{Lifecycle, RawInput, TaskContext, TaskState};
@@ -27,6 +29,7 @@ pub(crate) struct TaskConfig {
     pub invalid_timestamp_policy: InvalidTimestampPolicy,
     pub default_extractor: Arc<dyn TimestampExtractor>,
     pub error_policies: ErrorPolicies,
+    pub stall_warning_after_ms: Option<i64>,
 }
 
 impl TaskConfig {
@@ -40,6 +43,9 @@ impl TaskConfig {
                 deserialization: config.deserialization_error_policy.clone(),
                 processing: config.processing_error_policy,
             },
+            stall_warning_after_ms: config
+                .stall_warning_after
+                .map(|d| d.as_millis().min(i64::MAX as u128) as i64),
         }
     }
 }
@@ -66,7 +72,8 @@ pub(crate) struct StreamTask {
     consumed: BTreeMap<TopicPartition, i64>,
     uncommitted: bool,
     processed: u64,
-    processed_counter: metrics::Counter,
+    metrics: TaskMetrics,
+    stall: StallDetector,
     errors: RecordErrorHandler,
     closed: bool,
 }
@@ -126,7 +133,8 @@ impl StreamTask {
             consumed: BTreeMap::new(),
             uncommitted: false,
             processed: 0,
-            processed_counter: metrics::counter!("streamtime_processed_records_total", "task" => id.to_string()),
+            metrics: TaskMetrics::new(id),
+            stall: StallDetector::new(config.stall_warning_after_ms),
             errors: RecordErrorHandler::new(id, config.error_policies.clone()),
             closed: false,
         })
@@ -205,6 +213,7 @@ impl StreamTask {
         if self.group.ready_to_process(wall_clock_ms, lag).is_err() {
             return Ok(false);
         }
+        let stream_time_before = self.group.stream_time();
         let Some((queue, record, timestamp)) = self.group.next_record()? else {
             return Ok(false);
         };
@@ -234,7 +243,7 @@ impl StreamTask {
         self.consumed.insert(tp, offset);
         self.uncommitted = true;
         self.processed += 1;
-        self.processed_counter.increment(1);
+        self.metrics.processed(stream_time_before, timestamp);
         self.punctuate(PunctuationType::StreamTime, self.group.stream_time())?;
         Ok(true)
     }
@@ -322,6 +331,39 @@ impl StreamTask {
 
     pub fn mark_committed(&mut self) {
         self.uncommitted = false;
+    }
+
+    /// Publishes the task's gauges and checks it for a stall at wall-clock `now_ms`.
+    /// `broker_lag`: records the broker holds past the fetch position of its partitions.
+    pub fn publish_health(&mut self, now_ms: i64, broker_lag: Option<u64>) {
+        self.metrics.publish(&self.group, broker_lag);
+        let buffered = self.group.queues().iter().map(|q| q.len()).sum();
+        match self.stall.observe(now_ms, buffered, self.processed) {
+            StallState::Stalled { since_ms, first } => {
+                self.metrics.set_stalled(true);
+                if first {
+                    let partitions: Vec<String> = self
+                        .group
+                        .queues()
+                        .iter()
+                        .map(|q| format!("{} buffered={} excluded={}", q.tp, q.len(), q.excluded))
+                        .collect();
+                    tracing::warn!(task = %self.id, buffered, stalled_ms = now_ms - since_ms,
+                        stream_time = self.group.stream_time(), ?partitions,
+                        "task has buffered records but processed none: stalled");
+                }
+            }
+            StallState::Recovered { stalled_ms } => {
+                self.metrics.set_stalled(false);
+                tracing::info!(task = %self.id, stalled_ms, "task is processing again");
+            }
+            StallState::Healthy | StallState::Waiting => self.metrics.set_stalled(false),
+        }
+    }
+
+    /// The task's metric handles.
+    pub fn metrics(&self) -> &TaskMetrics {
+        &self.metrics
     }
 
     /// Records dropped by this task: invalid timestamps, and records skipped by the

@@ -309,7 +309,10 @@ mod tests {
         // Sub-topology 0 holds the source, sub-topology 1 the count: the store is not in 0.
         let sub1 = mermaid.find("subgraph sub1").unwrap();
         let store_node = store_edges[0].split(" --- ").next().unwrap().trim();
-        assert!(mermaid[sub1..].contains(&format!("    {store_node}[")), "{mermaid}");
+        assert!(
+            mermaid[sub1..].contains(&format!("    {store_node}[")),
+            "{mermaid}"
+        );
         assert_eq!(mermaid, page_counts().describe().to_mermaid(), "stable");
     }
 }
