@@ -40,6 +40,8 @@
 //! # Ok::<(), StateError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod cache;
 mod changelog;
 mod checkpoint;

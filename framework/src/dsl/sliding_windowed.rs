@@ -56,7 +56,10 @@ use crate::serdes::{I64Serde, Serde};
 use crate::stores::{Stores, WindowStoreHandle};
 use crate::ProcessResult;
 
-/// A stream grouped into sliding windows (see the [module](self) for which windows exist).
+/// A stream grouped into sliding windows `[start, end]` (both ends included) spanning the
+/// time difference. Only windows holding a distinct set of records exist: each record's
+/// left window `[t − d, t]`, its right window `[t + 1, t + 1 + d]` once a record falls in
+/// it, and the existing windows that contain it (Kafka Streams' semantics).
 pub type SlidingWindowedKStream<K, V> = WindowedKStream<K, V, SlidingWindows>;
 
 impl<K: Clone + 'static, V: Clone + 'static> SlidingWindowedKStream<K, V> {
