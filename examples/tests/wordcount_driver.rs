@@ -64,9 +64,12 @@ fn words_are_case_and_punctuation_insensitive() {
 fn the_readme_shows_the_current_diagram() {
     let topology = wordcount::topology(&Topics::new("lines", "word-counts")).unwrap();
     let mermaid = topology.describe().to_mermaid();
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .unwrap();
-    let start = readme.find("```mermaid\n").expect("README has a Mermaid block") + 11;
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme
+        .find("```mermaid\n")
+        .expect("README has a Mermaid block")
+        + 11;
     let end = start + readme[start..].find("```").unwrap();
     assert_eq!(
         &readme[start..end],

@@ -64,7 +64,12 @@ pub async fn run(servers: &str) -> DemoResult {
         ok &= *times == 1 && want.get(&(sensor.clone(), *start)) == Some(&(*sum, *count));
     }
     for (sensor, temp, ts) in &got.late {
-        println!("\nlate reading set aside: {sensor} {temp} at {ts} ms");
+        let offset = ts - streamtime_examples::SAMPLE_START_MS;
+        let (minute, second) = (offset / 60_000, offset / 1_000 % 60);
+        println!(
+            "\nlate reading set aside: {sensor} {temp} from minute {minute} second {second}, \
+             which arrived after that minute had closed"
+        );
     }
     if !ok || got.averages.len() != want.len() || got.late.len() != 1 {
         return Err("the averages differ from the readings' own averages".into());
