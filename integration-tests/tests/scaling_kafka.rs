@@ -35,17 +35,38 @@ struct Status {
     standby: BTreeSet<String>,
 }
 
+/// Where an application reads and writes.
+struct App<'a> {
+    servers: &'a str,
+    id: &'a str,
+    input: &'a str,
+    output: &'a str,
+}
+
 impl Instance {
-    fn start(name: &str, common: &[&str], extra: &[&str]) -> Instance {
+    /// Starts an instance of `app` with the test app's `options`.
+    fn start(name: &str, app: &App<'_>, options: &[&str]) -> Instance {
         let status = std::env::temp_dir().join(topics::unique_name(&format!("{name}-status")));
         let state = std::env::temp_dir().join(topics::unique_name(&format!("{name}-state")));
         let (status_arg, state_arg) = (
             status.to_string_lossy().into_owned(),
             state.to_string_lossy().into_owned(),
         );
-        let mut args: Vec<&str> = common.to_vec();
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["--status-file", &status_arg, "--state-dir", &state_arg]);
+        let mut args: Vec<&str> = options.to_vec();
+        args.extend_from_slice(&[
+            "--bootstrap-servers",
+            app.servers,
+            "--application-id",
+            app.id,
+            "--input",
+            app.input,
+            "--output",
+            app.output,
+            "--status-file",
+            &status_arg,
+            "--state-dir",
+            &state_arg,
+        ]);
         let process = AppProcess::start(env!("CARGO_BIN_EXE_streamtime-test-app"), &args);
         Instance {
             name: name.to_string(),
@@ -172,33 +193,27 @@ async fn three_to_four_to_two_instances_give_single_instance_results_and_move_fe
     let phases: Vec<Vec<TestRecord>> = records.chunks(RECORDS / 4).map(<[_]>::to_vec).collect();
 
     let app = topics::unique_name("scale-app");
-    let common = [
-        "--topology",
-        "hopping",
-        "--emit",
-        "final",
-        "--exactly-once",
-        "--bootstrap-servers",
-        &servers,
-        "--application-id",
-        &app,
-        "--input",
-        &input,
-        "--output",
-        &output,
-    ];
+    let options = ["--topology", "hopping", "--emit", "final", "--exactly-once"];
+    let app = App {
+        servers: &servers,
+        id: &app,
+        input: &input,
+        output: &output,
+    };
     // The reference: one instance on the same input, as its own application.
-    let single_app = topics::unique_name("scale-single-app");
-    let mut single_args = common.to_vec();
-    single_args[8] = &single_app;
-    single_args[12] = &single_output;
-    let mut single = Instance::start("single", &single_args, &[]);
+    let single_id = topics::unique_name("scale-single-app");
+    let single_app = App {
+        id: &single_id,
+        output: &single_output,
+        ..app
+    };
+    let mut single = Instance::start("single", &single_app, &options);
 
     records::produce(&servers, &input, phases[0].clone()).await;
     let (mut a, mut b, mut c) = (
-        Instance::start("a", &common, &[]),
-        Instance::start("b", &common, &[]),
-        Instance::start("c", &common, &[]),
+        Instance::start("a", &app, &options),
+        Instance::start("b", &app, &options),
+        Instance::start("c", &app, &options),
     );
     let three = settled(&[&a, &b, &c], 12, "3 instances").await;
     for i in ["a", "b", "c"] {
@@ -210,7 +225,7 @@ async fn three_to_four_to_two_instances_give_single_instance_results_and_move_fe
     }
 
     records::produce(&servers, &input, phases[1].clone()).await;
-    let mut d = Instance::start("d", &common, &[]);
+    let mut d = Instance::start("d", &app, &options);
     let four = settled(&[&a, &b, &c, &d], 12, "a 4th instance joined").await;
     let join_moves = moved(&three, &four);
     eprintln!("scaling: 3 -> 4 instances moved {join_moves} tasks (minimum 3): {four:?}");
@@ -272,7 +287,7 @@ async fn a_standby_takes_over_a_killed_instance_restoring_only_the_tail() {
     topics::create(&servers, &input, PARTITIONS).await;
     topics::create(&servers, &output, PARTITIONS).await;
     let app = topics::unique_name("standby-app");
-    let common = [
+    let options = [
         "--topology",
         "count",
         "--exactly-once",
@@ -280,18 +295,16 @@ async fn a_standby_takes_over_a_killed_instance_restoring_only_the_tail() {
         "100",
         "--standbys",
         "1",
-        "--bootstrap-servers",
-        &servers,
-        "--application-id",
-        &app,
-        "--input",
-        &input,
-        "--output",
-        &output,
     ];
+    let app = App {
+        servers: &servers,
+        id: &app,
+        input: &input,
+        output: &output,
+    };
     let (mut a, mut b) = (
-        Instance::start("a", &common, &[]),
-        Instance::start("b", &common, &[]),
+        Instance::start("a", &app, &options),
+        Instance::start("b", &app, &options),
     );
     let owners = settled(&[&a, &b], 4, "2 instances").await;
 
