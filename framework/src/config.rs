@@ -72,7 +72,7 @@ impl StreamsConfig {
             buffered_records_per_partition: 1000,
             poll_timeout: Duration::from_millis(100),
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
-            state_dir: std::env::temp_dir().join("streamtime"),
+            state_dir: Self::default_state_dir(),
             replication_factor: -1,
             default_extractor: Arc::new(RecordTimestamp),
             invalid_timestamp_policy: InvalidTimestampPolicy::Fail,
@@ -86,6 +86,11 @@ impl StreamsConfig {
             production_error_policy: ProductionErrorPolicy::Fail,
             metadata_refresh_interval: Duration::from_secs(30),
         }
+    }
+
+    /// The state directory used when none is configured: the system temp dir + `streamtime`.
+    pub fn default_state_dir() -> PathBuf {
+        std::env::temp_dir().join("streamtime")
     }
 
     /// How often topic metadata is refreshed (default 30 s): partitions added to a source

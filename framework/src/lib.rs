@@ -41,6 +41,7 @@ pub mod stores;
 pub(crate) mod task;
 pub mod test_driver;
 pub mod timestamp;
+pub mod tools;
 pub mod topology;
 
 pub use config::{ProcessingGuarantee, StreamsConfig};
