@@ -57,6 +57,7 @@ pub struct StreamsConfig {
     pub(crate) processing_error_policy: ProcessingErrorPolicy,
     pub(crate) production_error_policy: ProductionErrorPolicy,
     pub(crate) metadata_refresh_interval: Duration,
+    pub(crate) catching_up_lag_threshold: i64,
 }
 
 impl StreamsConfig {
@@ -85,7 +86,17 @@ impl StreamsConfig {
             processing_error_policy: ProcessingErrorPolicy::Fail,
             production_error_policy: ProductionErrorPolicy::Fail,
             metadata_refresh_interval: Duration::from_secs(30),
+            catching_up_lag_threshold: 10_000,
         }
+    }
+
+    /// A task is *catching up* ([`crate::ProcessorContext::is_catching_up`]) while one of
+    /// its source partitions has more than this many records left to process (default
+    /// 10 000), e.g. after a reset or a long outage, so side-effecting processors can skip
+    /// effects that only matter for fresh records.
+    pub fn catching_up_lag_threshold(mut self, records: i64) -> Self {
+        self.catching_up_lag_threshold = records;
+        self
     }
 
     /// The state directory used when none is configured: the system temp dir + `streamtime`.
@@ -290,6 +301,11 @@ impl StreamsConfig {
                     "the dead-letter topic of the deserialization error policy is empty".into(),
                 ));
             }
+        }
+        if self.catching_up_lag_threshold < 0 {
+            return Err(StreamsError::Config(
+                "catching_up_lag_threshold must not be negative".into(),
+            ));
         }
         if self.replication_factor == 0 || self.replication_factor < -1 {
             return Err(StreamsError::Config(

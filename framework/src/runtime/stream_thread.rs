@@ -229,6 +229,7 @@ impl StreamThread {
             let now = super::wall_clock_ms();
             let processed = with_tasks(|tm| -> Result<usize, StreamsError> {
                 tm.apply_exclusions();
+                tm.refresh_catching_up(consumer);
                 let n = tm.process(consumer, now, PROCESS_BUDGET)?;
                 tm.punctuate_wall_clock(now)?;
                 tm.update_pauses(consumer)?;

@@ -583,6 +583,39 @@ impl TaskManager {
     }
 }
 
+/// Catching up (SPEC §8, reprocessing), apart from the rest of the task manager.
+impl TaskManager {
+    /// Sets each task's catching-up flag from its source partitions' lag: the high watermark
+    /// (librdkafka's cached value, which every fetch response refreshes: no network call)
+    /// minus the next offset the task will process. Partitions whose watermark is not known
+    /// yet do not count; a task with none known keeps its flag.
+    pub fn refresh_catching_up<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let threshold = self.shared.config.catching_up_lag_threshold;
+        for task in self.tasks.values() {
+            let lags: Vec<i64> = task
+                .partitions()
+                .filter_map(|tp| {
+                    lag(consumer, &self.positions, tp).map(|l| l + task.buffered_in(tp) as i64)
+                })
+                .collect();
+            let Some(&max_lag) = lags.iter().max() else {
+                continue;
+            };
+            let catching_up = max_lag > threshold;
+            if task.set_catching_up(catching_up) {
+                let id = task.id();
+                if catching_up {
+                    tracing::info!(task = %id, lag = max_lag, threshold, "task is catching up");
+                } else {
+                    tracing::info!(task = %id, lag = max_lag, threshold, "task caught up");
+                }
+                metrics::gauge!("streamtime_catching_up", "task" => id.to_string())
+                    .set(if catching_up { 1.0 } else { 0.0 });
+            }
+        }
+    }
+}
+
 /// Deletes records of repartition topics that this thread has committed past (SPEC §6
 /// step 5), at most once per purge interval, off the processing thread.
 struct RepartitionPurger {
