@@ -58,6 +58,7 @@ pub struct StreamsConfig {
     pub(crate) production_error_policy: ProductionErrorPolicy,
     pub(crate) metadata_refresh_interval: Duration,
     pub(crate) catching_up_lag_threshold: i64,
+    pub(crate) application_server: Option<String>,
 }
 
 impl StreamsConfig {
@@ -87,6 +88,7 @@ impl StreamsConfig {
             production_error_policy: ProductionErrorPolicy::Fail,
             metadata_refresh_interval: Duration::from_secs(30),
             catching_up_lag_threshold: 10_000,
+            application_server: None,
         }
     }
 
@@ -96,6 +98,15 @@ impl StreamsConfig {
     /// effects that only matter for fresh records.
     pub fn catching_up_lag_threshold(mut self, records: i64) -> Self {
         self.catching_up_lag_threshold = records;
+        self
+    }
+
+    /// The `host:port` where this instance answers interactive queries (its own endpoint,
+    /// not Kafka's). Other instances learn it through the consumer group, so
+    /// [`crate::KafkaStreams::query_metadata_for_key`] can name the instance that hosts a
+    /// key. Like Kafka Streams' `application.server`.
+    pub fn application_server(mut self, host_port: impl Into<String>) -> Self {
+        self.application_server = Some(host_port.into());
         self
     }
 
@@ -300,6 +311,18 @@ impl StreamsConfig {
                 return Err(StreamsError::Config(
                     "the dead-letter topic of the deserialization error policy is empty".into(),
                 ));
+            }
+        }
+        if let Some(server) = &self.application_server {
+            let valid = server.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty()
+                    && port.parse::<u16>().is_ok()
+                    && !server.contains(|c: char| c.is_whitespace() || c == '@')
+            });
+            if !valid {
+                return Err(StreamsError::Config(format!(
+                    "application_server {server:?} is not host:port"
+                )));
             }
         }
         if self.catching_up_lag_threshold < 0 {

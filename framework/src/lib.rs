@@ -34,6 +34,7 @@ pub mod error_policy;
 pub mod kafka_streams;
 pub mod partitioner;
 pub mod processor;
+pub mod query;
 pub mod record;
 pub(crate) mod runtime;
 pub mod serdes;

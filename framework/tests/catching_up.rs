@@ -44,7 +44,13 @@ fn side_effects_are_skipped_while_catching_up() {
             &["orders"],
         )
         .unwrap()
-        .add_sink("confirmed", "confirmed", StringSerde, StringSerde, &["mailer"])
+        .add_sink(
+            "confirmed",
+            "confirmed",
+            StringSerde,
+            StringSerde,
+            &["mailer"],
+        )
         .unwrap();
     let driver = TopologyTestDriver::with_partitions(
         topology,
@@ -70,8 +76,16 @@ fn side_effects_are_skipped_while_catching_up() {
         .into_iter()
         .map(|(_, v)| v)
         .collect();
-    assert_eq!(forwarded, vec!["o1", "o2", "o3", "o4"], "output never skips");
-    assert_eq!(*mails.lock().unwrap(), vec!["o1", "o4"], "mails only when fresh");
+    assert_eq!(
+        forwarded,
+        vec!["o1", "o2", "o3", "o4"],
+        "output never skips"
+    );
+    assert_eq!(
+        *mails.lock().unwrap(),
+        vec!["o1", "o4"],
+        "mails only when fresh"
+    );
 }
 
 #[test]

@@ -133,10 +133,12 @@ fn committed(servers: &str, group: &str, topic: &str) -> Vec<Option<i64>> {
         .committed_offsets(tpl, Duration::from_secs(10))
         .expect("committed offsets");
     (0..PARTITIONS)
-        .map(|p| match committed.find_partition(topic, p).unwrap().offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        })
+        .map(
+            |p| match committed.find_partition(topic, p).unwrap().offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            },
+        )
         .collect()
 }
 
@@ -258,12 +260,19 @@ async fn reset_app_reprocesses_to_identical_output() {
     let process = app.start();
     let all = records::consume(&app.servers, &app.output, 2 * RECORDS, WAIT).await;
     process.terminate();
-    assert_eq!(all.len(), 2 * RECORDS, "the rerun produced one count per input");
+    assert_eq!(
+        all.len(),
+        2 * RECORDS,
+        "the rerun produced one count per input"
+    );
     let (run1, run2): (Vec<TestRecord>, Vec<TestRecord>) = {
         // Each run's output is a prefix/suffix of every output partition.
         let mut per_partition: BTreeMap<i32, Vec<TestRecord>> = BTreeMap::new();
         for r in all {
-            per_partition.entry(r.partition.unwrap()).or_default().push(r);
+            per_partition
+                .entry(r.partition.unwrap())
+                .or_default()
+                .push(r);
         }
         let mut run1 = Vec::new();
         let mut run2 = Vec::new();
@@ -280,7 +289,11 @@ async fn reset_app_reprocesses_to_identical_output() {
     assert_eq!(counts1.len(), 5, "five initials");
     assert_eq!(counts1, counts2, "identical output after the reset");
     for (key, counts) in &counts2 {
-        assert_eq!(counts, &(1..=counts.len() as i64).collect::<Vec<_>>(), "{key}");
+        assert_eq!(
+            counts,
+            &(1..=counts.len() as i64).collect::<Vec<_>>(),
+            "{key}"
+        );
     }
 }
 

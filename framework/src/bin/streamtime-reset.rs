@@ -103,19 +103,38 @@ mod tests {
 
     #[test]
     fn arguments_become_options() {
-        let args = parse(&["--input-topics", "a,b", "--to-datetime", "1970-01-01T00:00:02Z"]).unwrap();
+        let args = parse(&[
+            "--input-topics",
+            "a,b",
+            "--to-datetime",
+            "1970-01-01T00:00:02Z",
+        ])
+        .unwrap();
         assert_eq!(args.input_topics, vec!["a", "b"]);
         let options = format!("{:?}", args.options().unwrap());
         assert!(options.contains("Timestamp(2000)"), "{options}");
         let args = parse(&["--input-topics", "a", "--dry-run"]).unwrap();
         let options = format!("{:?}", args.options().unwrap());
-        assert!(options.contains("Earliest") && options.contains("dry_run: true"), "{options}");
+        assert!(
+            options.contains("Earliest") && options.contains("dry_run: true"),
+            "{options}"
+        );
     }
 
     #[test]
     fn conflicting_or_missing_arguments_are_refused() {
-        assert!(parse(&["--to-earliest"]).is_err(), "input topics are required");
-        assert!(parse(&["--input-topics", "a", "--to-earliest", "--to-timestamp-ms", "5"]).is_err());
+        assert!(
+            parse(&["--to-earliest"]).is_err(),
+            "input topics are required"
+        );
+        assert!(parse(&[
+            "--input-topics",
+            "a",
+            "--to-earliest",
+            "--to-timestamp-ms",
+            "5"
+        ])
+        .is_err());
         let args = parse(&["--input-topics", "a", "--to-datetime", "last tuesday"]).unwrap();
         let error = args.options().unwrap_err().to_string();
         assert!(error.contains("not a date-time"), "{error}");

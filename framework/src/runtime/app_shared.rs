@@ -56,6 +56,8 @@ pub(crate) struct AppShared {
     pub store_env: crate::task::state_manager::StoreEnv,
     pub shutdown: AtomicBool,
     pub commit_gate: CommitGate,
+    /// Interactive queries on the stream threads' stores.
+    pub queries: super::queries::QueryRouter,
     exclusions: Mutex<BTreeSet<(String, Option<i32>)>>,
     exclusions_version: AtomicU64,
     status: Mutex<BTreeMap<TaskId, TaskStatus>>,
@@ -71,6 +73,7 @@ impl AppShared {
         store_env: crate::task::state_manager::StoreEnv,
     ) -> Self {
         let subs = topology.subtopologies();
+        let threads = config.num_stream_threads;
         let repartition_topics = topology
             .repartition_topics
             .keys()
@@ -86,6 +89,7 @@ impl AppShared {
             partition_counts,
             shutdown: AtomicBool::new(false),
             commit_gate: CommitGate::default(),
+            queries: super::queries::QueryRouter::new(threads),
             exclusions: Mutex::new(BTreeSet::new()),
             exclusions_version: AtomicU64::new(0),
             status: Mutex::new(BTreeMap::new()),

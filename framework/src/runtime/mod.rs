@@ -5,6 +5,8 @@ pub(crate) mod changelog_reader;
 pub(crate) mod commit_gate;
 pub(crate) mod internal_topics;
 pub(crate) mod kafka_collector;
+pub(crate) mod membership;
+pub(crate) mod queries;
 pub(crate) mod record_collector;
 pub(crate) mod stream_thread;
 pub(crate) mod task_manager;

@@ -81,7 +81,13 @@ impl StreamThread {
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", &config.bootstrap_servers)
             .set("group.id", &config.application_id)
-            .set("client.id", format!("{}-consumer", self.client_id()))
+            .set(
+                "client.id",
+                super::membership::consumer_client_id(
+                    &format!("{}-consumer", self.client_id()),
+                    config.application_server.as_deref(),
+                ),
+            )
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -175,7 +181,8 @@ impl StreamThread {
             .collect();
         consumer.subscribe(&topics)?;
         tracing::info!(thread = self.index, ?topics, "stream thread started");
-        let result = self.run_loop(&consumer);
+        let inbox = self.shared.queries.take_inbox(self.index);
+        let result = self.run_loop(&consumer, inbox.as_ref());
         let closing = with_tasks(|tm| {
             let commit = if tm.has_tasks() {
                 tm.commit(&consumer)
@@ -194,7 +201,11 @@ impl StreamThread {
         result.and(closing)
     }
 
-    fn run_loop(&self, consumer: &BaseConsumer<RebalanceListener>) -> Result<(), StreamsError> {
+    fn run_loop(
+        &self,
+        consumer: &BaseConsumer<RebalanceListener>,
+        queries: Option<&std::sync::mpsc::Receiver<super::queries::QueryRequest>>,
+    ) -> Result<(), StreamsError> {
         let config = &self.shared.config;
         let commit_interval = config.effective_commit_interval();
         let mut last_commit = Instant::now();
@@ -249,6 +260,9 @@ impl StreamThread {
                 gate.end();
                 result?;
                 last_commit = Instant::now();
+            }
+            if let Some(inbox) = queries {
+                with_tasks(|tm| super::queries::serve(inbox, |store| tm.task_stores(store)));
             }
             if last_status.elapsed() >= STATUS_INTERVAL {
                 with_tasks(|tm| tm.publish_status());

@@ -583,6 +583,17 @@ impl TaskManager {
     }
 }
 
+/// Interactive queries, apart from the rest of the task manager.
+impl TaskManager {
+    /// The instances of store `name` in this thread's tasks.
+    pub fn task_stores(&self, name: &str) -> Vec<(TaskId, &crate::stores::TaskStore)> {
+        self.tasks
+            .values()
+            .filter_map(|t| t.store(name).map(|s| (t.id(), s)))
+            .collect()
+    }
+}
+
 /// Catching up (SPEC §8, reprocessing), apart from the rest of the task manager.
 impl TaskManager {
     /// Sets each task's catching-up flag from its source partitions' lag: the high watermark

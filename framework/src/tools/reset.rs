@@ -327,10 +327,7 @@ fn target_offsets(
             })?;
         let after = match &by_time {
             None => low,
-            Some(found) => match found
-                .find_partition(topic, partition)
-                .map(|f| f.offset())
-            {
+            Some(found) => match found.find_partition(topic, partition).map(|f| f.offset()) {
                 Some(Offset::Offset(o)) => o.clamp(low, high),
                 // No record at or after the time: start after everything there is.
                 _ => high,
@@ -452,7 +449,10 @@ pub fn parse_datetime(text: &str) -> Result<i64, StreamsError> {
         let (clock, zone) = time.split_at(i);
         let sign = if zone.starts_with('-') { -1 } else { 1 };
         let (h, m) = zone[1..].split_once(':').ok_or_else(bad)?;
-        (clock, sign * (number(h, 2)? * 3_600_000 + number(m, 2)? * 60_000))
+        (
+            clock,
+            sign * (number(h, 2)? * 3_600_000 + number(m, 2)? * 60_000),
+        )
     } else {
         (time, 0)
     };
