@@ -67,6 +67,8 @@ struct StoreTarget {
     name: Arc<str>,
     subtopology: u32,
     partitions: i32,
+    /// Values start with an 8-byte timestamp to strip.
+    timestamped: bool,
     shared: Arc<AppShared>,
     timeout: Duration,
 }
@@ -105,9 +107,27 @@ impl StoreTarget {
             name: name.into(),
             subtopology: sub.id,
             partitions,
+            timestamped: spec.timestamped,
             shared: shared.clone(),
             timeout: DEFAULT_TIMEOUT,
         })
+    }
+
+    /// A stored value as the user's serde wrote it.
+    fn value<V: 'static>(&self, serde: &dyn Serde<V>, bytes: &[u8]) -> Result<V, StreamsError> {
+        let bytes = match (self.timestamped, bytes.get(8..)) {
+            (false, _) => bytes,
+            (true, Some(rest)) => rest,
+            (true, None) => {
+                return Err(StreamsError::Serde {
+                    context: format!("value of store {}", self.name),
+                    message: "timestamped value shorter than its 8-byte timestamp".into(),
+                })
+            }
+        };
+        serde
+            .deserialize(bytes)
+            .map_err(|e| serde_error(&self.name, "value", e))
     }
 
     fn partition_of(&self, key: &[u8]) -> i32 {
@@ -231,9 +251,8 @@ impl<K: 'static, V: 'static> ReadOnlyKeyValueStore<K, V> {
                 _ => Ok(None),
             })?;
         bytes
-            .map(|b| self.values.deserialize(&b))
+            .map(|b| self.target.value(&*self.values, &b))
             .transpose()
-            .map_err(|e| serde_error(&self.target.name, "value", e))
     }
 
     /// Entries with keys in `[from, to]` (serialized key order, both inclusive) over every
@@ -279,9 +298,7 @@ impl<K: 'static, V: 'static> ReadOnlyKeyValueStore<K, V> {
                     self.keys
                         .deserialize(&k)
                         .map_err(|e| serde_error(name, "key", e))?,
-                    self.values
-                        .deserialize(&v)
-                        .map_err(|e| serde_error(name, "value", e))?,
+                    self.target.value(&*self.values, &v)?,
                 ))
             })
             .collect()
@@ -353,13 +370,7 @@ impl<K: 'static, V: 'static> ReadOnlyWindowStore<K, V> {
             })?;
         found
             .into_iter()
-            .map(|(start, v)| {
-                let v = self
-                    .values
-                    .deserialize(&v)
-                    .map_err(|e| serde_error(&self.target.name, "value", e))?;
-                Ok((start, v))
-            })
+            .map(|(start, v)| Ok((start, self.target.value(&*self.values, &v)?)))
             .collect()
     }
 
@@ -395,9 +406,7 @@ impl<K: 'static, V: 'static> ReadOnlyWindowStore<K, V> {
                         .deserialize(&k)
                         .map_err(|e| serde_error(name, "key", e))?,
                     start,
-                    self.values
-                        .deserialize(&v)
-                        .map_err(|e| serde_error(name, "value", e))?,
+                    self.target.value(&*self.values, &v)?,
                 ))
             })
             .collect()
