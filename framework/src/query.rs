@@ -6,7 +6,8 @@
 //! (see the runtime's design note), so they see **every record processed so far**, committed
 //! or not; under exactly-once, output of an aborted transaction can be taken back. A read
 //! blocks for up to the handle's timeout (10 s by default) and fails while the thread
-//! restores or rebalances; retry then.
+//! restores or rebalances; retry then. Query from outside the topology: a processor reading
+//! through these handles would wait for its own thread (use its context's store handles).
 //!
 //! ```no_run
 //! use streamtime::{KafkaStreams, StreamsBuilder, StreamsConfig, Consumed, Grouped, Materialized};

@@ -74,6 +74,7 @@ impl QueryRouter {
         timeout: Duration,
         read: impl Fn(&LocalStores<'_>) -> Result<T, StreamsError> + Clone + Send + 'static,
     ) -> Result<Vec<T>, StreamsError> {
+        metrics::counter!("streamtime_interactive_queries_total").increment(1);
         let (reply, answers) = mpsc::channel();
         let mut asked = 0;
         for inbox in &self.inboxes {
