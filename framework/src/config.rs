@@ -61,6 +61,8 @@ pub struct StreamsConfig {
     pub(crate) stall_warning_after: Option<Duration>,
     #[cfg(feature = "prometheus")]
     pub(crate) prometheus_endpoint: Option<std::net::SocketAddr>,
+    pub(crate) catching_up_lag_threshold: i64,
+    pub(crate) application_server: Option<String>,
 }
 
 impl StreamsConfig {
@@ -76,7 +78,7 @@ impl StreamsConfig {
             buffered_records_per_partition: 1000,
             poll_timeout: Duration::from_millis(100),
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
-            state_dir: std::env::temp_dir().join("streamtime"),
+            state_dir: Self::default_state_dir(),
             replication_factor: -1,
             default_extractor: Arc::new(RecordTimestamp),
             invalid_timestamp_policy: InvalidTimestampPolicy::Fail,
@@ -93,6 +95,8 @@ impl StreamsConfig {
             stall_warning_after: Some(Duration::from_secs(60)),
             #[cfg(feature = "prometheus")]
             prometheus_endpoint: None,
+            catching_up_lag_threshold: 10_000,
+            application_server: None,
         }
     }
 
@@ -110,6 +114,29 @@ impl StreamsConfig {
     pub fn prometheus_endpoint(mut self, addr: std::net::SocketAddr) -> Self {
         self.prometheus_endpoint = Some(addr);
         self
+    }
+
+    /// A task is *catching up* ([`crate::ProcessorContext::is_catching_up`]) while one of
+    /// its source partitions has more than this many records left to process (default
+    /// 10 000), e.g. after a reset or a long outage, so side-effecting processors can skip
+    /// effects that only matter for fresh records.
+    pub fn catching_up_lag_threshold(mut self, records: i64) -> Self {
+        self.catching_up_lag_threshold = records;
+        self
+    }
+
+    /// The `host:port` where this instance answers interactive queries (its own endpoint,
+    /// not Kafka's). Other instances learn it through the consumer group, so
+    /// [`crate::KafkaStreams::query_metadata_for_key`] can name the instance that hosts a
+    /// key. Like Kafka Streams' `application.server`.
+    pub fn application_server(mut self, host_port: impl Into<String>) -> Self {
+        self.application_server = Some(host_port.into());
+        self
+    }
+
+    /// The state directory used when none is configured: the system temp dir + `streamtime`.
+    pub fn default_state_dir() -> PathBuf {
+        std::env::temp_dir().join("streamtime")
     }
 
     /// How often topic metadata is refreshed (default 30 s): partitions added to a source
@@ -324,6 +351,23 @@ impl StreamsConfig {
                     "the dead-letter topic of the deserialization error policy is empty".into(),
                 ));
             }
+        }
+        if let Some(server) = &self.application_server {
+            let valid = server.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty()
+                    && port.parse::<u16>().is_ok()
+                    && !server.contains(|c: char| c.is_whitespace() || c == '@')
+            });
+            if !valid {
+                return Err(StreamsError::Config(format!(
+                    "application_server {server:?} is not host:port"
+                )));
+            }
+        }
+        if self.catching_up_lag_threshold < 0 {
+            return Err(StreamsError::Config(
+                "catching_up_lag_threshold must not be negative".into(),
+            ));
         }
         if self.replication_factor == 0 || self.replication_factor < -1 {
             return Err(StreamsError::Config(

@@ -23,9 +23,11 @@ use std::time::Duration;
 
 use crate::config::StreamsConfig;
 use crate::error::StreamsError;
+use crate::query::{KeyQueryMetadata, ReadOnlyKeyValueStore, ReadOnlyWindowStore};
 use crate::runtime::app_shared::AppShared;
 use crate::runtime::internal_topics;
 use crate::runtime::stream_thread::StreamThread;
+use crate::serdes::Serde;
 use crate::task::state_manager::StoreEnv;
 use crate::task::stream_task::TaskConfig;
 use crate::topology::Topology;
@@ -240,6 +242,41 @@ impl KafkaStreams {
             }
         }
         out
+    }
+
+    /// A read-only view of key-value store `name` over this instance's tasks (interactive
+    /// queries; see [`crate::query`]).
+    pub fn key_value_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<ReadOnlyKeyValueStore<K, V>, StreamsError> {
+        ReadOnlyKeyValueStore::new(self.shared()?, name, key_serde, value_serde)
+    }
+
+    /// A read-only view of window store `name` over this instance's tasks (interactive
+    /// queries; see [`crate::query`]).
+    pub fn window_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<ReadOnlyWindowStore<K, V>, StreamsError> {
+        ReadOnlyWindowStore::new(self.shared()?, name, key_serde, value_serde)
+    }
+
+    /// Which partition and task hold `key` of `store`, whether that task runs here, and the
+    /// `application_server` of the instance running it. The key is serialized with
+    /// `serializer` and partitioned like a sink without a partitioner does. Asks the broker
+    /// for the group's members when the task is not local.
+    pub fn query_metadata_for_key<K: 'static>(
+        &self,
+        store: &str,
+        key: &K,
+        serializer: &dyn Serde<K>,
+    ) -> Result<KeyQueryMetadata, StreamsError> {
+        crate::query::metadata_for_key(self.shared()?, store, key, serializer)
     }
 
     /// True while started and no thread has failed or been told to stop.

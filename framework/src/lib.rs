@@ -139,6 +139,7 @@ pub mod partitioner;
 pub mod processor;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+pub mod query;
 pub mod record;
 pub(crate) mod runtime;
 pub mod serdes;
@@ -146,6 +147,7 @@ pub mod stores;
 pub(crate) mod task;
 pub mod test_driver;
 pub mod timestamp;
+pub mod tools;
 pub mod topology;
 
 pub use config::{ProcessingGuarantee, StreamsConfig};

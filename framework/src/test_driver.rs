@@ -432,6 +432,15 @@ impl TopologyTestDriver {
         Ok(out)
     }
 
+    /// Makes every task report [`crate::ProcessorContext::is_catching_up`] as `catching_up`
+    /// (the runtime derives it from the lag; the driver never lags), to test processors
+    /// that skip side effects while reprocessing.
+    pub fn set_catching_up(&self, catching_up: bool) {
+        for task in self.state.borrow().tasks.values() {
+            task.set_catching_up(catching_up);
+        }
+    }
+
     /// Excludes (or includes again) a source partition from time synchronisation.
     pub fn set_excluded(
         &self,

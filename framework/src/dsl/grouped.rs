@@ -429,7 +429,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KGroupedStream<K, V> {
         let (name, ks, aggs) = (store_name.clone(), key_serde.clone(), agg_serde.clone());
         let node = self.add_aggregate(
             &input,
-            Stores::key_value(&store_name),
+            Stores::key_value(&store_name).with_timestamped_values(),
             materialized.in_memory,
             materialized.logging,
             move || AggregateProcessor {

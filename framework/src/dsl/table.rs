@@ -111,7 +111,9 @@ where
     V: Clone + 'static,
 {
     let state = changes.state().clone();
-    let mut spec = Stores::key_value(store).with_logging(materialized.logging);
+    let mut spec = Stores::key_value(store)
+        .with_logging(materialized.logging)
+        .with_timestamped_values();
     if materialized.in_memory {
         spec = spec.in_memory();
     }
@@ -365,7 +367,9 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
             )));
         };
         require_copartitioned(&state, left_node, right_node);
-        let mut spec = Stores::key_value(&store).with_logging(materialized.logging);
+        let mut spec = Stores::key_value(&store)
+            .with_logging(materialized.logging)
+            .with_timestamped_values();
         if materialized.in_memory {
             spec = spec.in_memory();
         }

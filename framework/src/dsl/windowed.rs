@@ -258,7 +258,7 @@ impl<K: Clone + 'static, V: Clone + 'static> TimeWindowedKStream<K, V> {
         self.build(
             materialized,
             needed,
-            |name, retention| Stores::window(name, retention, false),
+            |name, retention| Stores::window(name, retention, false).with_timestamped_values(),
             move |p, late, late_serdes| TimeWindowAggregate {
                 store_name: p.store_name.clone(),
                 key_serde: p.key_serde.clone(),

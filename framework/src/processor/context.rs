@@ -113,6 +113,33 @@ impl<K, V> ProcessorContext<K, V> {
         self.task.state.borrow().stream_time
     }
 
+    /// Whether the task is catching up: one of its source partitions has more records left
+    /// to process than [`crate::StreamsConfig::catching_up_lag_threshold`] (a reprocessing
+    /// after a reset, a long outage). A processor with side effects that matter only for
+    /// fresh records (notifications, calls to other systems) can skip them meanwhile.
+    ///
+    /// The runtime refreshes it from the broker's high watermarks between batches of
+    /// records, not per record; until the first fetch tells them, it is `false`. The test
+    /// driver sets it with [`crate::TopologyTestDriver::set_catching_up`].
+    ///
+    /// ```
+    /// use streamtime::{Processor, ProcessorContext, ProcessResult, Record};
+    ///
+    /// struct Notify { sent: Vec<String> }
+    ///
+    /// impl Processor<String, String, String, String> for Notify {
+    ///     fn process(&mut self, ctx: &mut ProcessorContext<String, String>, r: Record<String, String>) -> ProcessResult {
+    ///         if !ctx.is_catching_up() {
+    ///             self.sent.push(format!("mail {}", r.key)); // the side effect
+    ///         }
+    ///         ctx.forward(r)
+    ///     }
+    /// }
+    /// ```
+    pub fn is_catching_up(&self) -> bool {
+        self.task.state.borrow().catching_up
+    }
+
     /// Current wall-clock time in ms as the runtime (or the test driver) sees it.
     pub fn wall_clock_ms(&self) -> i64 {
         self.task.state.borrow().wall_clock_ms

@@ -77,6 +77,9 @@ pub(crate) struct TaskState {
     pub current: Option<RecordMetadata>,
     pub schedules: Vec<Schedule>,
     pub commit_requested: bool,
+    /// The task's lag is above the catching-up threshold (see
+    /// [`ProcessorContext::is_catching_up`]).
+    pub catching_up: bool,
     /// Numbers processors keep with the committed offsets (`<node index>.<name>` → value),
     /// such as a windowed operator's observed stream time and last emitted window end.
     pub processor_metadata: std::collections::BTreeMap<String, i64>,
@@ -92,6 +95,7 @@ impl TaskState {
             current: None,
             schedules: Vec::new(),
             commit_requested: false,
+            catching_up: false,
             processor_metadata: Default::default(),
             next_punctuator: 0,
         }

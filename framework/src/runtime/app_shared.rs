@@ -60,6 +60,8 @@ pub(crate) struct AppShared {
     pub commit_gate: CommitGate,
     /// This instance's identity in task assignment.
     pub identity: String,
+    /// Interactive queries on the stream threads' stores.
+    pub queries: super::queries::QueryRouter,
     exclusions: Mutex<BTreeSet<(String, Option<i32>)>>,
     exclusions_version: AtomicU64,
     status: Mutex<BTreeMap<TaskId, TaskStatus>>,
@@ -77,6 +79,7 @@ impl AppShared {
         identity: String,
     ) -> Self {
         let subs = topology.subtopologies();
+        let threads = config.num_stream_threads;
         let repartition_topics = topology
             .repartition_topics
             .keys()
@@ -93,6 +96,7 @@ impl AppShared {
             shutdown: AtomicBool::new(false),
             commit_gate: CommitGate::default(),
             identity,
+            queries: super::queries::QueryRouter::new(threads),
             exclusions: Mutex::new(BTreeSet::new()),
             exclusions_version: AtomicU64::new(0),
             status: Mutex::new(BTreeMap::new()),

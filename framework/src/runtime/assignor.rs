@@ -29,6 +29,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::app_shared::AppShared;
 use crate::task::TaskId;
 
 /// One member of the consumer group: a stream thread of an instance.
@@ -199,6 +200,40 @@ pub(crate) fn assign(
         }
     }
     result
+}
+
+/// The assignment of an application's tasks over `members`: one task per sub-topology and
+/// partition of its largest source topic (`counts`: partition count by topic), standbys for
+/// tasks with persistent, changelogged state.
+pub(crate) fn assign_app(
+    shared: &AppShared,
+    counts: &BTreeMap<String, i32>,
+    members: &[Member],
+) -> BTreeMap<String, MemberTasks> {
+    let app = &shared.config.application_id;
+    let tasks: BTreeSet<TaskId> = shared
+        .subs
+        .iter()
+        .flat_map(|sub| {
+            let n = sub
+                .source_topics
+                .iter()
+                .filter_map(|t| counts.get(&t.resolve(app)).copied())
+                .max()
+                .unwrap_or(0);
+            (0..n).map(move |partition| TaskId {
+                subtopology: sub.id,
+                partition,
+            })
+        })
+        .collect();
+    let stateful = |t: TaskId| super::standby::has_standby_state(shared, t.subtopology);
+    assign(
+        &tasks,
+        &stateful,
+        members,
+        shared.config.num_standby_replicas,
+    )
 }
 
 #[cfg(test)]

@@ -54,9 +54,30 @@ fn is_valid(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-/// The consumer `client.id` of thread `thread` (1-based).
-pub(crate) fn consumer_client_id(application_id: &str, identity: &str, thread: u32) -> String {
-    format!("{application_id}-{identity}-StreamThread-{thread}-consumer")
+/// The separator between a consumer's name and its instance's `application_server`.
+const SERVER_SEPARATOR: char = '@';
+
+/// The consumer `client.id` of thread `thread` (1-based), with the instance's query address
+/// (`application_server`) after a `@` when it has one.
+pub(crate) fn consumer_client_id(
+    application_id: &str,
+    identity: &str,
+    thread: u32,
+    application_server: Option<&str>,
+) -> String {
+    let name = format!("{application_id}-{identity}-StreamThread-{thread}-consumer");
+    match application_server {
+        Some(server) => format!("{name}{SERVER_SEPARATOR}{server}"),
+        None => name,
+    }
+}
+
+/// The `application_server` a client id carries.
+pub(crate) fn server_of(client_id: &str) -> Option<String> {
+    client_id
+        .split_once(SERVER_SEPARATOR)
+        .map(|(_, server)| server.to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// The member a client id names; `None` for consumers that are not streamtime threads of
@@ -66,7 +87,10 @@ pub(crate) fn parse_member(
     client_id: &str,
     member_id: &str,
 ) -> Option<Member> {
-    let rest = client_id
+    let name = client_id
+        .split_once(SERVER_SEPARATOR)
+        .map_or(client_id, |(name, _)| name);
+    let rest = name
         .strip_prefix(application_id)?
         .strip_prefix('-')?
         .strip_suffix("-consumer")?;
@@ -84,9 +108,13 @@ mod tests {
 
     #[test]
     fn client_ids_round_trip_and_foreign_ones_are_ignored() {
-        let id = consumer_client_id("my-app", "node-1", 2);
+        let id = consumer_client_id("my-app", "node-1", 2, None);
         let m = parse_member("my-app", &id, "m-1").unwrap();
         assert_eq!((m.instance.as_str(), m.thread), ("node-1", 2));
+        assert_eq!(server_of(&id), None);
+        let served = consumer_client_id("my-app", "node-1", 2, Some("10.0.0.7:8080"));
+        assert_eq!(parse_member("my-app", &served, "m-1"), Some(m));
+        assert_eq!(server_of(&served).as_deref(), Some("10.0.0.7:8080"));
         assert_eq!(parse_member("other-app", &id, "m"), None);
         assert_eq!(parse_member("my-app", "rdkafka", "m"), None);
         assert_eq!(

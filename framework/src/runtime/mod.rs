@@ -7,6 +7,8 @@ pub(crate) mod commit_gate;
 pub(crate) mod identity;
 pub(crate) mod internal_topics;
 pub(crate) mod kafka_collector;
+pub(crate) mod membership;
+pub(crate) mod queries;
 pub(crate) mod record_collector;
 pub(crate) mod restore_progress;
 pub(crate) mod standby;

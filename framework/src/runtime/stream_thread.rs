@@ -95,13 +95,15 @@ impl StreamThread {
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", &config.bootstrap_servers)
             .set("group.id", &config.application_id)
-            // Carries the instance identity every member reads to compute the assignment.
+            // Carries the instance identity every member reads to compute the assignment, and
+            // the address where it answers interactive queries.
             .set(
                 "client.id",
                 super::identity::consumer_client_id(
                     &config.application_id,
                     &self.shared.identity,
                     self.index as u32 + 1,
+                    config.application_server.as_deref(),
                 ),
             )
             .set("enable.auto.commit", "false")
@@ -199,7 +201,8 @@ impl StreamThread {
             .collect();
         consumer.subscribe(&topics)?;
         tracing::info!(thread = self.index, ?topics, "stream thread started");
-        let result = self.run_loop(&consumer);
+        let inbox = self.shared.queries.take_inbox(self.index);
+        let result = self.run_loop(&consumer, inbox.as_ref());
         let closing = with_tasks(|tm| {
             let commit = if tm.has_tasks() {
                 tm.commit(&consumer)
@@ -219,7 +222,11 @@ impl StreamThread {
         result.and(closing)
     }
 
-    fn run_loop(&self, consumer: &BaseConsumer<RebalanceListener>) -> Result<(), StreamsError> {
+    fn run_loop(
+        &self,
+        consumer: &BaseConsumer<RebalanceListener>,
+        queries: Option<&std::sync::mpsc::Receiver<super::queries::QueryRequest>>,
+    ) -> Result<(), StreamsError> {
         let config = &self.shared.config;
         let commit_interval = config.effective_commit_interval();
         let mut last_commit = Instant::now();
@@ -254,6 +261,7 @@ impl StreamThread {
             let now = super::wall_clock_ms();
             let processed = with_tasks(|tm| -> Result<usize, StreamsError> {
                 tm.apply_exclusions();
+                tm.refresh_catching_up(consumer);
                 let n = tm.process(consumer, now, PROCESS_BUDGET)? + tm.update_standbys()?;
                 tm.punctuate_wall_clock(now)?;
                 tm.update_pauses(consumer)?;
@@ -273,6 +281,9 @@ impl StreamThread {
                 gate.end();
                 result?;
                 last_commit = Instant::now();
+            }
+            if let Some(inbox) = queries {
+                with_tasks(|tm| super::queries::serve(inbox, |store| tm.task_stores(store)));
             }
             if last_status.elapsed() >= STATUS_INTERVAL {
                 with_tasks(|tm| tm.publish_status(consumer));

@@ -20,7 +20,7 @@ use super::identity::parse_member;
 use super::kafka_collector::{
     DeliveryTracker, KafkaChangelogWriter, KafkaRecordCollector, PartitionCache, StreamsProducer,
 };
-use super::standby::{self, StandbyTasks};
+use super::standby::StandbyTasks;
 use crate::error::StreamsError;
 use crate::record::RawRecord;
 use crate::task::state_manager::StateManager;
@@ -237,34 +237,11 @@ impl TaskManager {
             tracing::warn!(member = ?me, "this thread is not among the group's members; waiting for the next assignment");
             return Ok(None);
         }
-        let tasks: BTreeSet<TaskId> = shared
-            .subs
-            .iter()
-            .flat_map(|sub| {
-                let n = sub
-                    .source_topics
-                    .iter()
-                    .filter_map(|t| counts.get(&t.resolve(app)).copied())
-                    .max()
-                    .unwrap_or(0);
-                (0..n).map(move |partition| TaskId {
-                    subtopology: sub.id,
-                    partition,
-                })
-            })
-            .collect();
-        let stateful = |t: TaskId| standby::has_standby_state(shared, t.subtopology);
-        let mut assignment = assignor::assign(
-            &tasks,
-            &stateful,
-            &members,
-            shared.config.num_standby_replicas,
-        );
+        let mut assignment = assignor::assign_app(shared, counts, &members);
         let instances: BTreeSet<&str> = members.iter().map(|m| m.instance.as_str()).collect();
         tracing::debug!(
             members = members.len(),
             instances = instances.len(),
-            tasks = tasks.len(),
             "computed the assignment"
         );
         Ok(me.and_then(|id| assignment.remove(&id)))
@@ -726,6 +703,50 @@ impl TaskManager {
                 .map(|tp| lag(consumer, positions, tp))
                 .sum();
             task.publish_health(now, broker_lag.map(|l| l.max(0) as u64));
+        }
+    }
+}
+
+/// Interactive queries, apart from the rest of the task manager.
+impl TaskManager {
+    /// The instances of store `name` in this thread's tasks.
+    pub fn task_stores(&self, name: &str) -> Vec<(TaskId, &crate::stores::TaskStore)> {
+        self.tasks
+            .values()
+            .filter_map(|t| t.store(name).map(|s| (t.id(), s)))
+            .collect()
+    }
+}
+
+/// Catching up (SPEC §8, reprocessing), apart from the rest of the task manager.
+impl TaskManager {
+    /// Sets each task's catching-up flag from its source partitions' lag: the high watermark
+    /// (librdkafka's cached value, which every fetch response refreshes: no network call)
+    /// minus the next offset the task will process. Partitions whose watermark is not known
+    /// yet do not count; a task with none known keeps its flag.
+    pub fn refresh_catching_up<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let threshold = self.shared.config.catching_up_lag_threshold;
+        for task in self.tasks.values() {
+            let lags: Vec<i64> = task
+                .partitions()
+                .filter_map(|tp| {
+                    lag(consumer, &self.positions, tp).map(|l| l + task.buffered_in(tp) as i64)
+                })
+                .collect();
+            let Some(&max_lag) = lags.iter().max() else {
+                continue;
+            };
+            let catching_up = max_lag > threshold;
+            if task.set_catching_up(catching_up) {
+                let id = task.id();
+                if catching_up {
+                    tracing::info!(task = %id, lag = max_lag, threshold, "task is catching up");
+                } else {
+                    tracing::info!(task = %id, lag = max_lag, threshold, "task caught up");
+                }
+                metrics::gauge!("streamtime_catching_up", "task" => id.to_string())
+                    .set(if catching_up { 1.0 } else { 0.0 });
+            }
         }
     }
 }

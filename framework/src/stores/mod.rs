@@ -78,6 +78,9 @@ pub struct StoreSpec {
     pub(crate) kind: StoreKind,
     pub(crate) persistent: bool,
     pub(crate) logging: bool,
+    /// Values carry the 8-byte timestamp of their latest update first (DSL aggregations and
+    /// tables); interactive queries strip it.
+    pub(crate) timestamped: bool,
 }
 
 /// Entry point for store specifications.
@@ -129,11 +132,18 @@ impl Stores {
             kind,
             persistent: true,
             logging: true,
+            timestamped: false,
         }
     }
 }
 
 impl StoreSpec {
+    /// Marks the values as timestamped (see the field).
+    pub(crate) fn with_timestamped_values(mut self) -> Self {
+        self.timestamped = true;
+        self
+    }
+
     /// Keep the data in memory (restored from the changelog from scratch on every start).
     pub fn in_memory(mut self) -> Self {
         self.persistent = false;

@@ -199,6 +199,13 @@ impl StreamTask {
         self.processed
     }
 
+    /// Sets what [`crate::ProcessorContext::is_catching_up`] answers; returns whether it
+    /// changed.
+    pub fn set_catching_up(&self, catching_up: bool) -> bool {
+        let mut state = self.ctx.state.borrow_mut();
+        std::mem::replace(&mut state.catching_up, catching_up) != catching_up
+    }
+
     pub fn set_wall_clock(&self, wall_clock_ms: i64) {
         self.ctx.state.borrow_mut().wall_clock_ms = wall_clock_ms;
     }

@@ -6,6 +6,9 @@
 //!   value → repartition (`<app>-by-initial-repartition`) → `output`;
 //! * `count`: `input` → count per key in the RocksDB store `counts` (changelogged) →
 //!   `output` (value: the count, i64 big-endian);
+//! * `rekey-count`: `input` → re-key by the first character of the value → repartition
+//!   (`<app>-by-initial-repartition`) → count per key in the store `counts`
+//!   (`<app>-counts-changelog`) → `output` (value: the count, i64 big-endian);
 //! * `hopping`: `input` → count per key in hopping windows (size 10 s, advance 5 s, grace
 //!   2 s) in the window store `hop-counts`, final results only (`--emit update` for every
 //!   change) → `output` (key: windowed key, value: the count).
@@ -78,6 +81,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .repartition(Repartitioned::as_("by-initial"))
             .to(&args.output, Produced::default()),
         "count" => input
+            .group_by_key(Grouped::default())
+            .count(Materialized::as_("counts"))
+            .to_stream()
+            .to(&args.output, Produced::with(StringSerde, I64Serde)),
+        "rekey-count" => input
+            .select_key(|_k, v: &String| v.chars().next().map(String::from).unwrap_or_default())
+            .repartition(Repartitioned::as_("by-initial"))
             .group_by_key(Grouped::default())
             .count(Materialized::as_("counts"))
             .to_stream()
