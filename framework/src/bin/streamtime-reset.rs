@@ -1,5 +1,5 @@
 //! `streamtime-reset`: resets a streamtime application for reprocessing. A thin command-line
-//! wrapper around [`streamtime::tools::reset`]; see its documentation for what a reset does.
+//! wrapper around [`streamtime::tools::reset()`]; see its documentation for what a reset does.
 //!
 //! ```sh
 //! streamtime-reset --bootstrap-servers localhost:9092 --application-id orders-app \
@@ -14,8 +14,9 @@ use clap::{ArgGroup, Parser};
 use streamtime::tools::reset::{parse_datetime, reset, ResetOptions, ResetTarget};
 
 /// Resets a streamtime application so that its next run reprocesses its input: moves the
-/// input offsets of the consumer group <application-id>, deletes the internal (repartition
-/// and changelog) topics and deletes the local state. Every instance must be stopped.
+/// input offsets of the consumer group named by --application-id, deletes the internal
+/// (repartition and changelog) topics and deletes the local state. Every instance must be
+/// stopped.
 #[derive(Parser, Debug)]
 #[command(name = "streamtime-reset", version)]
 #[command(group(ArgGroup::new("target").args(["to_earliest", "to_datetime", "to_timestamp_ms"])))]
@@ -39,7 +40,7 @@ struct Args {
     /// Move the input offsets to the first record at or after this time (ms since the epoch).
     #[arg(long)]
     to_timestamp_ms: Option<i64>,
-    /// The application's state directory; its <application-id> directory is deleted
+    /// The application's state directory; the application's directory in it is deleted
     /// (default: the system temp dir + streamtime, as in StreamsConfig).
     #[arg(long)]
     state_dir: Option<PathBuf>,

@@ -1,6 +1,6 @@
 //! Operational tools that act on an application from outside it.
 //!
-//! * [`reset`]: the application reset for reprocessing (also shipped as the
+//! * [`reset`](mod@reset): the application reset for reprocessing (also shipped as the
 //!   `streamtime-reset` command).
 
 pub mod reset;
