@@ -15,7 +15,7 @@ const PARTITIONS: i32 = 3;
 const KEYS: usize = 200;
 const RECORDS: usize = 200_000;
 const ROUNDS: usize = 4;
-const WAIT: Duration = Duration::from_secs(400);
+const WAIT: Duration = Duration::from_secs(600);
 
 fn start_app(
     servers: &str,
