@@ -392,3 +392,50 @@ fn all_at(n: i64, keys: usize) -> impl Fn(&[TestRecord]) -> bool {
         *at_n == keys
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tasks_of_one_thread_work_through_a_backlog_together() {
+    const PARTITIONS: i32 = 3;
+    let servers = bootstrap_servers();
+    let input = topics::unique_name("fair-in");
+    let output = topics::unique_name("fair-out");
+    topics::create(&servers, &input, PARTITIONS).await;
+    topics::create(&servers, &output, PARTITIONS).await;
+    let records = hopping::input(now_ms() - 3_600_000, 60_000, 300);
+    records::produce(&servers, &input, records).await;
+    let id = topics::unique_name("fair-app");
+    let app = App {
+        servers: &servers,
+        id: &id,
+        input: &input,
+        output: &output,
+    };
+    let mut a = Instance::start("a", &app, &["--topology", "hopping", "--exactly-once"]);
+    let started = Instant::now();
+    loop {
+        let status = std::fs::read_to_string(&a.status).unwrap_or_default();
+        let processed: Vec<u64> = status
+            .lines()
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix("processed="))
+            })
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        eprintln!("{:?}: processed per task {processed:?}", started.elapsed());
+        if processed.len() == 3 && processed.iter().sum::<u64>() > 6_000 {
+            let (min, max) = (
+                processed.iter().min().unwrap(),
+                processed.iter().max().unwrap(),
+            );
+            assert!(
+                min * 4 >= *max,
+                "tasks progress unevenly on one thread: {processed:?}"
+            );
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "no progress: {status}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    a.terminate();
+}

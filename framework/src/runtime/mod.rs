@@ -8,6 +8,7 @@ pub(crate) mod identity;
 pub(crate) mod internal_topics;
 pub(crate) mod kafka_collector;
 pub(crate) mod membership;
+pub(crate) mod partition_queues;
 pub(crate) mod queries;
 pub(crate) mod record_collector;
 pub(crate) mod restore_progress;

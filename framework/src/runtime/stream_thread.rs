@@ -18,12 +18,20 @@ use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::app_shared::AppShared;
 use super::kafka_collector::{CollectorContext, StreamsProducer};
+use super::partition_queues::PartitionQueues;
 use super::task_manager::TaskManager;
 use crate::error::StreamsError;
 use crate::record::{Headers, RawRecord, TimestampType};
 
 thread_local! {
     static TASK_MANAGER: RefCell<Option<TaskManager>> = const { RefCell::new(None) };
+    /// Counts the thread's assignments and revocations, so the loop knows when to split the
+    /// partition queues again.
+    static ASSIGNMENT_VERSION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn next_assignment_version() {
+    ASSIGNMENT_VERSION.with(|v| v.set(v.get() + 1));
 }
 
 fn with_tasks<R>(f: impl FnOnce(&mut TaskManager) -> R) -> Option<R> {
@@ -51,6 +59,7 @@ impl ConsumerContext for RebalanceListener {
                 if let Err(e) = consumer.assign(&mine) {
                     tracing::error!(error = %e, "cannot assign partitions");
                 }
+                next_assignment_version();
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!("partitions revoked");
@@ -58,17 +67,21 @@ impl ConsumerContext for RebalanceListener {
                 if let Err(e) = consumer.unassign() {
                     tracing::warn!(error = %e, "cannot unassign partitions");
                 }
+                next_assignment_version();
             }
             other => {
                 tracing::warn!(error = ?other, "rebalance error");
                 with_tasks(|tm| tm.on_revoked(consumer));
                 let _ = consumer.unassign();
+                next_assignment_version();
             }
         }
     }
 }
 
 const POLL_BATCH: usize = 500;
+/// Records taken from each partition's queue per round.
+const PARTITION_BATCH: usize = 200;
 const PROCESS_BUDGET: usize = 2000;
 const STATUS_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -172,7 +185,7 @@ impl StreamThread {
 
     /// Runs until shutdown; on the way out commits, closes the tasks and leaves the group.
     pub fn run(self) -> Result<(), StreamsError> {
-        let consumer = self.consumer()?;
+        let consumer = Arc::new(self.consumer()?);
         let context = CollectorContext {
             continue_on_error: self.shared.config.production_error_policy
                 == crate::error_policy::ProductionErrorPolicy::Continue,
@@ -224,7 +237,7 @@ impl StreamThread {
 
     fn run_loop(
         &self,
-        consumer: &BaseConsumer<RebalanceListener>,
+        consumer: &Arc<BaseConsumer<RebalanceListener>>,
         queries: Option<&std::sync::mpsc::Receiver<super::queries::QueryRequest>>,
     ) -> Result<(), StreamsError> {
         let config = &self.shared.config;
@@ -232,6 +245,7 @@ impl StreamThread {
         let mut last_commit = Instant::now();
         let mut last_status = Instant::now();
         let mut idle_polls = 0_u32;
+        let mut partition_queues = PartitionQueues::<RebalanceListener>::new();
         while !self.shared.is_shutting_down() {
             // Block in poll only when the last round did nothing.
             let timeout = if idle_polls > 0 {
@@ -258,6 +272,10 @@ impl StreamThread {
             if let Some(e) = with_tasks(|tm| tm.fatal.take()).flatten() {
                 return Err(e);
             }
+            partition_queues.follow_assignment(consumer, ASSIGNMENT_VERSION.with(|v| v.get()))?;
+            polled += partition_queues.poll(PARTITION_BATCH, |record| {
+                with_tasks(|tm| tm.add_record(record)).unwrap_or(Ok(()))
+            })?;
             let now = super::wall_clock_ms();
             let processed = with_tasks(|tm| -> Result<usize, StreamsError> {
                 tm.apply_exclusions();
@@ -303,7 +321,7 @@ fn process_id() -> String {
     format!("{:x}-{:x}", std::process::id(), nanos)
 }
 
-fn to_raw<M: Message>(message: &M) -> RawRecord {
+pub(crate) fn to_raw<M: Message>(message: &M) -> RawRecord {
     let (timestamp, timestamp_type) = match message.timestamp() {
         rdkafka::Timestamp::NotAvailable => (-1, TimestampType::NotAvailable),
         rdkafka::Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
