@@ -200,6 +200,7 @@ impl StreamThread {
         let mut last_commit = Instant::now();
         let mut last_status = Instant::now();
         let mut idle_polls = 0_u32;
+        let mut topic_name = None;
         while !self.shared.is_shutting_down() {
             // Block in poll only when the last round did nothing.
             let timeout = if idle_polls > 0 {
@@ -213,7 +214,7 @@ impl StreamThread {
                 match consumer.poll(wait) {
                     None => break,
                     Some(Ok(message)) => {
-                        let record = to_raw(&message);
+                        let record = to_raw(&message, &mut topic_name);
                         with_tasks(|tm| tm.add_record(record)).unwrap_or(Ok(()))?;
                         polled += 1;
                     }
@@ -267,7 +268,14 @@ fn process_id() -> String {
     format!("{:x}-{:x}", std::process::id(), nanos)
 }
 
-fn to_raw<M: Message>(message: &M) -> RawRecord {
+/// `topic` keeps the last topic name, which nearly every next record shares: one `Arc` for
+/// them all instead of an allocation per record.
+fn to_raw<M: Message>(message: &M, topic: &mut Option<Arc<str>>) -> RawRecord {
+    let name = message.topic();
+    let topic = match topic {
+        Some(t) if &**t == name => t.clone(),
+        _ => topic.insert(Arc::from(name)).clone(),
+    };
     let (timestamp, timestamp_type) = match message.timestamp() {
         rdkafka::Timestamp::NotAvailable => (-1, TimestampType::NotAvailable),
         rdkafka::Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
@@ -284,7 +292,7 @@ fn to_raw<M: Message>(message: &M) -> RawRecord {
         })
         .unwrap_or_default();
     RawRecord {
-        topic: Arc::from(message.topic()),
+        topic,
         partition: message.partition(),
         offset: message.offset(),
         timestamp,

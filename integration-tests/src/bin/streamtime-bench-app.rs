@@ -51,6 +51,10 @@ struct Args {
     commit_interval_ms: Option<u64>,
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
+    /// Write-back cache of the whole instance, bytes; each task's key-value store gets its
+    /// share (Kafka Streams, too, divides one cache among its tasks).
+    #[arg(long, default_value_t = 0)]
+    cache_bytes: usize,
 }
 
 fn announce(what: &str) {
@@ -109,7 +113,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut config = StreamsConfig::new(&args.application_id, &args.bootstrap_servers)
         .state_dir(&args.state_dir)
-        .producer_config("linger.ms", args.linger_ms.to_string());
+        .producer_config("linger.ms", args.linger_ms.to_string())
+        .cache_max_bytes(args.cache_bytes / args.partitions.max(1));
     config = match args.guarantee.as_str() {
         "at-least-once" => config.processing_guarantee(ProcessingGuarantee::AtLeastOnce),
         "exactly-once" => config.processing_guarantee(ProcessingGuarantee::ExactlyOnce),

@@ -693,10 +693,6 @@ async fn main() {
                 if contender == "raw" {
                     a.retain(|(k, _)| k != "state-dir" && k != "workload" && k != "cache-bytes");
                 }
-                if contender == "streamtime" {
-                    // streamtime-bench-app has no cache flag: its stores are not cached.
-                    a.retain(|(k, _)| k != "cache-bytes");
-                }
                 tracing::info!(run = %name, records, "running");
                 let outcome = tokio::task::block_in_place(|| launcher.run(&name, contender, &a));
                 match outcome {
@@ -768,9 +764,6 @@ async fn main() {
             let state_dir = run_dir.join(&app_id);
             let mut a = common(&app_id, &empty_input, &output, &state_dir);
             a.push(("workload".into(), "restore".into()));
-            if contender == "streamtime" {
-                a.retain(|(k, _)| k != "cache-bytes");
-            }
             tracing::info!(run = %name, entries = args.restore_entries, "running");
             match tokio::task::block_in_place(|| launcher.run(&name, contender, &a)) {
                 Ok((wall, cpu_phase, cpu_total)) => {
@@ -803,7 +796,7 @@ async fn main() {
     let setup = format!(
         "{} input records (pass), {} (count, hopping), {} keys, 100-byte values, {} partitions, {} restore entries; \
          1 stream thread; commit interval 30 s at-least-once / 100 ms exactly-once; linger {} ms; \
-         Kafka Streams cache {} bytes, streamtime stores uncached; {}. \
+         store cache {} bytes per instance (streamtime: split over its tasks' key-value stores; its window stores are uncached); {}. \
          CPU s: utime + stime of the contender process between its first input record and the end of its \
          closing commit (restore: from start to all stores restored); process CPU s: the whole process \
          (start-up included) from wait4.",
