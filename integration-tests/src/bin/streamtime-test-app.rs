@@ -47,6 +47,9 @@ struct Args {
     /// Windowed topologies: `final` (on window close) or `update`.
     #[arg(long, default_value = "final")]
     emit: String,
+    /// Write-back cache per key-value store, bytes (0: off).
+    #[arg(long, default_value_t = 0)]
+    cache_bytes: usize,
 }
 
 #[tokio::main]
@@ -92,7 +95,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("unknown topology {other}").into()),
     }
     let mut config = StreamsConfig::new(args.application_id, args.bootstrap_servers)
-        .commit_interval(Duration::from_millis(args.commit_interval_ms));
+        .commit_interval(Duration::from_millis(args.commit_interval_ms))
+        .cache_max_bytes(args.cache_bytes);
     if args.exactly_once {
         config = config.processing_guarantee(ProcessingGuarantee::ExactlyOnce);
     }
