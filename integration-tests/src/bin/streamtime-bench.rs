@@ -15,6 +15,10 @@
 //! the whole process's CPU from `wait4`'s rusage when it exits. With two or more cores and a
 //! container broker, the broker (and this runner) are pinned to core 0 and the contender to
 //! core 1 with `taskset`.
+//!
+//! To profile streamtime, set `STREAMTIME_BENCH_WRAP` to a command prefix (for example
+//! `perf record -F 999 -g -o streamtime.perf.data --`); the streamtime contender then runs
+//! under it (and its figures are the wrapper's).
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -83,6 +87,10 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
 }
+
+/// A command the streamtime contender runs under, such as `perf record -g -o st.data --`, to
+/// profile it. The figures of such a run describe the wrapper, not the app.
+const WRAP_ENV: &str = "STREAMTIME_BENCH_WRAP";
 
 /// One measured contender run.
 #[derive(Debug, Clone)]
@@ -216,6 +224,13 @@ impl Launcher {
         for (k, v) in args {
             argv.push(format!("--{k}"));
             argv.push(v.clone());
+        }
+        if contender == "streamtime" {
+            if let Ok(wrap) = std::env::var(WRAP_ENV) {
+                let mut wrapped: Vec<String> = wrap.split_whitespace().map(String::from).collect();
+                wrapped.append(&mut argv);
+                argv = wrapped;
+            }
         }
         let mut command = match &self.pin_app {
             Some(core) => {
@@ -693,6 +708,10 @@ async fn main() {
                 if contender == "raw" {
                     a.retain(|(k, _)| k != "state-dir" && k != "workload" && k != "cache-bytes");
                 }
+                if contender == "streamtime" && args.cache_bytes == 0 {
+                    // Also lets this runner drive app binaries from before the store cache.
+                    a.retain(|(k, _)| k != "cache-bytes");
+                }
                 tracing::info!(run = %name, records, "running");
                 let outcome = tokio::task::block_in_place(|| launcher.run(&name, contender, &a));
                 match outcome {
@@ -764,6 +783,9 @@ async fn main() {
             let state_dir = run_dir.join(&app_id);
             let mut a = common(&app_id, &empty_input, &output, &state_dir);
             a.push(("workload".into(), "restore".into()));
+            if contender == "streamtime" && args.cache_bytes == 0 {
+                a.retain(|(k, _)| k != "cache-bytes");
+            }
             tracing::info!(run = %name, entries = args.restore_entries, "running");
             match tokio::task::block_in_place(|| launcher.run(&name, contender, &a)) {
                 Ok((wall, cpu_phase, cpu_total)) => {
