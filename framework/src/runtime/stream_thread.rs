@@ -99,6 +99,10 @@ impl StreamThread {
                 "queued.min.messages",
                 config.buffered_records_per_partition.to_string(),
             )
+            // A fetch response overshoots that small queue nearly every time, and librdkafka
+            // then postpones the partition's next fetch by this backoff (default 1 s): the
+            // thread would sit idle most of the time with data waiting on the broker.
+            .set("fetch.queue.backoff.ms", "5")
             // A refresh that finds new partitions of a subscribed topic triggers a
             // rebalance, which creates their tasks.
             .set(

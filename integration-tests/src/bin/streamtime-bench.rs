@@ -29,10 +29,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use streamtime::partitioner::partition_for_key;
 use streamtime_integration_tests::kafka::{broker, BrokerMode};
 use streamtime_integration_tests::topics;
@@ -405,16 +405,30 @@ fn preload_changelog(servers: &str, topic: &str, entries: u64, partitions: i32) 
         .expect("changelog preload flush");
 }
 
+/// Client context that does not log reaching the end of a partition as an error: the output
+/// check waits for exactly that.
+struct EofIsNoError;
+
+impl ClientContext for EofIsNoError {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!(%error, reason, "output check client error");
+        }
+    }
+}
+
+impl ConsumerContext for EofIsNoError {}
+
 /// Records a `read_committed` reader finds in `topic` (transaction markers and aborted data
 /// excluded): the pass-through check that every contender wrote exactly its output.
 fn count_committed(servers: &str, topic: &str, partitions: i32) -> u64 {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer<EofIsNoError> = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .set("group.id", format!("{topic}-check"))
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
         .set("enable.auto.commit", "false")
-        .create()
+        .create_with_context(EofIsNoError)
         .expect("checker config is valid");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
