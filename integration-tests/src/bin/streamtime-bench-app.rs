@@ -55,6 +55,9 @@ struct Args {
     /// share (Kafka Streams, too, divides one cache among its tasks).
     #[arg(long, default_value_t = 0)]
     cache_bytes: usize,
+    /// Extra consumer settings, `name=value`, for tuning experiments.
+    #[arg(long)]
+    consumer_config: Vec<String>,
 }
 
 fn announce(what: &str) {
@@ -120,6 +123,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "exactly-once" => config.processing_guarantee(ProcessingGuarantee::ExactlyOnce),
         other => return Err(format!("unknown guarantee {other}").into()),
     };
+    for setting in &args.consumer_config {
+        let (name, value) = setting
+            .split_once('=')
+            .ok_or_else(|| format!("--consumer-config {setting}: expected name=value"))?;
+        config = config.consumer_config(name, value);
+    }
     if let Some(ms) = args.commit_interval_ms {
         config = config.commit_interval(Duration::from_millis(ms));
     }

@@ -86,6 +86,10 @@ struct Args {
     /// Producer linger of every contender, ms.
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
+    /// Extra consumer setting `name=value` for the streamtime contender (repeatable), for
+    /// tuning experiments.
+    #[arg(long)]
+    streamtime_consumer_config: Vec<String>,
 }
 
 /// A command the streamtime contender runs under, such as `perf record -g -o st.data --`, to
@@ -725,6 +729,11 @@ async fn main() {
                 if contender == "streamtime" && args.cache_bytes == 0 {
                     // Also lets this runner drive app binaries from before the store cache.
                     a.retain(|(k, _)| k != "cache-bytes");
+                }
+                if contender == "streamtime" {
+                    for setting in &args.streamtime_consumer_config {
+                        a.push(("consumer-config".into(), setting.clone()));
+                    }
                 }
                 tracing::info!(run = %name, records, "running");
                 let outcome = tokio::task::block_in_place(|| launcher.run(&name, contender, &a));
