@@ -53,6 +53,7 @@ pub struct StreamsConfig {
     pub(crate) instance_id: Option<String>,
     pub(crate) repartition_purge_interval: std::time::Duration,
     pub(crate) rocksdb_memory_bytes: usize,
+    pub(crate) cache_max_bytes: usize,
     pub(crate) deserialization_error_policy: DeserializationErrorPolicy,
     pub(crate) processing_error_policy: ProcessingErrorPolicy,
     pub(crate) production_error_policy: ProductionErrorPolicy,
@@ -87,6 +88,7 @@ impl StreamsConfig {
             instance_id: None,
             repartition_purge_interval: Duration::from_secs(30),
             rocksdb_memory_bytes: 64 << 20,
+            cache_max_bytes: 0,
             deserialization_error_policy: DeserializationErrorPolicy::Fail,
             processing_error_policy: ProcessingErrorPolicy::Fail,
             production_error_policy: ProductionErrorPolicy::Fail,
@@ -276,6 +278,15 @@ impl StreamsConfig {
     /// ```
     pub fn num_standby_replicas(mut self, n: usize) -> Self {
         self.num_standby_replicas = n;
+        self
+    }
+
+    /// Write-back cache in front of every key-value store of every task, in bytes per store
+    /// (default 0: off). Repeated updates of a key between commits fold into one RocksDB
+    /// write and one changelog record, written at the next commit or when the cache
+    /// overflows. Downstream operators still see every update.
+    pub fn cache_max_bytes(mut self, bytes: usize) -> Self {
+        self.cache_max_bytes = bytes;
         self
     }
 

@@ -140,6 +140,7 @@ impl KafkaStreams {
         if !topology.stores.values().any(|s| s.is_persistent()) {
             return Ok(StoreEnv {
                 eos: self.config.is_exactly_once(),
+                cache_bytes: self.config.cache_max_bytes,
                 ..StoreEnv::default()
             });
         }
@@ -153,6 +154,7 @@ impl KafkaStreams {
             state_dir: Some(Arc::new(dir)),
             rocks: Some(rocks),
             eos: self.config.is_exactly_once(),
+            cache_bytes: self.config.cache_max_bytes,
         })
     }
 

@@ -212,3 +212,50 @@ async fn deleted_state_and_corrupt_checkpoints_are_restored_from_the_changelog()
         "counts survive a corrupt checkpoint"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_cache_folds_changelog_writes_and_its_changelog_restores_exactly() {
+    let _turn = PROCESS_TESTS.lock().await;
+    // A commit interval longer than the test: only the closing commit flushes the cache.
+    let app = CountApp::new(
+        "cache",
+        &[
+            "--cache-bytes",
+            "10000000",
+            "--commit-interval-ms",
+            "600000",
+        ],
+    )
+    .await;
+    let process = app.start();
+    app.produce(0, 30).await;
+    let counts = app.counts(30).await;
+    process.terminate();
+    for (key, seen) in &counts {
+        let expected: Vec<i64> = (1..=30).collect();
+        assert_eq!(
+            seen, &expected,
+            "{key}: the cache still forwards every update"
+        );
+    }
+    let changelog = topics::watermarks(&app.servers, &format!("{}-counts-changelog", app.app_id))
+        .await
+        .iter()
+        .map(|(low, high)| high - low)
+        .sum::<i64>();
+    assert_eq!(
+        changelog, KEYS as i64,
+        "30 updates of each key fold into one changelog record"
+    );
+
+    // The folded changelog alone rebuilds the store.
+    std::fs::remove_dir_all(&app.state_dir).unwrap();
+    let process = app.start();
+    app.produce(1, 30).await;
+    let counts = app.counts(60).await;
+    process.terminate();
+    assert!(
+        counts.values().all(|v| v.last() == Some(&60)),
+        "counts restored from the folded changelog continue exactly"
+    );
+}

@@ -22,7 +22,8 @@ use crate::error::{ProcessResult, StreamsError};
 #[derive(Default)]
 pub(crate) struct DeliveryTracker {
     first_error: Mutex<Option<String>>,
-    changelog_offsets: Mutex<HashMap<(String, i32), i64>>,
+    /// By topic, then partition: a delivery report finds its entry without allocating.
+    changelog_offsets: Mutex<HashMap<String, HashMap<i32, i64>>>,
 }
 
 impl DeliveryTracker {
@@ -42,7 +43,8 @@ impl DeliveryTracker {
         self.changelog_offsets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&(topic.to_string(), partition))
+            .get(topic)
+            .and_then(|partitions| partitions.get(&partition))
             .copied()
     }
 }
@@ -69,9 +71,12 @@ impl ProducerContext for CollectorContext {
                     .changelog_offsets
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
-                let entry = offsets
-                    .entry((message.topic().to_string(), message.partition()))
-                    .or_insert(-1);
+                let topic = message.topic();
+                let partitions = match offsets.get_mut(topic) {
+                    Some(partitions) => partitions,
+                    None => offsets.entry(topic.to_string()).or_default(),
+                };
+                let entry = partitions.entry(message.partition()).or_insert(-1);
                 *entry = (*entry).max(message.offset());
             }
             Ok(_) => {}
@@ -143,17 +148,20 @@ impl RecordCollector for KafkaRecordCollector {
     }
 
     fn send(&mut self, r: OutgoingRecord<'_>) -> ProcessResult {
-        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-        for h in r.headers.iter() {
-            headers = headers.insert(Header {
-                key: &h.key,
-                value: h.value.as_deref(),
-            });
-        }
         let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(r.topic)
             .partition(r.partition)
-            .timestamp(r.timestamp)
-            .headers(headers);
+            .timestamp(r.timestamp);
+        // An empty header list is still a librdkafka allocation and a copy per record.
+        if !r.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+            for h in r.headers.iter() {
+                headers = headers.insert(Header {
+                    key: &h.key,
+                    value: h.value.as_deref(),
+                });
+            }
+            record = record.headers(headers);
+        }
         if let Some(k) = r.key {
             record = record.key(k);
         }

@@ -18,7 +18,8 @@ use crate::record::RawRecord;
 pub(crate) struct PartitionQueues<C: ConsumerContext + 'static> {
     /// The assignment the queues were split for.
     version: u64,
-    queues: Vec<PartitionQueue<C>>,
+    /// Each queue with its topic name, shared by the records read from it.
+    queues: Vec<(Option<Arc<str>>, PartitionQueue<C>)>,
 }
 
 impl<C: ConsumerContext + 'static> PartitionQueues<C> {
@@ -44,7 +45,7 @@ impl<C: ConsumerContext + 'static> PartitionQueues<C> {
         self.queues.clear();
         for elem in consumer.assignment()?.elements() {
             if let Some(queue) = consumer.split_partition_queue(elem.topic(), elem.partition()) {
-                self.queues.push(queue);
+                self.queues.push((None, queue));
             }
         }
         Ok(())
@@ -53,17 +54,17 @@ impl<C: ConsumerContext + 'static> PartitionQueues<C> {
     /// Takes up to `per_partition` waiting records from each partition, without blocking, and
     /// hands them to `sink`; returns how many.
     pub fn poll(
-        &self,
+        &mut self,
         per_partition: usize,
         mut sink: impl FnMut(RawRecord) -> Result<(), StreamsError>,
     ) -> Result<usize, StreamsError> {
         let mut polled = 0;
-        for queue in &self.queues {
+        for (topic, queue) in &mut self.queues {
             for _ in 0..per_partition {
                 match queue.poll(std::time::Duration::ZERO) {
                     None => break,
                     Some(Ok(message)) => {
-                        sink(super::stream_thread::to_raw(&message))?;
+                        sink(super::stream_thread::to_raw(&message, topic))?;
                         polled += 1;
                     }
                     Some(Err(e)) => {

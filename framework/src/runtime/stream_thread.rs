@@ -137,6 +137,10 @@ impl StreamThread {
                 "queued.min.messages",
                 config.buffered_records_per_partition.to_string(),
             )
+            // A fetch response overshoots that small queue nearly every time, and librdkafka
+            // then postpones the partition's next fetch by this backoff (default 1 s): the
+            // thread would sit idle most of the time with data waiting on the broker.
+            .set("fetch.queue.backoff.ms", "5")
             // A refresh that finds new partitions of a subscribed topic triggers a
             // rebalance, which creates their tasks.
             .set(
@@ -246,6 +250,7 @@ impl StreamThread {
         let mut last_status = Instant::now();
         let mut idle_polls = 0_u32;
         let mut partition_queues = PartitionQueues::<RebalanceListener>::new();
+        let mut topic_name = None;
         while !self.shared.is_shutting_down() {
             // Block in poll only when the last round did nothing.
             let timeout = if idle_polls > 0 {
@@ -259,7 +264,7 @@ impl StreamThread {
                 match consumer.poll(wait) {
                     None => break,
                     Some(Ok(message)) => {
-                        let record = to_raw(&message);
+                        let record = to_raw(&message, &mut topic_name);
                         with_tasks(|tm| tm.add_record(record)).unwrap_or(Ok(()))?;
                         polled += 1;
                     }
@@ -321,7 +326,14 @@ fn process_id() -> String {
     format!("{:x}-{:x}", std::process::id(), nanos)
 }
 
-pub(crate) fn to_raw<M: Message>(message: &M) -> RawRecord {
+/// `topic` keeps the last topic name, which nearly every next record shares: one `Arc` for
+/// them all instead of an allocation per record.
+pub(crate) fn to_raw<M: Message>(message: &M, topic: &mut Option<Arc<str>>) -> RawRecord {
+    let name = message.topic();
+    let topic = match topic {
+        Some(t) if &**t == name => t.clone(),
+        _ => topic.insert(Arc::from(name)).clone(),
+    };
     let (timestamp, timestamp_type) = match message.timestamp() {
         rdkafka::Timestamp::NotAvailable => (-1, TimestampType::NotAvailable),
         rdkafka::Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
@@ -338,7 +350,7 @@ pub(crate) fn to_raw<M: Message>(message: &M) -> RawRecord {
         })
         .unwrap_or_default();
     RawRecord {
-        topic: Arc::from(message.topic()),
+        topic,
         partition: message.partition(),
         offset: message.offset(),
         timestamp,

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use streamtime_state::{
-    ChangelogWriter, CheckpointFile, CheckpointOffsets, InMemoryKeyValueStore,
-    InMemorySessionStore, InMemoryWindowStore, KeyValueStore, LoggedKeyValueStore,
-    LoggedSessionStore, LoggedWindowStore, RocksKeyValueStore, RocksResources, RocksSessionStore,
-    RocksWindowStore, SessionStore, StateDirectory, TaskDirectory,
+    CachingKeyValueStore, ChangelogWriter, CheckpointFile, CheckpointOffsets,
+    InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, KeyValueStore,
+    LoggedKeyValueStore, LoggedSessionStore, LoggedWindowStore, RocksKeyValueStore, RocksResources,
+    RocksSessionStore, RocksWindowStore, SessionStore, StateDirectory, TaskDirectory,
     TopicPartition as CheckpointPartition, WindowStore, WindowStoreConfig,
 };
 
@@ -32,6 +32,8 @@ pub(crate) struct StoreEnv {
     pub state_dir: Option<Arc<StateDirectory>>,
     pub rocks: Option<RocksResources>,
     pub eos: bool,
+    /// Write-back cache per key-value store, bytes; 0: none.
+    pub cache_bytes: usize,
 }
 
 /// Creates the changelog writer of one store: (topic, partition, sent-records counter).
@@ -139,7 +141,8 @@ impl StateManager {
             let writer = changelog
                 .as_ref()
                 .map(|(topic, partition)| writer(topic, *partition, sent.clone()));
-            let store = open_store(spec, disk, writer).map_err(|e| state_error(&spec.name, e))?;
+            let store = open_store(spec, disk, writer, env.cache_bytes)
+                .map_err(|e| state_error(&spec.name, e))?;
             stores.push(ManagedStore {
                 name: spec.name.clone(),
                 store,
@@ -261,6 +264,7 @@ fn open_store(
     spec: &StoreSpec,
     disk: Option<(&TaskDirectory, &RocksResources)>,
     writer: Option<Box<dyn ChangelogWriter>>,
+    cache_bytes: usize,
 ) -> Result<TaskStore, streamtime_state::StateError> {
     fn shared<S: ?Sized>(store: Box<S>) -> crate::stores::Shared<S> {
         Rc::new(RefCell::new(store))
@@ -272,9 +276,16 @@ fn open_store(
                 Some((dir, rocks)) => Box::new(RocksKeyValueStore::open(dir, name, rocks)?),
                 None => Box::new(InMemoryKeyValueStore::new(name)),
             };
-            TaskStore::KeyValue(shared(match writer {
+            let logged: Box<dyn KeyValueStore> = match writer {
                 Some(w) => Box::new(LoggedKeyValueStore::new(base, w)),
                 None => base,
+            };
+            // Above the logging layer, so a folded update costs neither a RocksDB write nor
+            // a changelog record.
+            TaskStore::KeyValue(shared(if cache_bytes > 0 {
+                Box::new(CachingKeyValueStore::new(logged, cache_bytes))
+            } else {
+                logged
             }))
         }
         StoreKind::Window {

@@ -60,6 +60,9 @@ struct Args {
     /// `active <task> processed=<n> restored=<n>` or `standby <task>`.
     #[arg(long)]
     status_file: Option<String>,
+    /// Write-back cache per key-value store, bytes (0: off).
+    #[arg(long, default_value_t = 0)]
+    cache_bytes: usize,
 }
 
 #[tokio::main]
@@ -112,7 +115,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("unknown topology {other}").into()),
     }
     let mut config = StreamsConfig::new(args.application_id, args.bootstrap_servers)
-        .commit_interval(Duration::from_millis(args.commit_interval_ms));
+        .commit_interval(Duration::from_millis(args.commit_interval_ms))
+        .cache_max_bytes(args.cache_bytes);
     if args.exactly_once {
         config = config.processing_guarantee(ProcessingGuarantee::ExactlyOnce);
     }
