@@ -251,11 +251,15 @@ async fn three_to_four_to_two_instances_give_single_instance_results_and_move_fe
     records::produce(&servers, &input, hopping::closers(last_ts, PARTITIONS)).await;
     let read = |topic: String| {
         let servers = servers.clone();
-        let n = want.len();
+        let want = &want;
         async move {
-            records::consume_until(&servers, &topic, WAIT, "read_committed", |seen| {
-                seen.len() >= n
-            })
+            records::consume_until(
+                &servers,
+                &topic,
+                WAIT,
+                "read_committed",
+                hopping::has_windows(want),
+            )
             .await
         }
     };

@@ -102,10 +102,13 @@ async fn hopping_count_with_grace_is_exact_and_emitted_once_across_sigkills_unde
     }
     records::produce(&servers, &input_topic, closers(last_ts, PARTITIONS)).await;
 
-    let deadline = Instant::now() + WAIT;
-    let out = records::consume_until(&servers, &output_topic, WAIT, "read_committed", |seen| {
-        seen.len() >= want.len() || Instant::now() > deadline
-    })
+    let out = records::consume_until(
+        &servers,
+        &output_topic,
+        WAIT,
+        "read_committed",
+        hopping::has_windows(&want),
+    )
     .await;
     process.terminate();
     let _ = std::fs::remove_dir_all(&state);

@@ -259,10 +259,14 @@ impl StreamThread {
                 Duration::ZERO
             };
             let mut polled = 0;
+            let mut main_queue_empty = false;
             while polled < POLL_BATCH {
                 let wait = if polled == 0 { timeout } else { Duration::ZERO };
                 match consumer.poll(wait) {
-                    None => break,
+                    None => {
+                        main_queue_empty = true;
+                        break;
+                    }
                     Some(Ok(message)) => {
                         let record = to_raw(&message, &mut topic_name);
                         with_tasks(|tm| tm.add_record(record)).unwrap_or(Ok(()))?;
@@ -278,9 +282,15 @@ impl StreamThread {
                 return Err(e);
             }
             partition_queues.follow_assignment(consumer, ASSIGNMENT_VERSION.with(|v| v.get()))?;
-            polled += partition_queues.poll(PARTITION_BATCH, |record| {
-                with_tasks(|tm| tm.add_record(record)).unwrap_or(Ok(()))
-            })?;
+            // Records fetched before a partition's queue was split wait in the consumer's
+            // queue and come before those in the partition's own: reading the partition
+            // queues only once the consumer's queue is empty keeps each partition in offset
+            // order.
+            if main_queue_empty {
+                polled += partition_queues.poll(PARTITION_BATCH, |record| {
+                    with_tasks(|tm| tm.add_record(record)).unwrap_or(Ok(()))
+                })?;
+            }
             let now = super::wall_clock_ms();
             let processed = with_tasks(|tm| -> Result<usize, StreamsError> {
                 tm.apply_exclusions();

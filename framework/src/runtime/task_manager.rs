@@ -397,6 +397,13 @@ impl TaskManager {
 
     pub fn add_record(&mut self, record: RawRecord) -> Result<(), StreamsError> {
         let tp = TopicPartition::new(record.topic.clone(), record.partition);
+        if let Some(&next) = self.positions.get(&tp) {
+            if record.offset < next {
+                // Offset order within a partition is what every guarantee rests on.
+                tracing::warn!(partition = %tp, offset = record.offset, expected = next,
+                    "a record arrived out of offset order");
+            }
+        }
         self.positions.insert(tp.clone(), record.offset + 1);
         match self.owner.get(&tp).and_then(|id| self.tasks.get_mut(id)) {
             Some(task) => task.add_records(&tp, [record]),
