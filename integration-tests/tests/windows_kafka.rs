@@ -4,7 +4,7 @@
 //! emitted exactly once.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use streamtime_integration_tests::app_process::AppProcess;
 use streamtime_integration_tests::hopping::{self, closers, expected};
