@@ -193,7 +193,7 @@ pub fn reset(options: &ResetOptions) -> Result<ResetReport, StreamsError> {
         .set("enable.auto.commit", "false")
         .create()?;
     refuse_active_members(&consumer, app, options.timeout)?;
-    let topics = cluster_topics(&consumer, options.timeout)?;
+    let topics = crate::runtime::internal_topics::live_partition_counts(&consumer)?;
     let internal = internal_topics(app, topics.keys());
     let offsets = target_offsets(&consumer, options, &topics)?;
     let app_dir = options.state_dir.join(app);
@@ -248,21 +248,6 @@ fn refuse_active_members(
         clients.len(),
         clients.join(", ")
     )))
-}
-
-fn cluster_topics(
-    consumer: &BaseConsumer,
-    timeout: Duration,
-) -> Result<BTreeMap<String, i32>, StreamsError> {
-    let metadata = consumer
-        .fetch_metadata(None, timeout)
-        .map_err(|e| StreamsError::Kafka(format!("cannot read cluster metadata: {e}")))?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none())
-        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
-        .collect())
 }
 
 /// The application's internal topics among `topics`, by their name pattern.
@@ -383,7 +368,7 @@ fn wait_until_deleted(
 ) -> Result<(), StreamsError> {
     let deadline = Instant::now() + timeout;
     loop {
-        let topics = cluster_topics(consumer, timeout)?;
+        let topics = crate::runtime::internal_topics::live_partition_counts(consumer)?;
         let left: Vec<&String> = names.iter().filter(|t| topics.contains_key(*t)).collect();
         if left.is_empty() {
             return Ok(());
