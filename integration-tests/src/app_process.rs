@@ -61,3 +61,48 @@ impl Drop for AppProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Where an application process reads and writes: the command-line options every app binary
+/// of the harness takes (`--bootstrap-servers`, `--application-id`, `--input`, `--output`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AppConnection {
+    /// Kafka bootstrap servers.
+    #[arg(long)]
+    pub bootstrap_servers: String,
+    /// Application id (consumer group, internal topic prefix).
+    #[arg(long)]
+    pub application_id: String,
+    /// Input topic.
+    #[arg(long)]
+    pub input: String,
+    /// Output topic.
+    #[arg(long)]
+    pub output: String,
+}
+
+impl AppConnection {
+    /// The options as command-line arguments.
+    ///
+    /// ```
+    /// use streamtime_integration_tests::app_process::AppConnection;
+    /// let c = AppConnection {
+    ///     bootstrap_servers: "b:9092".into(),
+    ///     application_id: "app".into(),
+    ///     input: "in".into(),
+    ///     output: "out".into(),
+    /// };
+    /// assert_eq!(c.args()[..2], ["--bootstrap-servers", "b:9092"]);
+    /// ```
+    pub fn args(&self) -> Vec<&str> {
+        vec![
+            "--bootstrap-servers",
+            &self.bootstrap_servers,
+            "--application-id",
+            &self.application_id,
+            "--input",
+            &self.input,
+            "--output",
+            &self.output,
+        ]
+    }
+}

@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use streamtime::tools::{reset, ResetOptions, ResetReport, ResetTarget};
 use streamtime::StreamsError;
-use streamtime_integration_tests::app_process::AppProcess;
+use streamtime_integration_tests::app_process::{AppConnection, AppProcess};
 use streamtime_integration_tests::records::{self, TestRecord};
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
@@ -46,23 +46,15 @@ impl App {
 
     fn start(&self) -> AppProcess {
         let state_dir = self.state_dir.to_string_lossy().into_owned();
-        AppProcess::start(
-            env!("CARGO_BIN_EXE_streamtime-test-app"),
-            &[
-                "--topology",
-                "rekey-count",
-                "--bootstrap-servers",
-                &self.servers,
-                "--application-id",
-                &self.app_id,
-                "--input",
-                &self.input,
-                "--output",
-                &self.output,
-                "--state-dir",
-                &state_dir,
-            ],
-        )
+        let connection = AppConnection {
+            bootstrap_servers: self.servers.clone(),
+            application_id: self.app_id.clone(),
+            input: self.input.clone(),
+            output: self.output.clone(),
+        };
+        let mut args = vec!["--topology", "rekey-count", "--state-dir", &state_dir];
+        args.extend(connection.args());
+        AppProcess::start(env!("CARGO_BIN_EXE_streamtime-test-app"), &args)
     }
 
     fn options(&self) -> ResetOptions {

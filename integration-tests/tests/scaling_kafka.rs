@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use streamtime::partitioner::partition_for_key;
-use streamtime_integration_tests::app_process::AppProcess;
+use streamtime_integration_tests::app_process::{AppConnection, AppProcess};
 use streamtime_integration_tests::hopping;
 use streamtime_integration_tests::records::{self, TestRecord};
 use streamtime_integration_tests::{bootstrap_servers, topics};
@@ -35,17 +35,9 @@ struct Status {
     standby: BTreeSet<String>,
 }
 
-/// Where an application reads and writes.
-struct App<'a> {
-    servers: &'a str,
-    id: &'a str,
-    input: &'a str,
-    output: &'a str,
-}
-
 impl Instance {
     /// Starts an instance of `app` with the test app's `options`.
-    fn start(name: &str, app: &App<'_>, options: &[&str]) -> Instance {
+    fn start(name: &str, app: &AppConnection, options: &[&str]) -> Instance {
         let status = std::env::temp_dir().join(topics::unique_name(&format!("{name}-status")));
         let state = std::env::temp_dir().join(topics::unique_name(&format!("{name}-state")));
         let (status_arg, state_arg) = (
@@ -53,20 +45,8 @@ impl Instance {
             state.to_string_lossy().into_owned(),
         );
         let mut args: Vec<&str> = options.to_vec();
-        args.extend_from_slice(&[
-            "--bootstrap-servers",
-            app.servers,
-            "--application-id",
-            app.id,
-            "--input",
-            app.input,
-            "--output",
-            app.output,
-            "--status-file",
-            &status_arg,
-            "--state-dir",
-            &state_arg,
-        ]);
+        args.extend(app.args());
+        args.extend_from_slice(&["--status-file", &status_arg, "--state-dir", &state_arg]);
         let process = AppProcess::start(env!("CARGO_BIN_EXE_streamtime-test-app"), &args);
         Instance {
             name: name.to_string(),
@@ -194,18 +174,18 @@ async fn three_to_four_to_two_instances_give_single_instance_results_and_move_fe
 
     let app = topics::unique_name("scale-app");
     let options = ["--topology", "hopping", "--emit", "final", "--exactly-once"];
-    let app = App {
-        servers: &servers,
-        id: &app,
-        input: &input,
-        output: &output,
+    let app = AppConnection {
+        bootstrap_servers: servers.clone(),
+        application_id: app.clone(),
+        input: input.clone(),
+        output: output.clone(),
     };
     // The reference: one instance on the same input, as its own application.
     let single_id = topics::unique_name("scale-single-app");
-    let single_app = App {
-        id: &single_id,
-        output: &single_output,
-        ..app
+    let single_app = AppConnection {
+        application_id: single_id,
+        output: single_output.clone(),
+        ..app.clone()
     };
     let mut single = Instance::start("single", &single_app, &options);
 
@@ -300,11 +280,11 @@ async fn a_standby_takes_over_a_killed_instance_restoring_only_the_tail() {
         "--standbys",
         "1",
     ];
-    let app = App {
-        servers: &servers,
-        id: &app,
-        input: &input,
-        output: &output,
+    let app = AppConnection {
+        bootstrap_servers: servers.clone(),
+        application_id: app.clone(),
+        input: input.clone(),
+        output: output.clone(),
     };
     let (mut a, mut b) = (
         Instance::start("a", &app, &options),
@@ -408,11 +388,11 @@ async fn the_tasks_of_one_thread_work_through_a_backlog_together() {
     let records = hopping::input(now_ms() - 3_600_000, 60_000, 300);
     records::produce(&servers, &input, records).await;
     let id = topics::unique_name("fair-app");
-    let app = App {
-        servers: &servers,
-        id: &id,
-        input: &input,
-        output: &output,
+    let app = AppConnection {
+        bootstrap_servers: servers.clone(),
+        application_id: id.clone(),
+        input: input.clone(),
+        output: output.clone(),
     };
     let mut a = Instance::start("a", &app, &["--topology", "hopping", "--exactly-once"]);
     let started = Instant::now();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use streamtime_integration_tests::app_process::AppProcess;
+use streamtime_integration_tests::app_process::{AppConnection, AppProcess};
 use streamtime_integration_tests::records::{self, TestRecord};
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
@@ -44,22 +44,20 @@ impl CountApp {
         }
     }
 
+    fn connection(&self) -> AppConnection {
+        AppConnection {
+            bootstrap_servers: self.servers.clone(),
+            application_id: self.app_id.clone(),
+            input: self.input.clone(),
+            output: self.output.clone(),
+        }
+    }
+
     fn start(&self) -> AppProcess {
         let state_dir = self.state_dir.to_string_lossy().into_owned();
-        let mut args: Vec<&str> = vec![
-            "--topology",
-            "count",
-            "--bootstrap-servers",
-            &self.servers,
-            "--application-id",
-            &self.app_id,
-            "--input",
-            &self.input,
-            "--output",
-            &self.output,
-            "--state-dir",
-            &state_dir,
-        ];
+        let connection = self.connection();
+        let mut args = vec!["--topology", "count", "--state-dir", &state_dir];
+        args.extend(connection.args());
         args.extend(self.extra.iter().map(String::as_str));
         AppProcess::start(env!("CARGO_BIN_EXE_streamtime-test-app"), &args)
     }

@@ -22,17 +22,12 @@ use streamtime::{
     Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, StreamsBuilder,
     StreamsConfig,
 };
+use streamtime_integration_tests::app_process::AppConnection;
 
 #[derive(Parser)]
 struct Args {
-    #[arg(long)]
-    bootstrap_servers: String,
-    #[arg(long)]
-    application_id: String,
-    #[arg(long)]
-    input: String,
-    #[arg(long)]
-    output: String,
+    #[command(flatten)]
+    app: AppConnection,
     #[arg(long)]
     workload: String,
     /// `at-least-once` or `exactly-once`.
@@ -80,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let builder = StreamsBuilder::new();
     let counter = seen.clone();
     let input = builder
-        .stream(&args.input, Consumed::with(StringSerde, BytesSerde))
+        .stream(&args.app.input, Consumed::with(StringSerde, BytesSerde))
         .peek(move |_k, _v| {
             if counter.fetch_add(1, Ordering::Relaxed) == 0 {
                 announce("begin");
@@ -93,12 +88,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 v.make_ascii_uppercase();
                 v
             })
-            .to(&args.output, Produced::with(StringSerde, BytesSerde)),
+            .to(&args.app.output, Produced::with(StringSerde, BytesSerde)),
         "count" | "restore" => input
             .group_by_key(Grouped::default())
             .count(Materialized::as_("counts"))
             .to_stream()
-            .to(&args.output, Produced::with(StringSerde, I64Serde)),
+            .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
         "hopping" => input
             .group_by_key(Grouped::default())
             .windowed_by(
@@ -109,12 +104,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .count(Materialized::as_("hop-counts"))
             .to_stream()
             .to(
-                &args.output,
+                &args.app.output,
                 Produced::with(WindowedSerde::new(StringSerde), I64Serde),
             ),
         other => return Err(format!("unknown workload {other}").into()),
     }
-    let mut config = StreamsConfig::new(&args.application_id, &args.bootstrap_servers)
+    let mut config = StreamsConfig::new(&args.app.application_id, &args.app.bootstrap_servers)
         .state_dir(&args.state_dir)
         .producer_config("linger.ms", args.linger_ms.to_string())
         .cache_max_bytes(args.cache_bytes / args.partitions.max(1));

@@ -18,17 +18,12 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use streamtime::partitioner::partition_for_key;
+use streamtime_integration_tests::app_process::AppConnection;
 
 #[derive(Parser)]
 struct Args {
-    #[arg(long)]
-    bootstrap_servers: String,
-    #[arg(long)]
-    application_id: String,
-    #[arg(long)]
-    input: String,
-    #[arg(long)]
-    output: String,
+    #[command(flatten)]
+    app: AppConnection,
     /// `at-least-once` or `exactly-once`.
     #[arg(long, default_value = "at-least-once")]
     guarantee: String,
@@ -74,8 +69,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
 
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
-        .set("group.id", &args.application_id)
+        .set("bootstrap.servers", &args.app.bootstrap_servers)
+        .set("group.id", &args.app.application_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set(
@@ -87,13 +82,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )
         .create()?;
-    consumer.subscribe(&[&args.input])?;
+    consumer.subscribe(&[&args.app.input])?;
     let mut producer_config = ClientConfig::new();
     producer_config
-        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("bootstrap.servers", &args.app.bootstrap_servers)
         .set("linger.ms", args.linger_ms.to_string());
     if eos {
-        producer_config.set("transactional.id", format!("{}-raw", args.application_id));
+        producer_config.set(
+            "transactional.id",
+            format!("{}-raw", args.app.application_id),
+        );
     }
     let producer: BaseProducer = producer_config.create()?;
     if eos {
@@ -136,7 +134,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 value.clear();
                 value.extend(payload.iter().map(u8::to_ascii_uppercase));
                 let key = message.key().unwrap_or_default();
-                let mut record = BaseRecord::<[u8], [u8]>::to(&args.output)
+                let mut record = BaseRecord::<[u8], [u8]>::to(&args.app.output)
                     .key(key)
                     .payload(&value)
                     .partition(partition_for_key(key, args.partitions));

@@ -22,17 +22,12 @@ use streamtime::{
     Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, Repartitioned,
     StreamsBuilder, StreamsConfig,
 };
+use streamtime_integration_tests::app_process::AppConnection;
 
 #[derive(Parser)]
 struct Args {
-    #[arg(long)]
-    bootstrap_servers: String,
-    #[arg(long)]
-    application_id: String,
-    #[arg(long)]
-    input: String,
-    #[arg(long)]
-    output: String,
+    #[command(flatten)]
+    app: AppConnection,
     #[arg(long, default_value_t = 200)]
     commit_interval_ms: u64,
     /// Run with exactly-once instead of at-least-once.
@@ -76,25 +71,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let args = Args::parse();
     let builder = StreamsBuilder::new();
-    let input = builder.stream(&args.input, Consumed::with(StringSerde, StringSerde));
+    let input = builder.stream(&args.app.input, Consumed::with(StringSerde, StringSerde));
     match args.topology.as_str() {
         "rekey" => input
             .map_values(|v: String| v.to_uppercase())
             .select_key(|_k, v: &String| v.chars().next().map(String::from).unwrap_or_default())
             .repartition(Repartitioned::as_("by-initial"))
-            .to(&args.output, Produced::default()),
+            .to(&args.app.output, Produced::default()),
         "count" => input
             .group_by_key(Grouped::default())
             .count(Materialized::as_("counts"))
             .to_stream()
-            .to(&args.output, Produced::with(StringSerde, I64Serde)),
+            .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
         "rekey-count" => input
             .select_key(|_k, v: &String| v.chars().next().map(String::from).unwrap_or_default())
             .repartition(Repartitioned::as_("by-initial"))
             .group_by_key(Grouped::default())
             .count(Materialized::as_("counts"))
             .to_stream()
-            .to(&args.output, Produced::with(StringSerde, I64Serde)),
+            .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
         "hopping" => input
             .group_by_key(Grouped::default())
             .windowed_by(
@@ -109,12 +104,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .count(Materialized::as_("hop-counts"))
             .to_stream()
             .to(
-                &args.output,
+                &args.app.output,
                 Produced::with(WindowedSerde::new(StringSerde), I64Serde),
             ),
         other => return Err(format!("unknown topology {other}").into()),
     }
-    let mut config = StreamsConfig::new(args.application_id, args.bootstrap_servers)
+    let mut config = StreamsConfig::new(args.app.application_id, args.app.bootstrap_servers)
         .commit_interval(Duration::from_millis(args.commit_interval_ms))
         .cache_max_bytes(args.cache_bytes);
     if args.exactly_once {
