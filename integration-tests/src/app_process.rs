@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 /// A child process running an application; killed when dropped.
 pub struct AppProcess {
-    child: Child,
+    // A mutex so that `exit_status` can look through a shared reference.
+    child: std::sync::Mutex<Child>,
 }
 
 impl AppProcess {
@@ -24,25 +25,37 @@ impl AppProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
-        AppProcess { child }
+        AppProcess {
+            child: std::sync::Mutex::new(child),
+        }
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.child.get_mut().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How the process ended, or `None` while it runs.
+    pub fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        child.try_wait().ok().flatten()
     }
 
     /// SIGKILL: no commit, no checkpoint, no goodbye.
     pub fn kill(mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("reap");
+        self.child().kill().expect("kill");
+        self.child().wait().expect("reap");
     }
 
     /// SIGTERM, then waits for a clean exit (status 0) for up to 60 s.
     pub fn terminate(mut self) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.child().id().to_string()])
             .status()
             .expect("kill -TERM");
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
+            if let Some(status) = self.child().try_wait().expect("wait") {
                 assert!(status.success(), "clean shutdown exits 0, got {status}");
                 return;
             }
@@ -57,8 +70,8 @@ impl AppProcess {
 
 impl Drop for AppProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.child().kill();
+        let _ = self.child().wait();
     }
 }
 

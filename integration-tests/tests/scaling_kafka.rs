@@ -130,10 +130,30 @@ async fn settled_since(
             (_, true) => last = Some((owners, Instant::now())),
             (_, false) => last = None,
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: the instances did not settle on one owner per task within {WAIT:?}"
-        );
+        for i in instances {
+            if let Some(status) = i.process.as_ref().and_then(AppProcess::exit_status) {
+                panic!("{what}: instance {} exited ({status})", i.name);
+            }
+        }
+        if Instant::now() >= deadline {
+            let report: Vec<String> = instances
+                .iter()
+                .map(|i| {
+                    let s = i.status();
+                    format!(
+                        "{}: active {:?} standby {:?}",
+                        i.name,
+                        s.active.keys(),
+                        s.standby
+                    )
+                })
+                .collect();
+            panic!(
+                "{what}: the instances did not settle on one owner per task within {WAIT:?}; \
+                 last seen: {}",
+                report.join("; ")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

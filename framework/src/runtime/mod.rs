@@ -7,6 +7,7 @@ pub(crate) mod commit_gate;
 pub(crate) mod identity;
 pub(crate) mod internal_topics;
 pub(crate) mod kafka_collector;
+pub(crate) mod member_assignment;
 pub(crate) mod membership;
 pub(crate) mod partition_queues;
 pub(crate) mod queries;

@@ -54,12 +54,8 @@ impl ConsumerContext for RebalanceListener {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 tracing::debug!(offered = tpl.count(), "group joined");
-                let mine = with_tasks(|tm| tm.on_assigned(consumer)).unwrap_or_default();
-                tracing::info!(partitions = mine.count(), "partitions assigned");
-                if let Err(e) = consumer.assign(&mine) {
-                    tracing::error!(error = %e, "cannot assign partitions");
-                }
-                next_assignment_version();
+                let mine = with_tasks(|tm| tm.on_assigned(consumer, tpl)).unwrap_or_default();
+                assign_partitions(consumer, &mine);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!("partitions revoked");
@@ -77,6 +73,15 @@ impl ConsumerContext for RebalanceListener {
             }
         }
     }
+}
+
+/// Hands the consumer the partitions of this thread's tasks.
+fn assign_partitions<C: ConsumerContext>(consumer: &BaseConsumer<C>, mine: &TopicPartitionList) {
+    tracing::info!(partitions = mine.count(), "partitions assigned");
+    if let Err(e) = consumer.assign(mine) {
+        tracing::error!(error = %e, "cannot assign partitions");
+    }
+    next_assignment_version();
 }
 
 const POLL_BATCH: usize = 500;
@@ -277,6 +282,9 @@ impl StreamThread {
                         break;
                     }
                 }
+            }
+            if let Some(mine) = with_tasks(|tm| tm.retry_assignment(consumer)).flatten() {
+                assign_partitions(consumer, &mine);
             }
             if let Some(e) = with_tasks(|tm| tm.fatal.take()).flatten() {
                 return Err(e);

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::CString;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
@@ -20,6 +20,7 @@ use super::identity::parse_member;
 use super::kafka_collector::{
     DeliveryTracker, KafkaChangelogWriter, KafkaRecordCollector, PartitionCache, StreamsProducer,
 };
+use super::member_assignment::{self, PartitionSet};
 use super::standby::StandbyTasks;
 use crate::error::StreamsError;
 use crate::record::RawRecord;
@@ -31,6 +32,8 @@ use streamtime_state::ChangelogWriter;
 
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(30);
 const GROUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a thread tries again to compute an assignment it could not compute.
+const ASSIGNMENT_RETRY: Duration = Duration::from_millis(250);
 /// How long a task waits for its state directory while another thread of this instance
 /// still holds it as a standby it is about to give up.
 const DIRECTORY_WAIT: Duration = Duration::from_secs(30);
@@ -111,6 +114,9 @@ pub(crate) struct TaskManager {
     standbys: StandbyTasks,
     /// Changelog records each task restored when it was created.
     restored: HashMap<TaskId, u64>,
+    /// Since when the assignment of the current generation waits to be computed, and the
+    /// partitions librdkafka offered in it.
+    awaiting: Option<(Instant, PartitionSet)>,
     pub fatal: Option<StreamsError>,
 }
 
@@ -125,6 +131,7 @@ impl TaskManager {
             thread,
             standbys: StandbyTasks::new(shared.clone(), thread),
             restored: HashMap::new(),
+            awaiting: None,
             producer,
             tracker,
             partition_cache: Default::default(),
@@ -159,30 +166,72 @@ impl TaskManager {
     /// (see [`assignor`]), updates its standbys, creates its active tasks and returns the
     /// partitions the consumer must be assigned. The partitions librdkafka's assignor chose
     /// are ignored.
+    ///
+    /// `offered` is what librdkafka's assignor gave this member; it identifies the generation
+    /// whose member list the assignment must be computed from. When the broker's description
+    /// of the group is not (yet) that generation's, the thread assigns itself nothing and
+    /// [`retry_assignment`](Self::retry_assignment) tries again shortly.
     pub fn on_assigned<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
+        offered: &TopicPartitionList,
     ) -> TopicPartitionList {
-        match self.take_assignment(consumer) {
-            Ok(tpl) => tpl,
+        let offered = member_assignment::partition_set(offered);
+        self.awaiting = None;
+        self.try_assignment(consumer, offered).unwrap_or_default()
+    }
+
+    /// While the last assignment is still to be computed, tries again every
+    /// `ASSIGNMENT_RETRY`; returns the partitions to assign once it succeeds.
+    pub fn retry_assignment<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Option<TopicPartitionList> {
+        let (at, _) = self.awaiting.as_ref()?;
+        if at.elapsed() < ASSIGNMENT_RETRY {
+            return None;
+        }
+        let (_, offered) = self.awaiting.take()?;
+        self.try_assignment(consumer, offered)
+    }
+
+    fn try_assignment<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        offered: PartitionSet,
+    ) -> Option<TopicPartitionList> {
+        match self.take_assignment(consumer, &offered) {
+            Ok(Some(tpl)) => Some(tpl),
+            Ok(None) => {
+                self.awaiting = Some((Instant::now(), offered));
+                None
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot create tasks for the assignment");
                 self.fatal.get_or_insert(e);
-                TopicPartitionList::new()
+                Some(TopicPartitionList::new())
             }
         }
     }
 
+    /// `None` while this thread's tasks cannot be computed yet.
     fn take_assignment<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
-    ) -> Result<TopicPartitionList, StreamsError> {
+        offered: &PartitionSet,
+    ) -> Result<Option<TopicPartitionList>, StreamsError> {
         let shared = self.shared.clone();
         let app = &shared.config.application_id;
-        let counts = super::internal_topics::live_partition_counts(consumer)?;
+        let counts = match super::internal_topics::live_partition_counts(consumer) {
+            Ok(counts) => counts,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read partition counts; retrying the assignment");
+                return Ok(None);
+            }
+        };
         let mut tpl = TopicPartitionList::new();
-        let Some(mine) = self.my_tasks(consumer, &counts)? else {
-            return Ok(tpl);
+        let Some(mine) = self.my_tasks(consumer, &counts, offered) else {
+            return Ok(None);
         };
         // A task that becomes active here stops being a standby first, handing its stores and
         // directory lock to the active task, whose restore reads only past the standby's
@@ -198,45 +247,59 @@ impl TaskManager {
         }
         tracing::info!(thread = self.thread + 1, active = %task_list(&mine.active),
             standby = %task_list(&mine.standby), "assignment");
-        self.assign(consumer, &tpl)?;
-        Ok(tpl)
+        Ok(self.assign(consumer, &tpl)?.then_some(tpl))
     }
 
-    /// This thread's tasks, computed from the group's current members; `None` when the group
-    /// is already re-forming (a newer assignment follows) or does not list this thread.
+    /// This thread's tasks, computed from the group's current members; `None` when the
+    /// broker's description of the group is not the generation this member joined (the group
+    /// is re-forming, or the description lags), or it cannot be read.
     fn my_tasks<C: ConsumerContext>(
         &self,
         consumer: &BaseConsumer<C>,
         counts: &BTreeMap<String, i32>,
-    ) -> Result<Option<MemberTasks>, StreamsError> {
+        offered: &PartitionSet,
+    ) -> Option<MemberTasks> {
         let shared = &self.shared;
         let app = &shared.config.application_id;
-        let groups = consumer.fetch_group_list(Some(app), GROUP_TIMEOUT)?;
+        let groups = match consumer.fetch_group_list(Some(app), GROUP_TIMEOUT) {
+            Ok(groups) => groups,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot describe the group; retrying the assignment");
+                return None;
+            }
+        };
         let Some(group) = groups.groups().iter().find(|g| g.name() == app) else {
-            tracing::warn!(
-                "the group is not described by the broker; waiting for the next assignment"
-            );
-            return Ok(None);
+            tracing::warn!("the group is not described by the broker; retrying the assignment");
+            return None;
         };
         if group.state() != "Stable" {
-            // Members that read the list now could see different ones; the rebalance under
-            // way gives everyone a new, consistent assignment.
+            // Members that read the list now could see different ones; either a rebalance is
+            // under way (it gives everyone a new assignment) or the description lags.
             tracing::info!(
                 state = group.state(),
-                "the group is re-forming; waiting for the next assignment"
+                "the group is not stable yet; retrying the assignment"
             );
-            return Ok(None);
+            return None;
         }
-        let me = member_id(consumer);
+        let me = member_id(consumer)?;
+        let Some(described) = group.members().iter().find(|m| m.id() == me) else {
+            tracing::info!(member = %me, "the group's description does not list this thread yet; retrying the assignment");
+            return None;
+        };
+        if described
+            .assignment()
+            .and_then(member_assignment::parse_assignment)
+            .as_ref()
+            != Some(offered)
+        {
+            tracing::info!(member = %me, "the group's description is of another generation; retrying the assignment");
+            return None;
+        }
         let members: Vec<Member> = group
             .members()
             .iter()
             .filter_map(|m| parse_member(app, m.client_id(), m.id()))
             .collect();
-        if !members.iter().any(|m| Some(&m.member_id) == me.as_ref()) {
-            tracing::warn!(member = ?me, "this thread is not among the group's members; waiting for the next assignment");
-            return Ok(None);
-        }
         let mut assignment = assignor::assign_app(shared, counts, &members);
         let instances: BTreeSet<&str> = members.iter().map(|m| m.instance.as_str()).collect();
         tracing::debug!(
@@ -244,14 +307,16 @@ impl TaskManager {
             instances = instances.len(),
             "computed the assignment"
         );
-        Ok(me.and_then(|id| assignment.remove(&id)))
+        Some(assignment.remove(&me).unwrap_or_default())
     }
 
+    /// Creates the tasks of `tpl`; `false` when it must be tried again later (nothing was
+    /// created).
     fn assign<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         tpl: &TopicPartitionList,
-    ) -> Result<(), StreamsError> {
+    ) -> Result<bool, StreamsError> {
         let shared = self.shared.clone();
         let app = &shared.config.application_id;
         let mut grouped: BTreeMap<TaskId, Vec<TopicPartition>> = BTreeMap::new();
@@ -275,7 +340,15 @@ impl TaskManager {
         // Partition counts as they are now: source topics may have grown since the start.
         let counts = super::internal_topics::live_partition_counts(consumer)?;
         check_copartitioning(&shared.topology, app, &counts)?;
-        let committed = consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT)?;
+        let committed = match consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT) {
+            Ok(committed) => committed,
+            Err(e) => {
+                // E.g. the previous owner's transaction is still open (its offsets are
+                // unstable until it ends): nothing is created yet, so try again shortly.
+                tracing::warn!(error = %e, "cannot read the committed offsets; retrying the assignment");
+                return Ok(false);
+            }
+        };
         // Processors may forward from init.
         self.begin_transaction()?;
         for (id, partitions) in grouped {
@@ -347,11 +420,12 @@ impl TaskManager {
             self.tasks.insert(id, task);
         }
         self.exclusions_seen = u64::MAX;
-        Ok(())
+        Ok(true)
     }
 
     /// Commits and closes every task (eager rebalance or shutdown).
     pub fn on_revoked<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        self.awaiting = None;
         if self.tasks.is_empty() {
             return;
         }
@@ -663,7 +737,13 @@ impl TaskManager {
             rewind.add_partition_offset(elem.topic(), elem.partition(), offset)?;
         }
         consumer.seek_partitions(rewind, COMMITTED_TIMEOUT)?;
-        self.assign(consumer, &assignment)
+        if self.assign(consumer, &assignment)? {
+            Ok(())
+        } else {
+            Err(StreamsError::Kafka(
+                "cannot rebuild the tasks after an aborted transaction".into(),
+            ))
+        }
     }
 
     /// Publishes a status snapshot of every task, its metrics, and checks it for stalls.
