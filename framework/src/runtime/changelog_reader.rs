@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
+use super::message_batch::{ConsumerQueue, MessageBatch};
 use super::restore_progress::RestoreProgress;
 use crate::config::StreamsConfig;
 use crate::error::StreamsError;
@@ -57,7 +59,7 @@ pub(crate) fn consumer(
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760");
+        .set("max.partition.fetch.bytes", "1048576");
     if config.is_exactly_once() {
         cc.set("isolation.level", "read_committed");
     }
@@ -108,54 +110,59 @@ pub(crate) fn restore(
     let counter =
         metrics::counter!("streamtime_restored_records_total", "task" => task.to_string());
     let mut restored_total = 0_u64;
+    let queue = ConsumerQueue::of(&consumer);
+    let mut batch = MessageBatch::new(BATCH);
     for (changelog, start, high) in plan {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&changelog.topic, changelog.partition, Offset::Offset(start))?;
         consumer.assign(&tpl)?;
         tracing::info!(%task, topic = %changelog.topic, partition = changelog.partition, from = start, to = high,
             records = high - start, "restoring store from its changelog");
-        let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(BATCH);
-        let mut last_offset = start - 1;
-        let mut flush =
-            |batch: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>, state: &mut StateManager, last: i64| {
-                if batch.is_empty() {
-                    return Ok(());
-                }
-                let view: Vec<(&[u8], Option<&[u8]>)> = batch
-                    .iter()
-                    .map(|(k, v)| (k.as_slice(), v.as_deref()))
-                    .collect();
-                let result = state.restore(changelog.store, &view, last);
-                counter.increment(batch.len() as u64);
-                progress.advance(batch.len() as u64);
-                restored_total += batch.len() as u64;
-                batch.clear();
-                result
-            };
-        loop {
-            match consumer.poll(Duration::from_millis(500)) {
-                Some(Ok(m)) => {
-                    let Some(key) = m.key() else {
-                        tracing::warn!(topic = %changelog.topic, offset = m.offset(), "skipping changelog record without key");
-                        continue;
-                    };
-                    batch.push((key.to_vec(), m.payload().map(<[u8]>::to_vec)));
-                    last_offset = m.offset();
-                    if batch.len() >= BATCH {
-                        flush(&mut batch, state, last_offset)?;
-                    }
-                    if m.offset() + 1 >= high {
+        let mut done = false;
+        while !done {
+            // A batch call waits until its batch is full or its timeout passes: take what is
+            // there, and wait only briefly when nothing is.
+            if batch.fill(&queue, Duration::ZERO) == 0
+                && batch.fill(&queue, Duration::from_millis(5)) == 0
+            {
+                continue;
+            }
+            // Keys and values are read in place from librdkafka's buffers.
+            let mut records: Vec<(&[u8], Option<&[u8]>)> = Vec::with_capacity(BATCH);
+            let mut last_offset = start - 1;
+            for m in batch.iter() {
+                if let Some(err) = m.error() {
+                    if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                        done = true;
                         break;
                     }
+                    tracing::warn!(%task, error = ?err, "changelog read error during restore; retrying");
+                    continue;
                 }
-                Some(Err(KafkaError::PartitionEOF(_))) => break,
-                Some(Err(e)) => {
-                    tracing::warn!(%task, error = %e, "changelog read error during restore; retrying");
+                if m.partition() != changelog.partition {
+                    // Left over from the previous changelog's partition.
+                    continue;
                 }
-                None => {}
+                let Some(key) = m.key() else {
+                    tracing::warn!(topic = %changelog.topic, offset = m.offset(), "skipping changelog record without key");
+                    continue;
+                };
+                records.push((key, m.payload()));
+                last_offset = m.offset();
+                if m.offset() + 1 >= high {
+                    done = true;
+                    break;
+                }
             }
+            if records.is_empty() {
+                continue;
+            }
+            let result = state.restore(changelog.store, &records, last_offset);
+            counter.increment(records.len() as u64);
+            progress.advance(records.len() as u64);
+            restored_total += records.len() as u64;
+            result?;
         }
-        flush(&mut batch, state, last_offset)?;
     }
     let done = progress.finish();
     let stats = RestoreStats {

@@ -9,6 +9,7 @@ pub(crate) mod internal_topics;
 pub(crate) mod kafka_collector;
 pub(crate) mod member_assignment;
 pub(crate) mod membership;
+pub(crate) mod message_batch;
 pub(crate) mod partition_queues;
 pub(crate) mod queries;
 pub(crate) mod record_collector;

@@ -620,6 +620,47 @@ fn report(label: &str, setup: &str, results: &[Measurement], failures: &[String]
     md
 }
 
+/// Loads the broker's group and transaction coordinators (the first consumer group and the
+/// first transactional producer wait while their internal topics are created and loaded), so
+/// the contender that happens to run first does not pay for it.
+fn warm_up(servers: &str, topic: &str) {
+    let started = Instant::now();
+    let group = topics::unique_name("bench-warm-up-group");
+    let result = (|| -> Result<(), KafkaError> {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", servers)
+            .set("transactional.id", &group)
+            .create()?;
+        producer.init_transactions(Duration::from_secs(60))?;
+        producer.begin_transaction()?;
+        producer
+            .send(BaseRecord::<[u8], [u8]>::to(topic).payload(b"warm-up"))
+            .map_err(|(e, _)| e)?;
+        producer.commit_transaction(Duration::from_secs(60))?;
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", servers)
+            .set("group.id", &group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        consumer.subscribe(&[topic])?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                consumer.commit_message(&message?, rdkafka::consumer::CommitMode::Sync)?;
+                return Ok(());
+            }
+        }
+        Err(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut))
+    })();
+    match result {
+        Ok(()) => tracing::info!(elapsed = ?started.elapsed(), "broker warmed up"),
+        Err(e) => {
+            tracing::warn!(error = %e, "broker warm-up failed; the first contender may wait for coordinators")
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -648,6 +689,13 @@ async fn main() {
         pin_broker(&broker.mode)
     };
     tracing::info!(%servers, %pinning, "broker ready");
+    let warm_topic = topics::unique_name("bench-warm-up");
+    topics::create(&servers, &warm_topic, 1).await;
+    let (warm, t) = (servers.clone(), warm_topic.clone());
+    tokio::task::spawn_blocking(move || warm_up(&warm, &t))
+        .await
+        .expect("broker warm-up");
+    topics::delete(&servers, &[&warm_topic]).await;
 
     let bin_dir = args.bin_dir.clone().unwrap_or_else(|| {
         std::env::current_exe()
