@@ -8,6 +8,14 @@
 //! member list (`DescribeGroups`) and computes the same assignment from it with this pure
 //! function, then assigns itself exactly its tasks' partitions.
 //!
+//! The member list must be the one of the generation the member just joined, or members would
+//! compute from different lists and leave tasks with two owners or none. A member therefore
+//! uses a description only when the group is `Stable` and the description lists, for this
+//! member, exactly the partitions librdkafka's callback gave it (the leader's assignment of
+//! this generation; see `member_assignment`). Otherwise (the group is re-forming, or the
+//! broker answers from slightly older state) it assigns itself nothing for the moment and
+//! tries again every 250 ms from the stream loop, until it succeeds or a new rebalance starts.
+//!
 //! The function is rendezvous (highest-random-weight) hashing with bounded loads:
 //!
 //! * every task ranks every instance by a fixed hash of (task, instance), so a task's preferred
