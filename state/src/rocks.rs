@@ -113,6 +113,11 @@ impl RocksResources {
         // Uncompressed, as Kafka Streams' stores: store data is short-lived and rebuilt from
         // the changelog, and compressing every flush cost a visible share of restore CPU.
         opts.set_compression_type(DBCompressionType::None);
+        // Aggregations read before nearly every write, and most reads of a new window or key
+        // miss: a bloom filter over the memtable's keys answers those without walking its
+        // skip list (as the table filter does for files).
+        opts.set_memtable_prefix_bloom_ratio(0.1);
+        opts.set_memtable_whole_key_filtering(true);
         opts.set_block_based_table_factory(&table);
         opts.set_write_buffer_manager(&self.write_buffers);
         // Many small stores share the budget; a 64 MiB default memtable each would only be
