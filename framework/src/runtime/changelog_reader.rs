@@ -164,6 +164,7 @@ pub(crate) fn restore(
             result?;
         }
     }
+    state.flush_stores()?;
     let done = progress.finish();
     let stats = RestoreStats {
         records: restored_total,

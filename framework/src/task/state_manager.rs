@@ -216,6 +216,18 @@ impl StateManager {
         Ok(())
     }
 
+    /// Writes every store's buffered data out (RocksDB: its memtables to files). After a
+    /// restore this hands the store's share of the shared write-buffer budget back, so the
+    /// next store restores without stalling on memory another, idle store still holds.
+    pub fn flush_stores(&mut self) -> Result<(), StreamsError> {
+        for s in &self.stores {
+            s.store
+                .with_state(|st| st.flush())
+                .map_err(|e| state_error(&s.name, e))?;
+        }
+        Ok(())
+    }
+
     /// Changelog records sent since the last checkpoint.
     pub fn sent_since_checkpoint(&self) -> u64 {
         self.sent_since_checkpoint.load(Ordering::Relaxed)
@@ -227,10 +239,8 @@ impl StateManager {
         &mut self,
         delivered: &dyn Fn(&str, i32) -> Option<i64>,
     ) -> Result<(), StreamsError> {
+        self.flush_stores()?;
         for s in &self.stores {
-            s.store
-                .with_state(|st| st.flush())
-                .map_err(|e| state_error(&s.name, e))?;
             if let (Some((topic, partition)), true) = (&s.changelog, s.persistent) {
                 if let Some(o) = delivered(topic, *partition) {
                     self.offsets
