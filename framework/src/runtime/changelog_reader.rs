@@ -59,7 +59,7 @@ pub(crate) fn consumer(
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "1048576");
+        .set("max.partition.fetch.bytes", "10485760");
     if config.is_exactly_once() {
         cc.set("isolation.level", "read_committed");
     }

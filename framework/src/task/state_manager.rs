@@ -16,8 +16,8 @@ use streamtime_state::{
     CachingKeyValueStore, ChangelogWriter, CheckpointFile, CheckpointOffsets,
     InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, KeyValueStore,
     LoggedKeyValueStore, LoggedSessionStore, LoggedWindowStore, RocksKeyValueStore, RocksResources,
-    RocksSessionStore, RocksWindowStore, SessionStore, StateDirectory, TaskDirectory,
-    TopicPartition as CheckpointPartition, WindowStore, WindowStoreConfig,
+    RocksSessionStore, RocksWindowStore, SessionStore, StateDirectory, StateError, StateStore,
+    TaskDirectory, TopicPartition as CheckpointPartition, WindowStore, WindowStoreConfig,
 };
 
 use super::TaskId;
@@ -208,9 +208,17 @@ impl StateManager {
 
     /// Commit step 1: write out cached updates.
     pub fn flush_caches(&mut self) -> Result<(), StreamsError> {
+        self.each_store(|st| st.flush_cache())
+    }
+
+    /// Runs `op` on every store; an error names the store.
+    fn each_store(
+        &self,
+        op: impl Fn(&mut dyn StateStore) -> Result<(), StateError>,
+    ) -> Result<(), StreamsError> {
         for s in &self.stores {
             s.store
-                .with_state(|st| st.flush_cache())
+                .with_state(|st| op(st))
                 .map_err(|e| state_error(&s.name, e))?;
         }
         Ok(())
@@ -220,12 +228,7 @@ impl StateManager {
     /// restore this hands the store's share of the shared write-buffer budget back, so the
     /// next store restores without stalling on memory another, idle store still holds.
     pub fn flush_stores(&mut self) -> Result<(), StreamsError> {
-        for s in &self.stores {
-            s.store
-                .with_state(|st| st.flush())
-                .map_err(|e| state_error(&s.name, e))?;
-        }
-        Ok(())
+        self.each_store(|st| st.flush())
     }
 
     /// Changelog records sent since the last checkpoint.
