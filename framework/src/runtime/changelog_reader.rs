@@ -10,7 +10,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::message_batch::{ConsumerQueue, MessageBatch};
+use super::message_batch::{BatchMessage, ConsumerQueue, MessageBatch};
 use super::restore_progress::RestoreProgress;
 use crate::config::StreamsConfig;
 use crate::error::StreamsError;
@@ -58,119 +58,238 @@ pub(crate) fn consumer(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760");
+        // librdkafka stops fetching for `fetch.queue.backoff.ms` (1 s by default) whenever its
+        // queue holds `queued.min.messages`: a restore drains that in well under a second and
+        // then sat idle, at a fraction of its rate.
+        .set("fetch.queue.backoff.ms", "10");
     if config.is_exactly_once() {
         cc.set("isolation.level", "read_committed");
     }
     Ok(cc.create_with_context(RestoreContext)?)
 }
 
-/// Restores every changelogged store of a task from its checkpointed offset (or the start)
-/// to the current end of its changelog partition, logging progress (records done of the
-/// total, rate, time left) every couple of seconds.
+/// One changelog partition being restored: the task and store it feeds and where it ends.
+struct Restoring {
+    task: usize,
+    store: usize,
+    topic: String,
+    partition: i32,
+    /// The next offset to apply: anything before it is a duplicate or left over from an
+    /// earlier restore of the same partition.
+    next: i64,
+    end: i64,
+    done: bool,
+}
+
+/// Restores every changelogged store of `tasks` from its checkpointed offset (or the start)
+/// to the current end of its changelog partition, logging each task's progress (records done
+/// of the total, rate, time left) every couple of seconds.
+///
+/// All changelog partitions are read by one consumer at once, as Kafka Streams' restore
+/// consumer does: the broker fetches every partition while this thread writes to the stores,
+/// instead of one partition after another with a new connection each.
 pub(crate) fn restore(
     config: &StreamsConfig,
-    task: TaskId,
-    state: &mut StateManager,
-) -> Result<RestoreStats, StreamsError> {
-    let changelogs = state.changelogs();
-    if changelogs.is_empty() {
-        return Ok(RestoreStats::default());
+    consumer: &mut Option<BaseConsumer<RestoreContext>>,
+    tasks: &mut [(TaskId, &mut StateManager)],
+) -> Result<Vec<RestoreStats>, StreamsError> {
+    let mut stats = vec![RestoreStats::default(); tasks.len()];
+    if tasks.iter().all(|(_, state)| state.changelogs().is_empty()) {
+        return Ok(stats);
     }
     let started = Instant::now();
-    let consumer = consumer(config)?;
-    // Every changelog's range first, so progress is reported against the task's total.
+    let consumer = match consumer {
+        Some(c) => c,
+        None => consumer.insert(self::consumer(config)?),
+    };
+    let result = restore_with(consumer, tasks, &mut stats, started);
+    // Whatever happened, the consumer stops fetching until the next restore.
+    if let Err(e) = consumer.unassign() {
+        tracing::warn!(error = %e, "cannot unassign the restore consumer");
+    }
+    result.map(|()| stats)
+}
+
+fn restore_with(
+    consumer: &BaseConsumer<RestoreContext>,
+    tasks: &mut [(TaskId, &mut StateManager)],
+    stats: &mut [RestoreStats],
+    started: Instant,
+) -> Result<(), StreamsError> {
+    // Every changelog's range first, so progress is reported against each task's total.
     let mut plan = Vec::new();
-    for changelog in changelogs {
-        let (low, high) = consumer
-            .fetch_watermarks(&changelog.topic, changelog.partition, METADATA_TIMEOUT)
-            .map_err(|e| {
-                StreamsError::Kafka(format!(
-                    "cannot read the end of changelog {}-{}: {e}",
-                    changelog.topic, changelog.partition
-                ))
-            })?;
-        let start = changelog.from.unwrap_or(low).max(low);
-        if start >= high {
-            tracing::debug!(%task, topic = %changelog.topic, "store is up to date with its changelog");
+    let mut totals = vec![0_u64; tasks.len()];
+    let mut assignment = TopicPartitionList::new();
+    for (i, (task, state)) in tasks.iter().enumerate() {
+        for changelog in state.changelogs() {
+            let (low, high) = consumer
+                .fetch_watermarks(&changelog.topic, changelog.partition, METADATA_TIMEOUT)
+                .map_err(|e| {
+                    StreamsError::Kafka(format!(
+                        "cannot read the end of changelog {}-{}: {e}",
+                        changelog.topic, changelog.partition
+                    ))
+                })?;
+            let start = changelog.from.unwrap_or(low).max(low);
+            if start >= high {
+                tracing::debug!(%task, topic = %changelog.topic, "store is up to date with its changelog");
+                continue;
+            }
+            tracing::info!(%task, topic = %changelog.topic, partition = changelog.partition, from = start,
+                to = high, records = high - start, "restoring store from its changelog");
+            assignment.add_partition_offset(
+                &changelog.topic,
+                changelog.partition,
+                Offset::Offset(start),
+            )?;
+            totals[i] += (high - start) as u64;
+            plan.push(Restoring {
+                task: i,
+                store: changelog.store,
+                topic: changelog.topic,
+                partition: changelog.partition,
+                next: start,
+                end: high,
+                done: false,
+            });
+        }
+    }
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let mut progress: Vec<Option<RestoreProgress>> = tasks
+        .iter()
+        .zip(&totals)
+        .map(|((task, _), &total)| {
+            (total > 0).then(|| {
+                tracing::info!(%task, records = total, "restoring stores from their changelogs");
+                RestoreProgress::new(*task, total, PROGRESS_EVERY)
+            })
+        })
+        .collect();
+    let counters: Vec<_> = tasks
+        .iter()
+        .map(|(task, _)| {
+            metrics::counter!("streamtime_restored_records_total", "task" => task.to_string())
+        })
+        .collect();
+    let mut left: Vec<usize> = vec![0; tasks.len()];
+    for r in &plan {
+        left[r.task] += 1;
+    }
+    consumer.assign(&assignment)?;
+    let queue = ConsumerQueue::of(consumer);
+    let mut batch = MessageBatch::new(BATCH);
+    let mut remaining = plan.len();
+    while remaining > 0 {
+        // A batch call waits until its batch is full or its timeout passes: take what is
+        // there, and wait only briefly when nothing is.
+        if batch.fill(&queue, Duration::ZERO) == 0
+            && batch.fill(&queue, Duration::from_millis(5)) == 0
+        {
             continue;
         }
-        plan.push((changelog, start, high));
-    }
-    let total: u64 = plan
-        .iter()
-        .map(|(_, start, high)| (high - start) as u64)
-        .sum();
-    if total == 0 {
-        return Ok(RestoreStats::default());
-    }
-    tracing::info!(%task, records = total, changelogs = plan.len(), "restoring stores from their changelogs");
-    let mut progress = RestoreProgress::new(task, total, PROGRESS_EVERY);
-    let counter =
-        metrics::counter!("streamtime_restored_records_total", "task" => task.to_string());
-    let mut restored_total = 0_u64;
-    let queue = ConsumerQueue::of(&consumer);
-    let mut batch = MessageBatch::new(BATCH);
-    for (changelog, start, high) in plan {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&changelog.topic, changelog.partition, Offset::Offset(start))?;
-        consumer.assign(&tpl)?;
-        tracing::info!(%task, topic = %changelog.topic, partition = changelog.partition, from = start, to = high,
-            records = high - start, "restoring store from its changelog");
-        let mut done = false;
-        while !done {
-            // A batch call waits until its batch is full or its timeout passes: take what is
-            // there, and wait only briefly when nothing is.
-            if batch.fill(&queue, Duration::ZERO) == 0
-                && batch.fill(&queue, Duration::from_millis(5)) == 0
-            {
-                continue;
-            }
-            // Keys and values are read in place from librdkafka's buffers.
-            let mut records: Vec<(&[u8], Option<&[u8]>)> = Vec::with_capacity(BATCH);
-            let mut last_offset = start - 1;
-            for m in batch.iter() {
-                if let Some(err) = m.error() {
-                    if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                        done = true;
-                        break;
+        // Messages come in runs of one partition (one fetch each); each run is written to
+        // its store as one batch, keys and values read in place from librdkafka's buffers.
+        let mut records: Vec<(&[u8], Option<&[u8]>)> = Vec::with_capacity(BATCH);
+        let mut run: Option<(usize, i64)> = None;
+        for m in batch.iter() {
+            let at = match run {
+                Some((at, _)) if same_partition(&plan[at], &m) => at,
+                _ => {
+                    if let Some((at, last)) = run.take() {
+                        let n = write_run(
+                            &plan[at],
+                            tasks,
+                            &mut records,
+                            last,
+                            &mut progress,
+                            &counters,
+                        )?;
+                        stats[plan[at].task].records += n;
                     }
-                    tracing::warn!(%task, error = ?err, "changelog read error during restore; retrying");
-                    continue;
+                    let Some(at) = plan.iter().position(|r| same_partition(r, &m)) else {
+                        continue;
+                    };
+                    run = Some((at, -1));
+                    at
                 }
-                if m.partition() != changelog.partition {
-                    // Left over from the previous changelog's partition.
-                    continue;
-                }
-                let Some(key) = m.key() else {
-                    tracing::warn!(topic = %changelog.topic, offset = m.offset(), "skipping changelog record without key");
-                    continue;
-                };
-                records.push((key, m.payload()));
-                last_offset = m.offset();
-                if m.offset() + 1 >= high {
-                    done = true;
-                    break;
-                }
-            }
-            if records.is_empty() {
+            };
+            let r = &mut plan[at];
+            if r.done || (m.error().is_none() && m.offset() < r.next) {
                 continue;
             }
-            let result = state.restore(changelog.store, &records, last_offset);
-            counter.increment(records.len() as u64);
-            progress.advance(records.len() as u64);
-            restored_total += records.len() as u64;
-            result?;
+            if let Some(err) = m.error() {
+                if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                    r.done = true;
+                } else {
+                    tracing::warn!(topic = %r.topic, partition = r.partition, error = ?err,
+                        "changelog read error during restore; retrying");
+                }
+            } else {
+                if let Some(key) = m.key() {
+                    records.push((key, m.payload()));
+                    run = Some((at, m.offset()));
+                } else {
+                    tracing::warn!(topic = %r.topic, offset = m.offset(), "skipping changelog record without key");
+                }
+                r.next = m.offset() + 1;
+                r.done = r.next >= r.end;
+            }
+            if r.done {
+                remaining -= 1;
+                left[r.task] -= 1;
+                if left[r.task] == 0 {
+                    stats[r.task].elapsed = started.elapsed();
+                }
+            }
+        }
+        if let Some((at, last)) = run {
+            let n = write_run(
+                &plan[at],
+                tasks,
+                &mut records,
+                last,
+                &mut progress,
+                &counters,
+            )?;
+            stats[plan[at].task].records += n;
         }
     }
-    state.flush_stores()?;
-    let done = progress.finish();
-    let stats = RestoreStats {
-        records: restored_total,
-        elapsed: started.elapsed(),
-    };
-    tracing::info!(%task, records = restored_total, elapsed = ?stats.elapsed,
-        "restore finished: {done}");
-    Ok(stats)
+    for (i, (task, state)) in tasks.iter_mut().enumerate() {
+        let Some(progress) = progress[i].as_mut() else {
+            continue;
+        };
+        state.flush_stores()?;
+        let done = progress.finish();
+        tracing::info!(%task, records = stats[i].records, elapsed = ?stats[i].elapsed,
+            "restore finished: {done}");
+    }
+    Ok(())
+}
+
+fn same_partition(r: &Restoring, m: &BatchMessage<'_>) -> bool {
+    r.partition == m.partition() && m.topic() == Some(r.topic.as_str())
+}
+
+/// Writes the records collected for one changelog partition to its store; returns how many.
+fn write_run(
+    r: &Restoring,
+    tasks: &mut [(TaskId, &mut StateManager)],
+    records: &mut Vec<(&[u8], Option<&[u8]>)>,
+    last_offset: i64,
+    progress: &mut [Option<RestoreProgress>],
+    counters: &[metrics::Counter],
+) -> Result<u64, StreamsError> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let n = records.len() as u64;
+    let result = tasks[r.task].1.restore(r.store, records, last_offset);
+    records.clear();
+    counters[r.task].increment(n);
+    if let Some(p) = progress[r.task].as_mut() {
+        p.advance(n);
+    }
+    result.map(|()| n)
 }

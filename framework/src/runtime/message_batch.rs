@@ -118,6 +118,18 @@ impl<'a> BatchMessage<'a> {
         (self.message.err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR).then_some(self.message.err)
     }
 
+    /// The message's topic (`None` only if librdkafka gave no topic or a name that is not
+    /// UTF-8).
+    pub fn topic(&self) -> Option<&'a str> {
+        if self.message.rkt.is_null() {
+            return None;
+        }
+        // SAFETY: the topic handle lives at least as long as its message, and its name is a
+        // NUL-terminated string owned by the handle.
+        let name = unsafe { std::ffi::CStr::from_ptr(rd::rd_kafka_topic_name(self.message.rkt)) };
+        name.to_str().ok()
+    }
+
     pub fn partition(&self) -> i32 {
         self.message.partition
     }

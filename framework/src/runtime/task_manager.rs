@@ -114,6 +114,9 @@ pub(crate) struct TaskManager {
     standbys: StandbyTasks,
     /// Changelog records each task restored when it was created.
     restored: HashMap<TaskId, u64>,
+    /// Reads changelogs into new tasks' stores; made at the first restore and kept, as a
+    /// connected consumer makes the next restore start at once.
+    restore_consumer: Option<BaseConsumer<changelog_reader::RestoreContext>>,
     /// Since when the assignment of the current generation waits to be computed, and the
     /// partitions librdkafka offered in it.
     awaiting: Option<(Instant, PartitionSet)>,
@@ -131,6 +134,7 @@ impl TaskManager {
             thread,
             standbys: StandbyTasks::new(shared.clone(), thread),
             restored: HashMap::new(),
+            restore_consumer: None,
             awaiting: None,
             producer,
             tracker,
@@ -349,8 +353,8 @@ impl TaskManager {
                 return Ok(false);
             }
         };
-        // Processors may forward from init.
-        self.begin_transaction()?;
+        // Stores first, all restored together by one consumer, then the tasks.
+        let mut opened = Vec::with_capacity(grouped.len());
         for (id, partitions) in grouped {
             let sub = &self.shared.subs[id.subtopology as usize];
             let expected = sub
@@ -366,11 +370,6 @@ impl TaskManager {
                 tracing::warn!(task = %id, got = partitions.len(), expected,
                     "task got only some of its source partitions; the others are on another instance");
             }
-            let collector = Box::new(KafkaRecordCollector {
-                producer: self.producer.clone(),
-                partitions: self.partition_cache.clone(),
-                max_age: shared.config.metadata_refresh_interval,
-            });
             let (producer, tracker) = (self.producer.clone(), self.tracker.clone());
             let writer = move |topic: &str, partition: i32, sent| -> Box<dyn ChangelogWriter> {
                 Box::new(KafkaChangelogWriter {
@@ -391,9 +390,24 @@ impl TaskManager {
                     &writer,
                 )
             };
-            let mut state = retry_while_locked(id, open)?;
-            let restored = changelog_reader::restore(&shared.config, id, &mut state)?;
+            opened.push((id, partitions, retry_while_locked(id, open)?));
+        }
+        let mut restoring: Vec<_> = opened
+            .iter_mut()
+            .map(|(id, _, state)| (*id, state))
+            .collect();
+        let restored =
+            changelog_reader::restore(&shared.config, &mut self.restore_consumer, &mut restoring)?;
+        // Processors may forward from init.
+        self.begin_transaction()?;
+        for ((id, partitions, state), restored) in opened.into_iter().zip(restored) {
+            let sub = &self.shared.subs[id.subtopology as usize];
             self.restored.insert(id, restored.records);
+            let collector = Box::new(KafkaRecordCollector {
+                producer: self.producer.clone(),
+                partitions: self.partition_cache.clone(),
+                max_age: shared.config.metadata_refresh_interval,
+            });
             let mut task = StreamTask::new(
                 id,
                 &shared.topology,
