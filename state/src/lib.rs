@@ -50,6 +50,7 @@ mod directory;
 mod error;
 pub mod kv;
 mod rocks;
+mod segment_filter;
 mod segments;
 pub mod session;
 mod store;

@@ -34,9 +34,9 @@ impl RocksConfig {
 }
 
 impl Default for RocksConfig {
-    /// 64 MiB in total, 16 MiB of it for memtables.
+    /// 256 MiB in total, 64 MiB of it for memtables (the framework's default too).
     fn default() -> Self {
-        RocksConfig::with_total_memory(64 << 20)
+        RocksConfig::with_total_memory(256 << 20)
     }
 }
 

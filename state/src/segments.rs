@@ -11,6 +11,9 @@
 //! Besides segments the backend holds one metadata entry (under a prefix no segment id can
 //! have), written on flush, so a reopened RocksDB store knows its stream time.
 
+use std::collections::BTreeMap;
+
+use crate::segment_filter::SegmentFilter;
 use crate::{KeyValueBackend, StateError};
 
 /// Segments are never shorter than this, so short retentions do not create a flood of tiny
@@ -52,6 +55,10 @@ pub(crate) struct SegmentedBytes<B> {
     cleaned_below: i64,
     expired: u64,
     expired_counter: metrics::Counter,
+    /// Segments from this id on were empty when the store opened, so their filters hold every
+    /// key they contain and a read the filter rules out needs no backend lookup.
+    filtered_from: i64,
+    filters: BTreeMap<i64, SegmentFilter>,
 }
 
 impl<B: KeyValueBackend> SegmentedBytes<B> {
@@ -86,14 +93,26 @@ impl<B: KeyValueBackend> SegmentedBytes<B> {
                 ),
             }
         }
+        let interval = segment_interval(retention_ms);
+        // Nothing is written past stream time, so later segments start empty; unless the
+        // backend holds writes that its last flush did not record (a crash with RocksDB's own
+        // flushes in between), which the one lookup below finds.
+        let mut filtered_from = stream_time.map_or(0, |t| t.div_euclid(interval) + 1);
+        let segments_end = [0xff; PREFIX_LEN];
+        if let Some(entry) = backend.range(&prefix(filtered_from), &segments_end).next() {
+            entry?;
+            filtered_from = i64::MAX;
+        }
         let store = SegmentedBytes {
             backend,
             retention: retention_ms,
-            interval: segment_interval(retention_ms),
+            interval,
             stream_time,
             cleaned_below: 0,
             expired: 0,
             expired_counter,
+            filtered_from,
+            filters: BTreeMap::new(),
         };
         Ok((store, extra))
     }
@@ -150,6 +169,7 @@ impl<B: KeyValueBackend> SegmentedBytes<B> {
             self.backend
                 .delete_range(&prefix(self.cleaned_below), &prefix(min_live))?;
             self.cleaned_below = min_live;
+            self.filters = self.filters.split_off(&min_live);
         }
         let segment = self.segment_id(ts);
         if segment < min_live {
@@ -165,6 +185,12 @@ impl<B: KeyValueBackend> SegmentedBytes<B> {
             return Ok(false);
         }
         let key = prefixed(segment, layout_key);
+        if value.is_some() && segment >= self.filtered_from {
+            self.filters
+                .entry(segment)
+                .or_insert_with(SegmentFilter::new)
+                .insert(layout_key);
+        }
         match value {
             Some(v) => self.backend.put(&key, v, ts)?,
             None => self.backend.delete(&key, ts)?,
@@ -177,7 +203,16 @@ impl<B: KeyValueBackend> SegmentedBytes<B> {
         if ts < self.live_from() {
             return Ok(None);
         }
-        self.backend.get(&prefixed(self.segment_id(ts), layout_key))
+        let segment = self.segment_id(ts);
+        if segment >= self.filtered_from
+            && !self
+                .filters
+                .get(&segment)
+                .is_some_and(|f| f.may_contain(layout_key))
+        {
+            return Ok(None);
+        }
+        self.backend.get(&prefixed(segment, layout_key))
     }
 
     /// Layout entries of the segments covering timestamps `[ts_from, ts_to]`, segment by
