@@ -5,15 +5,25 @@
 //! `rd_kafka_consume_batch_queue` call per few thousand messages costs far less, and the
 //! messages' keys and values can be read in place instead of being copied out first.
 //!
-//! Only for consumers without group subscription callbacks of interest: the batch call
-//! serves other events of the queue (such as errors) through the client's own callbacks.
+//! Only for queues without group rebalance events: the batch call serves other events of the
+//! queue (such as errors) through the client's own callbacks. A restore consumer's queue and a
+//! partition's own fetch queue qualify; a group consumer's main queue does not.
 
+use std::ffi::CString;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::bindings as rd;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
+
+use crate::record::Headers;
+
+/// A librdkafka queue handle messages can be taken from in batches.
+pub(crate) trait MessageQueue {
+    fn native(&self) -> *mut rd::rd_kafka_queue_t;
+}
 
 /// A consumer's message queue, valid while the consumer lives.
 pub(crate) struct ConsumerQueue<'a> {
@@ -34,12 +44,67 @@ impl<'a> ConsumerQueue<'a> {
     }
 }
 
+impl MessageQueue for ConsumerQueue<'_> {
+    fn native(&self) -> *mut rd::rd_kafka_queue_t {
+        self.queue
+    }
+}
+
 impl Drop for ConsumerQueue<'_> {
     fn drop(&mut self) {
         if !self.queue.is_null() {
             // SAFETY: obtained from `rd_kafka_queue_get_consumer` and released once.
             unsafe { rd::rd_kafka_queue_destroy(self.queue) }
         }
+    }
+}
+
+/// A partition's own fetch queue, split off its consumer's queue (as rdkafka's
+/// `split_partition_queue`), so its messages can be read in batches.
+pub(crate) struct PartitionFetchQueue<C: ConsumerContext + 'static> {
+    queue: *mut rd::rd_kafka_queue_t,
+    // The queue must not outlive its client.
+    _consumer: Arc<BaseConsumer<C>>,
+}
+
+// SAFETY: librdkafka queue handles may be used and destroyed from any thread.
+unsafe impl<C: ConsumerContext + 'static> Send for PartitionFetchQueue<C> {}
+
+impl<C: ConsumerContext + 'static> PartitionFetchQueue<C> {
+    /// Splits `topic`-`partition`'s messages off `consumer`'s queue; `None` if the partition is
+    /// unknown to the consumer.
+    pub fn split(consumer: &Arc<BaseConsumer<C>>, topic: &str, partition: i32) -> Option<Self> {
+        let topic = CString::new(topic).ok()?;
+        // SAFETY: the client pointer is valid while `consumer` lives, and the queue keeps it.
+        let queue = unsafe {
+            rd::rd_kafka_queue_get_partition(
+                consumer.client().native_ptr(),
+                topic.as_ptr(),
+                partition,
+            )
+        };
+        if queue.is_null() {
+            return None;
+        }
+        // SAFETY: a valid queue handle; forwarding to nothing keeps its messages here.
+        unsafe { rd::rd_kafka_queue_forward(queue, std::ptr::null_mut()) };
+        Some(PartitionFetchQueue {
+            queue,
+            _consumer: consumer.clone(),
+        })
+    }
+}
+
+impl<C: ConsumerContext + 'static> MessageQueue for PartitionFetchQueue<C> {
+    fn native(&self) -> *mut rd::rd_kafka_queue_t {
+        self.queue
+    }
+}
+
+impl<C: ConsumerContext + 'static> Drop for PartitionFetchQueue<C> {
+    fn drop(&mut self) {
+        // SAFETY: obtained from `rd_kafka_queue_get_partition` and released once.
+        unsafe { rd::rd_kafka_queue_destroy(self.queue) }
     }
 }
 
@@ -61,9 +126,10 @@ impl MessageBatch {
 
     /// Releases the current messages and takes the next ones, waiting up to `timeout` for the
     /// first; returns how many it took.
-    pub fn fill(&mut self, queue: &ConsumerQueue<'_>, timeout: Duration) -> usize {
+    pub fn fill(&mut self, queue: &impl MessageQueue, timeout: Duration) -> usize {
         self.release();
-        if queue.queue.is_null() {
+        let queue = queue.native();
+        if queue.is_null() {
             return 0;
         }
         self.messages.resize(self.capacity, std::ptr::null_mut());
@@ -72,7 +138,7 @@ impl MessageBatch {
         // `capacity` message pointers into the buffer, each owned by us until destroyed.
         let n = unsafe {
             rd::rd_kafka_consume_batch_queue(
-                queue.queue,
+                queue,
                 timeout_ms,
                 self.messages.as_mut_ptr(),
                 self.capacity,
@@ -144,6 +210,47 @@ impl<'a> BatchMessage<'a> {
 
     pub fn payload(&self) -> Option<&'a [u8]> {
         bytes(self.message.payload, self.message.len)
+    }
+
+    pub fn timestamp(&self) -> rdkafka::Timestamp {
+        let mut kind = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+        // SAFETY: a live message; librdkafka writes the type through the pointer.
+        let ts = unsafe { rd::rd_kafka_message_timestamp(self.message, &mut kind) };
+        match kind {
+            rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_CREATE_TIME => {
+                rdkafka::Timestamp::CreateTime(ts)
+            }
+            rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME => {
+                rdkafka::Timestamp::LogAppendTime(ts)
+            }
+            _ => rdkafka::Timestamp::NotAvailable,
+        }
+    }
+
+    /// The message's headers, copied (none: empty).
+    pub fn headers(&self) -> Headers {
+        let mut headers = Headers::new();
+        let mut native = std::ptr::null_mut();
+        // SAFETY: a live message; the headers it hands out live as long as the message.
+        let err = unsafe { rd::rd_kafka_message_headers(self.message, &mut native) };
+        if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR || native.is_null() {
+            return headers;
+        }
+        for idx in 0.. {
+            let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0);
+            // SAFETY: valid headers; librdkafka writes pointers into them for index `idx`.
+            let err = unsafe {
+                rd::rd_kafka_header_get_all(native, idx, &mut name, &mut value, &mut size)
+            };
+            if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+                break;
+            }
+            // SAFETY: header names are NUL-terminated and values `size` bytes long.
+            let name = unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy();
+            let value = bytes(value.cast_mut(), size).map(<[u8]>::to_vec);
+            headers.push(name.into_owned(), value);
+        }
+        headers
     }
 }
 

@@ -8,10 +8,12 @@
 //! way Kafka Streams fills each partition's buffer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::types::RDKafkaRespErr;
 
+use super::message_batch::{MessageBatch, PartitionFetchQueue};
 use crate::error::StreamsError;
 use crate::record::RawRecord;
 
@@ -19,14 +21,18 @@ pub(crate) struct PartitionQueues<C: ConsumerContext + 'static> {
     /// The assignment the queues were split for.
     version: u64,
     /// Each queue with its topic name, shared by the records read from it.
-    queues: Vec<(Option<Arc<str>>, PartitionQueue<C>)>,
+    queues: Vec<(Arc<str>, PartitionFetchQueue<C>)>,
+    /// Reused for every read: one librdkafka call takes a partition's waiting records.
+    batch: MessageBatch,
 }
 
 impl<C: ConsumerContext + 'static> PartitionQueues<C> {
-    pub fn new() -> Self {
+    /// Queues read `per_partition` records at a time.
+    pub fn new(per_partition: usize) -> Self {
         PartitionQueues {
             version: 0,
             queues: Vec::new(),
+            batch: MessageBatch::new(per_partition),
         }
     }
 
@@ -44,35 +50,50 @@ impl<C: ConsumerContext + 'static> PartitionQueues<C> {
         self.version = version;
         self.queues.clear();
         for elem in consumer.assignment()?.elements() {
-            if let Some(queue) = consumer.split_partition_queue(elem.topic(), elem.partition()) {
-                self.queues.push((None, queue));
+            if let Some(queue) =
+                PartitionFetchQueue::split(consumer, elem.topic(), elem.partition())
+            {
+                self.queues.push((Arc::from(elem.topic()), queue));
             }
         }
         Ok(())
     }
 
-    /// Takes up to `per_partition` waiting records from each partition, without blocking, and
-    /// hands them to `sink`; returns how many.
+    /// Takes the records waiting in each partition's queue (up to the batch size each),
+    /// without blocking, and hands each partition's to `sink` at once; returns how many.
     pub fn poll(
         &mut self,
-        per_partition: usize,
-        mut sink: impl FnMut(RawRecord) -> Result<(), StreamsError>,
+        mut sink: impl FnMut(Vec<RawRecord>) -> Result<(), StreamsError>,
     ) -> Result<usize, StreamsError> {
         let mut polled = 0;
-        for (topic, queue) in &mut self.queues {
-            for _ in 0..per_partition {
-                match queue.poll(std::time::Duration::ZERO) {
-                    None => break,
-                    Some(Ok(message)) => {
-                        sink(super::stream_thread::to_raw(&message, topic))?;
-                        polled += 1;
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "consumer error");
-                        break;
-                    }
-                }
+        for (topic, queue) in &self.queues {
+            let n = self.batch.fill(queue, Duration::ZERO);
+            if n == 0 {
+                continue;
             }
+            let mut records = Vec::with_capacity(n);
+            for m in self.batch.iter() {
+                if let Some(err) = m.error() {
+                    if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                        tracing::warn!(%topic, partition = m.partition(), error = ?err, "consumer error");
+                    }
+                    continue;
+                }
+                let (timestamp, timestamp_type) =
+                    super::stream_thread::timestamp_parts(m.timestamp());
+                records.push(RawRecord {
+                    topic: topic.clone(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    timestamp,
+                    timestamp_type,
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    headers: m.headers(),
+                });
+            }
+            polled += records.len();
+            sink(records)?;
         }
         Ok(polled)
     }

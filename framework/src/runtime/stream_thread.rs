@@ -254,7 +254,7 @@ impl StreamThread {
         let mut last_commit = Instant::now();
         let mut last_status = Instant::now();
         let mut idle_polls = 0_u32;
-        let mut partition_queues = PartitionQueues::<RebalanceListener>::new();
+        let mut partition_queues = PartitionQueues::<RebalanceListener>::new(PARTITION_BATCH);
         let mut topic_name = None;
         while !self.shared.is_shutting_down() {
             // Block in poll only when the last round did nothing.
@@ -295,9 +295,8 @@ impl StreamThread {
             // queues only once the consumer's queue is empty keeps each partition in offset
             // order.
             if main_queue_empty {
-                polled += partition_queues.poll(PARTITION_BATCH, |record| {
-                    with_tasks(|tm| tm.add_record(record)).unwrap_or(Ok(()))
-                })?;
+                polled += partition_queues
+                    .poll(|records| with_tasks(|tm| tm.add_records(records)).unwrap_or(Ok(())))?;
             }
             let now = super::wall_clock_ms();
             let processed = with_tasks(|tm| -> Result<usize, StreamsError> {
@@ -346,17 +345,22 @@ fn process_id() -> String {
 
 /// `topic` keeps the last topic name, which nearly every next record shares: one `Arc` for
 /// them all instead of an allocation per record.
+/// A record's timestamp and its kind; `-1` when it has none.
+pub(crate) fn timestamp_parts(timestamp: rdkafka::Timestamp) -> (i64, TimestampType) {
+    match timestamp {
+        rdkafka::Timestamp::NotAvailable => (-1, TimestampType::NotAvailable),
+        rdkafka::Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
+        rdkafka::Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
+    }
+}
+
 pub(crate) fn to_raw<M: Message>(message: &M, topic: &mut Option<Arc<str>>) -> RawRecord {
     let name = message.topic();
     let topic = match topic {
         Some(t) if &**t == name => t.clone(),
         _ => topic.insert(Arc::from(name)).clone(),
     };
-    let (timestamp, timestamp_type) = match message.timestamp() {
-        rdkafka::Timestamp::NotAvailable => (-1, TimestampType::NotAvailable),
-        rdkafka::Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
-        rdkafka::Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
-    };
+    let (timestamp, timestamp_type) = timestamp_parts(message.timestamp());
     let headers = message
         .headers()
         .map(|hs| {

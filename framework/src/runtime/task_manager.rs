@@ -484,19 +484,31 @@ impl TaskManager {
     }
 
     pub fn add_record(&mut self, record: RawRecord) -> Result<(), StreamsError> {
-        let tp = TopicPartition::new(record.topic.clone(), record.partition);
-        if let Some(&next) = self.positions.get(&tp) {
-            if record.offset < next {
+        self.add_records(vec![record])
+    }
+
+    /// Hands records of one partition (in offset order) to the task that owns it.
+    pub fn add_records(&mut self, records: Vec<RawRecord>) -> Result<(), StreamsError> {
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let tp = TopicPartition::new(first.topic.clone(), first.partition);
+        let mut next = self.positions.get(&tp).copied();
+        for record in &records {
+            if next.is_some_and(|next| record.offset < next) {
                 // Offset order within a partition is what every guarantee rests on.
                 tracing::warn!(partition = %tp, offset = record.offset, expected = next,
                     "a record arrived out of offset order");
             }
+            next = Some(record.offset + 1);
         }
-        self.positions.insert(tp.clone(), record.offset + 1);
+        if let Some(next) = next {
+            self.positions.insert(tp.clone(), next);
+        }
         match self.owner.get(&tp).and_then(|id| self.tasks.get_mut(id)) {
-            Some(task) => task.add_records(&tp, [record]),
+            Some(task) => task.add_records(&tp, records),
             None => {
-                tracing::debug!(partition = %tp, "record for a partition without a task; dropped until reassigned");
+                tracing::debug!(partition = %tp, "records for a partition without a task; dropped until reassigned");
                 Ok(())
             }
         }

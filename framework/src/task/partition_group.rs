@@ -34,7 +34,8 @@ pub(crate) struct PartitionGroup {
     index: HashMap<TopicPartition, usize>,
     /// `None`: never wait for empty partitions.
     max_task_idle_ms: Option<i64>,
-    idle_deadlines: HashMap<usize, i64>,
+    /// Per queue: when an empty, caught-up partition stops being waited for.
+    idle_deadlines: Vec<Option<i64>>,
     policy: InvalidTimestampPolicy,
     stream_time: i64,
     buffered: usize,
@@ -54,10 +55,10 @@ impl PartitionGroup {
             .map(|(i, q)| (q.tp.clone(), i))
             .collect();
         PartitionGroup {
+            idle_deadlines: vec![None; queues.len()],
             queues,
             index,
             max_task_idle_ms,
-            idle_deadlines: HashMap::new(),
             policy,
             stream_time: -1,
             buffered: 0,
@@ -142,23 +143,21 @@ impl PartitionGroup {
         let mut enforced = false;
         for (i, queue) in self.queues.iter().enumerate() {
             if !queue.is_empty() || queue.excluded {
-                self.idle_deadlines.remove(&i);
+                self.idle_deadlines[i] = None;
                 continue;
             }
             match lag(&queue.tp) {
                 None => {
-                    self.idle_deadlines.remove(&i);
+                    self.idle_deadlines[i] = None;
                     return Err(NotReady::LagUnknown(queue.tp.clone()));
                 }
                 Some(l) if l > 0 => {
-                    self.idle_deadlines.remove(&i);
+                    self.idle_deadlines[i] = None;
                     return Err(NotReady::Fetching(queue.tp.clone()));
                 }
                 Some(_) => {
-                    let deadline = *self
-                        .idle_deadlines
-                        .entry(i)
-                        .or_insert(wall_clock_ms.saturating_add(max_idle));
+                    let deadline = *self.idle_deadlines[i]
+                        .get_or_insert(wall_clock_ms.saturating_add(max_idle));
                     if wall_clock_ms < deadline {
                         return Err(NotReady::Idling(queue.tp.clone(), deadline));
                     }

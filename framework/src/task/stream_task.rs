@@ -69,7 +69,8 @@ pub(crate) struct StreamTask {
     nodes: BTreeMap<usize, Rc<RefCell<dyn Lifecycle>>>,
     init_order: Vec<usize>,
     state: StateManager,
-    consumed: BTreeMap<TopicPartition, i64>,
+    /// Per queue of `group` (same order): the last offset processed.
+    consumed: Vec<Option<i64>>,
     uncommitted: bool,
     processed: u64,
     metrics: TaskMetrics,
@@ -118,6 +119,7 @@ impl StreamTask {
             queues.push(RecordQueue::new(tp.clone(), sources.len() - 1, extractor));
         }
         let init_order = graph.nodes.iter().map(|(i, _)| *i).collect();
+        let consumed = vec![None; queues.len()];
         Ok(StreamTask {
             id,
             ctx,
@@ -130,7 +132,7 @@ impl StreamTask {
             nodes: graph.nodes.into_iter().collect(),
             init_order,
             state,
-            consumed: BTreeMap::new(),
+            consumed,
             uncommitted: false,
             processed: 0,
             metrics: TaskMetrics::new(id),
@@ -247,7 +249,7 @@ impl StreamTask {
             let mut collector = self.ctx.collector.borrow_mut();
             self.errors.handle(e, &tp, &record, &mut **collector)?;
         }
-        self.consumed.insert(tp, offset);
+        self.consumed[queue] = Some(offset);
         self.uncommitted = true;
         self.processed += 1;
         self.metrics.processed(stream_time_before, timestamp);
@@ -315,17 +317,15 @@ impl StreamTask {
     /// Offsets and partition times to commit, per partition processed so far.
     pub fn committable(&self) -> Vec<(TopicPartition, Consumed)> {
         let processor_metadata = self.ctx.state.borrow().processor_metadata.clone();
-        self.consumed
+        self.group
+            .queues()
             .iter()
-            .map(|(tp, offset)| {
-                let partition_time = self
-                    .group
-                    .queues()
-                    .iter()
-                    .find(|q| &q.tp == tp)
-                    .map_or(-1, |q| q.partition_time);
+            .zip(&self.consumed)
+            .filter_map(|(q, offset)| offset.map(|offset| (q, offset)))
+            .map(|(q, offset)| {
+                let partition_time = q.partition_time;
                 (
-                    tp.clone(),
+                    q.tp.clone(),
                     Consumed {
                         next_offset: offset + 1,
                         partition_time,
