@@ -154,7 +154,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         producer.poll(Duration::ZERO);
-        if last_commit.elapsed() >= commit_interval {
+        // Before the first record there is no position to commit (librdkafka: "no offset").
+        if seen > 0 && last_commit.elapsed() >= commit_interval {
             commit(&producer, &consumer)?;
             last_commit = Instant::now();
         }
