@@ -43,6 +43,19 @@ pub trait Serde<T>: Send + Sync + 'static {
     /// Reads a value from `bytes`.
     fn deserialize(&self, bytes: &[u8]) -> Result<T, SerdeError>;
 
+    /// Reads a value from owned `bytes`, which it may keep instead of copying; on failure it
+    /// hands them back (a dead-letter record needs the original bytes).
+    ///
+    /// ```
+    /// use streamtime::serdes::{BytesSerde, Serde, StringSerde};
+    /// assert_eq!(BytesSerde.deserialize_owned(vec![1, 2]).unwrap(), vec![1, 2]);
+    /// let (_, bytes) = StringSerde.deserialize_owned(vec![0xff]).unwrap_err();
+    /// assert_eq!(bytes, vec![0xff]);
+    /// ```
+    fn deserialize_owned(&self, bytes: Vec<u8>) -> Result<T, (SerdeError, Vec<u8>)> {
+        self.deserialize(&bytes).map_err(|e| (e, bytes))
+    }
+
     /// The value a null key or value stands for.
     fn null_value(&self) -> Result<T, SerdeError> {
         Err(SerdeError::new("null is not a valid value for this serde"))
@@ -64,6 +77,9 @@ impl<T: 'static> Serde<T> for Arc<dyn Serde<T>> {
     }
     fn deserialize(&self, bytes: &[u8]) -> Result<T, SerdeError> {
         (**self).deserialize(bytes)
+    }
+    fn deserialize_owned(&self, bytes: Vec<u8>) -> Result<T, (SerdeError, Vec<u8>)> {
+        (**self).deserialize_owned(bytes)
     }
     fn null_value(&self) -> Result<T, SerdeError> {
         (**self).null_value()
@@ -106,6 +122,9 @@ impl Serde<Vec<u8>> for BytesSerde {
     fn deserialize(&self, bytes: &[u8]) -> Result<Vec<u8>, SerdeError> {
         Ok(bytes.to_vec())
     }
+    fn deserialize_owned(&self, bytes: Vec<u8>) -> Result<Vec<u8>, (SerdeError, Vec<u8>)> {
+        Ok(bytes)
+    }
 }
 
 /// UTF-8 strings.
@@ -121,6 +140,12 @@ impl Serde<String> for StringSerde {
         std::str::from_utf8(bytes)
             .map(str::to_owned)
             .map_err(|e| SerdeError::new(format!("invalid UTF-8: {e}")))
+    }
+    fn deserialize_owned(&self, bytes: Vec<u8>) -> Result<String, (SerdeError, Vec<u8>)> {
+        String::from_utf8(bytes).map_err(|e| {
+            let error = SerdeError::new(format!("invalid UTF-8: {}", e.utf8_error()));
+            (error, e.into_bytes())
+        })
     }
 }
 

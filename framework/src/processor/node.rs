@@ -41,7 +41,9 @@ pub(crate) trait Lifecycle {
 /// A source node: deserializes raw records and starts their trip through the graph.
 pub(crate) trait RawInput {
     /// Deserializes `raw` (failing with [`StreamsError::Deserialization`]) and forwards it.
-    fn process_raw(&mut self, raw: &crate::record::RawRecord, timestamp: i64) -> ProcessResult;
+    /// Deserializes and forwards `raw`. Its value bytes move into the value when the serde
+    /// can keep them; they are left in place if deserialization fails.
+    fn process_raw(&mut self, raw: &mut crate::record::RawRecord, timestamp: i64) -> ProcessResult;
 }
 
 /// A registered punctuation schedule.
@@ -295,7 +297,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SourceNode<K, V> {
 }
 
 impl<K: Clone + 'static, V: Clone + 'static> RawInput for SourceNode<K, V> {
-    fn process_raw(&mut self, raw: &crate::record::RawRecord, timestamp: i64) -> ProcessResult {
+    fn process_raw(&mut self, raw: &mut crate::record::RawRecord, timestamp: i64) -> ProcessResult {
         let serde_error =
             |what: &str, e: crate::serdes::SerdeError| StreamsError::Deserialization {
                 context: format!(
@@ -309,8 +311,19 @@ impl<K: Clone + 'static, V: Clone + 'static> RawInput for SourceNode<K, V> {
             };
         let key =
             from_bytes(&*self.key_serde, raw.key.as_deref()).map_err(|e| serde_error("key", e))?;
-        let value = from_bytes(&*self.value_serde, raw.value.as_deref())
-            .map_err(|e| serde_error("value", e))?;
+        // The key is read from a copy, so a value that fails leaves both original byte
+        // strings in `raw` for a dead-letter record.
+        let value = match raw.value.take() {
+            None => self.value_serde.null_value(),
+            Some(bytes) => self
+                .value_serde
+                .deserialize_owned(bytes)
+                .map_err(|(e, bytes)| {
+                    raw.value = Some(bytes);
+                    e
+                }),
+        }
+        .map_err(|e| serde_error("value", e))?;
         self.ctx.forward(Record {
             key,
             value,

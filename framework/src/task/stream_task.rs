@@ -223,7 +223,7 @@ impl StreamTask {
             return Ok(false);
         }
         let stream_time_before = self.group.stream_time();
-        let Some((queue, record, timestamp)) = self.group.next_record()? else {
+        let Some((queue, mut record, timestamp)) = self.group.next_record()? else {
             return Ok(false);
         };
         let source = self.group.queues()[queue].source;
@@ -242,7 +242,7 @@ impl StreamTask {
         }
         let result = self.sources[source]
             .borrow_mut()
-            .process_raw(&record, timestamp);
+            .process_raw(&mut record, timestamp);
         self.ctx.state.borrow_mut().current = None;
         if let Err(e) = result {
             let e = self.with_context(e, &tp, offset);
