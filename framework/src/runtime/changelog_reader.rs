@@ -157,7 +157,7 @@ fn restore_with(
     if plan.is_empty() {
         return Ok(());
     }
-    let mut progress: Vec<Option<RestoreProgress>> = tasks
+    let progress = tasks
         .iter()
         .zip(&totals)
         .map(|((task, _), &total)| {
@@ -167,12 +167,17 @@ fn restore_with(
             })
         })
         .collect();
-    let counters: Vec<_> = tasks
+    let counters = tasks
         .iter()
         .map(|(task, _)| {
             metrics::counter!("streamtime_restored_records_total", "task" => task.to_string())
         })
         .collect();
+    let mut tally = Tally {
+        progress,
+        counters,
+        restored: vec![0; tasks.len()],
+    };
     let mut left: Vec<usize> = vec![0; tasks.len()];
     for r in &plan {
         left[r.task] += 1;
@@ -198,15 +203,7 @@ fn restore_with(
                 Some((at, _)) if same_partition(&plan[at], &m) => at,
                 _ => {
                     if let Some((at, last)) = run.take() {
-                        let n = write_run(
-                            &plan[at],
-                            tasks,
-                            &mut records,
-                            last,
-                            &mut progress,
-                            &counters,
-                        )?;
-                        stats[plan[at].task].records += n;
+                        tally.write_run(&plan[at], tasks, &mut records, last)?;
                     }
                     let Some(at) = plan.iter().position(|r| same_partition(r, &m)) else {
                         continue;
@@ -245,19 +242,12 @@ fn restore_with(
             }
         }
         if let Some((at, last)) = run {
-            let n = write_run(
-                &plan[at],
-                tasks,
-                &mut records,
-                last,
-                &mut progress,
-                &counters,
-            )?;
-            stats[plan[at].task].records += n;
+            tally.write_run(&plan[at], tasks, &mut records, last)?;
         }
     }
     for (i, (task, state)) in tasks.iter_mut().enumerate() {
-        let Some(progress) = progress[i].as_mut() else {
+        stats[i].records = tally.restored[i];
+        let Some(progress) = tally.progress[i].as_mut() else {
             continue;
         };
         state.flush_stores()?;
@@ -272,24 +262,33 @@ fn same_partition(r: &Restoring, m: &BatchMessage<'_>) -> bool {
     r.partition == m.partition() && m.topic() == Some(r.topic.as_str())
 }
 
-/// Writes the records collected for one changelog partition to its store; returns how many.
-fn write_run(
-    r: &Restoring,
-    tasks: &mut [(TaskId, &mut StateManager)],
-    records: &mut Vec<(&[u8], Option<&[u8]>)>,
-    last_offset: i64,
-    progress: &mut [Option<RestoreProgress>],
-    counters: &[metrics::Counter],
-) -> Result<u64, StreamsError> {
-    if records.is_empty() {
-        return Ok(0);
+/// What each task restored so far: its progress report, counter and total.
+struct Tally {
+    progress: Vec<Option<RestoreProgress>>,
+    counters: Vec<metrics::Counter>,
+    restored: Vec<u64>,
+}
+
+impl Tally {
+    /// Writes the records collected for one changelog partition to its store.
+    fn write_run(
+        &mut self,
+        r: &Restoring,
+        tasks: &mut [(TaskId, &mut StateManager)],
+        records: &mut Vec<(&[u8], Option<&[u8]>)>,
+        last_offset: i64,
+    ) -> Result<(), StreamsError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let n = records.len() as u64;
+        let result = tasks[r.task].1.restore(r.store, records, last_offset);
+        records.clear();
+        self.counters[r.task].increment(n);
+        if let Some(p) = self.progress[r.task].as_mut() {
+            p.advance(n);
+        }
+        self.restored[r.task] += n;
+        result
     }
-    let n = records.len() as u64;
-    let result = tasks[r.task].1.restore(r.store, records, last_offset);
-    records.clear();
-    counters[r.task].increment(n);
-    if let Some(p) = progress[r.task].as_mut() {
-        p.advance(n);
-    }
-    result.map(|()| n)
 }
