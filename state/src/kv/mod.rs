@@ -7,6 +7,7 @@
 
 mod memory;
 mod rocks;
+mod write_buffer;
 
 pub use memory::InMemoryKeyValueStore;
 pub use rocks::RocksKeyValueStore;

@@ -1,15 +1,18 @@
 //! The RocksDB key-value store.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
+use super::write_buffer::WriteBuffer;
 use super::{successor, KeyValueBackend, KeyValueIter, KeyValueStore};
 use crate::{RocksResources, StateError, StateStore, TaskDirectory};
 
 /// A [`KeyValueStore`] in its own RocksDB database, using the application's shared
 /// [`RocksResources`]. Writes skip RocksDB's write-ahead log (the changelog plays that role),
-/// so call [`StateStore::flush`] before writing a checkpoint.
+/// so call [`StateStore::flush`] before writing a checkpoint. Writes reach RocksDB in batches;
+/// reads see them at once.
 ///
 /// ```
 /// use streamtime_state::{KeyValueStore, RocksConfig, RocksKeyValueStore, RocksResources, StateDirectory};
@@ -25,6 +28,8 @@ pub struct RocksKeyValueStore {
     name: String,
     path: PathBuf,
     write_opts: WriteOptions,
+    // Behind a RefCell because scans (`&self`) must write it out first to see it.
+    pending: RefCell<WriteBuffer>,
     // Declared before the lock so the database closes before the task directory unlocks.
     db: DB,
     _task_dir: Option<TaskDirectory>,
@@ -71,6 +76,7 @@ impl RocksKeyValueStore {
             name: name.to_owned(),
             path,
             write_opts: RocksResources::write_options(),
+            pending: RefCell::default(),
             db,
             _task_dir: None,
         })
@@ -85,7 +91,28 @@ impl RocksKeyValueStore {
         StateError::rocks(format!("store {} ({op})", self.name), e)
     }
 
+    /// Hands the pending writes to RocksDB.
+    fn write_out(&self) -> Result<(), StateError> {
+        let mut pending = self.pending.borrow_mut();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.db
+            .write_opt(pending.take_batch(), &self.write_opts)
+            .map_err(|e| self.err("write", &e))
+    }
+
+    fn buffer(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StateError> {
+        if self.pending.get_mut().insert(key, value) {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
     fn scan(&self, lower: Option<&[u8]>, upper_exclusive: Option<Vec<u8>>) -> KeyValueIter<'_> {
+        if let Err(e) = self.write_out() {
+            return Box::new(std::iter::once(Err(e)));
+        }
         let mut opts = ReadOptions::default();
         if let Some(lower) = lower {
             opts.set_iterate_lower_bound(lower.to_vec());
@@ -115,6 +142,7 @@ impl StateStore for RocksKeyValueStore {
     }
 
     fn flush(&mut self) -> Result<(), StateError> {
+        self.write_out()?;
         self.db.flush().map_err(|e| self.err("flush", &e))
     }
 
@@ -127,6 +155,7 @@ impl StateStore for RocksKeyValueStore {
 
     fn restore_batch(&mut self, records: &[(&[u8], Option<&[u8]>)]) -> Result<(), StateError> {
         // One write batch per restore batch: restore throughput is what bounds failover time.
+        self.write_out()?;
         let mut batch = WriteBatch::default();
         for (key, value) in records {
             match value {
@@ -142,6 +171,9 @@ impl StateStore for RocksKeyValueStore {
 
 impl KeyValueStore for RocksKeyValueStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        if let Some(pending) = self.pending.borrow().get(key) {
+            return Ok(pending.map(<[u8]>::to_vec));
+        }
         self.db
             .get_pinned(key)
             .map(|v| v.map(|v| v.to_vec()))
@@ -149,15 +181,11 @@ impl KeyValueStore for RocksKeyValueStore {
     }
 
     fn put(&mut self, key: &[u8], value: &[u8], _timestamp: i64) -> Result<(), StateError> {
-        self.db
-            .put_opt(key, value, &self.write_opts)
-            .map_err(|e| self.err("put", &e))
+        self.buffer(key, Some(value))
     }
 
     fn delete(&mut self, key: &[u8], _timestamp: i64) -> Result<(), StateError> {
-        self.db
-            .delete_opt(key, &self.write_opts)
-            .map_err(|e| self.err("delete", &e))
+        self.buffer(key, None)
     }
 
     fn range(&self, from: &[u8], to: &[u8]) -> KeyValueIter<'_> {
@@ -172,6 +200,7 @@ impl KeyValueStore for RocksKeyValueStore {
     }
 
     fn approximate_num_entries(&self) -> Result<u64, StateError> {
+        self.write_out()?;
         self.db
             .property_int_value("rocksdb.estimate-num-keys")
             .map(|n| n.unwrap_or(0))
@@ -188,6 +217,7 @@ impl KeyValueBackend for RocksKeyValueStore {
         // tombstone then hides what is left in memtables and straddling files until
         // compaction reclaims it. RocksDB's file deletion includes the end key, so a value
         // stored exactly at `to` is read first and written back.
+        self.write_out()?;
         let keep = self.get(to)?;
         self.db
             .delete_file_in_range(from, to)
@@ -200,5 +230,14 @@ impl KeyValueBackend for RocksKeyValueStore {
         self.db
             .write_opt(batch, &self.write_opts)
             .map_err(|e| self.err("delete range", &e))
+    }
+}
+
+impl Drop for RocksKeyValueStore {
+    fn drop(&mut self) {
+        // RocksDB writes its memtables out on close; pending writes are treated the same.
+        if let Err(e) = self.write_out() {
+            tracing::warn!(store = %self.name, error = %e, "pending writes lost on close");
+        }
     }
 }

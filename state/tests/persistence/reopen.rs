@@ -39,6 +39,48 @@ fn key_value_data_survives_a_flushed_close() {
 }
 
 #[test]
+fn buffered_writes_are_read_scanned_and_kept_across_batches() {
+    let e = env();
+    let key = |i: u32| i.to_be_bytes();
+    {
+        let mut s = RocksKeyValueStore::open(&e.task, "s", &e.resources).unwrap();
+        // Enough writes for several batches, with rewrites and deletes across batch borders.
+        for i in 0..5_000u32 {
+            s.put(&key(i), &i.to_le_bytes(), 0).unwrap();
+        }
+        for i in (0..5_000u32).step_by(3) {
+            s.put(&key(i), b"rewritten", 0).unwrap();
+        }
+        for i in (0..5_000u32).step_by(7) {
+            s.delete(&key(i), 0).unwrap();
+        }
+        let expect = |i: u32| match (i % 7, i % 3) {
+            (0, _) => None,
+            (_, 0) => Some(b"rewritten".to_vec()),
+            _ => Some(i.to_le_bytes().to_vec()),
+        };
+        for i in [0, 1, 3, 7, 4_998, 4_999] {
+            assert_eq!(
+                s.get(&key(i)).unwrap(),
+                expect(i),
+                "key {i} before any flush"
+            );
+        }
+        let scanned: Vec<_> = s.all().collect::<Result<_, _>>().unwrap();
+        let wanted: Vec<_> = (0..5_000u32)
+            .filter_map(|i| expect(i).map(|v| (key(i).to_vec(), v)))
+            .collect();
+        assert_eq!(scanned, wanted, "a scan sees writes still buffered");
+        s.put(b"only-buffered", b"x", 0).unwrap();
+        s.flush().unwrap();
+    }
+    let s = RocksKeyValueStore::open(&e.task, "s", &e.resources).unwrap();
+    assert_eq!(s.get(b"only-buffered").unwrap(), Some(b"x".to_vec()));
+    assert_eq!(s.get(&key(3)).unwrap(), Some(b"rewritten".to_vec()));
+    assert_eq!(s.get(&key(14)).unwrap(), None);
+}
+
+#[test]
 fn writes_skip_the_write_ahead_log() {
     let e = env();
     let mut s = RocksKeyValueStore::open(&e.task, "s", &e.resources).unwrap();
