@@ -147,40 +147,27 @@ pub fn has_windows(want: &BTreeMap<(String, i64), i64>) -> impl Fn(&[TestRecord]
     }
 }
 
-/// Asserts `got` has exactly the windows and counts of `want`, naming a few that differ.
+/// Asserts `got` (`what` names it) has exactly the windows and counts of `want`, naming a few
+/// that are missing and a few with wrong counts, so one failure shows both.
+#[track_caller]
 pub fn assert_same_windows(
+    what: &str,
     got: &BTreeMap<(String, i64), i64>,
     want: &BTreeMap<(String, i64), i64>,
 ) {
-    let missing: Vec<_> = want
-        .keys()
-        .filter(|k| !got.contains_key(*k))
-        .take(5)
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} windows missing, e.g. {missing:?}",
-        want.len() - got.len().min(want.len()),
-        want.len()
-    );
-    let wrong: Vec<_> = want
+    let missing = want.keys().filter(|k| !got.contains_key(*k));
+    let wrong = want
         .iter()
-        .filter(|(k, v)| got.get(*k) != Some(v))
-        .take(5)
-        .map(|(k, v)| (k.clone(), *v, got.get(k).copied()))
-        .collect();
+        .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
+        .map(|(k, v)| (k.clone(), *v, got[k]));
+    let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
+    let (n_missing, n_wrong) = (missing.clone().count(), wrong.clone().count());
     assert!(
-        wrong.is_empty(),
-        "wrong counts (window, want, got): {wrong:?}"
-    );
-    let extra: Vec<_> = got
-        .keys()
-        .filter(|k| !want.contains_key(*k))
-        .take(5)
-        .collect();
-    assert!(
-        extra.is_empty(),
-        "{} windows beyond the expected ones, e.g. {extra:?}",
-        got.len() - want.len().min(got.len())
+        n_missing == 0 && n_wrong == 0,
+        "{what}: of {} windows, {n_missing} missing (e.g. {:?}) and {n_wrong} with wrong counts \
+         (window, want, got; e.g. {:?}); {extra} windows not expected",
+        want.len(),
+        missing.take(5).collect::<Vec<_>>(),
+        wrong.take(5).collect::<Vec<_>>(),
     );
 }

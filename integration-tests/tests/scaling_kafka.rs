@@ -268,8 +268,8 @@ async fn three_to_four_to_two_instances_give_single_instance_results_and_move_fe
     for i in [&mut a, &mut d, &mut single] {
         i.terminate();
     }
-    hopping::assert_same_windows(&reference, &want);
-    hopping::assert_same_windows(&scaled, &reference);
+    hopping::assert_same_windows("the single-instance reference", &reference, &want);
+    hopping::assert_same_windows("the scaled instances", &scaled, &reference);
     assert!(join_moves <= 3 + 3, "joining moved {join_moves} tasks");
     assert!(
         kill_moves <= lost + 3,

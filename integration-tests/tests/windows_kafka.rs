@@ -114,5 +114,5 @@ async fn hopping_count_with_grace_is_exact_and_emitted_once_across_sigkills_unde
     let _ = std::fs::remove_dir_all(&state);
 
     let got = hopping::final_counts(&out);
-    hopping::assert_same_windows(&got, &want);
+    hopping::assert_same_windows("the output", &got, &want);
 }

@@ -237,7 +237,7 @@ impl StreamThread {
             } else {
                 Ok(())
             };
-            tm.close_all(commit.is_ok());
+            tm.close_all(&consumer, commit.is_ok());
             tm.close_standbys();
             commit
         })

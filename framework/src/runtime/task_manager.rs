@@ -446,7 +446,7 @@ impl TaskManager {
         if let Err(e) = self.commit(consumer) {
             tracing::error!(error = %e, "commit on revocation failed");
             self.fatal.get_or_insert(e);
-            self.close_all(false);
+            self.close_all(consumer, false);
             return;
         }
         if self.tasks.values().any(|t| t.needs_commit()) {
@@ -454,15 +454,19 @@ impl TaskManager {
             // partitions): close without a checkpoint; the next owner replays from the last
             // committed offsets and restores state from the changelog (at-least-once).
             tracing::warn!("partitions revoked with uncommitted progress; it will be reprocessed");
-            self.close_all(false);
+            self.close_all(consumer, false);
             return;
         }
-        self.close_all(true);
+        self.close_all(consumer, true);
     }
 
     /// Closes every task; after a successful commit (`checkpoint`), their stores are flushed
     /// and checkpointed first so a restart restores only what follows.
-    pub fn close_all(&mut self, checkpoint: bool) {
+    ///
+    /// Partitions paused for back-pressure are resumed: librdkafka keeps an application pause
+    /// across a rewind and a reassignment, and with the tasks gone nothing would resume them.
+    pub fn close_all<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, checkpoint: bool) {
+        self.resume_paused(consumer);
         for (id, mut task) in std::mem::take(&mut self.tasks) {
             if checkpoint {
                 let tracker = &self.tracker;
@@ -479,8 +483,20 @@ impl TaskManager {
         }
         self.owner.clear();
         self.positions.clear();
-        self.paused.clear();
         self.shared.clear_status();
+    }
+
+    fn resume_paused<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let mut resume = TopicPartitionList::new();
+        for tp in std::mem::take(&mut self.paused) {
+            resume.add_partition(&tp.topic, tp.partition);
+        }
+        if resume.count() > 0 {
+            if let Err(e) = consumer.resume(&resume) {
+                // Not fatal: the stall detector reports a partition that stays paused.
+                tracing::warn!(error = %e, "cannot resume paused partitions on close");
+            }
+        }
     }
 
     pub fn add_record(&mut self, record: RawRecord) -> Result<(), StreamsError> {
@@ -751,7 +767,7 @@ impl TaskManager {
             .map_err(|e| StreamsError::Kafka(format!("cannot abort the transaction: {e}")))?;
         self.in_transaction = false;
         let _ = self.tracker.take_error();
-        self.close_all(false);
+        self.close_all(consumer, false);
         let assignment = consumer.assignment()?;
         let committed = consumer.committed_offsets(assignment.clone(), COMMITTED_TIMEOUT)?;
         let mut rewind = TopicPartitionList::new();
