@@ -1,6 +1,6 @@
 //! The live [`RecordCollector`]: sends sink output with the thread's producer.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -102,7 +102,44 @@ pub(crate) type StreamsProducer = ThreadedProducer<CollectorContext>;
 
 /// Partition counts of output topics with when they were read, shared by the tasks of one
 /// thread.
-pub(crate) type PartitionCache = Rc<RefCell<HashMap<String, (i32, Instant)>>>;
+pub(crate) type PartitionCache = Rc<PartitionCounts>;
+
+/// See [`PartitionCache`]. Every record sent asks for its topic's count, so the lookup is a
+/// scan of a few names (cheaper than hashing one) against a clock read once per processing
+/// round rather than per record.
+#[derive(Default)]
+pub(crate) struct PartitionCounts {
+    counts: RefCell<Vec<(String, i32, Instant)>>,
+    round_start: Cell<Option<Instant>>,
+}
+
+impl PartitionCounts {
+    /// Starts a processing round: counts are judged fresh or stale against this instant until
+    /// the next round.
+    pub(crate) fn start_round(&self) {
+        self.round_start.set(Some(Instant::now()));
+    }
+
+    fn now(&self) -> Instant {
+        self.round_start.get().unwrap_or_else(Instant::now)
+    }
+
+    fn get(&self, topic: &str) -> Option<(i32, Instant)> {
+        self.counts
+            .borrow()
+            .iter()
+            .find(|(t, _, _)| t == topic)
+            .map(|&(_, n, read)| (n, read))
+    }
+
+    fn set(&self, topic: &str, n: i32, read: Instant) {
+        let mut counts = self.counts.borrow_mut();
+        match counts.iter_mut().find(|(t, _, _)| t == topic) {
+            Some(entry) => *entry = (entry.0.clone(), n, read),
+            None => counts.push((topic.to_string(), n, read)),
+        }
+    }
+}
 
 pub(crate) struct KafkaRecordCollector {
     pub producer: Arc<StreamsProducer>,
@@ -114,8 +151,9 @@ pub(crate) struct KafkaRecordCollector {
 
 impl RecordCollector for KafkaRecordCollector {
     fn partitions(&mut self, topic: &str) -> Result<i32, StreamsError> {
-        if let Some(&(n, read)) = self.partitions.borrow().get(topic) {
-            if read.elapsed() < self.max_age {
+        let cached = self.partitions.get(topic);
+        if let Some((n, read)) = cached {
+            if self.partitions.now().saturating_duration_since(read) < self.max_age {
                 return Ok(n);
             }
         }
@@ -132,7 +170,7 @@ impl RecordCollector for KafkaRecordCollector {
             .ok_or_else(|| {
                 StreamsError::MissingTopic(format!("output topic {topic} does not exist"))
             })?;
-        let previous = self.partitions.borrow().get(topic).map(|&(old, _)| old);
+        let previous = cached.map(|(old, _)| old);
         if previous.is_some_and(|old| old != n) {
             tracing::info!(
                 topic,
@@ -141,9 +179,7 @@ impl RecordCollector for KafkaRecordCollector {
                 "output topic changed its partition count"
             );
         }
-        self.partitions
-            .borrow_mut()
-            .insert(topic.to_string(), (n, Instant::now()));
+        self.partitions.set(topic, n, Instant::now());
         Ok(n)
     }
 

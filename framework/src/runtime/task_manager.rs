@@ -539,6 +539,7 @@ impl TaskManager {
     ) -> Result<usize, StreamsError> {
         let mut done = 0;
         self.begin_transaction()?;
+        self.partition_cache.start_round();
         let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
         loop {
             let mut progressed = false;
