@@ -49,20 +49,21 @@ fn runner_measures_every_workload_and_reports_it() {
     for g in ["at-least-once", "exactly-once"] {
         for c in ["streamtime", "raw"] {
             let r = row("pass", g, c);
-            assert_eq!(r[3], "2000", "records of {g}/{c}");
+            assert_eq!(r[3], "1", "round of {g}/{c}");
+            assert_eq!(r[4], "2000", "records of {g}/{c}");
             // Values starting with 'j' (every tenth record) are filtered out; a
             // read_committed reader sees each of the others once.
-            assert_eq!(r[10], "1800", "pass-through output of {g}/{c}");
+            assert_eq!(r[11], "1800", "pass-through output of {g}/{c}");
         }
         // Uncached, every input record updates the count once.
         let count = row("count", g, "streamtime");
-        let output: i64 = count[9].parse().expect("output offsets");
+        let output: i64 = count[10].parse().expect("output offsets");
         assert!(output >= 1000, "count output {output}");
         let hopping = row("hopping", g, "streamtime");
-        assert!(hopping[9].parse::<i64>().expect("output offsets") > 0);
+        assert!(hopping[10].parse::<i64>().expect("output offsets") > 0);
     }
     let restore = row("restore", "–", "streamtime");
-    assert_eq!(restore[3], "1500");
+    assert_eq!(restore[4], "1500");
     assert!(report.contains("CPU/record streamtime ÷ raw loop"));
     let _ = std::fs::remove_file(&out);
 }

@@ -87,6 +87,10 @@ struct Args {
     /// Producer linger of every contender, ms.
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
+    /// Runs of every (workload, guarantee, contender), interleaved round by round with the
+    /// contenders' order rotated; ratios use each one's median CPU per record.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Extra consumer setting `name=value` for the streamtime contender (repeatable), for
     /// tuning experiments.
     #[arg(long)]
@@ -103,6 +107,8 @@ struct Measurement {
     workload: String,
     guarantee: String,
     contender: String,
+    /// 1-based round of `--rounds`.
+    round: usize,
     /// Input records (restore: changelog entries).
     records: u64,
     /// From `begin` to `end`.
@@ -530,6 +536,31 @@ fn build_kstreams() -> Result<String, String> {
     ))
 }
 
+/// Every (guarantee, round, contender) to run, round by round, with the contenders' order
+/// rotated each round, so no contender always runs first after the input preload.
+fn round_robin(
+    guarantees: &[String],
+    contenders: &[String],
+    rounds: usize,
+) -> Vec<(String, usize, String)> {
+    let mut runs = Vec::new();
+    for g in guarantees {
+        for round in 1..=rounds.max(1) {
+            for i in 0..contenders.len() {
+                let c = &contenders[(i + round - 1) % contenders.len()];
+                runs.push((g.clone(), round, c.clone()));
+            }
+        }
+    }
+    runs
+}
+
+/// The median (the lower middle of an even count).
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len().saturating_sub(1) / 2).copied()
+}
+
 fn fmt_ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
@@ -543,16 +574,20 @@ fn report(label: &str, setup: &str, results: &[Measurement], failures: &[String]
     let _ = writeln!(md, "### {label}\n\n{setup}\n");
     let _ = writeln!(
         md,
-        "| workload | guarantee | contender | records | wall s | records/s | CPU s | CPU s / M records | process CPU s | output offsets | committed output |"
+        "| workload | guarantee | contender | round | records | wall s | records/s | CPU s | CPU s / M records | process CPU s | output offsets | committed output |"
     );
-    let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for m in results {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
             m.workload,
             m.guarantee,
             m.contender,
+            m.round,
             m.records,
             m.wall.as_secs_f64(),
             m.rate(),
@@ -563,10 +598,15 @@ fn report(label: &str, setup: &str, results: &[Measurement], failures: &[String]
             m.committed.map_or("–".to_string(), |o| o.to_string())
         );
     }
-    let find = |w: &str, g: &str, c: &str| {
-        results
-            .iter()
-            .find(|m| m.workload == w && m.guarantee == g && m.contender == c)
+    // Medians over the rounds of one (workload, guarantee, contender).
+    let of = |w: &str, g: &str, c: &str, f: fn(&Measurement) -> f64| {
+        median(
+            results
+                .iter()
+                .filter(|m| m.workload == w && m.guarantee == g && m.contender == c)
+                .map(f)
+                .collect(),
+        )
     };
     let _ = writeln!(
         md,
@@ -580,17 +620,14 @@ fn report(label: &str, setup: &str, results: &[Measurement], failures: &[String]
         }
     }
     for (w, g) in &keys {
-        let st = find(w, g, "streamtime");
-        let ks = find(w, g, "kstreams");
-        let raw = find(w, g, "raw");
-        let cpu = |m: Option<&Measurement>| m.map(Measurement::cpu_per_million);
-        let rate = |m: Option<&Measurement>| m.map(Measurement::rate);
+        let cpu = |c: &str| of(w, g, c, Measurement::cpu_per_million);
+        let rate = |c: &str| of(w, g, c, Measurement::rate);
         let _ = writeln!(
             md,
             "| {w} | {g} | {} | {} | {} |",
-            fmt_ratio(cpu(st), cpu(ks)),
-            fmt_ratio(cpu(st), cpu(raw)),
-            fmt_ratio(rate(st), rate(ks)),
+            fmt_ratio(cpu("streamtime"), cpu("kstreams")),
+            fmt_ratio(cpu("streamtime"), cpu("raw")),
+            fmt_ratio(rate("streamtime"), rate("kstreams")),
         );
     }
     let _ = writeln!(
@@ -600,7 +637,7 @@ fn report(label: &str, setup: &str, results: &[Measurement], failures: &[String]
     let _ = writeln!(md, "|---|---|---:|---:|");
     for w in ["pass", "count", "hopping"] {
         for c in ["streamtime", "kstreams", "raw"] {
-            let cpu = |g: &str| find(w, g, c).map(Measurement::cpu_per_million);
+            let cpu = |g: &str| of(w, g, c, Measurement::cpu_per_million);
             if cpu("exactly-once").is_some() {
                 let _ = writeln!(
                     md,
@@ -760,97 +797,98 @@ async fn main() {
             "count" | "hopping" => (&state_input, args.state_records),
             other => panic!("unknown workload {other}"),
         };
-        for guarantee in &guarantees {
-            for contender in &contenders {
-                if contender == "raw" && workload != "pass" {
-                    continue;
-                }
-                let name = format!("{workload}-{guarantee}-{contender}");
-                let app_id = topics::unique_name(&format!("bench-{workload}-{contender}"));
-                let output_topic = topics::unique_name("bench-out");
-                topics::create(&servers, &output_topic, p).await;
-                let state_dir = run_dir.join(&app_id);
-                let mut a = common(&app_id, input, &output_topic, &state_dir);
-                a.push(("workload".into(), workload.clone()));
-                // `at-least-once@100ms`: the guarantee with another commit interval.
-                match guarantee.split_once('@') {
-                    Some((base, interval)) => {
-                        let ms = interval.trim_end_matches("ms");
-                        a.push(("guarantee".into(), base.to_string()));
-                        a.push(("commit-interval-ms".into(), ms.to_string()));
-                    }
-                    None => a.push(("guarantee".into(), guarantee.clone())),
-                }
-                a.push(("records".into(), records.to_string()));
-                if contender == "raw" {
-                    a.retain(|(k, _)| k != "state-dir" && k != "workload" && k != "cache-bytes");
-                }
-                if contender == "streamtime" && args.cache_bytes == 0 {
-                    // Also lets this runner drive app binaries from before the store cache.
-                    a.retain(|(k, _)| k != "cache-bytes");
-                }
-                if contender == "streamtime" {
-                    for setting in &args.streamtime_consumer_config {
-                        a.push(("consumer-config".into(), setting.clone()));
-                    }
-                }
-                tracing::info!(run = %name, records, "running");
-                let outcome = tokio::task::block_in_place(|| launcher.run(&name, contender, &a));
-                match outcome {
-                    Ok((wall, cpu_phase, cpu_total)) => {
-                        let output: i64 = topics::watermarks(&servers, &output_topic)
-                            .await
-                            .iter()
-                            .map(|(l, h)| h - l)
-                            .sum();
-                        let committed = if workload == "pass" {
-                            let (s, t) = (servers.clone(), output_topic.clone());
-                            let n = tokio::task::spawn_blocking(move || count_committed(&s, &t, p))
-                                .await
-                                .expect("output check");
-                            // Every tenth input value starts with 'j' and is filtered out.
-                            let expected = records - records / 10;
-                            if n != expected {
-                                tracing::error!(run = %name, committed = n, expected, "pass-through output is wrong");
-                                failures.push(format!(
-                                    "{name}: {n} committed output records, expected {expected}"
-                                ));
-                            }
-                            Some(n)
-                        } else {
-                            None
-                        };
-                        let m = Measurement {
-                            workload: workload.clone(),
-                            guarantee: guarantee.clone(),
-                            contender: contender.clone(),
-                            records,
-                            wall,
-                            cpu_phase,
-                            cpu_total,
-                            output: Some(output),
-                            committed,
-                        };
-                        tracing::info!(run = %name, wall = ?m.wall, rate = format!("{:.0}/s", m.rate()),
-                            cpu_per_million = format!("{:.2}", m.cpu_per_million()), "done");
-                        results.push(m);
-                    }
-                    Err(e) => {
-                        tracing::error!(run = %name, error = %e, "run failed");
-                        failures.push(e);
-                    }
-                }
-                let _ = std::fs::remove_dir_all(&state_dir);
-                topics::delete(&servers, &[&output_topic]).await;
+        for (guarantee, round, contender) in round_robin(&guarantees, &contenders, args.rounds) {
+            let (guarantee, contender) = (&guarantee, &contender);
+            if contender == "raw" && workload != "pass" {
+                continue;
             }
+            let name = format!("{workload}-{guarantee}-{contender}-{round}");
+            let app_id = topics::unique_name(&format!("bench-{workload}-{contender}"));
+            let output_topic = topics::unique_name("bench-out");
+            topics::create(&servers, &output_topic, p).await;
+            let state_dir = run_dir.join(&app_id);
+            let mut a = common(&app_id, input, &output_topic, &state_dir);
+            a.push(("workload".into(), workload.clone()));
+            // `at-least-once@100ms`: the guarantee with another commit interval.
+            match guarantee.split_once('@') {
+                Some((base, interval)) => {
+                    let ms = interval.trim_end_matches("ms");
+                    a.push(("guarantee".into(), base.to_string()));
+                    a.push(("commit-interval-ms".into(), ms.to_string()));
+                }
+                None => a.push(("guarantee".into(), guarantee.clone())),
+            }
+            a.push(("records".into(), records.to_string()));
+            if contender == "raw" {
+                a.retain(|(k, _)| k != "state-dir" && k != "workload" && k != "cache-bytes");
+            }
+            if contender == "streamtime" && args.cache_bytes == 0 {
+                // Also lets this runner drive app binaries from before the store cache.
+                a.retain(|(k, _)| k != "cache-bytes");
+            }
+            if contender == "streamtime" {
+                for setting in &args.streamtime_consumer_config {
+                    a.push(("consumer-config".into(), setting.clone()));
+                }
+            }
+            tracing::info!(run = %name, records, "running");
+            let outcome = tokio::task::block_in_place(|| launcher.run(&name, contender, &a));
+            match outcome {
+                Ok((wall, cpu_phase, cpu_total)) => {
+                    let output: i64 = topics::watermarks(&servers, &output_topic)
+                        .await
+                        .iter()
+                        .map(|(l, h)| h - l)
+                        .sum();
+                    let committed = if workload == "pass" {
+                        let (s, t) = (servers.clone(), output_topic.clone());
+                        let n = tokio::task::spawn_blocking(move || count_committed(&s, &t, p))
+                            .await
+                            .expect("output check");
+                        // Every tenth input value starts with 'j' and is filtered out.
+                        let expected = records - records / 10;
+                        if n != expected {
+                            tracing::error!(run = %name, committed = n, expected, "pass-through output is wrong");
+                            failures.push(format!(
+                                "{name}: {n} committed output records, expected {expected}"
+                            ));
+                        }
+                        Some(n)
+                    } else {
+                        None
+                    };
+                    let m = Measurement {
+                        workload: workload.clone(),
+                        guarantee: guarantee.clone(),
+                        contender: contender.clone(),
+                        round,
+                        records,
+                        wall,
+                        cpu_phase,
+                        cpu_total,
+                        output: Some(output),
+                        committed,
+                    };
+                    tracing::info!(run = %name, wall = ?m.wall, rate = format!("{:.0}/s", m.rate()),
+                        cpu_per_million = format!("{:.2}", m.cpu_per_million()), "done");
+                    results.push(m);
+                }
+                Err(e) => {
+                    tracing::error!(run = %name, error = %e, "run failed");
+                    failures.push(e);
+                }
+            }
+            let _ = std::fs::remove_dir_all(&state_dir);
+            topics::delete(&servers, &[&output_topic]).await;
         }
     }
 
     if wants("restore") {
         let empty_input = topics::unique_name("bench-restore-in");
         topics::create(&servers, &empty_input, p).await;
-        for contender in contenders.iter().filter(|c| *c != "raw") {
-            let name = format!("restore-{contender}");
+        let restore = round_robin(&["–".to_string()], &contenders, args.rounds);
+        for (_, round, contender) in restore.iter().filter(|(_, _, c)| c != "raw") {
+            let name = format!("restore-{contender}-{round}");
             let app_id = topics::unique_name(&format!("bench-restore-{contender}"));
             let changelog = format!("{app_id}-counts-changelog");
             topics::create_with_config(&servers, &changelog, p, &[("cleanup.policy", "compact")])
@@ -875,6 +913,7 @@ async fn main() {
                         workload: "restore".into(),
                         guarantee: "–".into(),
                         contender: contender.clone(),
+                        round: *round,
                         records: args.restore_entries,
                         wall,
                         cpu_phase,
@@ -900,13 +939,14 @@ async fn main() {
     let setup = format!(
         "{} input records (pass), {} (count, hopping), {} keys, 100-byte values, {} partitions, {} restore entries; \
          1 stream thread; commit interval 30 s at-least-once / 100 ms exactly-once; linger {} ms; \
+         {} round(s) of every run, contenders' order rotated each round, ratios from medians; \
          store cache {} bytes per instance (streamtime: split over its tasks' key-value stores; its window stores are uncached); \
          RocksDB memory: defaults (streamtime: 256 MiB per instance; Kafka Streams: per store, 50 MiB block cache and up to 3 x 16 MiB memtables); {}. \
          CPU s: utime + stime of the contender process between its first input record and the end of its \
          closing commit (restore: from start to all stores restored); process CPU s: the whole process \
          (start-up included) from wait4.",
         args.records, args.state_records, args.keys, p, args.restore_entries, args.linger_ms,
-        args.cache_bytes, pinning
+        args.rounds.max(1), args.cache_bytes, pinning
     );
     let md = report(&args.label, &setup, &results, &failures);
     println!("{md}");
@@ -915,5 +955,34 @@ async fn main() {
     tracing::info!(out = %args.out.display(), logs = %log_dir.display(), "results written");
     if !failures.is_empty() {
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_rotate_the_contenders_order() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let runs = round_robin(&names(&["a", "b"]), &names(&["st", "ks", "raw"]), 3);
+        let order = |g: &str, round: usize| {
+            runs.iter()
+                .filter(|(gg, r, _)| gg == g && *r == round)
+                .map(|(_, _, c)| c.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(runs.len(), 2 * 3 * 3);
+        assert_eq!(order("a", 1), ["st", "ks", "raw"]);
+        assert_eq!(order("a", 2), ["ks", "raw", "st"]);
+        assert_eq!(order("b", 3), ["raw", "st", "ks"]);
+        assert_eq!(round_robin(&names(&["a"]), &names(&["st"]), 0).len(), 1);
+    }
+
+    #[test]
+    fn median_takes_the_middle_or_the_lower_middle() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.0));
     }
 }
