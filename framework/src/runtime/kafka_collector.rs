@@ -135,7 +135,7 @@ impl PartitionCounts {
     fn set(&self, topic: &str, n: i32, read: Instant) {
         let mut counts = self.counts.borrow_mut();
         match counts.iter_mut().find(|(t, _, _)| t == topic) {
-            Some(entry) => *entry = (entry.0.clone(), n, read),
+            Some((_, count, at)) => (*count, *at) = (n, read),
             None => counts.push((topic.to_string(), n, read)),
         }
     }

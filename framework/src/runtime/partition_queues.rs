@@ -79,18 +79,15 @@ impl<C: ConsumerContext + 'static> PartitionQueues<C> {
                     }
                     continue;
                 }
-                let (timestamp, timestamp_type) =
-                    super::stream_thread::timestamp_parts(m.timestamp());
-                records.push(RawRecord {
-                    topic: topic.clone(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    timestamp,
-                    timestamp_type,
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
-                    headers: m.headers(),
-                });
+                records.push(super::stream_thread::raw_record(
+                    topic.clone(),
+                    m.partition(),
+                    m.offset(),
+                    m.timestamp(),
+                    m.key(),
+                    m.payload(),
+                    m.headers(),
+                ));
             }
             polled += records.len();
             sink(records)?;

@@ -352,11 +352,31 @@ fn process_id() -> String {
 /// `topic` keeps the last topic name, which nearly every next record shares: one `Arc` for
 /// them all instead of an allocation per record.
 /// A record's timestamp and its kind; `-1` when it has none.
-pub(crate) fn timestamp_parts(timestamp: rdkafka::Timestamp) -> (i64, TimestampType) {
-    match timestamp {
+/// A consumed record, its key and value copied out of librdkafka; shared by the readers of the
+/// consumer's queue and of the partition queues.
+pub(crate) fn raw_record(
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    timestamp: rdkafka::Timestamp,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: Headers,
+) -> RawRecord {
+    let (timestamp, timestamp_type) = match timestamp {
         rdkafka::Timestamp::NotAvailable => (-1, TimestampType::NotAvailable),
         rdkafka::Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
         rdkafka::Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
+    };
+    RawRecord {
+        topic,
+        partition,
+        offset,
+        timestamp,
+        timestamp_type,
+        key: key.map(<[u8]>::to_vec),
+        value: value.map(<[u8]>::to_vec),
+        headers,
     }
 }
 
@@ -366,7 +386,6 @@ pub(crate) fn to_raw<M: Message>(message: &M, topic: &mut Option<Arc<str>>) -> R
         Some(t) if &**t == name => t.clone(),
         _ => topic.insert(Arc::from(name)).clone(),
     };
-    let (timestamp, timestamp_type) = timestamp_parts(message.timestamp());
     let headers = message
         .headers()
         .map(|hs| {
@@ -377,14 +396,13 @@ pub(crate) fn to_raw<M: Message>(message: &M, topic: &mut Option<Arc<str>>) -> R
             headers
         })
         .unwrap_or_default();
-    RawRecord {
+    raw_record(
         topic,
-        partition: message.partition(),
-        offset: message.offset(),
-        timestamp,
-        timestamp_type,
-        key: message.key().map(<[u8]>::to_vec),
-        value: message.payload().map(<[u8]>::to_vec),
+        message.partition(),
+        message.offset(),
+        message.timestamp(),
+        message.key(),
+        message.payload(),
         headers,
-    }
+    )
 }

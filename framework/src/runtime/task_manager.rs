@@ -464,7 +464,8 @@ impl TaskManager {
     /// and checkpointed first so a restart restores only what follows.
     ///
     /// Partitions paused for back-pressure are resumed: librdkafka keeps an application pause
-    /// across a rewind and a reassignment, and with the tasks gone nothing would resume them.
+    /// across a rewind (and, in some versions, a reassignment), and with the tasks gone
+    /// nothing would resume them.
     pub fn close_all<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, checkpoint: bool) {
         self.resume_paused(consumer);
         for (id, mut task) in std::mem::take(&mut self.tasks) {
