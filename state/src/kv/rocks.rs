@@ -91,15 +91,18 @@ impl RocksKeyValueStore {
         StateError::rocks(format!("store {} ({op})", self.name), e)
     }
 
-    /// Hands the pending writes to RocksDB.
+    /// Hands the pending writes to RocksDB. They stay pending (readable, and retried by the
+    /// next write-out) unless RocksDB accepts them.
     fn write_out(&self) -> Result<(), StateError> {
         let mut pending = self.pending.borrow_mut();
         if pending.is_empty() {
             return Ok(());
         }
-        self.db
-            .write_opt(pending.take_batch(), &self.write_opts)
-            .map_err(|e| self.err("write", &e))
+        pending.write_out(|batch| {
+            self.db
+                .write_opt(batch, &self.write_opts)
+                .map_err(|e| self.err("write", &e))
+        })
     }
 
     fn buffer(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StateError> {
@@ -236,8 +239,184 @@ impl KeyValueBackend for RocksKeyValueStore {
 impl Drop for RocksKeyValueStore {
     fn drop(&mut self) {
         // RocksDB writes its memtables out on close; pending writes are treated the same.
+        // Writes are pending here only when a task closes without a successful flush (a dirty
+        // close, or a clean one whose checkpoint failed): a clean close flushes every store
+        // when it checkpoints, before dropping it. No checkpoint covers these writes, so the
+        // changelog is their source of truth and the next owner restores them from it; a
+        // failure here loses nothing the changelog cannot rebuild, but it still gets an error.
         if let Err(e) = self.write_out() {
-            tracing::warn!(store = %self.name, error = %e, "pending writes lost on close");
+            let lost = self.pending.get_mut().len();
+            tracing::error!(store = %self.name, lost, error = %e, "pending writes lost on close");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write as _;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::{KeyValue, RocksConfig};
+
+    fn resources() -> RocksResources {
+        RocksResources::new(&RocksConfig::with_total_memory(8 << 20)).unwrap()
+    }
+
+    /// Makes RocksDB itself reject the store's writes: a synchronous write needs the
+    /// write-ahead log, which store writes skip, so `DB::write` fails with "Sync writes has to
+    /// enable WAL". A real RocksDB error on the real write path, so no test-only branch in it.
+    fn refuse_writes(store: &mut RocksKeyValueStore) {
+        store.write_opts.set_sync(true);
+    }
+
+    fn accept_writes(store: &mut RocksKeyValueStore) {
+        store.write_opts = RocksResources::write_options();
+    }
+
+    fn key(i: usize) -> Vec<u8> {
+        format!("key-{i:05}").into_bytes()
+    }
+
+    fn contents(store: &RocksKeyValueStore) -> Vec<KeyValue> {
+        store.all().collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn a_failed_write_out_keeps_every_buffered_key_and_reports_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let resources = resources();
+        let mut store = RocksKeyValueStore::open_at(dir.path(), "counts", &resources).unwrap();
+        store.put(b"gone", b"old", 0).unwrap();
+        store.flush().unwrap();
+        store.put(b"a", b"1", 0).unwrap();
+        store.put(b"b", b"2", 0).unwrap();
+        store.delete(b"gone", 0).unwrap();
+        refuse_writes(&mut store);
+
+        let err = store.flush().expect_err("RocksDB refused the write");
+        assert!(err.to_string().contains("counts"), "{err}");
+        assert_eq!(store.get(b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(store.get(b"b").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(
+            store.get(b"gone").unwrap(),
+            None,
+            "the pending delete still hides it"
+        );
+        assert!(
+            store.all().next().unwrap().is_err(),
+            "a scan writes out first"
+        );
+    }
+
+    #[test]
+    fn write_outs_keep_failing_until_rocksdb_accepts_them_and_then_every_key_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let resources = resources();
+        let mut store = RocksKeyValueStore::open_at(dir.path(), "counts", &resources).unwrap();
+        store.put(b"a", b"1", 0).unwrap();
+        store.put(b"b", b"2", 0).unwrap();
+        refuse_writes(&mut store);
+        assert!(store.flush().is_err());
+        assert!(store.flush().is_err(), "the retry fails too");
+
+        accept_writes(&mut store);
+        store.flush().unwrap();
+        drop(store);
+        let store = RocksKeyValueStore::open_at(dir.path(), "counts", &resources).unwrap();
+        assert_eq!(
+            contents(&store),
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"2".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_put_that_fills_the_buffer_reports_the_failed_write_out_and_keeps_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let resources = resources();
+        let mut store = RocksKeyValueStore::open_at(dir.path(), "counts", &resources).unwrap();
+        refuse_writes(&mut store);
+        let last = WriteBuffer::MAX_ENTRIES - 1;
+        for i in 0..last {
+            store.put(&key(i), b"v", 0).unwrap();
+        }
+        assert!(
+            store.put(&key(last), b"v", 0).is_err(),
+            "the put fills the buffer"
+        );
+        assert!(store.put(&key(last + 1), b"v", 0).is_err(), "still full");
+        for i in 0..=last + 1 {
+            assert_eq!(store.get(&key(i)).unwrap(), Some(b"v".to_vec()), "key {i}");
+        }
+
+        accept_writes(&mut store);
+        store.put(&key(last + 2), b"v", 0).unwrap();
+        assert!(store.pending.get_mut().is_empty(), "written out");
+        drop(store);
+        let store = RocksKeyValueStore::open_at(dir.path(), "counts", &resources).unwrap();
+        assert_eq!(contents(&store).len(), last + 3);
+    }
+
+    #[test]
+    fn dropping_a_store_writes_its_pending_writes_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let resources = resources();
+        let mut store = RocksKeyValueStore::open_at(dir.path(), "counts", &resources).unwrap();
+        store.put(b"a", b"1", 0).unwrap();
+        drop(store);
+        let store = RocksKeyValueStore::open_at(dir.path(), "counts", &resources).unwrap();
+        assert_eq!(store.get(b"a").unwrap(), Some(b"1".to_vec()));
+    }
+
+    #[test]
+    fn dropping_a_store_whose_writes_rocksdb_refuses_logs_an_error_naming_the_store_and_the_lost_entries(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let resources = resources();
+        let mut store = RocksKeyValueStore::open_at(dir.path(), "counts", &resources).unwrap();
+        store.put(b"a", b"1", 0).unwrap();
+        store.put(b"b", b"2", 0).unwrap();
+        store.put(b"a", b"3", 0).unwrap();
+        refuse_writes(&mut store);
+
+        let events = Events::default();
+        tracing::subscriber::with_default(events.clone(), || drop(store));
+        let events = events.0.lock().unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let (level, fields) = &events[0];
+        assert_eq!(*level, tracing::Level::ERROR, "{fields}");
+        assert!(fields.contains("store=counts "), "{fields}");
+        assert!(fields.contains("lost=2 "), "{fields}");
+    }
+
+    /// Keeps every event logged while it is the default subscriber, as its level and its
+    /// fields (`name=value `, values in `Debug` form).
+    #[derive(Clone, Default)]
+    struct Events(Arc<Mutex<Vec<(tracing::Level, String)>>>);
+
+    impl tracing::Subscriber for Events {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut fields = String::new();
+            event.record(
+                &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+                    let _ = write!(fields, "{}={value:?} ", field.name());
+                },
+            );
+            let level = *event.metadata().level();
+            self.0.lock().unwrap().push((level, fields));
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
     }
 }
