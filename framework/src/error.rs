@@ -60,6 +60,20 @@ impl StreamsError {
     }
 }
 
+/// A processing error for a panic caught at `context` (task, node, record coordinates),
+/// with the panic's message when it has one.
+pub(crate) fn panic_error(context: String, panic: &(dyn std::any::Any + Send)) -> StreamsError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string());
+    StreamsError::Processing {
+        context,
+        message: format!("panicked: {message}"),
+    }
+}
+
 impl fmt::Display for StreamsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

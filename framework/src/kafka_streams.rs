@@ -16,15 +16,19 @@
 //! # }
 //! ```
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::StreamsConfig;
 use crate::error::StreamsError;
+use crate::lifecycle::{
+    State, StateListener, StateRestoreListener, StreamThreadExceptionResponse,
+    UncaughtExceptionHandler,
+};
 use crate::query::{KeyQueryMetadata, ReadOnlyKeyValueStore, ReadOnlyWindowStore};
-use crate::runtime::app_shared::AppShared;
+use crate::runtime::app_shared::{AppHandlers, AppShared};
+use crate::runtime::app_state::{AppState, ThreadPhase};
 use crate::runtime::internal_topics;
 use crate::runtime::stream_thread::StreamThread;
 use crate::serdes::Serde;
@@ -65,7 +69,7 @@ pub struct ShutdownHandle {
 impl ShutdownHandle {
     /// Asks every stream thread to stop after its current iteration.
     pub fn shutdown(&self) {
-        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.request_shutdown();
     }
 }
 
@@ -76,6 +80,9 @@ pub struct KafkaStreams {
     config: StreamsConfig,
     shared: Option<Arc<AppShared>>,
     threads: Vec<JoinHandle<Result<(), StreamsError>>>,
+    state_listener: Option<Box<StateListener>>,
+    exception_handler: Option<Box<UncaughtExceptionHandler>>,
+    restore_listener: Option<Box<dyn StateRestoreListener>>,
 }
 
 impl KafkaStreams {
@@ -87,7 +94,60 @@ impl KafkaStreams {
             config,
             shared: None,
             threads: Vec::new(),
+            state_listener: None,
+            exception_handler: None,
+            restore_listener: None,
         })
+    }
+
+    /// Calls `listener(new, old)` at every change of [`state`](Self::state). Set it before
+    /// [`start`](Self::start).
+    pub fn set_state_listener(
+        &mut self,
+        listener: impl Fn(State, State) + Send + Sync + 'static,
+    ) -> Result<(), StreamsError> {
+        self.before_start("set_state_listener")?;
+        self.state_listener = Some(Box::new(listener));
+        Ok(())
+    }
+
+    /// Decides what a failed stream thread leads to (by default
+    /// [`StreamThreadExceptionResponse::ShutdownClient`]). Set it before
+    /// [`start`](Self::start).
+    pub fn set_uncaught_exception_handler(
+        &mut self,
+        handler: impl Fn(&StreamsError) -> StreamThreadExceptionResponse + Send + Sync + 'static,
+    ) -> Result<(), StreamsError> {
+        self.before_start("set_uncaught_exception_handler")?;
+        self.exception_handler = Some(Box::new(handler));
+        Ok(())
+    }
+
+    /// Tells `listener` of every restore of an active task's stores from their changelogs.
+    /// Set it before [`start`](Self::start).
+    pub fn set_global_state_restore_listener(
+        &mut self,
+        listener: impl StateRestoreListener + 'static,
+    ) -> Result<(), StreamsError> {
+        self.before_start("set_global_state_restore_listener")?;
+        self.restore_listener = Some(Box::new(listener));
+        Ok(())
+    }
+
+    fn before_start(&self, what: &str) -> Result<(), StreamsError> {
+        if self.topology.is_none() {
+            return Err(StreamsError::Config(format!(
+                "{what} must be called before start"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The instance's state (see [`crate::lifecycle`]).
+    pub fn state(&self) -> State {
+        self.shared
+            .as_ref()
+            .map_or(State::Created, |s| s.state.get())
     }
 
     /// Checks topics, creates missing internal topics and starts the stream threads. Fails
@@ -112,23 +172,22 @@ impl KafkaStreams {
             partition_counts,
             store_env,
             identity,
+            AppHandlers {
+                state: AppState::new(self.config.num_stream_threads, self.state_listener.take()),
+                exception_handler: self.exception_handler.take(),
+                restore_listener: self.restore_listener.take(),
+            },
         ));
+        shared.state.transition(State::Rebalancing);
         for index in 0..self.config.num_stream_threads {
-            let thread = StreamThread::new(shared.clone(), index);
-            let failing = shared.clone();
+            let shared = shared.clone();
             let handle = std::thread::Builder::new()
                 .name(format!(
                     "{}-StreamThread-{}",
                     self.config.application_id,
                     index + 1
                 ))
-                .spawn(move || {
-                    let result = thread.run();
-                    if let Err(e) = &result {
-                        failing.fail(e.clone());
-                    }
-                    result
-                })?;
+                .spawn(move || run_thread(&shared, index))?;
             self.threads.push(handle);
         }
         self.shared = Some(shared);
@@ -295,7 +354,7 @@ impl KafkaStreams {
     /// them. Returns the first thread error.
     pub fn close(&mut self) -> Result<(), StreamsError> {
         if let Some(shared) = &self.shared {
-            shared.shutdown.store(true, Ordering::SeqCst);
+            shared.request_shutdown();
         }
         let mut first = None;
         for handle in self.threads.drain(..) {
@@ -311,6 +370,12 @@ impl KafkaStreams {
                     });
                 }
             }
+        }
+        if let Some(shared) = &self.shared {
+            match shared.state.get() {
+                State::PendingError => shared.state.transition(State::Error),
+                _ => shared.state.transition(State::NotRunning),
+            };
         }
         first.map_or(Ok(()), Err)
     }
@@ -340,6 +405,44 @@ impl KafkaStreams {
                 context: "shutdown".into(),
                 message: e.to_string(),
             })?
+    }
+}
+
+/// Runs stream thread `index` until it stops; a failed thread is handled as the uncaught
+/// exception handler says (by default the instance shuts down).
+fn run_thread(shared: &Arc<AppShared>, index: usize) -> Result<(), StreamsError> {
+    loop {
+        let result = StreamThread::new(shared.clone(), index).run();
+        shared.state.set_thread(index, ThreadPhase::Dead);
+        let Err(error) = result else {
+            return Ok(());
+        };
+        if shared.is_shutting_down() {
+            shared.fail(error.clone());
+            return Err(error);
+        }
+        let response = shared
+            .exception_handler
+            .as_ref()
+            .map_or(StreamThreadExceptionResponse::ShutdownClient, |handler| {
+                handler(&error)
+            });
+        tracing::error!(thread = index + 1, %error, ?response, "stream thread failed");
+        match response {
+            StreamThreadExceptionResponse::ReplaceThread => {
+                metrics::counter!("streamtime_replaced_threads_total").increment(1);
+                shared.state.set_thread(index, ThreadPhase::Rebalancing);
+            }
+            StreamThreadExceptionResponse::ShutdownClient => {
+                shared.fail(error.clone());
+                return Err(error);
+            }
+            StreamThreadExceptionResponse::ShutdownApplication => {
+                shared.fail(error.clone());
+                crate::runtime::shutdown_request::request_application_shutdown(shared);
+                return Err(error);
+            }
+        }
     }
 }
 

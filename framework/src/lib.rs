@@ -135,6 +135,7 @@ pub mod dsl;
 pub mod error;
 pub mod error_policy;
 pub mod kafka_streams;
+pub mod lifecycle;
 pub mod partitioner;
 pub mod processor;
 #[cfg(feature = "prometheus")]

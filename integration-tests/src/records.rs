@@ -112,7 +112,8 @@ pub async fn produce(servers: &str, topic: &str, records: Vec<TestRecord>) {
     }
 }
 
-async fn partition_count(servers: &str, topic: &str) -> i32 {
+/// The partition count of `topic`.
+pub(crate) async fn partition_count(servers: &str, topic: &str) -> i32 {
     let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .create()

@@ -211,3 +211,30 @@ pub async fn watermarks(servers: &str, topic: &str) -> Vec<(i64, i64)> {
     .await
     .expect("watermark task")
 }
+
+/// The committed offset of `group` for each of `topic`'s partitions, in partition order
+/// (`None`: nothing committed).
+pub async fn committed_offsets(servers: &str, group: &str, topic: &str) -> Vec<Option<i64>> {
+    let partitions = crate::records::partition_count(servers, topic).await;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer config is valid");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("cannot read the committed offsets of {group}: {e}"));
+    (0..partitions)
+        .map(
+            |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(rdkafka::Offset::Offset(o)) => Some(o),
+                _ => None,
+            },
+        )
+        .collect()
+}

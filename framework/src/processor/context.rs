@@ -82,6 +82,11 @@ fn call<K, V>(node: &NodeRef<K, V>, record: Record<K, V>) -> ProcessResult {
 }
 
 impl<K, V> ProcessorContext<K, V> {
+    /// The task's shared context.
+    pub(crate) fn task_context(&self) -> &TaskContext {
+        &self.task
+    }
+
     /// Name of this node.
     pub fn node_name(&self) -> &str {
         &self.node_name

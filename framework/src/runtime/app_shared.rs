@@ -2,11 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use super::app_state::AppState;
 use super::commit_gate::CommitGate;
 use crate::config::StreamsConfig;
 use crate::error::StreamsError;
+use crate::lifecycle::{State, StateRestoreListener, UncaughtExceptionHandler};
 use crate::task::stream_task::TaskConfig;
 use crate::task::{TaskId, TopicPartition};
 use crate::topology::{SubTopology, Topology};
@@ -45,6 +47,14 @@ pub struct TaskStatus {
     pub restored_records: u64,
 }
 
+/// What the user handed the application for its life: the state (with its listener), the
+/// uncaught-error handler and the restore listener.
+pub(crate) struct AppHandlers {
+    pub state: AppState,
+    pub exception_handler: Option<Box<UncaughtExceptionHandler>>,
+    pub restore_listener: Option<Box<dyn StateRestoreListener>>,
+}
+
 pub(crate) struct AppShared {
     pub topology: Topology,
     pub config: StreamsConfig,
@@ -56,7 +66,7 @@ pub(crate) struct AppShared {
     pub repartition_topics: BTreeSet<String>,
     /// Where task stores live.
     pub store_env: crate::task::state_manager::StoreEnv,
-    pub shutdown: AtomicBool,
+    pub shutdown: Arc<AtomicBool>,
     pub commit_gate: CommitGate,
     /// This instance's identity in task assignment.
     pub identity: String,
@@ -67,6 +77,12 @@ pub(crate) struct AppShared {
     status: Mutex<BTreeMap<TaskId, TaskStatus>>,
     standbys: Mutex<BTreeMap<usize, BTreeSet<TaskId>>>,
     errors: Mutex<Vec<StreamsError>>,
+    /// The instance's state and its listener.
+    pub state: AppState,
+    /// What a thread failure does; `None`: shut this instance down.
+    pub exception_handler: Option<Box<UncaughtExceptionHandler>>,
+    /// Told of every active task's restore progress.
+    pub restore_listener: Option<Box<dyn StateRestoreListener>>,
 }
 
 impl AppShared {
@@ -77,6 +93,7 @@ impl AppShared {
         partition_counts: BTreeMap<String, i32>,
         store_env: crate::task::state_manager::StoreEnv,
         identity: String,
+        handlers: AppHandlers,
     ) -> Self {
         let subs = topology.subtopologies();
         let threads = config.num_stream_threads;
@@ -93,7 +110,7 @@ impl AppShared {
             subs,
             task_config,
             partition_counts,
-            shutdown: AtomicBool::new(false),
+            shutdown: Arc::new(AtomicBool::new(false)),
             commit_gate: CommitGate::default(),
             identity,
             queries: super::queries::QueryRouter::new(threads),
@@ -102,6 +119,9 @@ impl AppShared {
             status: Mutex::new(BTreeMap::new()),
             standbys: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(Vec::new()),
+            state: handlers.state,
+            exception_handler: handlers.exception_handler,
+            restore_listener: handlers.restore_listener,
         }
     }
 
@@ -172,13 +192,20 @@ impl AppShared {
             .collect()
     }
 
-    /// Records a thread's fatal error and stops the application.
+    /// Records a thread's fatal error and stops the instance (state `PendingError`).
     pub fn fail(&self, error: StreamsError) {
-        tracing::error!(error = %error, "stream thread failed; shutting the application down");
+        tracing::error!(error = %error, "stream thread failed; shutting the instance down");
         self.errors
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(error);
+        self.state.transition(State::PendingError);
+        self.shutdown.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops the instance on request (state `PendingShutdown`).
+    pub fn request_shutdown(&self) {
+        self.state.transition(State::PendingShutdown);
         self.shutdown.store(true, Ordering::SeqCst);
     }
 
@@ -188,6 +215,11 @@ impl AppShared {
             .unwrap_or_else(|e| e.into_inner())
             .first()
             .cloned()
+    }
+
+    /// The flag that says the application shuts down, for loops that wait on a client.
+    pub fn shutdown_flag(&self) -> Arc<AtomicBool> {
+        self.shutdown.clone()
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -1,6 +1,8 @@
 //! [`restore`]: brings a task's stores up to date from their changelogs before it processes
 //! anything, with a separate assign-based consumer (no group membership, nothing committed).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -10,12 +12,14 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::message_batch::{BatchMessage, ConsumerQueue, MessageBatch};
+use super::client_health::OutageLog;
+use super::native::queue::{BatchMessage, ConsumerQueue, MessageBatch};
 use super::restore_progress::RestoreProgress;
 use crate::config::StreamsConfig;
 use crate::error::StreamsError;
+use crate::lifecycle::StateRestoreListener;
 use crate::task::state_manager::StateManager;
-use crate::task::TaskId;
+use crate::task::{TaskId, TopicPartition};
 
 const BATCH: usize = 2_000;
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -28,9 +32,24 @@ pub(crate) struct RestoreStats {
     pub elapsed: Duration,
 }
 
+/// How a restore ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Restore {
+    /// Every store is up to date with its changelog; per task, what was restored.
+    Done(Vec<RestoreStats>),
+    /// Nothing was restored: these tasks (indices into the restored slice) have a checkpoint
+    /// beyond the end of a changelog, which was deleted and created again (an application
+    /// reset that kept local state, say). Their local state cannot be trusted: the caller
+    /// wipes it and restores again.
+    StaleCheckpoints(Vec<usize>),
+}
+
 /// The restore consumer's context: reaching the end of a partition is how a restore knows it
-/// is done, not an error worth logging.
-pub(crate) struct RestoreContext;
+/// is done, not an error worth logging; other errors are logged once per outage.
+#[derive(Default)]
+pub(crate) struct RestoreContext {
+    errors: OutageLog,
+}
 
 impl ClientContext for RestoreContext {
     fn error(&self, error: KafkaError, reason: &str) {
@@ -40,16 +59,24 @@ impl ClientContext for RestoreContext {
                 | KafkaError::Global(rdkafka::error::RDKafkaErrorCode::PartitionEOF)
         );
         if !eof {
-            tracing::error!(error = %error, reason, "restore consumer error");
+            self.errors.observe("restore consumer", &error, reason);
         }
     }
 }
 
 impl ConsumerContext for RestoreContext {}
 
-/// An assign-based changelog consumer (no group membership, nothing committed).
+/// An assign-based changelog consumer (no group membership, nothing committed), reading
+/// committed records only under exactly-once.
 pub(crate) fn consumer(
     config: &StreamsConfig,
+) -> Result<BaseConsumer<RestoreContext>, StreamsError> {
+    consumer_with(config, config.is_exactly_once())
+}
+
+fn consumer_with(
+    config: &StreamsConfig,
+    read_committed: bool,
 ) -> Result<BaseConsumer<RestoreContext>, StreamsError> {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &config.bootstrap_servers)
@@ -62,18 +89,46 @@ pub(crate) fn consumer(
         // queue holds `queued.min.messages`: a restore drains that in well under a second and
         // then sat idle, at a fraction of its rate.
         .set("fetch.queue.backoff.ms", "10");
-    if config.is_exactly_once() {
-        cc.set("isolation.level", "read_committed");
+    cc.set(
+        "isolation.level",
+        if read_committed {
+            "read_committed"
+        } else {
+            "read_uncommitted"
+        },
+    );
+    Ok(cc.create_with_context(RestoreContext::default())?)
+}
+
+/// The clients a stream thread restores with, made at first use and kept: a connected
+/// consumer makes the next restore start at once.
+pub(crate) struct RestoreClients {
+    reader: Option<BaseConsumer<RestoreContext>>,
+    /// Exactly-once only: reads the high watermark. The reader (`read_committed`) sees the
+    /// last stable offset as the end, which stops short of it while a transaction is open.
+    watermarks: Option<BaseConsumer<RestoreContext>>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl RestoreClients {
+    pub fn new(shutdown: Arc<AtomicBool>) -> Self {
+        RestoreClients {
+            reader: None,
+            watermarks: None,
+            shutdown,
+        }
     }
-    Ok(cc.create_with_context(RestoreContext)?)
 }
 
 /// One changelog partition being restored: the task and store it feeds and where it ends.
 struct Restoring {
     task: usize,
     store: usize,
+    store_name: String,
     topic: String,
     partition: i32,
+    /// Records applied so far, for the restore listener.
+    restored: u64,
     /// The next offset to apply: anything before it is a duplicate or left over from an
     /// earlier restore of the same partition.
     next: i64,
@@ -90,46 +145,118 @@ struct Restoring {
 /// instead of one partition after another with a new connection each.
 pub(crate) fn restore(
     config: &StreamsConfig,
-    consumer: &mut Option<BaseConsumer<RestoreContext>>,
+    clients: &mut RestoreClients,
     tasks: &mut [(TaskId, &mut StateManager)],
-) -> Result<Vec<RestoreStats>, StreamsError> {
+    listener: Option<&dyn StateRestoreListener>,
+) -> Result<Restore, StreamsError> {
     let mut stats = vec![RestoreStats::default(); tasks.len()];
     if tasks.iter().all(|(_, state)| state.changelogs().is_empty()) {
-        return Ok(stats);
+        return Ok(Restore::Done(stats));
     }
     let started = Instant::now();
-    let consumer = match consumer {
+    if config.is_exactly_once() && clients.watermarks.is_none() {
+        clients.watermarks = Some(consumer_with(config, false)?);
+    }
+    let consumer = match &mut clients.reader {
         Some(c) => c,
-        None => consumer.insert(self::consumer(config)?),
+        None => clients.reader.insert(self::consumer(config)?),
     };
-    let result = restore_with(consumer, tasks, &mut stats, started);
+    let ends = Ends {
+        reader: consumer,
+        watermarks: clients.watermarks.as_ref(),
+        shutdown: &clients.shutdown,
+    };
+    let result = restore_with(&ends, tasks, &mut stats, started, listener);
     // Whatever happened, the consumer stops fetching until the next restore.
     if let Err(e) = consumer.unassign() {
         tracing::warn!(error = %e, "cannot unassign the restore consumer");
     }
-    result.map(|()| stats)
+    match result? {
+        stale if !stale.is_empty() => Ok(Restore::StaleCheckpoints(stale)),
+        _ => Ok(Restore::Done(stats)),
+    }
 }
 
+/// Where changelog partitions end, for a restore.
+struct Ends<'a> {
+    reader: &'a BaseConsumer<RestoreContext>,
+    watermarks: Option<&'a BaseConsumer<RestoreContext>>,
+    shutdown: &'a AtomicBool,
+}
+
+impl Ends<'_> {
+    /// The partition's first offset, the end a restore reads up to, and its high watermark.
+    ///
+    /// Under exactly-once the reader sees the last stable offset as the end. While another
+    /// producer's transaction is open on the changelog (a previous owner that crashed, until
+    /// the broker aborts it after `transaction.timeout.ms`) that stops short of records
+    /// committed after the transaction began, by this task's owners since: restoring only to
+    /// it would lose them. So the restore waits until the stable offset reaches the high
+    /// watermark seen at the start, logging the wait every 10 s, until shutdown.
+    fn of(&self, topic: &str, partition: i32) -> Result<(i64, i64, i64), StreamsError> {
+        let fetch = |c: &BaseConsumer<RestoreContext>| {
+            c.fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+                .map_err(|e| {
+                    StreamsError::Kafka(format!(
+                        "cannot read the end of changelog {topic}-{partition}: {e}"
+                    ))
+                })
+        };
+        let (low, mut end) = fetch(self.reader)?;
+        let Some(watermarks) = self.watermarks else {
+            return Ok((low, end, end));
+        };
+        let (_, high) = fetch(watermarks)?;
+        let started = Instant::now();
+        let mut reported = Instant::now();
+        while end < high {
+            if self.shutdown.load(Ordering::Relaxed) {
+                return Err(StreamsError::Kafka(format!(
+                    "shut down while changelog {topic}-{partition} had an open transaction (stable up to offset {end} of {high})"
+                )));
+            }
+            if reported.elapsed() >= Duration::from_secs(10) {
+                reported = Instant::now();
+                tracing::warn!(topic, partition, stable = end, high, waited = ?started.elapsed(),
+                    "a transaction is open on the changelog; the restore waits for it to end");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            end = fetch(self.reader)?.1;
+        }
+        if started.elapsed() > Duration::from_millis(500) {
+            tracing::info!(topic, partition, waited = ?started.elapsed(), "the changelog's open transaction ended");
+        }
+        Ok((low, end, high))
+    }
+}
+
+/// Restores every task, or none and returns the tasks with stale checkpoints.
 fn restore_with(
-    consumer: &BaseConsumer<RestoreContext>,
+    ends: &Ends<'_>,
     tasks: &mut [(TaskId, &mut StateManager)],
     stats: &mut [RestoreStats],
     started: Instant,
-) -> Result<(), StreamsError> {
+    listener: Option<&dyn StateRestoreListener>,
+) -> Result<Vec<usize>, StreamsError> {
     // Every changelog's range first, so progress is reported against each task's total.
     let mut plan = Vec::new();
+    let mut stale = Vec::new();
     let mut totals = vec![0_u64; tasks.len()];
     let mut assignment = TopicPartitionList::new();
     for (i, (task, state)) in tasks.iter().enumerate() {
         for changelog in state.changelogs() {
-            let (low, high) = consumer
-                .fetch_watermarks(&changelog.topic, changelog.partition, METADATA_TIMEOUT)
-                .map_err(|e| {
-                    StreamsError::Kafka(format!(
-                        "cannot read the end of changelog {}-{}: {e}",
-                        changelog.topic, changelog.partition
-                    ))
-                })?;
+            let (low, high, watermark) = ends.of(&changelog.topic, changelog.partition)?;
+            if changelog.from.is_some_and(|from| from > watermark) {
+                // The checkpoint claims records the changelog does not have: it is not the
+                // changelog the local state was built from.
+                tracing::warn!(%task, topic = %changelog.topic, partition = changelog.partition,
+                    checkpoint = changelog.from.map(|f| f - 1), end = watermark,
+                    "the checkpoint is beyond the end of its changelog (was the topic recreated?); wiping local state to restore it");
+                metrics::counter!("streamtime_stale_checkpoints_total", "task" => task.to_string())
+                    .increment(1);
+                stale.push(i);
+                continue;
+            }
             let start = changelog.from.unwrap_or(low).max(low);
             if start >= high {
                 tracing::debug!(%task, topic = %changelog.topic, "store is up to date with its changelog");
@@ -143,19 +270,30 @@ fn restore_with(
                 Offset::Offset(start),
             )?;
             totals[i] += (high - start) as u64;
+            if let Some(l) = listener {
+                l.on_restore_start(
+                    &TopicPartition::new(changelog.topic.as_str(), changelog.partition),
+                    &changelog.store_name,
+                    start,
+                    high,
+                );
+            }
             plan.push(Restoring {
                 task: i,
                 store: changelog.store,
+                store_name: changelog.store_name,
                 topic: changelog.topic,
                 partition: changelog.partition,
+                restored: 0,
                 next: start,
                 end: high,
                 done: false,
             });
         }
     }
-    if plan.is_empty() {
-        return Ok(());
+    stale.dedup();
+    if !stale.is_empty() || plan.is_empty() {
+        return Ok(stale);
     }
     let progress = tasks
         .iter()
@@ -177,11 +315,13 @@ fn restore_with(
         progress,
         counters,
         restored: vec![0; tasks.len()],
+        listener,
     };
     let mut left: Vec<usize> = vec![0; tasks.len()];
     for r in &plan {
         left[r.task] += 1;
     }
+    let consumer = ends.reader;
     consumer.assign(&assignment)?;
     let queue = ConsumerQueue::of(consumer);
     let mut batch = MessageBatch::new(BATCH);
@@ -203,7 +343,7 @@ fn restore_with(
                 Some((at, _)) if same_partition(&plan[at], &m) => at,
                 _ => {
                     if let Some((at, last)) = run.take() {
-                        tally.write_run(&plan[at], tasks, &mut records, last)?;
+                        tally.write_run(&mut plan[at], tasks, &mut records, last)?;
                     }
                     let Some(at) = plan.iter().position(|r| same_partition(r, &m)) else {
                         continue;
@@ -242,7 +382,7 @@ fn restore_with(
             }
         }
         if let Some((at, last)) = run {
-            tally.write_run(&plan[at], tasks, &mut records, last)?;
+            tally.write_run(&mut plan[at], tasks, &mut records, last)?;
         }
     }
     for (i, (task, state)) in tasks.iter_mut().enumerate() {
@@ -255,7 +395,7 @@ fn restore_with(
         tracing::info!(%task, records = stats[i].records, elapsed = ?stats[i].elapsed,
             "restore finished: {done}");
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 fn same_partition(r: &Restoring, m: &BatchMessage<'_>) -> bool {
@@ -263,17 +403,18 @@ fn same_partition(r: &Restoring, m: &BatchMessage<'_>) -> bool {
 }
 
 /// What each task restored so far: its progress report, counter and total.
-struct Tally {
+struct Tally<'l> {
     progress: Vec<Option<RestoreProgress>>,
     counters: Vec<metrics::Counter>,
     restored: Vec<u64>,
+    listener: Option<&'l dyn StateRestoreListener>,
 }
 
-impl Tally {
+impl Tally<'_> {
     /// Writes the records collected for one changelog partition to its store.
     fn write_run(
         &mut self,
-        r: &Restoring,
+        r: &mut Restoring,
         tasks: &mut [(TaskId, &mut StateManager)],
         records: &mut Vec<(&[u8], Option<&[u8]>)>,
         last_offset: i64,
@@ -289,6 +430,14 @@ impl Tally {
             p.advance(n);
         }
         self.restored[r.task] += n;
+        r.restored += n;
+        if let Some(l) = self.listener {
+            let tp = TopicPartition::new(r.topic.as_str(), r.partition);
+            l.on_batch_restored(&tp, &r.store_name, last_offset, n);
+            if last_offset + 1 >= r.end {
+                l.on_restore_end(&tp, &r.store_name, r.restored);
+            }
+        }
         result
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
 
-use super::message_batch::{MessageBatch, PartitionFetchQueue};
+use super::native::queue::{MessageBatch, PartitionFetchQueue};
 use crate::error::StreamsError;
 use crate::record::RawRecord;
 

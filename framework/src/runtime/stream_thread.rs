@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::{Headers as _, Message};
-use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::app_shared::AppShared;
-use super::kafka_collector::{CollectorContext, StreamsProducer};
+use super::client_health::ClientHealth;
 use super::partition_queues::PartitionQueues;
+use super::streams_producer::StreamsProducer;
 use super::task_manager::TaskManager;
 use crate::error::StreamsError;
 use crate::record::{Headers, RawRecord, TimestampType};
@@ -40,9 +40,15 @@ fn with_tasks<R>(f: impl FnOnce(&mut TaskManager) -> R) -> Option<R> {
 
 /// Consumer context that hands rebalances to the thread's task manager, and assigns the
 /// partitions the task manager computed instead of those librdkafka's assignor chose.
-pub(crate) struct RebalanceListener;
+pub(crate) struct RebalanceListener {
+    health: Arc<ClientHealth>,
+}
 
-impl ClientContext for RebalanceListener {}
+impl ClientContext for RebalanceListener {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.health.observe("consumer", &error, reason);
+    }
+}
 
 impl ConsumerContext for RebalanceListener {
     fn rebalance(
@@ -59,7 +65,7 @@ impl ConsumerContext for RebalanceListener {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!("partitions revoked");
-                with_tasks(|tm| tm.on_revoked(consumer));
+                with_tasks(|tm| tm.commit_and_close(consumer));
                 if let Err(e) = consumer.unassign() {
                     tracing::warn!(error = %e, "cannot unassign partitions");
                 }
@@ -67,7 +73,7 @@ impl ConsumerContext for RebalanceListener {
             }
             other => {
                 tracing::warn!(error = ?other, "rebalance error");
-                with_tasks(|tm| tm.on_revoked(consumer));
+                with_tasks(|tm| tm.commit_and_close(consumer));
                 let _ = consumer.unassign();
                 next_assignment_version();
             }
@@ -108,7 +114,10 @@ impl StreamThread {
         )
     }
 
-    fn consumer(&self) -> Result<BaseConsumer<RebalanceListener>, StreamsError> {
+    fn consumer(
+        &self,
+        health: Arc<ClientHealth>,
+    ) -> Result<BaseConsumer<RebalanceListener>, StreamsError> {
         let config = &self.shared.config;
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", &config.bootstrap_servers)
@@ -161,10 +170,10 @@ impl StreamThread {
         for (k, v) in &config.consumer_overrides {
             cc.set(k, v);
         }
-        Ok(cc.create_with_context(RebalanceListener)?)
+        Ok(cc.create_with_context(RebalanceListener { health })?)
     }
 
-    fn producer(&self, context: CollectorContext) -> Result<StreamsProducer, StreamsError> {
+    fn producer(&self) -> Result<StreamsProducer, StreamsError> {
         let config = &self.shared.config;
         let mut pc = ClientConfig::new();
         pc.set("bootstrap.servers", &config.bootstrap_servers)
@@ -195,64 +204,68 @@ impl StreamThread {
         for (k, v) in &config.producer_overrides {
             pc.set(k, v);
         }
-        Ok(pc.create_with_context(context)?)
+        StreamsProducer::new(
+            pc,
+            config.is_exactly_once(),
+            config.production_error_policy == crate::error_policy::ProductionErrorPolicy::Continue,
+            Arc::new(ClientHealth::default()),
+            self.shared.shutdown_flag(),
+        )
     }
 
     /// Runs until shutdown; on the way out commits, closes the tasks and leaves the group.
+    /// After an error (or a panic) it commits nothing: the tasks are closed dirty and, under
+    /// exactly-once, the open transaction is aborted.
     pub fn run(self) -> Result<(), StreamsError> {
-        let consumer = Arc::new(self.consumer()?);
-        let context = CollectorContext {
-            continue_on_error: self.shared.config.production_error_policy
-                == crate::error_policy::ProductionErrorPolicy::Continue,
-            ..Default::default()
-        };
-        let tracker = context.tracker.clone();
-        let producer = Arc::new(self.producer(context)?);
-        if self.shared.config.is_exactly_once() {
-            producer
-                .init_transactions(Duration::from_secs(60))
-                .map_err(|e| StreamsError::Kafka(format!("cannot initialise transactions: {e}")))?;
-        }
+        let health = Arc::new(ClientHealth::default());
+        let consumer = Arc::new(self.consumer(health.clone())?);
+        let producer = Arc::new(self.producer()?);
         TASK_MANAGER.with(|tm| {
             *tm.borrow_mut() = Some(TaskManager::new(
                 self.shared.clone(),
                 producer.clone(),
-                tracker,
                 self.index,
             ));
         });
-        let topics: Vec<&str> = self
-            .shared
-            .partition_counts
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let topics = self.source_topics();
         consumer.subscribe(&topics)?;
         tracing::info!(thread = self.index, ?topics, "stream thread started");
         let inbox = self.shared.queries.take_inbox(self.index);
-        let result = self.run_loop(&consumer, inbox.as_ref());
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.run_loop(&consumer, &health, inbox.as_ref())
+        }))
+        .unwrap_or_else(|panic| {
+            Err(crate::error::panic_error(
+                format!("stream thread {}", self.index + 1),
+                panic.as_ref(),
+            ))
+        });
         let closing = with_tasks(|tm| {
-            let commit = if tm.has_tasks() {
-                tm.commit(&consumer)
-            } else {
-                Ok(())
-            };
-            tm.close_all(&consumer, commit.is_ok());
+            match &result {
+                Ok(()) => tm.commit_and_close(&consumer),
+                Err(e) => {
+                    tracing::error!(thread = self.index + 1, error = %e,
+                        "stream thread failed; closing its tasks dirty, committing nothing");
+                    tm.record_exit_error(e);
+                    tm.close_dirty(&consumer);
+                }
+            }
             tm.close_standbys();
-            commit
+            tm.take_error()
         })
-        .unwrap_or(Ok(()));
+        .flatten();
         // Leaving the group runs the revoke callback; the tasks are already closed.
         consumer.unsubscribe();
         drop(consumer);
         TASK_MANAGER.with(|tm| tm.borrow_mut().take());
         tracing::info!(thread = self.index, "stream thread stopped");
-        result.and(closing)
+        result.and(closing.map_or(Ok(()), Err))
     }
 
     fn run_loop(
         &self,
         consumer: &Arc<BaseConsumer<RebalanceListener>>,
+        health: &ClientHealth,
         queries: Option<&std::sync::mpsc::Receiver<super::queries::QueryRequest>>,
     ) -> Result<(), StreamsError> {
         let config = &self.shared.config;
@@ -262,6 +275,7 @@ impl StreamThread {
         let mut idle_polls = 0_u32;
         let mut partition_queues = PartitionQueues::<RebalanceListener>::new(PARTITION_BATCH);
         let mut topic_name = None;
+        let mut phase = None;
         while !self.shared.is_shutting_down() {
             // Block in poll only when the last round did nothing.
             let timeout = if idle_polls > 0 {
@@ -280,11 +294,11 @@ impl StreamThread {
                     }
                     Some(Ok(message)) => {
                         let record = to_raw(&message, &mut topic_name);
-                        with_tasks(|tm| tm.add_record(record)).unwrap_or(Ok(()))?;
+                        with_tasks(|tm| tm.add_records(vec![record])).unwrap_or(Ok(()))?;
                         polled += 1;
                     }
                     Some(Err(e)) => {
-                        tracing::warn!(error = %e, "consumer error");
+                        health.observe("consumer", &e, "");
                         break;
                     }
                 }
@@ -292,8 +306,23 @@ impl StreamThread {
             if let Some(mine) = with_tasks(|tm| tm.retry_assignment(consumer)).flatten() {
                 assign_partitions(consumer, &mine);
             }
-            if let Some(e) = with_tasks(|tm| tm.fatal.take()).flatten() {
+            if health.is_failed() {
+                if let Some(e) = health.take_fatal(consumer.client()) {
+                    return Err(e);
+                }
+            }
+            if let Some(e) = with_tasks(|tm| tm.take_error()).flatten() {
                 return Err(e);
+            }
+            if with_tasks(|tm| tm.take_migration()) == Some(true) {
+                self.migrate(consumer)?;
+            }
+            let now_phase = with_tasks(|tm| tm.phase());
+            if now_phase != phase {
+                phase = now_phase;
+                if let Some(p) = phase {
+                    self.shared.state.set_thread(self.index, p);
+                }
             }
             partition_queues.follow_assignment(consumer, ASSIGNMENT_VERSION.with(|v| v.get()))?;
             // Records fetched before a partition's queue was split wait in the consumer's
@@ -308,7 +337,8 @@ impl StreamThread {
             let processed = with_tasks(|tm| -> Result<usize, StreamsError> {
                 tm.apply_exclusions();
                 tm.refresh_catching_up(consumer);
-                let n = tm.process(consumer, now, PROCESS_BUDGET)? + tm.update_standbys()?;
+                let n = tm.process(consumer, now, PROCESS_BUDGET)?;
+                let n = n + tm.update_standbys()?;
                 tm.punctuate_wall_clock(now)?;
                 tm.update_pauses(consumer)?;
                 Ok(n)
@@ -336,6 +366,33 @@ impl StreamThread {
                 last_status = Instant::now();
             }
         }
+        Ok(())
+    }
+}
+
+impl StreamThread {
+    /// Every source topic (resolved names), as the consumer subscribes to them.
+    fn source_topics(&self) -> Vec<&str> {
+        self.shared
+            .partition_counts
+            .keys()
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Task migration after the producer was fenced (exactly-once): a new producer takes
+    /// over the transactional id, the tasks are closed dirty, and the thread rejoins the group
+    /// so its assignment creates them again from the committed offsets.
+    fn migrate(&self, consumer: &BaseConsumer<RebalanceListener>) -> Result<(), StreamsError> {
+        let producer = Arc::new(self.producer()?);
+        with_tasks(|tm| tm.migrate(consumer, producer));
+        consumer.unsubscribe();
+        let topics = self.source_topics();
+        consumer.subscribe(&topics)?;
+        tracing::info!(
+            thread = self.index + 1,
+            "rejoining the group after a task migration"
+        );
         Ok(())
     }
 }

@@ -44,6 +44,7 @@ pub(crate) type WriterFactory<'a> =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Changelog {
     pub store: usize,
+    pub store_name: String,
     pub topic: String,
     pub partition: i32,
     /// First offset to read; `None` from the beginning.
@@ -177,6 +178,7 @@ impl StateManager {
             .filter_map(|(i, s)| {
                 s.changelog.as_ref().map(|(topic, partition)| Changelog {
                     store: i,
+                    store_name: s.name.clone(),
                     topic: topic.clone(),
                     partition: *partition,
                     from: self.restore_from.get(&(topic.clone(), *partition)).copied(),
@@ -262,6 +264,18 @@ impl StateManager {
     /// Whether checkpoints are written while running (at-least-once) or only on close.
     pub fn checkpoints_while_running(&self) -> bool {
         !self.eos
+    }
+
+    /// Gives up the local state for good: removes the checkpoint, so the next
+    /// [`open`](Self::open) of the task wipes its files and restores from the changelogs,
+    /// then closes like [`close`](Self::close).
+    pub fn discard(mut self) -> Result<(), StreamsError> {
+        if let Some(file) = &self.checkpoint {
+            file.delete()
+                .map_err(|e| StreamsError::State(format!("task {}: {e}", self.task)))?;
+        }
+        self.close();
+        Ok(())
     }
 
     /// Drops the stores (closing RocksDB) and the directory lock.

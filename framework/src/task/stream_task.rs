@@ -149,9 +149,38 @@ impl StreamTask {
     /// Initializes every node, upstream first.
     pub fn init(&mut self) -> ProcessResult {
         for i in &self.init_order {
-            self.nodes[i].borrow_mut().init()?;
+            let node = &self.nodes[i];
+            self.guarded(|| node.borrow_mut().init())
+                .map_err(|e| self.with_task(e))?;
         }
         Ok(())
+    }
+
+    /// Runs `call` (user code below it), turning a panic into a processing error: one
+    /// caught by the processor node where it happened (which names the node) even if a
+    /// parent ignored its `forward` result, else one caught here (a serde, say).
+    fn guarded(&self, call: impl FnOnce() -> ProcessResult) -> ProcessResult {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+            .unwrap_or_else(|panic| Err(crate::error::panic_error(String::new(), panic.as_ref())));
+        match self.ctx.state.borrow_mut().caught_panic.take() {
+            Some(panic) => Err(panic),
+            None => result,
+        }
+    }
+
+    /// Adds the task id to the context of an error raised outside any record.
+    fn with_task(&self, e: StreamsError) -> StreamsError {
+        match e {
+            StreamsError::Processing { context, message } => StreamsError::Processing {
+                context: format!(
+                    "task {}{}{context}",
+                    self.id,
+                    if context.is_empty() { "" } else { ", " }
+                ),
+                message,
+            },
+            other => other,
+        }
     }
 
     pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
@@ -240,9 +269,8 @@ impl StreamTask {
                 offset,
             });
         }
-        let result = self.sources[source]
-            .borrow_mut()
-            .process_raw(&mut record, timestamp);
+        let node = &self.sources[source];
+        let result = self.guarded(|| node.borrow_mut().process_raw(&mut record, timestamp));
         self.ctx.state.borrow_mut().current = None;
         if let Err(e) = result {
             let e = self.with_context(e, &tp, offset);
@@ -291,7 +319,8 @@ impl StreamTask {
         for (node, punctuation) in &due {
             self.ctx.state.borrow_mut().current_timestamp = punctuation.timestamp;
             if let Some(n) = self.nodes.get(node) {
-                n.borrow_mut().punctuate(*punctuation)?;
+                self.guarded(|| n.borrow_mut().punctuate(*punctuation))
+                    .map_err(|e| self.with_task(e))?;
                 self.uncommitted = true;
             }
         }

@@ -1,0 +1,308 @@
+//! [`Tasks`]: the active tasks of one stream thread, which partition feeds which task, how far
+//! each partition was fetched, and which partitions are paused for back-pressure.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::TopicPartitionList;
+
+use super::app_shared::{AppShared, PartitionStatus, TaskStatus};
+use super::native::client::cached_watermarks;
+use super::streams_producer::DeliveryTracker;
+use crate::error::StreamsError;
+use crate::record::RawRecord;
+use crate::task::stream_task::StreamTask;
+use crate::task::{TaskId, TopicPartition};
+
+/// How a task is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Close {
+    /// After a commit that covered everything it processed: its stores are flushed and
+    /// checkpointed first, so a restart restores only what follows.
+    Clean,
+    /// After an error, or with progress that was not committed: no checkpoint, so the next
+    /// owner processes again from the last commit and restores what it cannot trust.
+    Dirty,
+}
+
+#[derive(Default)]
+pub(crate) struct Tasks {
+    tasks: BTreeMap<TaskId, StreamTask>,
+    owner: HashMap<TopicPartition, TaskId>,
+    /// Next offset to fetch per partition, for lag.
+    positions: HashMap<TopicPartition, i64>,
+    paused: HashSet<TopicPartition>,
+    /// Changelog records each task restored when it was created.
+    restored: HashMap<TaskId, u64>,
+    exclusions_seen: Option<u64>,
+}
+
+impl Tasks {
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Adds a created task; `positions` are the committed offsets of its partitions.
+    pub fn insert(
+        &mut self,
+        task: StreamTask,
+        positions: Vec<(TopicPartition, i64)>,
+        restored: u64,
+    ) {
+        let id = task.id();
+        for tp in task.partitions() {
+            self.owner.insert(tp.clone(), id);
+        }
+        self.positions.extend(positions);
+        self.restored.insert(id, restored);
+        self.tasks.insert(id, task);
+        // Exclusions are applied to the new task at the next round.
+        self.exclusions_seen = None;
+    }
+
+    pub fn ids(&self) -> Vec<TaskId> {
+        self.tasks.keys().copied().collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &StreamTask> {
+        self.tasks.values()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut StreamTask> {
+        self.tasks.values_mut()
+    }
+
+    /// Whether any task processed something the last commit did not cover.
+    pub fn needs_commit(&self) -> bool {
+        self.tasks.values().any(StreamTask::needs_commit)
+    }
+
+    /// Splits the registry for one processing round: the tasks, and a lag function over the
+    /// fetch positions.
+    pub fn for_round<'a, C: ConsumerContext>(
+        &'a mut self,
+        consumer: &'a BaseConsumer<C>,
+    ) -> (
+        &'a mut BTreeMap<TaskId, StreamTask>,
+        impl Fn(&TopicPartition) -> Option<i64> + 'a,
+    ) {
+        let positions = &self.positions;
+        (&mut self.tasks, move |tp| lag(consumer, positions, tp))
+    }
+
+    /// Hands records of one partition (in offset order) to the task that owns it.
+    pub fn add_records(&mut self, records: Vec<RawRecord>) -> Result<(), StreamsError> {
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let tp = TopicPartition::new(first.topic.clone(), first.partition);
+        let mut next = self.positions.get(&tp).copied();
+        for record in &records {
+            if next.is_some_and(|next| record.offset < next) {
+                // Offset order within a partition is what every guarantee rests on.
+                tracing::warn!(partition = %tp, offset = record.offset, expected = next,
+                    "a record arrived out of offset order");
+            }
+            next = Some(record.offset + 1);
+        }
+        if let Some(next) = next {
+            self.positions.insert(tp.clone(), next);
+        }
+        match self.owner.get(&tp).and_then(|id| self.tasks.get_mut(id)) {
+            Some(task) => task.add_records(&tp, records),
+            None => {
+                tracing::debug!(partition = %tp, "records for a partition without a task; dropped until reassigned");
+                Ok(())
+            }
+        }
+    }
+
+    /// Pauses partitions whose buffer is full and resumes those that drained.
+    pub fn update_pauses<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        limit: usize,
+    ) -> Result<(), StreamsError> {
+        let mut pause = TopicPartitionList::new();
+        let mut resume = TopicPartitionList::new();
+        for task in self.tasks.values() {
+            for tp in task.partitions() {
+                let buffered = task.buffered_in(tp);
+                if buffered > limit && !self.paused.contains(tp) {
+                    pause.add_partition(&tp.topic, tp.partition);
+                } else if buffered <= limit / 2 && self.paused.contains(tp) {
+                    resume.add_partition(&tp.topic, tp.partition);
+                }
+            }
+        }
+        if pause.count() > 0 {
+            consumer.pause(&pause)?;
+            for e in pause.elements() {
+                self.paused
+                    .insert(TopicPartition::new(e.topic(), e.partition()));
+            }
+        }
+        if resume.count() > 0 {
+            consumer.resume(&resume)?;
+            for e in resume.elements() {
+                self.paused
+                    .remove(&TopicPartition::new(e.topic(), e.partition()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the app's time-synchronisation exclusions when they changed.
+    pub fn apply_exclusions(&mut self, shared: &AppShared) {
+        let version = shared.exclusions_version();
+        if self.exclusions_seen == Some(version) {
+            return;
+        }
+        self.exclusions_seen = Some(version);
+        let excluded = shared.exclusions();
+        for task in self.tasks.values_mut() {
+            let partitions: Vec<TopicPartition> = task.partitions().cloned().collect();
+            for tp in partitions {
+                let is_excluded = excluded.contains(&(tp.topic.to_string(), Some(tp.partition)))
+                    || excluded.contains(&(tp.topic.to_string(), None));
+                task.set_excluded(&tp, is_excluded);
+            }
+        }
+    }
+
+    /// Closes every task. A clean close checkpoints each task's stores with the changelog
+    /// offsets `deliveries` acknowledged; a dirty one writes no checkpoint.
+    ///
+    /// Partitions paused for back-pressure are resumed: librdkafka keeps an application pause
+    /// across a rewind (and, in some versions, a reassignment), and with the tasks gone
+    /// nothing would resume them.
+    pub fn close_all<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        how: Close,
+        deliveries: &DeliveryTracker,
+        shared: &AppShared,
+    ) {
+        self.resume_paused(consumer);
+        for (id, mut task) in std::mem::take(&mut self.tasks) {
+            if how == Close::Clean {
+                if let Err(e) = task
+                    .state()
+                    .checkpoint(&|t, p| deliveries.changelog_offset(t, p))
+                {
+                    tracing::warn!(task = %id, error = %e, "cannot checkpoint on close; the next start restores from scratch");
+                }
+            }
+            task.close();
+            tracing::info!(task = %id, ?how, "task closed");
+        }
+        self.restored.clear();
+        self.owner.clear();
+        self.positions.clear();
+        shared.clear_status();
+    }
+
+    fn resume_paused<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let mut resume = TopicPartitionList::new();
+        for tp in std::mem::take(&mut self.paused) {
+            resume.add_partition(&tp.topic, tp.partition);
+        }
+        if resume.count() > 0 {
+            if let Err(e) = consumer.resume(&resume) {
+                // Not fatal: the stall detector reports a partition that stays paused.
+                tracing::warn!(error = %e, "cannot resume paused partitions on close");
+            }
+        }
+    }
+
+    /// A status snapshot of every task, after publishing its metrics and checking it for
+    /// stalls (SPEC §10).
+    pub fn status<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Vec<TaskStatus> {
+        let now = super::wall_clock_ms();
+        let positions = &self.positions;
+        for task in self.tasks.values_mut() {
+            let broker_lag: Option<i64> = task
+                .partitions()
+                .map(|tp| lag(consumer, positions, tp))
+                .sum();
+            task.publish_health(now, broker_lag.map(|l| l.max(0) as u64));
+        }
+        self.tasks
+            .values()
+            .map(|task| {
+                let group = task.partition_group();
+                TaskStatus {
+                    id: task.id(),
+                    stream_time: task.stream_time(),
+                    processed: task.processed(),
+                    dropped: task.dropped(),
+                    enforced_processing: task.enforced_processing(),
+                    restored_records: self.restored.get(&task.id()).copied().unwrap_or(0),
+                    partitions: group
+                        .queues()
+                        .iter()
+                        .map(|q| PartitionStatus {
+                            partition: q.tp.clone(),
+                            buffered: q.len(),
+                            partition_time: q.partition_time,
+                            excluded: q.excluded,
+                            paused: self.paused.contains(&q.tp),
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// The instances of store `name` in these tasks (interactive queries).
+    pub fn stores(&self, name: &str) -> Vec<(TaskId, &crate::stores::TaskStore)> {
+        self.tasks
+            .values()
+            .filter_map(|t| t.store(name).map(|s| (t.id(), s)))
+            .collect()
+    }
+
+    /// Sets each task's catching-up flag from its source partitions' lag: the high watermark
+    /// (librdkafka's cached value, which every fetch response refreshes: no network call)
+    /// minus the next offset the task will process. Partitions whose watermark is not known
+    /// yet do not count; a task with none known keeps its flag (SPEC §8, reprocessing).
+    pub fn refresh_catching_up<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        threshold: i64,
+    ) {
+        for task in self.tasks.values() {
+            let lags: Vec<i64> = task
+                .partitions()
+                .filter_map(|tp| {
+                    lag(consumer, &self.positions, tp).map(|l| l + task.buffered_in(tp) as i64)
+                })
+                .collect();
+            let Some(&max_lag) = lags.iter().max() else {
+                continue;
+            };
+            let catching_up = max_lag > threshold;
+            if task.set_catching_up(catching_up) {
+                let id = task.id();
+                if catching_up {
+                    tracing::info!(task = %id, lag = max_lag, threshold, "task is catching up");
+                } else {
+                    tracing::info!(task = %id, lag = max_lag, threshold, "task caught up");
+                }
+                metrics::gauge!("streamtime_catching_up", "task" => id.to_string())
+                    .set(if catching_up { 1.0 } else { 0.0 });
+            }
+        }
+    }
+}
+
+fn lag<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    positions: &HashMap<TopicPartition, i64>,
+    tp: &TopicPartition,
+) -> Option<i64> {
+    let (low, high) = cached_watermarks(consumer, &tp.topic, tp.partition)?;
+    // Without a committed offset the consumer starts at the earliest offset.
+    let position = positions.get(tp).copied().unwrap_or(low);
+    Some((high - position).max(0))
+}
