@@ -68,7 +68,7 @@ impl TestRecord {
 /// Produces `records` in order (idempotent producer, acks=all), keyed records to the
 /// partition Kafka's default partitioner picks. Panics on failure.
 pub async fn produce(servers: &str, topic: &str, records: Vec<TestRecord>) {
-    let partitions = partition_count(servers, topic).await;
+    let partitions = topics::partition_count(servers, topic).await;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .set("enable.idempotence", "true")
@@ -110,27 +110,6 @@ pub async fn produce(servers: &str, topic: &str, records: Vec<TestRecord>) {
             .expect("delivery future completes")
             .unwrap_or_else(|(e, _)| panic!("produce to {topic} failed: {e}"));
     }
-}
-
-/// The partition count of `topic`.
-pub(crate) async fn partition_count(servers: &str, topic: &str) -> i32 {
-    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .create()
-        .expect("consumer config is valid");
-    let topic = topic.to_string();
-    tokio::task::spawn_blocking(move || {
-        let md = consumer
-            .fetch_metadata(Some(&topic), Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
-        md.topics()
-            .first()
-            .map(|t| t.partitions().len() as i32)
-            .filter(|&n| n > 0)
-            .unwrap_or_else(|| panic!("topic {topic} does not exist"))
-    })
-    .await
-    .expect("metadata task")
 }
 
 /// Reads `topic` from the start (read_committed) until `expected` records arrived, then for
@@ -181,7 +160,7 @@ pub async fn consume_until(
         .set("isolation.level", isolation)
         .create()
         .expect("consumer config is valid");
-    let partitions = partition_count(servers, topic).await;
+    let partitions = topics::partition_count(servers, topic).await;
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
         assignment

@@ -215,7 +215,7 @@ pub async fn watermarks(servers: &str, topic: &str) -> Vec<(i64, i64)> {
 /// The committed offset of `group` for each of `topic`'s partitions, in partition order
 /// (`None`: nothing committed).
 pub async fn committed_offsets(servers: &str, group: &str, topic: &str) -> Vec<Option<i64>> {
-    let partitions = crate::records::partition_count(servers, topic).await;
+    let partitions = partition_count(servers, topic).await;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .set("group.id", group)
@@ -237,4 +237,25 @@ pub async fn committed_offsets(servers: &str, group: &str, topic: &str) -> Vec<O
             },
         )
         .collect()
+}
+
+/// The partition count of `topic`.
+pub(crate) async fn partition_count(servers: &str, topic: &str) -> i32 {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .create()
+        .expect("consumer config is valid");
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let md = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
+        md.topics()
+            .first()
+            .map(|t| t.partitions().len() as i32)
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| panic!("topic {topic} does not exist"))
+    })
+    .await
+    .expect("metadata task")
 }

@@ -619,9 +619,12 @@ async fn a_producer_fenced_after_its_transaction_timed_out_migrates_its_tasks_an
     );
 }
 
-/// Restore events as (kind, store, first number, second number).
+/// A restore event: kind, store, an offset (-1: none) and a count or end offset.
+type RestoreEvent = (&'static str, String, i64, u64);
+
+/// The restore events heard so far.
 #[derive(Default, Clone)]
-struct RecordedRestores(std::sync::Arc<std::sync::Mutex<Vec<(&'static str, String, i64, u64)>>>);
+struct RecordedRestores(std::sync::Arc<std::sync::Mutex<Vec<RestoreEvent>>>);
 
 impl streamtime::lifecycle::StateRestoreListener for RecordedRestores {
     fn on_restore_start(&self, _: &streamtime::TopicPartition, store: &str, start: i64, end: i64) {
@@ -756,5 +759,86 @@ async fn a_restore_under_exactly_once_waits_for_an_open_transaction_and_misses_n
         counts.last(),
         Some(&16),
         "the restored count went on from 15: {counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_during_a_restore_stops_it_and_the_next_start_goes_on_from_what_was_restored() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    const CHANGELOG_RECORDS: usize = 1_000_000;
+    let servers = bootstrap_servers();
+    let input = topics::unique_name("midrestore-in");
+    let output = topics::unique_name("midrestore-out");
+    topics::create(&servers, &input, 1).await;
+    topics::create(&servers, &output, 1).await;
+    let app_id = topics::unique_name("midrestore-app");
+    // A long changelog, written directly: the restore copies its records into the store.
+    let changelog = format!("{app_id}-counts-changelog");
+    topics::create_with_config(&servers, &changelog, 1, &[("cleanup.policy", "compact")]).await;
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &servers)
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    for i in 0..CHANGELOG_RECORDS {
+        let key = format!("key-{i}");
+        let value = (i as i64).to_be_bytes();
+        let mut record = BaseRecord::<str, [u8]>::to(&changelog)
+            .partition(0)
+            .key(key.as_str())
+            .payload(&value[..]);
+        while let Err((_, back)) = producer.send(record) {
+            record = back;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+
+    let state_dir = std::env::temp_dir().join(topics::unique_name("midrestore-state"));
+    let start = |events: &RecordedRestores| {
+        let config = StreamsConfig::new(&app_id, &servers).state_dir(&state_dir);
+        let mut app = KafkaStreams::new(counting_topology(&input, &output), config).unwrap();
+        app.set_global_state_restore_listener(events.clone())
+            .unwrap();
+        app.start().unwrap();
+        app
+    };
+    let first = RecordedRestores::default();
+    let mut app = start(&first);
+    let deadline = Instant::now() + WAIT;
+    while !first.0.lock().unwrap().iter().any(|e| e.0 == "batch") {
+        assert!(Instant::now() < deadline, "the restore did not start");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Shut down mid-restore, at a point the listener verified.
+    app.close().unwrap();
+    let heard = first.0.lock().unwrap().clone();
+    let restored: u64 = heard.iter().filter(|e| e.0 == "batch").map(|e| e.3).sum();
+    assert!(
+        !heard.iter().any(|e| e.0 == "end"),
+        "close stopped the restore before its end ({restored} of {CHANGELOG_RECORDS} restored)"
+    );
+
+    let second = RecordedRestores::default();
+    let mut app = start(&second);
+    let deadline = Instant::now() + WAIT;
+    while !second.0.lock().unwrap().iter().any(|e| e.0 == "end") {
+        assert!(Instant::now() < deadline, "the second restore did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.close().unwrap();
+    let heard = second.0.lock().unwrap().clone();
+    let resumed_at = heard.iter().find(|e| e.0 == "start").map(|e| e.2);
+    assert_eq!(
+        resumed_at,
+        Some(restored as i64),
+        "the second start restores from where the first stopped"
+    );
+    let total: u64 = heard.iter().filter(|e| e.0 == "batch").map(|e| e.3).sum();
+    assert_eq!(
+        total + restored,
+        CHANGELOG_RECORDS as u64,
+        "nothing read twice, nothing missed"
     );
 }

@@ -147,6 +147,8 @@ impl ActiveTaskCreator {
             )?;
             match restore {
                 Restore::Done(stats) => break stats,
+                // Nothing is created; the thread stops.
+                Restore::Interrupted => return Ok(false),
                 Restore::StaleCheckpoints(mut stale) => {
                     // Reopened without a checkpoint, a task's stores start empty, and the
                     // next round restores them from the start of their changelogs.

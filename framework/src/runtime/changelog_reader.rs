@@ -42,6 +42,16 @@ pub(crate) enum Restore {
     /// reset that kept local state, say). Their local state cannot be trusted: the caller
     /// wipes it and restores again.
     StaleCheckpoints(Vec<usize>),
+    /// The application shuts down: the restore stopped within a batch, and every store
+    /// checkpointed what it restored, so the next start goes on from there.
+    Interrupted,
+}
+
+/// How [`restore_with`] ended.
+enum Ended {
+    Complete,
+    Stale(Vec<usize>),
+    Interrupted,
 }
 
 /// The restore consumer's context: reaching the end of a partition is how a restore knows it
@@ -171,10 +181,11 @@ pub(crate) fn restore(
     if let Err(e) = consumer.unassign() {
         tracing::warn!(error = %e, "cannot unassign the restore consumer");
     }
-    match result? {
-        stale if !stale.is_empty() => Ok(Restore::StaleCheckpoints(stale)),
-        _ => Ok(Restore::Done(stats)),
-    }
+    Ok(match result? {
+        Ended::Complete => Restore::Done(stats),
+        Ended::Stale(stale) => Restore::StaleCheckpoints(stale),
+        Ended::Interrupted => Restore::Interrupted,
+    })
 }
 
 /// Where changelog partitions end, for a restore.
@@ -193,7 +204,8 @@ impl Ends<'_> {
     /// committed after the transaction began, by this task's owners since: restoring only to
     /// it would lose them. So the restore waits until the stable offset reaches the high
     /// watermark seen at the start, logging the wait every 10 s, until shutdown.
-    fn of(&self, topic: &str, partition: i32) -> Result<(i64, i64, i64), StreamsError> {
+    /// `None` when the application shuts down while waiting.
+    fn of(&self, topic: &str, partition: i32) -> Result<Option<(i64, i64, i64)>, StreamsError> {
         let fetch = |c: &BaseConsumer<RestoreContext>| {
             c.fetch_watermarks(topic, partition, METADATA_TIMEOUT)
                 .map_err(|e| {
@@ -204,16 +216,21 @@ impl Ends<'_> {
         };
         let (low, mut end) = fetch(self.reader)?;
         let Some(watermarks) = self.watermarks else {
-            return Ok((low, end, end));
+            return Ok(Some((low, end, end)));
         };
         let (_, high) = fetch(watermarks)?;
         let started = Instant::now();
         let mut reported = Instant::now();
         while end < high {
             if self.shutdown.load(Ordering::Relaxed) {
-                return Err(StreamsError::Kafka(format!(
-                    "shut down while changelog {topic}-{partition} had an open transaction (stable up to offset {end} of {high})"
-                )));
+                tracing::info!(
+                    topic,
+                    partition,
+                    stable = end,
+                    high,
+                    "shutting down while waiting for the changelog's open transaction to end"
+                );
+                return Ok(None);
             }
             if reported.elapsed() >= Duration::from_secs(10) {
                 reported = Instant::now();
@@ -226,7 +243,7 @@ impl Ends<'_> {
         if started.elapsed() > Duration::from_millis(500) {
             tracing::info!(topic, partition, waited = ?started.elapsed(), "the changelog's open transaction ended");
         }
-        Ok((low, end, high))
+        Ok(Some((low, end, high)))
     }
 }
 
@@ -237,7 +254,7 @@ fn restore_with(
     stats: &mut [RestoreStats],
     started: Instant,
     listener: Option<&dyn StateRestoreListener>,
-) -> Result<Vec<usize>, StreamsError> {
+) -> Result<Ended, StreamsError> {
     // Every changelog's range first, so progress is reported against each task's total.
     let mut plan = Vec::new();
     let mut stale = Vec::new();
@@ -245,7 +262,10 @@ fn restore_with(
     let mut assignment = TopicPartitionList::new();
     for (i, (task, state)) in tasks.iter().enumerate() {
         for changelog in state.changelogs() {
-            let (low, high, watermark) = ends.of(&changelog.topic, changelog.partition)?;
+            let Some((low, high, watermark)) = ends.of(&changelog.topic, changelog.partition)?
+            else {
+                return Ok(Ended::Interrupted);
+            };
             if changelog.from.is_some_and(|from| from > watermark) {
                 // The checkpoint claims records the changelog does not have: it is not the
                 // changelog the local state was built from.
@@ -292,8 +312,11 @@ fn restore_with(
         }
     }
     stale.dedup();
-    if !stale.is_empty() || plan.is_empty() {
-        return Ok(stale);
+    if !stale.is_empty() {
+        return Ok(Ended::Stale(stale));
+    }
+    if plan.is_empty() {
+        return Ok(Ended::Complete);
     }
     let progress = tasks
         .iter()
@@ -327,6 +350,9 @@ fn restore_with(
     let mut batch = MessageBatch::new(BATCH);
     let mut remaining = plan.len();
     while remaining > 0 {
+        if ends.shutdown.load(Ordering::Relaxed) {
+            return keep_what_was_restored(tasks, &tally);
+        }
         // A batch call waits until its batch is full or its timeout passes: take what is
         // there, and wait only briefly when nothing is.
         if batch.fill(&queue, Duration::ZERO) == 0
@@ -395,7 +421,24 @@ fn restore_with(
         tracing::info!(%task, records = stats[i].records, elapsed = ?stats[i].elapsed,
             "restore finished: {done}");
     }
-    Ok(Vec::new())
+    Ok(Ended::Complete)
+}
+
+/// Shutdown during a restore: every store flushes and checkpoints what it restored (only
+/// what its changelog holds, committed under exactly-once), so nothing of it is read twice.
+fn keep_what_was_restored(
+    tasks: &mut [(TaskId, &mut StateManager)],
+    tally: &Tally<'_>,
+) -> Result<Ended, StreamsError> {
+    for (i, (task, state)) in tasks.iter_mut().enumerate() {
+        if tally.restored[i] == 0 {
+            continue;
+        }
+        state.checkpoint(&|_, _| None)?;
+        tracing::info!(%task, records = tally.restored[i],
+            "shutting down during the restore; the restored records are checkpointed");
+    }
+    Ok(Ended::Interrupted)
 }
 
 fn same_partition(r: &Restoring, m: &BatchMessage<'_>) -> bool {

@@ -9,6 +9,7 @@ pub(crate) mod client_health;
 pub(crate) mod commit_gate;
 pub(crate) mod commit_metadata;
 pub(crate) mod committer;
+pub(crate) mod consumed_record;
 pub(crate) mod identity;
 pub(crate) mod internal_topics;
 pub(crate) mod kafka_collector;

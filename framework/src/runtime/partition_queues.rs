@@ -79,7 +79,7 @@ impl<C: ConsumerContext + 'static> PartitionQueues<C> {
                     }
                     continue;
                 }
-                records.push(super::stream_thread::raw_record(
+                records.push(super::consumed_record::raw_record(
                     topic.clone(),
                     m.partition(),
                     m.offset(),

@@ -11,17 +11,16 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::message::{Headers as _, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::app_shared::AppShared;
 use super::client_health::ClientHealth;
+use super::consumed_record::to_raw;
 use super::partition_queues::PartitionQueues;
 use super::streams_producer::StreamsProducer;
 use super::task_manager::TaskManager;
 use crate::error::StreamsError;
-use crate::record::{Headers, RawRecord, TimestampType};
 
 thread_local! {
     static TASK_MANAGER: RefCell<Option<TaskManager>> = const { RefCell::new(None) };
@@ -404,62 +403,4 @@ fn process_id() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("{:x}-{:x}", std::process::id(), nanos)
-}
-
-/// `topic` keeps the last topic name, which nearly every next record shares: one `Arc` for
-/// them all instead of an allocation per record.
-/// A record's timestamp and its kind; `-1` when it has none.
-/// A consumed record, its key and value copied out of librdkafka; shared by the readers of the
-/// consumer's queue and of the partition queues.
-pub(crate) fn raw_record(
-    topic: Arc<str>,
-    partition: i32,
-    offset: i64,
-    timestamp: rdkafka::Timestamp,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-    headers: Headers,
-) -> RawRecord {
-    let (timestamp, timestamp_type) = match timestamp {
-        rdkafka::Timestamp::NotAvailable => (-1, TimestampType::NotAvailable),
-        rdkafka::Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
-        rdkafka::Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
-    };
-    RawRecord {
-        topic,
-        partition,
-        offset,
-        timestamp,
-        timestamp_type,
-        key: key.map(<[u8]>::to_vec),
-        value: value.map(<[u8]>::to_vec),
-        headers,
-    }
-}
-
-pub(crate) fn to_raw<M: Message>(message: &M, topic: &mut Option<Arc<str>>) -> RawRecord {
-    let name = message.topic();
-    let topic = match topic {
-        Some(t) if &**t == name => t.clone(),
-        _ => topic.insert(Arc::from(name)).clone(),
-    };
-    let headers = message
-        .headers()
-        .map(|hs| {
-            let mut headers = Headers::new();
-            for h in hs.iter() {
-                headers.push(h.key, h.value.map(<[u8]>::to_vec));
-            }
-            headers
-        })
-        .unwrap_or_default();
-    raw_record(
-        topic,
-        message.partition(),
-        message.offset(),
-        message.timestamp(),
-        message.key(),
-        message.payload(),
-        headers,
-    )
 }
