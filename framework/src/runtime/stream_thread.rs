@@ -305,6 +305,7 @@ impl StreamThread {
             if let Some(mine) = with_tasks(|tm| tm.retry_assignment(consumer)).flatten() {
                 assign_partitions(consumer, &mine);
             }
+            with_tasks(|tm| tm.retry_rebuild(consumer)).unwrap_or(Ok(()))?;
             if health.is_failed() {
                 if let Some(e) = health.take_fatal(consumer.client()) {
                     return Err(e);

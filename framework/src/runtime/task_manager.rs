@@ -31,6 +31,14 @@ const COMMITTED_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a thread tries again to compute an assignment it could not compute.
 const ASSIGNMENT_RETRY: Duration = Duration::from_millis(250);
 
+/// Tasks closed after an aborted transaction, waiting to be created again.
+struct Rebuild {
+    since: Instant,
+    last_try: Instant,
+    /// The partitions they read (still assigned to the consumer, paused).
+    assignment: TopicPartitionList,
+}
+
 /// An assignment of the current generation that waits to be computed.
 struct Awaiting {
     since: Instant,
@@ -51,6 +59,7 @@ pub(crate) struct TaskManager {
     thread: usize,
     standbys: StandbyTasks,
     awaiting: Option<Awaiting>,
+    rebuild: Option<Rebuild>,
     /// This thread has its tasks of the current generation.
     assigned: bool,
     /// The producer was fenced: the thread must close its tasks, make a new producer and
@@ -68,6 +77,7 @@ impl TaskManager {
             thread,
             standbys: StandbyTasks::new(shared.clone(), thread),
             awaiting: None,
+            rebuild: None,
             assigned: false,
             migration: false,
             creator: ActiveTaskCreator::new(
@@ -136,6 +146,7 @@ impl TaskManager {
         metrics::counter!("streamtime_task_migrations_total").increment(1);
         self.close(consumer, Close::Dirty);
         self.awaiting = None;
+        self.rebuild = None;
         self.assigned = false;
         self.creator.set_producer(producer.clone());
         self.producer = producer;
@@ -143,7 +154,7 @@ impl TaskManager {
 
     /// Where the thread is: running once its tasks of the current generation exist.
     pub fn phase(&self) -> ThreadPhase {
-        if self.assigned && self.awaiting.is_none() {
+        if self.assigned && self.awaiting.is_none() && self.rebuild.is_none() {
             ThreadPhase::Running
         } else {
             ThreadPhase::Rebalancing
@@ -278,6 +289,7 @@ impl TaskManager {
     /// thread with its error.
     pub fn commit_and_close<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         self.awaiting = None;
+        self.rebuild = None;
         self.assigned = false;
         if self.tasks.is_empty() {
             return;
@@ -444,25 +456,74 @@ impl TaskManager {
             .map_err(|e| StreamsError::Kafka(format!("cannot abort the transaction: {e}")))?;
         self.close(consumer, Close::Dirty);
         let assignment = consumer.assignment()?;
-        let committed = consumer.committed_offsets(assignment.clone(), COMMITTED_TIMEOUT)?;
-        let mut rewind = TopicPartitionList::new();
-        for elem in committed.elements() {
-            let offset = match elem.offset() {
-                Offset::Offset(o) => Offset::Offset(o),
-                _ => Offset::Beginning,
-            };
-            rewind.add_partition_offset(elem.topic(), elem.partition(), offset)?;
+        // Nothing is fetched for tasks that do not exist yet.
+        if let Err(e) = consumer.pause(&assignment) {
+            tracing::warn!(error = %e, "cannot pause the partitions while the tasks are rebuilt");
         }
-        consumer.seek_partitions(rewind, COMMITTED_TIMEOUT)?;
-        if self
+        self.rebuild = Some(Rebuild {
+            since: Instant::now(),
+            last_try: Instant::now(),
+            assignment,
+        });
+        self.try_rebuild(consumer)
+    }
+
+    /// While the tasks wait to be rebuilt after an aborted transaction (the broker did not
+    /// answer the committed-offset read or the seek, or the previous transaction's offsets
+    /// are still unstable), tries again every `ASSIGNMENT_RETRY`, until shutdown.
+    pub fn retry_rebuild<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), StreamsError> {
+        match &self.rebuild {
+            Some(r) if r.last_try.elapsed() >= ASSIGNMENT_RETRY => {
+                let result = self.try_rebuild(consumer);
+                self.guard(result)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn try_rebuild<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), StreamsError> {
+        let Some(rebuild) = self.rebuild.as_mut() else {
+            return Ok(());
+        };
+        rebuild.last_try = Instant::now();
+        let assignment = rebuild.assignment.clone();
+        let since = rebuild.since;
+        let seek = consumer
+            .committed_offsets(assignment.clone(), COMMITTED_TIMEOUT)
+            .and_then(|committed| {
+                let mut rewind = TopicPartitionList::new();
+                for elem in committed.elements() {
+                    let offset = match elem.offset() {
+                        Offset::Offset(o) => Offset::Offset(o),
+                        _ => Offset::Beginning,
+                    };
+                    rewind.add_partition_offset(elem.topic(), elem.partition(), offset)?;
+                }
+                consumer.seek_partitions(rewind, COMMITTED_TIMEOUT)
+            });
+        if let Err(e) = seek {
+            tracing::warn!(error = %e, waited = ?since.elapsed(),
+                "cannot rewind to the committed offsets after an aborted transaction; retrying");
+            return Ok(());
+        }
+        if !self
             .creator
             .create(consumer, &assignment, &mut self.tasks)?
         {
-            Ok(())
-        } else {
-            Err(StreamsError::Kafka(
-                "cannot rebuild the tasks after an aborted transaction".into(),
-            ))
+            tracing::info!(waited = ?since.elapsed(), "the tasks cannot be rebuilt yet; retrying");
+            return Ok(());
         }
+        self.rebuild = None;
+        if let Err(e) = consumer.resume(&assignment) {
+            tracing::warn!(error = %e, "cannot resume the partitions of the rebuilt tasks");
+        }
+        tracing::info!(waited = ?since.elapsed(), "tasks rebuilt after an aborted transaction");
+        Ok(())
     }
 }
