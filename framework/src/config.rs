@@ -64,6 +64,7 @@ pub struct StreamsConfig {
     pub(crate) prometheus_endpoint: Option<std::net::SocketAddr>,
     pub(crate) catching_up_lag_threshold: i64,
     pub(crate) application_server: Option<String>,
+    pub(crate) faults: crate::faults::Faults,
 }
 
 impl StreamsConfig {
@@ -99,6 +100,7 @@ impl StreamsConfig {
             prometheus_endpoint: None,
             catching_up_lag_threshold: 10_000,
             application_server: None,
+            faults: Default::default(),
         }
     }
 
@@ -115,6 +117,20 @@ impl StreamsConfig {
     #[cfg(feature = "prometheus")]
     pub fn prometheus_endpoint(mut self, addr: std::net::SocketAddr) -> Self {
         self.prometheus_endpoint = Some(addr);
+        self
+    }
+
+    /// Faults to inject (feature `fault-injection`, for tests only): see [`crate::faults`].
+    ///
+    /// ```
+    /// use streamtime::faults::{FaultAction, FaultPlan, FaultPoint};
+    /// let config = streamtime::StreamsConfig::new("app", "localhost:9092")
+    ///     .fault_injection(FaultPlan::new().at(FaultPoint::Flush, 1, FaultAction::Fail));
+    /// # let _ = config;
+    /// ```
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_injection(mut self, plan: crate::faults::FaultPlan) -> Self {
+        self.faults = crate::faults::Faults::new(plan);
         self
     }
 

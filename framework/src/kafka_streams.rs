@@ -200,6 +200,7 @@ impl KafkaStreams {
             return Ok(StoreEnv {
                 eos: self.config.is_exactly_once(),
                 cache_bytes: self.config.cache_max_bytes,
+                faults: self.config.faults.clone(),
                 ..StoreEnv::default()
             });
         }
@@ -214,6 +215,7 @@ impl KafkaStreams {
             rocks: Some(rocks),
             eos: self.config.is_exactly_once(),
             cache_bytes: self.config.cache_max_bytes,
+            faults: self.config.faults.clone(),
         })
     }
 

@@ -134,6 +134,10 @@ pub mod config;
 pub mod dsl;
 pub mod error;
 pub mod error_policy;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
+#[cfg(not(feature = "fault-injection"))]
+pub(crate) mod faults;
 pub mod kafka_streams;
 pub mod lifecycle;
 pub mod partitioner;

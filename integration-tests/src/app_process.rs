@@ -18,8 +18,15 @@ pub struct AppProcess {
 impl AppProcess {
     /// Starts `binary` with `args`; its stderr goes to the test's stderr.
     pub fn start(binary: &str, args: &[&str]) -> Self {
+        Self::start_with_env(binary, args, &[])
+    }
+
+    /// Starts `binary` with `args` and the environment variables `env` (for example
+    /// `STREAMTIME_FAULTS`) added to the test's.
+    pub fn start_with_env(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let child = Command::new(binary)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -38,6 +45,20 @@ impl AppProcess {
     pub fn exit_status(&self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         child.try_wait().ok().flatten()
+    }
+
+    /// Waits up to `timeout` for the process to end by itself; `None` if it still runs.
+    pub fn wait_for_exit(&self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// SIGKILL: no commit, no checkpoint, no goodbye.
@@ -118,4 +139,47 @@ impl AppConnection {
             &self.output,
         ]
     }
+}
+
+/// One task line of a test app's `--status-file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskLine {
+    /// `active`, `restoring` or `standby`.
+    pub role: String,
+    /// The task id, e.g. `0_1`.
+    pub task: String,
+    /// Records processed since the task was created here.
+    pub processed: u64,
+    /// Changelog records restored (so far, while restoring).
+    pub restored: u64,
+}
+
+/// The task lines of a test app's status file; none while it does not exist yet.
+///
+/// ```
+/// let lines = streamtime_integration_tests::app_process::read_status(
+///     std::path::Path::new("/nonexistent"),
+/// );
+/// assert!(lines.is_empty());
+/// ```
+pub fn read_status(path: &std::path::Path) -> Vec<TaskLine> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let (role, task) = (words.next()?, words.next()?);
+            let number = |name: &str| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix(name))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            };
+            Some(TaskLine {
+                role: role.to_string(),
+                task: task.to_string(),
+                processed: number("processed="),
+                restored: number("restored="),
+            })
+        })
+        .collect()
 }

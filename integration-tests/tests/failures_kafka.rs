@@ -353,7 +353,15 @@ async fn a_checkpoint_beyond_the_end_of_a_recreated_changelog_is_not_trusted() {
 
     records::produce(&servers, &input, vec![record(50)]).await;
     let mut app = counting_app(&servers, &app_id, &input, &output, &state_dir);
-    let counts = counts_until(&servers, &output, 1).await;
+    // The first run's count 1 must not end the wait: read until the 51st output.
+    let out = records::consume_until(&servers, &output, WAIT, "read_committed", |seen| {
+        seen.len() > 50
+    })
+    .await;
+    let counts: Vec<i64> = out
+        .iter()
+        .map(|r| i64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap()))
+        .collect();
     app.close().unwrap();
     assert_eq!(
         counts[50..],

@@ -1,13 +1,14 @@
-//! Stateful processing that survives crashes, on a real broker: a keyed count over 100 000
-//! records with the app SIGKILLed several times (exact under exactly-once, nothing missing
-//! under at-least-once), and restores from the changelog when the local state is deleted or
-//! its checkpoint is corrupt.
+//! Stateful processing that survives crashes, on a real broker: a keyed aggregation over
+//! 100 000 records with the app killed at verified points — after N records, inside a
+//! commit, during a restore — (exact under exactly-once; under at-least-once every input is
+//! applied, checked input by input), and restores from the changelog when the local state is
+//! deleted or its checkpoint is corrupt.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use streamtime_integration_tests::app_process::{AppConnection, AppProcess};
+use streamtime_integration_tests::app_process::{read_status, AppConnection, AppProcess};
 use streamtime_integration_tests::records::{self, TestRecord};
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
@@ -23,23 +24,28 @@ struct CountApp {
     input: String,
     output: String,
     state_dir: PathBuf,
+    status: PathBuf,
+    topology: String,
     extra: Vec<String>,
 }
 
 impl CountApp {
-    async fn new(prefix: &str, extra: &[&str]) -> Self {
+    async fn new(prefix: &str, topology: &str, extra: &[&str]) -> Self {
         let servers = bootstrap_servers();
         let input = topics::unique_name(&format!("{prefix}-in"));
         let output = topics::unique_name(&format!("{prefix}-out"));
         topics::create(&servers, &input, 3).await;
         topics::create(&servers, &output, 3).await;
         let state_dir = std::env::temp_dir().join(topics::unique_name(&format!("{prefix}-state")));
+        let status = std::env::temp_dir().join(topics::unique_name(&format!("{prefix}-status")));
         CountApp {
             servers,
             app_id: topics::unique_name(&format!("{prefix}-app")),
             input,
             output,
             state_dir,
+            status,
+            topology: topology.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -54,81 +60,181 @@ impl CountApp {
     }
 
     fn start(&self) -> AppProcess {
-        let state_dir = self.state_dir.to_string_lossy().into_owned();
-        let connection = self.connection();
-        let mut args = vec!["--topology", "count", "--state-dir", &state_dir];
-        args.extend(connection.args());
-        args.extend(self.extra.iter().map(String::as_str));
-        AppProcess::start(env!("CARGO_BIN_EXE_streamtime-test-app"), &args)
+        self.start_with_env(&[])
     }
 
-    /// `per_key` records for each of the keys, interleaved.
+    fn start_with_env(&self, env: &[(&str, &str)]) -> AppProcess {
+        let _ = std::fs::remove_file(&self.status);
+        let state_dir = self.state_dir.to_string_lossy().into_owned();
+        let status = self.status.to_string_lossy().into_owned();
+        let connection = self.connection();
+        let mut args = vec![
+            "--topology",
+            &self.topology,
+            "--state-dir",
+            &state_dir,
+            "--status-file",
+            &status,
+        ];
+        args.extend(connection.args());
+        args.extend(self.extra.iter().map(String::as_str));
+        AppProcess::start_with_env(env!("CARGO_BIN_EXE_streamtime-test-app"), &args, env)
+    }
+
+    /// `per_key` records for each of the keys, interleaved; each value is the record's
+    /// sequence number within its key (round `round` of equal rounds).
     async fn produce(&self, round: usize, per_key: usize) {
         let records: Vec<TestRecord> = (0..per_key * KEYS)
             .map(|i| {
                 TestRecord::new(
                     &format!("key-{}", i % KEYS),
-                    format!("r{round}-{i}").into_bytes(),
-                    1_000 + i as i64,
+                    (round * per_key + i / KEYS).to_string().into_bytes(),
+                    1_000 + (round * per_key * KEYS + i) as i64,
                 )
             })
             .collect();
         records::produce(&self.servers, &self.input, records).await;
     }
 
-    /// Output read until every key has reached `expected`: counts per key in output order.
-    async fn counts(&self, expected: i64) -> BTreeMap<String, Vec<i64>> {
+    /// Waits until the running app reports at least `n` records processed.
+    async fn processed_at_least(&self, n: u64) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let processed: u64 = read_status(&self.status)
+                .iter()
+                .filter(|t| t.role == "active")
+                .map(|t| t.processed)
+                .sum();
+            if processed >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the app processed {processed} records, not {n}, within {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Output read until `done` holds for the values per key (in output order).
+    async fn outputs(
+        &self,
+        what: &str,
+        done: impl Fn(&BTreeMap<String, Vec<Vec<u8>>>) -> bool,
+    ) -> BTreeMap<String, Vec<Vec<u8>>> {
         let deadline = Instant::now() + WAIT;
         loop {
             let out =
                 records::consume(&self.servers, &self.output, 0, Duration::from_secs(1)).await;
-            let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+            let mut per_key: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
             for r in &out {
-                let n = i64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap());
-                per_key.entry(r.key_str()).or_default().push(n);
+                per_key
+                    .entry(r.key_str())
+                    .or_default()
+                    .push(r.value.clone().unwrap_or_default());
             }
-            let done =
-                per_key.len() == KEYS && per_key.values().all(|v| v.last() >= Some(&expected));
-            if done {
+            if per_key.len() == KEYS && done(&per_key) || Instant::now() >= deadline {
                 return per_key;
             }
-            assert!(
-                Instant::now() < deadline,
-                "counts did not reach {expected} within {WAIT:?}"
-            );
+            eprintln!("waiting for {what}");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
+
+    /// Counts per key in output order, once every key's last count reached `expected`.
+    async fn counts(&self, expected: i64) -> BTreeMap<String, Vec<i64>> {
+        let count = |v: &Vec<u8>| i64::from_be_bytes(v.as_slice().try_into().unwrap());
+        let per_key = self
+            .outputs(&format!("every count at {expected}"), |per_key| {
+                per_key
+                    .values()
+                    .all(|v| v.last().map(count) >= Some(expected))
+            })
+            .await;
+        assert_eq!(per_key.len(), KEYS, "every key has a count");
+        per_key
+            .into_iter()
+            .map(|(k, v)| (k, v.iter().map(count).collect()))
+            .collect()
+    }
+}
+
+/// A `seen` aggregate: how many records were applied, and the set of sequence numbers.
+fn decode_seen(value: &[u8]) -> (i64, BTreeSet<usize>) {
+    let applied = i64::from_be_bytes(value[..8].try_into().unwrap());
+    let seqs = value[8..]
+        .iter()
+        .enumerate()
+        .flat_map(|(byte, bits)| {
+            (0..8)
+                .filter(move |b| bits & (1 << b) != 0)
+                .map(move |b| byte * 8 + b)
+        })
+        .collect();
+    (applied, seqs)
 }
 
 impl Drop for CountApp {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.state_dir);
+        let _ = std::fs::remove_file(&self.status);
     }
 }
 
-/// Produces 100 000 records in four rounds, SIGKILLing the app after each of the first three.
-async fn run_with_kills(app: &CountApp) -> BTreeMap<String, Vec<i64>> {
-    let _turn = PROCESS_TESTS.lock().await;
-    let mut process = app.start();
-    for round in 0..4 {
-        app.produce(round, 25).await;
-        tokio::time::sleep(Duration::from_millis(700 + 400 * round as u64)).await;
-        if round < 3 {
-            process.kill();
-            process = app.start();
-        }
-    }
-    let counts = app.counts(100).await;
-    process.terminate();
-    counts
+/// Produces 100 000 records in four rounds; the app is stopped at a verified point in each
+/// of the first three:
+/// 1. SIGKILLed once it processed 10 000 records;
+/// 2. aborted inside a commit (`commit_fault`: after the producer's flush, before the
+///    offsets or the transaction commit);
+/// 3. its local state deleted, aborted while restoring it from the changelog (third batch).
+///
+/// The fourth run processes everything.
+async fn run_with_kills(app: &CountApp, commit_fault: &str) -> AppProcess {
+    app.produce(0, 25).await;
+    let process = app.start();
+    app.processed_at_least(10_000).await;
+    process.kill();
+
+    app.produce(1, 25).await;
+    let process = app.start_with_env(&[("STREAMTIME_FAULTS", commit_fault)]);
+    expect_abort(&process, "inside a commit");
+
+    app.produce(2, 25).await;
+    std::fs::remove_dir_all(&app.state_dir).expect("delete the local state");
+    let process = app.start_with_env(&[("STREAMTIME_FAULTS", "restore=abort@3")]);
+    expect_abort(&process, "during the restore");
+
+    app.produce(3, 25).await;
+    app.start()
+}
+
+/// The app must abort itself at its injected fault.
+fn expect_abort(process: &AppProcess, what: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let status = process
+        .wait_for_exit(WAIT)
+        .unwrap_or_else(|| panic!("the app was not aborted {what} within {WAIT:?}"));
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGABRT),
+        "the app ends {what} by its injected abort, not {status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keyed_count_is_exact_under_exactly_once_across_sigkills() {
+async fn keyed_count_is_exact_under_exactly_once_across_kills_mid_stream_mid_commit_and_mid_restore(
+) {
     let instance = topics::unique_name("count-eos");
-    let app = CountApp::new("count-eos", &["--exactly-once", "--instance-id", &instance]).await;
-    let counts = run_with_kills(&app).await;
+    let app = CountApp::new(
+        "count-eos",
+        "count",
+        &["--exactly-once", "--instance-id", &instance],
+    )
+    .await;
+    let _turn = PROCESS_TESTS.lock().await;
+    let process = run_with_kills(&app, "commit.transaction=abort@3").await;
+    let counts = app.counts(100).await;
+    process.terminate();
     for (key, seen) in &counts {
         let expected: Vec<i64> = (1..=100).collect();
         assert_eq!(seen, &expected, "{key}: every count exactly once, in order");
@@ -136,19 +242,34 @@ async fn keyed_count_is_exact_under_exactly_once_across_sigkills() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keyed_count_misses_nothing_under_at_least_once_across_sigkills() {
-    let app = CountApp::new("count-alos", &["--commit-interval-ms", "1000"]).await;
-    let counts = run_with_kills(&app).await;
-    let mut replayed = 0;
-    for (key, seen) in &counts {
-        let last = *seen.last().unwrap();
-        assert!(last >= 100, "{key}: final count {last} lost records");
-        // Outputs in flight at a kill may be lost while the changelog kept the count: the
-        // replay then continues above it. What at-least-once promises is the final count.
-        replayed += last - 100;
+async fn under_at_least_once_every_input_is_counted_across_kills_mid_stream_mid_commit_and_mid_restore(
+) {
+    let app = CountApp::new("seen-alos", "seen", &["--commit-interval-ms", "1000"]).await;
+    let _turn = PROCESS_TESTS.lock().await;
+    let process = run_with_kills(&app, "commit.offsets=abort@1").await;
+    let all: BTreeSet<usize> = (0..100).collect();
+    let per_key = app
+        .outputs("every key to have seen all 100 inputs", |per_key| {
+            per_key
+                .values()
+                .all(|v| v.last().is_some_and(|last| decode_seen(last).1 == all))
+        })
+        .await;
+    process.terminate();
+    assert_eq!(per_key.len(), KEYS, "every key has an aggregate");
+    let mut duplicates = 0;
+    for (key, values) in &per_key {
+        let (applied, seqs) = decode_seen(values.last().unwrap());
+        let missing: Vec<usize> = all.difference(&seqs).copied().collect();
+        assert!(
+            missing.is_empty(),
+            "{key}: inputs {missing:?} were never applied"
+        );
+        duplicates += applied - 100;
     }
     eprintln!(
-        "at-least-once count: {replayed} replayed increments over {KEYS} keys after 3 SIGKILLs"
+        "at-least-once: every one of {} inputs applied; {duplicates} applied twice after 3 kills",
+        100 * KEYS
     );
 }
 
@@ -174,7 +295,7 @@ fn checkpoint_files(dir: &Path) -> Vec<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_state_and_corrupt_checkpoints_are_restored_from_the_changelog() {
     let _turn = PROCESS_TESTS.lock().await;
-    let app = CountApp::new("restore", &[]).await;
+    let app = CountApp::new("restore", "count", &[]).await;
     let process = app.start();
     app.produce(0, 30).await;
     app.counts(30).await;
@@ -217,6 +338,7 @@ async fn a_store_cache_folds_changelog_writes_and_its_changelog_restores_exactly
     // A commit interval longer than the test: only the closing commit flushes the cache.
     let app = CountApp::new(
         "cache",
+        "count",
         &[
             "--cache-bytes",
             "10000000",

@@ -1,6 +1,7 @@
-//! [`ActiveTaskCreator`]: turns assigned partitions into running tasks — opens their stores,
-//! restores them from their changelogs (all partitions at once, with one kept consumer),
-//! builds the tasks and resumes them from their committed offsets and metadata.
+//! [`ActiveTaskCreator`]: turns assigned partitions into running tasks in two steps — opens
+//! their stores and registers them with the thread's [`StoreChangelogReader`] as
+//! [`RestoringTask`]s, then, once their stores are up to date, builds the tasks and resumes
+//! them from their committed offsets and metadata.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,12 +11,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::app_shared::AppShared;
-use super::changelog_reader::{self, Restore, RestoreClients};
+use super::changelog_reader::{Kind, Registration, RestoreStats, StoreChangelogReader};
 use super::commit_metadata;
 use super::kafka_collector::{KafkaChangelogWriter, KafkaRecordCollector, PartitionCache};
 use super::streams_producer::StreamsProducer;
 use super::tasks::Tasks;
 use crate::error::StreamsError;
+use crate::record::RawRecord;
 use crate::task::state_manager::StateManager;
 use crate::task::stream_task::StreamTask;
 use crate::task::{TaskId, TopicPartition};
@@ -27,12 +29,42 @@ const COMMITTED_TIMEOUT: Duration = Duration::from_secs(30);
 /// still holds it as a standby it is about to give up.
 const DIRECTORY_WAIT: Duration = Duration::from_secs(30);
 
+/// A task whose stores are open and being restored; it processes nothing yet, and its input
+/// partitions stay paused.
+pub(crate) struct RestoringTask {
+    pub id: TaskId,
+    pub partitions: Vec<TopicPartition>,
+    pub state: StateManager,
+    /// Per input partition: the committed offset (`None`: from the beginning) and the stream
+    /// time and processor metadata committed with it.
+    committed: Vec<(
+        TopicPartition,
+        Option<i64>,
+        Option<commit_metadata::Decoded>,
+    )>,
+    /// Set when its stores are up to date.
+    pub restored: Option<RestoreStats>,
+    /// Input records the consumer delivered before the partitions' pause took effect, per
+    /// partition in offset order: the task gets them when it starts. (A pause drops what was
+    /// fetched but not delivered; librdkafka fetches that again on resume.)
+    pub held: BTreeMap<TopicPartition, Vec<RawRecord>>,
+}
+
+impl RestoringTask {
+    /// Its input partitions.
+    pub fn partition_list(&self) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for tp in &self.partitions {
+            tpl.add_partition(&tp.topic, tp.partition);
+        }
+        tpl
+    }
+}
+
 pub(crate) struct ActiveTaskCreator {
     shared: Arc<AppShared>,
     producer: Arc<StreamsProducer>,
     partition_cache: PartitionCache,
-    /// Read changelogs into new tasks' stores.
-    restore_clients: RestoreClients,
 }
 
 impl ActiveTaskCreator {
@@ -42,7 +74,6 @@ impl ActiveTaskCreator {
         partition_cache: PartitionCache,
     ) -> Self {
         ActiveTaskCreator {
-            restore_clients: RestoreClients::new(shared.shutdown_flag()),
             shared,
             producer,
             partition_cache,
@@ -54,13 +85,14 @@ impl ActiveTaskCreator {
         self.producer = producer;
     }
 
-    /// Creates the tasks of `tpl` into `tasks`; `false` when it must be tried again later
-    /// (nothing was created).
-    pub fn create<C: ConsumerContext>(
+    /// Opens the stores of the tasks of `tpl` and registers them with `reader`, into
+    /// `restoring`; `false` when it must be tried again later (nothing was opened).
+    pub fn open<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         tpl: &TopicPartitionList,
-        tasks: &mut Tasks,
+        restoring: &mut BTreeMap<TaskId, RestoringTask>,
+        reader: &mut StoreChangelogReader,
     ) -> Result<bool, StreamsError> {
         let shared = self.shared.clone();
         let app = &shared.config.application_id;
@@ -88,115 +120,171 @@ impl ActiveTaskCreator {
             Ok(committed) => committed,
             Err(e) => {
                 // E.g. the previous owner's transaction is still open (its offsets are
-                // unstable until it ends): nothing is created yet, so try again shortly.
+                // unstable until it ends): nothing is opened yet, so try again shortly.
                 tracing::warn!(error = %e, "cannot read the committed offsets; retrying the assignment");
                 return Ok(false);
             }
         };
-        // Stores first, all restored together by one consumer, then the tasks.
-        let mut opened = Vec::with_capacity(grouped.len());
+        let mut opened: Vec<RestoringTask> = Vec::with_capacity(grouped.len());
         for (id, partitions) in grouped {
-            let sub = &shared.subs[id.subtopology as usize];
-            let expected = sub
-                .source_topics
-                .iter()
-                .filter(|t| {
-                    counts
-                        .get(&t.resolve(app))
-                        .is_some_and(|&n| id.partition < n)
-                })
-                .count();
-            if partitions.len() != expected {
-                tracing::warn!(task = %id, got = partitions.len(), expected,
-                    "task got only some of its source partitions; the others are on another instance");
-            }
-            let producer = self.producer.clone();
-            let writer = move |topic: &str, partition: i32, sent| -> Box<dyn ChangelogWriter> {
-                Box::new(KafkaChangelogWriter {
-                    producer: producer.clone(),
-                    topic: topic.to_string(),
-                    partition,
-                    sent,
-                })
+            let result = self.open_one(id, partitions, &counts, &committed, reader);
+            let Ok(Some(task)) = result else {
+                // Nothing of this assignment stays open: it is tried again, or the thread
+                // fails.
+                for mut task in opened {
+                    reader.unregister(task.id, Kind::Active);
+                    task.state.close();
+                }
+                return result.map(|_| false);
             };
-            let shared = &shared;
-            let open = move || {
-                StateManager::open(
-                    id,
-                    &shared.topology,
-                    &sub.stores,
-                    app,
-                    &shared.store_env,
-                    &writer,
-                )
-            };
-            let state = retry_while_locked(id, &open)?;
-            let open: Box<dyn Fn() -> Result<StateManager, StreamsError> + '_> = Box::new(open);
-            opened.push((id, partitions, state, open));
+            opened.push(task);
         }
-        let restored = loop {
-            let mut restoring: Vec<_> = opened
-                .iter_mut()
-                .map(|(id, _, state, _)| (*id, state))
-                .collect();
-            let restore = changelog_reader::restore(
-                &shared.config,
-                &mut self.restore_clients,
-                &mut restoring,
-                shared.restore_listener.as_deref(),
-            )?;
-            match restore {
-                Restore::Done(stats) => break stats,
-                // Nothing is created; the thread stops.
-                Restore::Interrupted => return Ok(false),
-                Restore::StaleCheckpoints(mut stale) => {
-                    // Reopened without a checkpoint, a task's stores start empty, and the
-                    // next round restores them from the start of their changelogs.
-                    stale.sort_unstable_by(|a, b| b.cmp(a));
-                    for i in stale {
-                        let (id, partitions, state, open) = opened.swap_remove(i);
-                        state.discard()?;
-                        let state = retry_while_locked(id, &open)?;
-                        opened.push((id, partitions, state, open));
-                    }
-                }
-            }
-        };
-        // Processors may forward from init.
-        self.producer.begin_transaction()?;
-        for ((id, partitions, state, _), restored) in opened.into_iter().zip(restored) {
-            let sub = &shared.subs[id.subtopology as usize];
-            let collector = Box::new(KafkaRecordCollector {
-                producer: self.producer.clone(),
-                partitions: self.partition_cache.clone(),
-                max_age: shared.config.metadata_refresh_interval,
-            });
-            let mut task = StreamTask::new(
-                id,
-                &shared.topology,
-                sub,
-                &partitions,
-                (collector, state),
-                &shared.task_config,
-                super::wall_clock_ms(),
-            )?;
-            let mut positions = Vec::new();
-            for tp in &partitions {
-                if let Some(elem) = committed.find_partition(&tp.topic, tp.partition) {
-                    if let Offset::Offset(o) = elem.offset() {
-                        positions.push((tp.clone(), o));
-                    }
-                    if let Some((pt, processor)) = commit_metadata::decode(elem.metadata()) {
-                        task.restore_partition_time(tp, pt);
-                        task.restore_processor_metadata(&processor);
-                    }
-                }
-            }
-            task.init()?;
-            tracing::info!(task = %id, stream_time = task.stream_time(), "task created");
-            tasks.insert(task, positions, restored.records);
+        for task in opened {
+            restoring.insert(task.id, task);
         }
         Ok(true)
+    }
+
+    /// Opens the stores of task `id` and registers them with `reader`; `None` when the broker
+    /// did not say where the changelogs end (nothing is registered; try again later).
+    fn open_one(
+        &self,
+        id: TaskId,
+        partitions: Vec<TopicPartition>,
+        counts: &BTreeMap<String, i32>,
+        committed: &TopicPartitionList,
+        reader: &mut StoreChangelogReader,
+    ) -> Result<Option<RestoringTask>, StreamsError> {
+        let shared = &self.shared;
+        let app = &shared.config.application_id;
+        let sub = &shared.subs[id.subtopology as usize];
+        let expected = sub
+            .source_topics
+            .iter()
+            .filter(|t| {
+                counts
+                    .get(&t.resolve(app))
+                    .is_some_and(|&n| id.partition < n)
+            })
+            .count();
+        if partitions.len() != expected {
+            tracing::warn!(task = %id, got = partitions.len(), expected,
+                "task got only some of its source partitions; the others are on another instance");
+        }
+        let producer = self.producer.clone();
+        let writer = move |topic: &str, partition: i32, sent| -> Box<dyn ChangelogWriter> {
+            Box::new(KafkaChangelogWriter {
+                producer: producer.clone(),
+                topic: topic.to_string(),
+                partition,
+                sent,
+            })
+        };
+        let open = || {
+            StateManager::open(
+                id,
+                &shared.topology,
+                &sub.stores,
+                app,
+                &shared.store_env,
+                &writer,
+            )
+        };
+        let mut state = retry_while_locked(id, &open)?;
+        let listener = shared.restore_listener.as_deref();
+        let registered = match reader.register_active(id, &state, listener) {
+            Ok(Registration::StaleCheckpoint) => {
+                // Reopened without a checkpoint, the task's stores start empty and are
+                // restored from the start of their changelogs.
+                state.discard()?;
+                state = retry_while_locked(id, &open)?;
+                reader.register_active(id, &state, listener)
+            }
+            other => other,
+        };
+        let restored = match registered {
+            Ok(Registration::Restoring) => None,
+            Ok(_) => Some(RestoreStats::default()),
+            Err(e) => {
+                tracing::warn!(task = %id, error = %e, "cannot start the restore; retrying the assignment");
+                state.close();
+                return Ok(None);
+            }
+        };
+        let committed = partitions
+            .iter()
+            .map(
+                |tp| match committed.find_partition(&tp.topic, tp.partition) {
+                    Some(elem) => {
+                        let offset = match elem.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        };
+                        (tp.clone(), offset, commit_metadata::decode(elem.metadata()))
+                    }
+                    None => (tp.clone(), None, None),
+                },
+            )
+            .collect();
+        Ok(Some(RestoringTask {
+            id,
+            partitions,
+            state,
+            committed,
+            restored,
+            held: BTreeMap::new(),
+        }))
+    }
+
+    /// Builds the task whose stores `restoring` restored, into `tasks`.
+    pub fn finish(
+        &mut self,
+        restoring: RestoringTask,
+        tasks: &mut Tasks,
+    ) -> Result<(), StreamsError> {
+        let shared = &self.shared;
+        let RestoringTask {
+            id,
+            partitions,
+            state,
+            committed,
+            restored,
+            held,
+        } = restoring;
+        // Processors may forward from init.
+        self.producer.begin_transaction()?;
+        let sub = &shared.subs[id.subtopology as usize];
+        let collector = Box::new(KafkaRecordCollector {
+            producer: self.producer.clone(),
+            partitions: self.partition_cache.clone(),
+            max_age: shared.config.metadata_refresh_interval,
+        });
+        let mut task = StreamTask::new(
+            id,
+            &shared.topology,
+            sub,
+            &partitions,
+            (collector, state),
+            &shared.task_config,
+            super::wall_clock_ms(),
+        )?;
+        let mut positions = Vec::new();
+        for (tp, offset, metadata) in &committed {
+            if let Some(o) = offset {
+                positions.push((tp.clone(), *o));
+            }
+            if let Some((pt, processor)) = metadata {
+                task.restore_partition_time(tp, *pt);
+                task.restore_processor_metadata(processor);
+            }
+        }
+        task.init()?;
+        tracing::info!(task = %id, stream_time = task.stream_time(), "task created");
+        tasks.insert(task, positions, restored.unwrap_or_default().records);
+        for records in held.into_values() {
+            tasks.add_records(records)?;
+        }
+        Ok(())
     }
 }
 

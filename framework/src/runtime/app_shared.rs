@@ -43,8 +43,12 @@ pub struct TaskStatus {
     pub enforced_processing: u64,
     /// Its input partitions.
     pub partitions: Vec<PartitionStatus>,
-    /// Changelog records restored when the task was created (0 with up-to-date local state).
+    /// Changelog records restored when the task was created (0 with up-to-date local state);
+    /// while it restores, so far.
     pub restored_records: u64,
+    /// Still restoring its stores from their changelogs: it processes nothing until they are
+    /// up to date.
+    pub restoring: bool,
 }
 
 /// What the user handed the application for its life: the state (with its listener), the

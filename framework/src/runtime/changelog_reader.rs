@@ -1,8 +1,14 @@
-//! [`restore`]: brings a task's stores up to date from their changelogs before it processes
-//! anything, with a separate assign-based consumer (no group membership, nothing committed).
+//! [`StoreChangelogReader`]: reads changelog partitions into the stores they back — an
+//! active task's stores up to the end of their changelogs before the task processes anything,
+//! a standby's stores for as long as it lives — with one assign-based consumer per stream
+//! thread (no group membership, nothing committed), one batch per round of the stream loop.
+//!
+//! Reading a batch per round instead of restoring inside the rebalance callback is what Kafka
+//! Streams does too (`StreamThread.runOnce` restores in its own phase): the thread keeps
+//! polling its group consumer, so a long restore neither exceeds `max.poll.interval.ms` nor
+//! delays a shutdown by more than one batch, and tasks that are ready process while others
+//! still restore.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -17,41 +23,70 @@ use super::native::queue::{BatchMessage, ConsumerQueue, MessageBatch};
 use super::restore_progress::RestoreProgress;
 use crate::config::StreamsConfig;
 use crate::error::StreamsError;
+use crate::faults::FaultPoint;
 use crate::lifecycle::StateRestoreListener;
 use crate::task::state_manager::StateManager;
 use crate::task::{TaskId, TopicPartition};
 
+/// Changelog records taken per round. At about 1 µs a record to apply, a round stays in the
+/// low milliseconds, so the group consumer is polled often whatever the backlog.
 const BATCH: usize = 2_000;
+/// How long a round waits for changelog records while an active task restores: the restore
+/// is the thread's only work then, and the stream loop does not block in its own poll.
+const RESTORE_WAIT: Duration = Duration::from_millis(10);
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a restore that waits for another producer's open transaction says so.
+const WAIT_REPORT_EVERY: Duration = Duration::from_secs(10);
 
-/// What a restore did.
+/// Whose stores a changelog partition feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// An active task that processes once its stores are up to date.
+    Active,
+    /// A standby replica, read for as long as it lives.
+    Standby,
+}
+
+/// What restoring an active task's stores did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct RestoreStats {
     pub records: u64,
     pub elapsed: Duration,
 }
 
-/// How a restore ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Restore {
-    /// Every store is up to date with its changelog; per task, what was restored.
-    Done(Vec<RestoreStats>),
-    /// Nothing was restored: these tasks (indices into the restored slice) have a checkpoint
-    /// beyond the end of a changelog, which was deleted and created again (an application
-    /// reset that kept local state, say). Their local state cannot be trusted: the caller
-    /// wipes it and restores again.
-    StaleCheckpoints(Vec<usize>),
-    /// The application shuts down: the restore stopped within a batch, and every store
-    /// checkpointed what it restored, so the next start goes on from there.
-    Interrupted,
+/// How registering an active task went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Registration {
+    /// Its stores are behind their changelogs; [`StoreChangelogReader::read`] reports when
+    /// they caught up.
+    Restoring,
+    /// Its stores are up to date already (or have no changelog).
+    UpToDate,
+    /// A checkpoint claims records its changelog does not have: the changelog was deleted
+    /// and created again (an application reset that kept local state, say). Nothing was
+    /// registered; the local state cannot be trusted, so the caller wipes it and registers
+    /// the task again.
+    StaleCheckpoint,
 }
 
-/// How [`restore_with`] ended.
-enum Ended {
-    Complete,
-    Stale(Vec<usize>),
-    Interrupted,
+/// Where [`StoreChangelogReader::read`] finds the state a changelog partition feeds.
+pub(crate) trait ChangelogOwners {
+    /// The state of `task`, or `None` when it is gone.
+    fn state(&mut self, task: TaskId, kind: Kind) -> Option<&mut StateManager>;
+    /// The user's restore listener.
+    fn listener(&self) -> Option<&dyn StateRestoreListener>;
+}
+
+/// What one [`StoreChangelogReader::read`] did.
+#[derive(Debug, Default)]
+pub(crate) struct ReadOutcome {
+    /// Active tasks whose stores caught up with their changelogs in this read.
+    pub restored: Vec<(TaskId, RestoreStats)>,
+    /// Records applied to active tasks' stores.
+    pub active_records: usize,
+    /// Records applied to standbys' stores.
+    pub standby_records: usize,
 }
 
 /// The restore consumer's context: reaching the end of a partition is how a restore knows it
@@ -78,9 +113,7 @@ impl ConsumerContext for RestoreContext {}
 
 /// An assign-based changelog consumer (no group membership, nothing committed), reading
 /// committed records only under exactly-once.
-pub(crate) fn consumer(
-    config: &StreamsConfig,
-) -> Result<BaseConsumer<RestoreContext>, StreamsError> {
+fn consumer(config: &StreamsConfig) -> Result<BaseConsumer<RestoreContext>, StreamsError> {
     consumer_with(config, config.is_exactly_once())
 }
 
@@ -110,102 +143,77 @@ fn consumer_with(
     Ok(cc.create_with_context(RestoreContext::default())?)
 }
 
-/// The clients a stream thread restores with, made at first use and kept: a connected
-/// consumer makes the next restore start at once.
-pub(crate) struct RestoreClients {
-    reader: Option<BaseConsumer<RestoreContext>>,
-    /// Exactly-once only: reads the high watermark. The reader (`read_committed`) sees the
-    /// last stable offset as the end, which stops short of it while a transaction is open.
-    watermarks: Option<BaseConsumer<RestoreContext>>,
-    shutdown: Arc<AtomicBool>,
-}
-
-impl RestoreClients {
-    pub fn new(shutdown: Arc<AtomicBool>) -> Self {
-        RestoreClients {
-            reader: None,
-            watermarks: None,
-            shutdown,
-        }
-    }
-}
-
-/// One changelog partition being restored: the task and store it feeds and where it ends.
-struct Restoring {
-    task: usize,
+/// One changelog partition being read.
+struct ChangelogPartition {
+    task: TaskId,
+    kind: Kind,
     store: usize,
     store_name: String,
-    topic: String,
-    partition: i32,
-    /// Records applied so far, for the restore listener.
-    restored: u64,
-    /// The next offset to apply: anything before it is a duplicate or left over from an
-    /// earlier restore of the same partition.
-    next: i64,
+    tp: TopicPartition,
+    /// The next offset to apply (`None`: from the beginning). Anything before it is left over
+    /// from an earlier assignment of the reader.
+    next: Option<i64>,
+    /// Active: the high watermark when the restore began, which the store must reach.
     end: i64,
-    done: bool,
+    /// Records applied, for the restore listener.
+    restored: u64,
+    /// Active: since when the reader has been at the stable end, short of `end`, and when
+    /// that was last reported.
+    waiting: Option<(Instant, Instant)>,
 }
 
-/// Restores every changelogged store of `tasks` from its checkpointed offset (or the start)
-/// to the current end of its changelog partition, logging each task's progress (records done
-/// of the total, rate, time left) every couple of seconds.
-///
-/// All changelog partitions are read by one consumer at once, as Kafka Streams' restore
-/// consumer does: the broker fetches every partition while this thread writes to the stores,
-/// instead of one partition after another with a new connection each.
-pub(crate) fn restore(
-    config: &StreamsConfig,
-    clients: &mut RestoreClients,
-    tasks: &mut [(TaskId, &mut StateManager)],
-    listener: Option<&dyn StateRestoreListener>,
-) -> Result<Restore, StreamsError> {
-    let mut stats = vec![RestoreStats::default(); tasks.len()];
-    if tasks.iter().all(|(_, state)| state.changelogs().is_empty()) {
-        return Ok(Restore::Done(stats));
+impl ChangelogPartition {
+    fn is(&self, m: &BatchMessage<'_>) -> bool {
+        self.tp.partition == m.partition() && m.topic() == Some(&*self.tp.topic)
     }
-    let started = Instant::now();
-    if config.is_exactly_once() && clients.watermarks.is_none() {
-        clients.watermarks = Some(consumer_with(config, false)?);
-    }
-    let consumer = match &mut clients.reader {
-        Some(c) => c,
-        None => clients.reader.insert(self::consumer(config)?),
-    };
-    let ends = Ends {
-        reader: consumer,
-        watermarks: clients.watermarks.as_ref(),
-        shutdown: &clients.shutdown,
-    };
-    let result = restore_with(&ends, tasks, &mut stats, started, listener);
-    // Whatever happened, the consumer stops fetching until the next restore.
-    if let Err(e) = consumer.unassign() {
-        tracing::warn!(error = %e, "cannot unassign the restore consumer");
-    }
-    Ok(match result? {
-        Ended::Complete => Restore::Done(stats),
-        Ended::Stale(stale) => Restore::StaleCheckpoints(stale),
-        Ended::Interrupted => Restore::Interrupted,
-    })
 }
 
-/// Where changelog partitions end, for a restore.
-struct Ends<'a> {
-    reader: &'a BaseConsumer<RestoreContext>,
-    watermarks: Option<&'a BaseConsumer<RestoreContext>>,
-    shutdown: &'a AtomicBool,
+/// One active task's restore over all its changelogs.
+struct TaskRestore {
+    progress: RestoreProgress,
+    counter: metrics::Counter,
+    started: Instant,
+    records: u64,
 }
 
-impl Ends<'_> {
-    /// The partition's first offset, the end a restore reads up to, and its high watermark.
-    ///
-    /// Under exactly-once the reader sees the last stable offset as the end. While another
-    /// producer's transaction is open on the changelog (a previous owner that crashed, until
-    /// the broker aborts it after `transaction.timeout.ms`) that stops short of records
-    /// committed after the transaction began, by this task's owners since: restoring only to
-    /// it would lose them. So the restore waits until the stable offset reaches the high
-    /// watermark seen at the start, logging the wait every 10 s, until shutdown.
-    /// `None` when the application shuts down while waiting.
-    fn of(&self, topic: &str, partition: i32) -> Result<Option<(i64, i64, i64)>, StreamsError> {
+pub(crate) struct StoreChangelogReader {
+    config: StreamsConfig,
+    /// Made at first use and kept: a connected consumer starts the next restore at once.
+    reader: Option<BaseConsumer<RestoreContext>>,
+    /// Exactly-once only: reads high watermarks. The reader (`read_committed`) sees the last
+    /// stable offset as a partition's end, which stops short of the high watermark while
+    /// another producer's transaction is open on it.
+    watermarks: Option<BaseConsumer<RestoreContext>>,
+    partitions: Vec<ChangelogPartition>,
+    restores: std::collections::BTreeMap<TaskId, TaskRestore>,
+    /// The reader's assignment no longer matches `partitions`.
+    reassign: bool,
+}
+
+impl StoreChangelogReader {
+    pub fn new(config: &StreamsConfig) -> Self {
+        StoreChangelogReader {
+            config: config.clone(),
+            reader: None,
+            watermarks: None,
+            partitions: Vec::new(),
+            restores: Default::default(),
+            reassign: false,
+        }
+    }
+
+    fn reader(&mut self) -> Result<&BaseConsumer<RestoreContext>, StreamsError> {
+        if self.reader.is_none() {
+            self.reader = Some(consumer(&self.config)?);
+        }
+        Ok(self.reader.as_ref().expect("made above"))
+    }
+
+    /// A partition's first offset and high watermark.
+    fn range(&mut self, topic: &str, partition: i32) -> Result<(i64, i64), StreamsError> {
+        if self.config.is_exactly_once() && self.watermarks.is_none() {
+            self.watermarks = Some(consumer_with(&self.config, false)?);
+        }
         let fetch = |c: &BaseConsumer<RestoreContext>| {
             c.fetch_watermarks(topic, partition, METADATA_TIMEOUT)
                 .map_err(|e| {
@@ -214,273 +222,358 @@ impl Ends<'_> {
                     ))
                 })
         };
-        let (low, mut end) = fetch(self.reader)?;
-        let Some(watermarks) = self.watermarks else {
-            return Ok(Some((low, end, end)));
-        };
-        let (_, high) = fetch(watermarks)?;
-        let started = Instant::now();
-        let mut reported = Instant::now();
-        while end < high {
-            if self.shutdown.load(Ordering::Relaxed) {
-                tracing::info!(
-                    topic,
-                    partition,
-                    stable = end,
-                    high,
-                    "shutting down while waiting for the changelog's open transaction to end"
-                );
-                return Ok(None);
-            }
-            if reported.elapsed() >= Duration::from_secs(10) {
-                reported = Instant::now();
-                tracing::warn!(topic, partition, stable = end, high, waited = ?started.elapsed(),
-                    "a transaction is open on the changelog; the restore waits for it to end");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-            end = fetch(self.reader)?.1;
+        let (low, end) = fetch(self.reader()?)?;
+        match &self.watermarks {
+            Some(w) => Ok((low, fetch(w)?.1)),
+            None => Ok((low, end)),
         }
-        if started.elapsed() > Duration::from_millis(500) {
-            tracing::info!(topic, partition, waited = ?started.elapsed(), "the changelog's open transaction ended");
-        }
-        Ok(Some((low, end, high)))
     }
-}
 
-/// Restores every task, or none and returns the tasks with stale checkpoints.
-fn restore_with(
-    ends: &Ends<'_>,
-    tasks: &mut [(TaskId, &mut StateManager)],
-    stats: &mut [RestoreStats],
-    started: Instant,
-    listener: Option<&dyn StateRestoreListener>,
-) -> Result<Ended, StreamsError> {
-    // Every changelog's range first, so progress is reported against each task's total.
-    let mut plan = Vec::new();
-    let mut stale = Vec::new();
-    let mut totals = vec![0_u64; tasks.len()];
-    let mut assignment = TopicPartitionList::new();
-    for (i, (task, state)) in tasks.iter().enumerate() {
+    /// Registers the changelogs of an active task whose stores `state` holds, each from its
+    /// checkpointed offset (or the start) to the partition's current high watermark.
+    ///
+    /// Under exactly-once the restore reads committed records only, and a crashed previous
+    /// owner's transaction can still be open on a changelog (until the broker aborts it after
+    /// `transaction.timeout.ms`): its stable offset then stops short of records committed
+    /// after that transaction began. Reading only to the stable offset would lose them, so
+    /// the restore is complete only at the high watermark, and says every 10 s that it waits.
+    pub fn register_active(
+        &mut self,
+        task: TaskId,
+        state: &StateManager,
+        listener: Option<&dyn StateRestoreListener>,
+    ) -> Result<Registration, StreamsError> {
+        let mut plan = Vec::new();
         for changelog in state.changelogs() {
-            let Some((low, high, watermark)) = ends.of(&changelog.topic, changelog.partition)?
-            else {
-                return Ok(Ended::Interrupted);
-            };
-            if changelog.from.is_some_and(|from| from > watermark) {
-                // The checkpoint claims records the changelog does not have: it is not the
-                // changelog the local state was built from.
+            let (low, high) = self.range(&changelog.topic, changelog.partition)?;
+            if changelog.from.is_some_and(|from| from > high) {
                 tracing::warn!(%task, topic = %changelog.topic, partition = changelog.partition,
-                    checkpoint = changelog.from.map(|f| f - 1), end = watermark,
+                    checkpoint = changelog.from.map(|f| f - 1), end = high,
                     "the checkpoint is beyond the end of its changelog (was the topic recreated?); wiping local state to restore it");
                 metrics::counter!("streamtime_stale_checkpoints_total", "task" => task.to_string())
                     .increment(1);
-                stale.push(i);
-                continue;
+                return Ok(Registration::StaleCheckpoint);
             }
             let start = changelog.from.unwrap_or(low).max(low);
             if start >= high {
                 tracing::debug!(%task, topic = %changelog.topic, "store is up to date with its changelog");
                 continue;
             }
+            plan.push((changelog, start, high));
+        }
+        if plan.is_empty() {
+            return Ok(Registration::UpToDate);
+        }
+        let mut total = 0;
+        for (changelog, start, high) in plan {
             tracing::info!(%task, topic = %changelog.topic, partition = changelog.partition, from = start,
                 to = high, records = high - start, "restoring store from its changelog");
-            assignment.add_partition_offset(
-                &changelog.topic,
-                changelog.partition,
-                Offset::Offset(start),
-            )?;
-            totals[i] += (high - start) as u64;
+            let tp = TopicPartition::new(changelog.topic.as_str(), changelog.partition);
             if let Some(l) = listener {
-                l.on_restore_start(
-                    &TopicPartition::new(changelog.topic.as_str(), changelog.partition),
-                    &changelog.store_name,
-                    start,
-                    high,
-                );
+                l.on_restore_start(&tp, &changelog.store_name, start, high);
             }
-            plan.push(Restoring {
-                task: i,
+            total += (high - start) as u64;
+            self.partitions.push(ChangelogPartition {
+                task,
+                kind: Kind::Active,
                 store: changelog.store,
                 store_name: changelog.store_name,
-                topic: changelog.topic,
-                partition: changelog.partition,
-                restored: 0,
-                next: start,
+                tp,
+                next: Some(start),
                 end: high,
-                done: false,
+                restored: 0,
+                waiting: None,
             });
         }
+        tracing::info!(%task, records = total, "restoring stores from their changelogs");
+        self.restores.insert(
+            task,
+            TaskRestore {
+                progress: RestoreProgress::new(task, total, PROGRESS_EVERY),
+                counter: metrics::counter!("streamtime_restored_records_total", "task" => task.to_string()),
+                started: Instant::now(),
+                records: 0,
+            },
+        );
+        self.reassign = true;
+        Ok(Registration::Restoring)
     }
-    stale.dedup();
-    if !stale.is_empty() {
-        return Ok(Ended::Stale(stale));
-    }
-    if plan.is_empty() {
-        return Ok(Ended::Complete);
-    }
-    let progress = tasks
-        .iter()
-        .zip(&totals)
-        .map(|((task, _), &total)| {
-            (total > 0).then(|| {
-                tracing::info!(%task, records = total, "restoring stores from their changelogs");
-                RestoreProgress::new(*task, total, PROGRESS_EVERY)
-            })
-        })
-        .collect();
-    let counters = tasks
-        .iter()
-        .map(|(task, _)| {
-            metrics::counter!("streamtime_restored_records_total", "task" => task.to_string())
-        })
-        .collect();
-    let mut tally = Tally {
-        progress,
-        counters,
-        restored: vec![0; tasks.len()],
-        listener,
-    };
-    let mut left: Vec<usize> = vec![0; tasks.len()];
-    for r in &plan {
-        left[r.task] += 1;
-    }
-    let consumer = ends.reader;
-    consumer.assign(&assignment)?;
-    let queue = ConsumerQueue::of(consumer);
-    let mut batch = MessageBatch::new(BATCH);
-    let mut remaining = plan.len();
-    while remaining > 0 {
-        if ends.shutdown.load(Ordering::Relaxed) {
-            return keep_what_was_restored(tasks, &tally);
+
+    /// Registers the changelogs of a standby whose stores `state` holds, each from its
+    /// checkpointed offset (or the start), to be read for as long as the standby lives.
+    pub fn register_standby(&mut self, task: TaskId, state: &StateManager) {
+        for changelog in state.changelogs() {
+            self.partitions.push(ChangelogPartition {
+                task,
+                kind: Kind::Standby,
+                store: changelog.store,
+                store_name: changelog.store_name,
+                tp: TopicPartition::new(changelog.topic.as_str(), changelog.partition),
+                next: changelog.from,
+                end: i64::MAX,
+                restored: 0,
+                waiting: None,
+            });
         }
+        self.reassign = true;
+    }
+
+    /// Stops reading `task`'s changelogs (its task closed, or stopped being a standby here);
+    /// returns the records restored into it so far.
+    pub fn unregister(&mut self, task: TaskId, kind: Kind) -> u64 {
+        let before = self.partitions.len();
+        self.partitions
+            .retain(|p| !(p.task == task && p.kind == kind));
+        self.reassign |= self.partitions.len() != before;
+        match kind {
+            Kind::Active => self.restores.remove(&task).map_or(0, |r| r.records),
+            Kind::Standby => 0,
+        }
+    }
+
+    /// Records restored so far into active task `task`'s stores.
+    pub fn restored(&self, task: TaskId) -> u64 {
+        self.restores.get(&task).map_or(0, |r| r.records)
+    }
+
+    /// Whether an active task's restore is under way.
+    pub fn is_restoring(&self) -> bool {
+        !self.restores.is_empty()
+    }
+
+    /// Points the reader at the partitions to read, each from its next offset: while an
+    /// active task restores, only active changelogs (the task processes sooner), else the
+    /// standbys'.
+    fn assign(&mut self) -> Result<(), StreamsError> {
+        let restoring = self.is_restoring();
+        let mut tpl = TopicPartitionList::new();
+        for p in &self.partitions {
+            if (p.kind == Kind::Active) == restoring {
+                let offset = p.next.map_or(Offset::Beginning, Offset::Offset);
+                tpl.add_partition_offset(&p.tp.topic, p.tp.partition, offset)?;
+            }
+        }
+        self.reader()?.assign(&tpl)?;
+        self.reassign = false;
+        Ok(())
+    }
+
+    /// Applies the changelog records that arrived, one batch at most; waits briefly for them
+    /// while an active task restores. Reports the active tasks whose stores caught up (their
+    /// changelogs are no longer read, and their stores are flushed).
+    pub fn read(&mut self, owners: &mut dyn ChangelogOwners) -> Result<ReadOutcome, StreamsError> {
+        if self.partitions.is_empty() {
+            if self.reassign {
+                if let Some(reader) = &self.reader {
+                    reader.unassign()?;
+                }
+                self.reassign = false;
+            }
+            return Ok(ReadOutcome::default());
+        }
+        if self.reassign {
+            self.assign()?;
+        }
+        let wait = if self.is_restoring() {
+            RESTORE_WAIT
+        } else {
+            Duration::ZERO
+        };
+        // Out of `self` while its queue is borrowed, so the batch can be applied through it.
+        let reader = self.reader.take().expect("assigned above");
+        let result = self.read_from(&reader, wait, owners);
+        self.reader = Some(reader);
+        result
+    }
+
+    fn read_from(
+        &mut self,
+        reader: &BaseConsumer<RestoreContext>,
+        wait: Duration,
+        owners: &mut dyn ChangelogOwners,
+    ) -> Result<ReadOutcome, StreamsError> {
+        let mut outcome = ReadOutcome::default();
+        let queue = ConsumerQueue::of(reader);
+        let mut batch = MessageBatch::new(BATCH);
         // A batch call waits until its batch is full or its timeout passes: take what is
-        // there, and wait only briefly when nothing is.
+        // there, and wait only when nothing is.
         if batch.fill(&queue, Duration::ZERO) == 0
-            && batch.fill(&queue, Duration::from_millis(5)) == 0
+            && (wait.is_zero() || batch.fill(&queue, wait) == 0)
         {
-            continue;
+            self.report_waits();
+            return Ok(outcome);
         }
+        let mut done = Vec::new();
         // Messages come in runs of one partition (one fetch each); each run is written to
         // its store as one batch, keys and values read in place from librdkafka's buffers.
         let mut records: Vec<(&[u8], Option<&[u8]>)> = Vec::with_capacity(BATCH);
         let mut run: Option<(usize, i64)> = None;
         for m in batch.iter() {
             let at = match run {
-                Some((at, _)) if same_partition(&plan[at], &m) => at,
+                Some((at, _)) if self.partitions[at].is(&m) => at,
                 _ => {
                     if let Some((at, last)) = run.take() {
-                        tally.write_run(&mut plan[at], tasks, &mut records, last)?;
+                        self.write_run(at, owners, &mut records, last, &mut outcome)?;
                     }
-                    let Some(at) = plan.iter().position(|r| same_partition(r, &m)) else {
+                    let Some(at) = self.partitions.iter().position(|p| p.is(&m)) else {
                         continue;
                     };
                     run = Some((at, -1));
                     at
                 }
             };
-            let r = &mut plan[at];
-            if r.done || (m.error().is_none() && m.offset() < r.next) {
+            let p = &mut self.partitions[at];
+            if let Some(err) = m.error() {
+                if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                    tracing::warn!(partition = %p.tp, error = ?err, "changelog read error; retrying");
+                } else if p.kind == Kind::Active {
+                    if m.offset() >= p.end {
+                        done.push(at);
+                    } else if p.waiting.is_none() {
+                        tracing::info!(partition = %p.tp, stable = m.offset(), high = p.end,
+                            "the changelog's stable end is short of its high watermark; the restore waits for the open transaction to end");
+                        p.waiting = Some((Instant::now(), Instant::now()));
+                    }
+                }
                 continue;
             }
-            if let Some(err) = m.error() {
-                if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                    r.done = true;
-                } else {
-                    tracing::warn!(topic = %r.topic, partition = r.partition, error = ?err,
-                        "changelog read error during restore; retrying");
-                }
-            } else {
-                if let Some(key) = m.key() {
-                    records.push((key, m.payload()));
-                    run = Some((at, m.offset()));
-                } else {
-                    tracing::warn!(topic = %r.topic, offset = m.offset(), "skipping changelog record without key");
-                }
-                r.next = m.offset() + 1;
-                r.done = r.next >= r.end;
+            if p.next.is_some_and(|next| m.offset() < next) {
+                continue;
             }
-            if r.done {
-                remaining -= 1;
-                left[r.task] -= 1;
-                if left[r.task] == 0 {
-                    stats[r.task].elapsed = started.elapsed();
-                }
+            if let Some(key) = m.key() {
+                records.push((key, m.payload()));
+                run = Some((at, m.offset()));
+            } else {
+                tracing::warn!(partition = %p.tp, offset = m.offset(), "skipping changelog record without key");
+            }
+            p.next = Some(m.offset() + 1);
+            p.waiting = None;
+            if p.kind == Kind::Active && m.offset() + 1 >= p.end {
+                done.push(at);
             }
         }
         if let Some((at, last)) = run {
-            tally.write_run(&mut plan[at], tasks, &mut records, last)?;
+            self.write_run(at, owners, &mut records, last, &mut outcome)?;
+        }
+        drop(records);
+        drop(batch);
+        self.finish(done, owners, &mut outcome)?;
+        Ok(outcome)
+    }
+
+    /// Says every [`WAIT_REPORT_EVERY`] which restores wait for another producer's open
+    /// transaction, and how long they have.
+    fn report_waits(&mut self) {
+        for p in &mut self.partitions {
+            let Some((since, reported)) = &mut p.waiting else {
+                continue;
+            };
+            if reported.elapsed() >= WAIT_REPORT_EVERY {
+                *reported = Instant::now();
+                tracing::warn!(partition = %p.tp, high = p.end, waited = ?since.elapsed(),
+                    "a transaction is open on the changelog; the restore waits for it to end");
+            }
         }
     }
-    for (i, (task, state)) in tasks.iter_mut().enumerate() {
-        stats[i].records = tally.restored[i];
-        let Some(progress) = tally.progress[i].as_mut() else {
-            continue;
-        };
-        state.flush_stores()?;
-        let done = progress.finish();
-        tracing::info!(%task, records = stats[i].records, elapsed = ?stats[i].elapsed,
-            "restore finished: {done}");
-    }
-    Ok(Ended::Complete)
-}
 
-/// Shutdown during a restore: every store flushes and checkpoints what it restored (only
-/// what its changelog holds, committed under exactly-once), so nothing of it is read twice.
-fn keep_what_was_restored(
-    tasks: &mut [(TaskId, &mut StateManager)],
-    tally: &Tally<'_>,
-) -> Result<Ended, StreamsError> {
-    for (i, (task, state)) in tasks.iter_mut().enumerate() {
-        if tally.restored[i] == 0 {
-            continue;
-        }
-        state.checkpoint(&|_, _| None)?;
-        tracing::info!(%task, records = tally.restored[i],
-            "shutting down during the restore; the restored records are checkpointed");
-    }
-    Ok(Ended::Interrupted)
-}
-
-fn same_partition(r: &Restoring, m: &BatchMessage<'_>) -> bool {
-    r.partition == m.partition() && m.topic() == Some(r.topic.as_str())
-}
-
-/// What each task restored so far: its progress report, counter and total.
-struct Tally<'l> {
-    progress: Vec<Option<RestoreProgress>>,
-    counters: Vec<metrics::Counter>,
-    restored: Vec<u64>,
-    listener: Option<&'l dyn StateRestoreListener>,
-}
-
-impl Tally<'_> {
     /// Writes the records collected for one changelog partition to its store.
     fn write_run(
         &mut self,
-        r: &mut Restoring,
-        tasks: &mut [(TaskId, &mut StateManager)],
+        at: usize,
+        owners: &mut dyn ChangelogOwners,
         records: &mut Vec<(&[u8], Option<&[u8]>)>,
         last_offset: i64,
+        outcome: &mut ReadOutcome,
     ) -> Result<(), StreamsError> {
         if records.is_empty() {
             return Ok(());
         }
-        let n = records.len() as u64;
-        let result = tasks[r.task].1.restore(r.store, records, last_offset);
-        records.clear();
-        self.counters[r.task].increment(n);
-        if let Some(p) = self.progress[r.task].as_mut() {
-            p.advance(n);
+        let n = records.len();
+        let p = &mut self.partitions[at];
+        if p.kind == Kind::Active && self.config.faults.fail_at(FaultPoint::Restore) {
+            records.clear();
+            return Err(StreamsError::State(format!(
+                "task {}: store {}: {}",
+                p.task,
+                p.store_name,
+                crate::faults::injected(FaultPoint::Restore)
+            )));
         }
-        self.restored[r.task] += n;
-        r.restored += n;
-        if let Some(l) = self.listener {
-            let tp = TopicPartition::new(r.topic.as_str(), r.partition);
-            l.on_batch_restored(&tp, &r.store_name, last_offset, n);
-            if last_offset + 1 >= r.end {
-                l.on_restore_end(&tp, &r.store_name, r.restored);
+        let result = match owners.state(p.task, p.kind) {
+            Some(state) => state.restore(p.store, records, last_offset),
+            None => Ok(()),
+        };
+        records.clear();
+        result?;
+        p.restored += n as u64;
+        match p.kind {
+            Kind::Standby => {
+                outcome.standby_records += n;
+                metrics::counter!("streamtime_standby_records_total", "task" => p.task.to_string())
+                    .increment(n as u64);
+            }
+            Kind::Active => {
+                outcome.active_records += n;
+                if let Some(r) = self.restores.get_mut(&p.task) {
+                    r.records += n as u64;
+                    r.counter.increment(n as u64);
+                    r.progress.advance(n as u64);
+                }
+                if let Some(l) = owners.listener() {
+                    l.on_batch_restored(&p.tp, &p.store_name, last_offset, n as u64);
+                }
             }
         }
-        result
+        Ok(())
+    }
+
+    /// Changelog partitions `done` reached their end: a task whose partitions all did is
+    /// restored.
+    fn finish(
+        &mut self,
+        mut done: Vec<usize>,
+        owners: &mut dyn ChangelogOwners,
+        outcome: &mut ReadOutcome,
+    ) -> Result<(), StreamsError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        done.sort_unstable();
+        done.dedup();
+        let mut tasks = Vec::new();
+        for &at in done.iter().rev() {
+            let p = self.partitions.remove(at);
+            if let Some(l) = owners.listener() {
+                l.on_restore_end(&p.tp, &p.store_name, p.restored);
+            }
+            tasks.push(p.task);
+        }
+        self.reassign = true;
+        tasks.sort_unstable();
+        tasks.dedup();
+        for task in tasks {
+            if self
+                .partitions
+                .iter()
+                .any(|p| p.task == task && p.kind == Kind::Active)
+            {
+                continue;
+            }
+            let Some(mut restore) = self.restores.remove(&task) else {
+                continue;
+            };
+            if let Some(state) = owners.state(task, Kind::Active) {
+                state.flush_stores()?;
+            }
+            let stats = RestoreStats {
+                records: restore.records,
+                elapsed: restore.started.elapsed(),
+            };
+            let snapshot = restore.progress.finish();
+            tracing::info!(%task, records = stats.records, elapsed = ?stats.elapsed,
+                "restore finished: {snapshot}");
+            outcome.restored.push((task, stats));
+        }
+        Ok(())
     }
 }

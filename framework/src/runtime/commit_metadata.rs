@@ -15,8 +15,11 @@ pub(crate) fn encode(partition_time: i64, processor: &BTreeMap<String, i64>) -> 
     out
 }
 
+/// Decoded commit metadata: the partition time and each processor's own metadata.
+pub(crate) type Decoded = (i64, BTreeMap<String, i64>);
+
 /// Partition time and processor metadata; `None` for metadata streamtime did not write.
-pub(crate) fn decode(metadata: &str) -> Option<(i64, BTreeMap<String, i64>)> {
+pub(crate) fn decode(metadata: &str) -> Option<Decoded> {
     let rest = metadata.strip_prefix("streamtime:v1:")?;
     let (pt, processor) = rest.split_once(';').unwrap_or((rest, ""));
     let processor = processor

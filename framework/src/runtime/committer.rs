@@ -19,6 +19,7 @@ use super::repartition_purger::RepartitionPurger;
 use super::streams_producer::StreamsProducer;
 use super::tasks::Tasks;
 use crate::error::StreamsError;
+use crate::faults::FaultPoint;
 
 /// Changelog records after which a running task writes a checkpoint (at-least-once).
 const CHECKPOINT_AFTER: u64 = 10_000;
@@ -90,7 +91,8 @@ impl Committer {
         shared: &AppShared,
     ) -> Result<CommitOutcome, StreamsError> {
         let started = Instant::now();
-        for task in tasks.iter_mut() {
+        // A task that processed nothing since the last commit has nothing cached.
+        for task in tasks.iter_mut().filter(|t| t.needs_commit()) {
             task.state().flush_caches()?;
         }
         let offsets = offsets_to_commit(tasks)?;
@@ -122,7 +124,14 @@ impl Committer {
                 return Err(StreamsError::Kafka(e));
             }
             if offsets.count() > 0 {
-                if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                let commit = if shared.config.faults.fail_at(FaultPoint::CommitOffsets) {
+                    Err(KafkaError::ConsumerCommit(
+                        RDKafkaErrorCode::RequestTimedOut,
+                    ))
+                } else {
+                    consumer.commit(&offsets, CommitMode::Sync)
+                };
+                if let Err(e) = commit {
                     postpone("the offset commit failed", &e);
                     return Ok(CommitOutcome::Postponed);
                 }

@@ -3,7 +3,8 @@
 //!
 //! Rebalance callbacks run inside `poll` on this same thread, so they reach the thread's
 //! [`TaskManager`] through a thread-local instead of locks: on revocation the tasks commit and
-//! close before their partitions go away; on assignment new tasks are created.
+//! close before their partitions go away; on assignment new tasks open their stores, which the
+//! loop then restores a batch per round while it keeps polling.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -80,12 +81,14 @@ impl ConsumerContext for RebalanceListener {
     }
 }
 
-/// Hands the consumer the partitions of this thread's tasks.
+/// Hands the consumer the partitions of this thread's tasks; those of tasks that restore
+/// first are paused.
 fn assign_partitions<C: ConsumerContext>(consumer: &BaseConsumer<C>, mine: &TopicPartitionList) {
     tracing::info!(partitions = mine.count(), "partitions assigned");
     if let Err(e) = consumer.assign(mine) {
         tracing::error!(error = %e, "cannot assign partitions");
     }
+    with_tasks(|tm| tm.pause_restoring(consumer));
     next_assignment_version();
 }
 
@@ -209,6 +212,7 @@ impl StreamThread {
             config.production_error_policy == crate::error_policy::ProductionErrorPolicy::Continue,
             Arc::new(ClientHealth::default()),
             self.shared.shutdown_flag(),
+            config.faults.clone(),
         )
     }
 
@@ -276,8 +280,10 @@ impl StreamThread {
         let mut topic_name = None;
         let mut phase = None;
         while !self.shared.is_shutting_down() {
-            // Block in poll only when the last round did nothing.
-            let timeout = if idle_polls > 0 {
+            // Block in poll only when the last round did nothing; a restore waits for its
+            // records itself.
+            let restoring = with_tasks(|tm| tm.is_restoring()).unwrap_or(false);
+            let timeout = if idle_polls > 0 && !restoring {
                 config.poll_timeout
             } else {
                 Duration::ZERO
@@ -337,8 +343,8 @@ impl StreamThread {
             let processed = with_tasks(|tm| -> Result<usize, StreamsError> {
                 tm.apply_exclusions();
                 tm.refresh_catching_up(consumer);
-                let n = tm.process(consumer, now, PROCESS_BUDGET)?;
-                let n = n + tm.update_standbys()?;
+                let n = tm.restore(consumer)?;
+                let n = n + tm.process(consumer, now, PROCESS_BUDGET)?;
                 tm.punctuate_wall_clock(now)?;
                 tm.update_pauses(consumer)?;
                 Ok(n)

@@ -19,6 +19,7 @@ use rdkafka::{ClientContext, Message, TopicPartitionList};
 
 use super::client_health::ClientHealth;
 use crate::error::StreamsError;
+use crate::faults::{FaultPoint, Faults};
 use crate::record::Headers;
 
 /// How long a transaction call may block before it is retried (and shutdown is checked).
@@ -182,6 +183,7 @@ pub(crate) struct StreamsProducer {
     in_transaction: AtomicBool,
     /// Set when the application shuts down: blocking loops give up instead of waiting on.
     shutdown: Arc<AtomicBool>,
+    faults: Faults,
 }
 
 impl StreamsProducer {
@@ -193,6 +195,7 @@ impl StreamsProducer {
         continue_on_error: bool,
         health: Arc<ClientHealth>,
         shutdown: Arc<AtomicBool>,
+        faults: Faults,
     ) -> Result<Self, StreamsError> {
         let tracker = Arc::new(DeliveryTracker::default());
         let context = DeliveryContext {
@@ -207,6 +210,7 @@ impl StreamsProducer {
             eos,
             in_transaction: AtomicBool::new(false),
             shutdown,
+            faults,
         };
         if eos {
             producer
@@ -227,6 +231,13 @@ impl StreamsProducer {
         destination: Destination,
         r: ProducerRecord<'_>,
     ) -> Result<(), StreamsError> {
+        if self.faults.fail_at(FaultPoint::Send) {
+            return Err(StreamsError::Kafka(format!(
+                "cannot send to {}: {}",
+                r.topic,
+                crate::faults::injected(FaultPoint::Send)
+            )));
+        }
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(r.topic, destination.opaque())
                 .partition(r.partition)
@@ -313,6 +324,9 @@ impl StreamsProducer {
     /// At-least-once commit step 2: waits for every in-flight send. `Err` when the broker
     /// did not acknowledge them in time (the commit is postponed, nothing is lost).
     pub fn flush(&self) -> Result<(), KafkaError> {
+        if self.faults.fail_at(FaultPoint::Flush) {
+            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+        }
         self.producer.flush(FLUSH_TIMEOUT)
     }
 
@@ -340,6 +354,12 @@ impl StreamsProducer {
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), KafkaError> {
+        if self.faults.fail_at(FaultPoint::CommitTransaction) {
+            // An error that is neither a timeout nor abortable nor fencing: the thread fails.
+            return Err(KafkaError::Global(
+                RDKafkaErrorCode::InvalidTransactionalState,
+            ));
+        }
         if offsets.count() > 0 {
             self.retry("sending the offsets to the transaction", || {
                 self.producer
@@ -358,6 +378,11 @@ impl StreamsProducer {
     pub fn abort_transaction(&self) -> Result<(), KafkaError> {
         if !self.in_transaction.load(Ordering::Relaxed) {
             return Ok(());
+        }
+        if self.faults.fail_at(FaultPoint::AbortTransaction) {
+            return Err(KafkaError::Global(
+                RDKafkaErrorCode::InvalidTransactionalState,
+            ));
         }
         self.retry("aborting the transaction", || {
             self.producer.abort_transaction(TRANSACTION_CALL_TIMEOUT)

@@ -3,18 +3,25 @@
 //! are revoked, the thread stops, or something fails.
 //!
 //! Each step has its own home: [`Tasks`] keeps the registry, [`ActiveTaskCreator`] makes
-//! tasks, [`task_executor`] processes them, [`Committer`] commits (and refuses to after an
-//! error), [`StreamsProducer`] sends and runs the transaction.
+//! tasks, [`StoreChangelogReader`] restores their stores and keeps the standbys current,
+//! [`task_executor`] processes them, [`Committer`] commits (and refuses to after an error),
+//! [`StreamsProducer`] sends and runs the transaction.
+//!
+//! A new task restores first, from the stream loop: its input partitions are paused, one
+//! batch of changelog records is applied per round, and once its stores are up to date it
+//! fetches its input from the committed offsets and runs.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::active_task_creator::ActiveTaskCreator;
-use super::app_shared::AppShared;
+use super::active_task_creator::{ActiveTaskCreator, RestoringTask};
+use super::app_shared::{AppShared, TaskStatus};
 use super::app_state::ThreadPhase;
+use super::changelog_reader::{ChangelogOwners, Kind, StoreChangelogReader};
 use super::committer::{CommitOutcome, Committer};
 use super::kafka_collector::PartitionCache;
 use super::member_assignment::{self, PartitionSet};
@@ -24,8 +31,10 @@ use super::task_assignment::{self, task_list};
 use super::task_executor;
 use super::tasks::{Close, Tasks};
 use crate::error::StreamsError;
+use crate::lifecycle::StateRestoreListener;
 use crate::record::RawRecord;
-use crate::task::TaskId;
+use crate::task::state_manager::StateManager;
+use crate::task::{TaskId, TopicPartition};
 
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a thread tries again to compute an assignment it could not compute.
@@ -37,6 +46,26 @@ struct Rebuild {
     last_try: Instant,
     /// The partitions they read (still assigned to the consumer, paused).
     assignment: TopicPartitionList,
+}
+
+/// The state the changelog reader restores into: restoring tasks' and standbys'.
+struct Owners<'a> {
+    restoring: &'a mut BTreeMap<TaskId, RestoringTask>,
+    standbys: &'a mut StandbyTasks,
+    listener: Option<&'a dyn StateRestoreListener>,
+}
+
+impl ChangelogOwners for Owners<'_> {
+    fn state(&mut self, task: TaskId, kind: Kind) -> Option<&mut StateManager> {
+        match kind {
+            Kind::Active => self.restoring.get_mut(&task).map(|t| &mut t.state),
+            Kind::Standby => self.standbys.state(task),
+        }
+    }
+
+    fn listener(&self) -> Option<&dyn StateRestoreListener> {
+        self.listener
+    }
 }
 
 /// An assignment of the current generation that waits to be computed.
@@ -53,6 +82,9 @@ pub(crate) struct TaskManager {
     /// Output topics' partition counts, shared by the thread's tasks.
     partition_cache: PartitionCache,
     tasks: Tasks,
+    /// Tasks whose stores are being restored; they become [`Tasks`] when up to date.
+    restoring: BTreeMap<TaskId, RestoringTask>,
+    reader: StoreChangelogReader,
     creator: ActiveTaskCreator,
     committer: Committer,
     /// This thread's index (0-based).
@@ -87,6 +119,8 @@ impl TaskManager {
             ),
             partition_cache,
             committer: Committer::new(&shared.config),
+            reader: StoreChangelogReader::new(&shared.config),
+            restoring: BTreeMap::new(),
             producer,
             tasks: Tasks::default(),
             pending_error: None,
@@ -152,9 +186,14 @@ impl TaskManager {
         self.producer = producer;
     }
 
-    /// Where the thread is: running once its tasks of the current generation exist.
+    /// Where the thread is: running once its tasks of the current generation exist and have
+    /// restored their stores.
     pub fn phase(&self) -> ThreadPhase {
-        if self.assigned && self.awaiting.is_none() && self.rebuild.is_none() {
+        if self.assigned
+            && self.awaiting.is_none()
+            && self.rebuild.is_none()
+            && self.restoring.is_empty()
+        {
             ThreadPhase::Running
         } else {
             ThreadPhase::Rebalancing
@@ -166,15 +205,105 @@ impl TaskManager {
         self.committer.refuse_after(error);
     }
 
-    /// Brings standby stores up to date with what their changelogs received.
-    pub fn update_standbys(&mut self) -> Result<usize, StreamsError> {
-        let result = self.standbys.poll();
-        self.guard(result)
+    /// Whether a task is restoring its stores: the stream loop then waits in the restore,
+    /// not in its poll.
+    pub fn is_restoring(&self) -> bool {
+        !self.restoring.is_empty()
+    }
+
+    /// One round of reading changelogs: applies a batch to the restoring tasks' or the
+    /// standbys' stores, and starts the tasks whose stores caught up. Returns the records
+    /// applied.
+    pub fn restore<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<usize, StreamsError> {
+        let shared = self.shared.clone();
+        let mut owners = Owners {
+            restoring: &mut self.restoring,
+            standbys: &mut self.standbys,
+            listener: shared.restore_listener.as_deref(),
+        };
+        let result = self.reader.read(&mut owners);
+        let outcome = self.guard(result)?;
+        self.standbys.applied(outcome.standby_records);
+        for (id, stats) in outcome.restored {
+            if let Some(task) = self.restoring.get_mut(&id) {
+                task.restored = Some(stats);
+            }
+        }
+        let result = self.start_restored(consumer);
+        self.guard(result)?;
+        Ok(outcome.active_records + outcome.standby_records)
+    }
+
+    /// Turns the restoring tasks whose stores are up to date into running tasks, with the
+    /// records held for them, and resumes their partitions.
+    fn start_restored<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), StreamsError> {
+        let ready: Vec<TaskId> = self
+            .restoring
+            .iter()
+            .filter(|(_, t)| t.restored.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            let task = self.restoring.remove(&id).expect("listed above");
+            let partitions = task.partition_list();
+            self.creator.finish(task, &mut self.tasks)?;
+            if let Err(e) = consumer.resume(&partitions) {
+                tracing::warn!(task = %id, error = %e, "cannot resume the restored task's partitions");
+            }
+        }
+        Ok(())
+    }
+
+    /// Pauses the input partitions of the restoring tasks, right after they were assigned.
+    pub fn pause_restoring<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) {
+        let mut tpl = TopicPartitionList::new();
+        for tp in self.restoring.values().flat_map(|t| &t.partitions) {
+            tpl.add_partition(&tp.topic, tp.partition);
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = consumer.pause(&tpl) {
+                tracing::warn!(error = %e, "cannot pause the partitions of restoring tasks");
+            }
+        }
+    }
+
+    /// Closes the restoring tasks. With `keep`, each store first checkpoints what it
+    /// restored (only what its changelog holds, committed under exactly-once), so the next
+    /// restore goes on from there.
+    fn close_restoring<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, keep: bool) {
+        let mut resume = TopicPartitionList::new();
+        for (id, mut task) in std::mem::take(&mut self.restoring) {
+            let restored = self.reader.unregister(id, Kind::Active);
+            if keep && restored > 0 {
+                match task.state.checkpoint(&|_, _| None) {
+                    Ok(()) => tracing::info!(task = %id, records = restored,
+                        "closing a task during its restore; the restored records are checkpointed"),
+                    Err(e) => tracing::warn!(task = %id, error = %e,
+                        "cannot checkpoint a task closed during its restore; its next restore starts over"),
+                }
+            }
+            task.state.close();
+            for tp in &task.partitions {
+                resume.add_partition(&tp.topic, tp.partition);
+            }
+        }
+        // librdkafka may keep a pause across a reassignment.
+        if resume.count() > 0 {
+            if let Err(e) = consumer.resume(&resume) {
+                tracing::warn!(error = %e, "cannot resume the partitions of closed restoring tasks");
+            }
+        }
     }
 
     /// Closes the standbys, checkpointing them (shutdown).
     pub fn close_standbys(&mut self) {
-        self.standbys.close_all();
+        self.standbys.close_all(&mut self.reader);
     }
 
     /// After a rebalance: computes this thread's share of the tasks from the group's members
@@ -268,7 +397,7 @@ impl TaskManager {
         // A task that becomes active here stops being a standby first, handing its stores and
         // directory lock to the active task, whose restore reads only past the standby's
         // checkpoint.
-        self.standbys.update(&mine.standby)?;
+        self.standbys.update(&mine.standby, &mut self.reader)?;
         for id in &mine.active {
             for topic in &shared.subs[id.subtopology as usize].source_topics {
                 let name = topic.resolve(app);
@@ -279,9 +408,11 @@ impl TaskManager {
         }
         tracing::info!(thread = self.thread + 1, active = %task_list(&mine.active),
             standby = %task_list(&mine.standby), "assignment");
-        let created = self.creator.create(consumer, &tpl, &mut self.tasks)?;
-        self.assigned = created;
-        Ok(created.then_some(tpl))
+        let opened = self
+            .creator
+            .open(consumer, &tpl, &mut self.restoring, &mut self.reader)?;
+        self.assigned = opened;
+        Ok(opened.then_some(tpl))
     }
 
     /// Revocation (eager rebalance) and clean shutdown: commits, then closes every task —
@@ -291,6 +422,7 @@ impl TaskManager {
         self.awaiting = None;
         self.rebuild = None;
         self.assigned = false;
+        self.close_restoring(consumer, true);
         if self.tasks.is_empty() {
             return;
         }
@@ -339,6 +471,7 @@ impl TaskManager {
     }
 
     fn close<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, how: Close) {
+        self.close_restoring(consumer, false);
         self.tasks
             .close_all(consumer, how, self.producer.deliveries(), &self.shared);
         if how == Close::Dirty {
@@ -346,7 +479,20 @@ impl TaskManager {
         }
     }
 
+    /// Hands records of one partition (in offset order) to the task that owns it, or holds
+    /// them for it while it restores.
     pub fn add_records(&mut self, records: Vec<RawRecord>) -> Result<(), StreamsError> {
+        if let Some(first) = records.first() {
+            let tp = TopicPartition::new(first.topic.clone(), first.partition);
+            if let Some(task) = self
+                .restoring
+                .values_mut()
+                .find(|t| t.partitions.contains(&tp))
+            {
+                task.held.entry(tp).or_default().extend(records);
+                return Ok(());
+            }
+        }
         let result = self.tasks.add_records(records);
         self.guard(result)
     }
@@ -408,7 +554,17 @@ impl TaskManager {
 
     /// Publishes a status snapshot of every task, its metrics, and checks it for stalls.
     pub fn publish_status<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
-        let statuses = self.tasks.status(consumer);
+        let mut statuses = self.tasks.status(consumer);
+        statuses.extend(self.restoring.values().map(|t| TaskStatus {
+            id: t.id,
+            stream_time: -1,
+            processed: 0,
+            dropped: 0,
+            enforced_processing: 0,
+            partitions: Vec::new(),
+            restored_records: self.reader.restored(t.id),
+            restoring: true,
+        }));
         self.shared.publish_status(statuses);
     }
 
@@ -469,8 +625,8 @@ impl TaskManager {
     }
 
     /// While the tasks wait to be rebuilt after an aborted transaction (the broker did not
-    /// answer the committed-offset read or the seek, or the previous transaction's offsets
-    /// are still unstable), tries again every `ASSIGNMENT_RETRY`, until shutdown.
+    /// answer the committed-offset read, or the previous transaction's offsets are still
+    /// unstable), tries again every `ASSIGNMENT_RETRY`, until shutdown.
     pub fn retry_rebuild<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
@@ -512,17 +668,16 @@ impl TaskManager {
                 "cannot rewind to the committed offsets after an aborted transaction; retrying");
             return Ok(());
         }
+        // The tasks restore what they cannot trust, then start (see `start_restored`); their
+        // partitions stay paused until then.
         if !self
             .creator
-            .create(consumer, &assignment, &mut self.tasks)?
+            .open(consumer, &assignment, &mut self.restoring, &mut self.reader)?
         {
             tracing::info!(waited = ?since.elapsed(), "the tasks cannot be rebuilt yet; retrying");
             return Ok(());
         }
         self.rebuild = None;
-        if let Err(e) = consumer.resume(&assignment) {
-            tracing::warn!(error = %e, "cannot resume the partitions of the rebuilt tasks");
-        }
         tracing::info!(waited = ?since.elapsed(), "tasks rebuilt after an aborted transaction");
         Ok(())
     }

@@ -96,6 +96,13 @@ impl Tasks {
             return Ok(());
         };
         let tp = TopicPartition::new(first.topic.clone(), first.partition);
+        let Some(task) = self.owner.get(&tp).and_then(|id| self.tasks.get_mut(id)) else {
+            // A restoring task's partitions are paused, but records fetched before the pause
+            // took effect may still arrive: the task fetches them again from its committed
+            // offset when it starts.
+            tracing::debug!(partition = %tp, "records for a partition without a running task; dropped");
+            return Ok(());
+        };
         let mut next = self.positions.get(&tp).copied();
         for record in &records {
             if next.is_some_and(|next| record.offset < next) {
@@ -108,13 +115,7 @@ impl Tasks {
         if let Some(next) = next {
             self.positions.insert(tp.clone(), next);
         }
-        match self.owner.get(&tp).and_then(|id| self.tasks.get_mut(id)) {
-            Some(task) => task.add_records(&tp, records),
-            None => {
-                tracing::debug!(partition = %tp, "records for a partition without a task; dropped until reassigned");
-                Ok(())
-            }
-        }
+        task.add_records(&tp, records)
     }
 
     /// Pauses partitions whose buffer is full and resumes those that drained.
@@ -238,6 +239,7 @@ impl Tasks {
                     dropped: task.dropped(),
                     enforced_processing: task.enforced_processing(),
                     restored_records: self.restored.get(&task.id()).copied().unwrap_or(0),
+                    restoring: false,
                     partitions: group
                         .queues()
                         .iter()

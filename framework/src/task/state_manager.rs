@@ -34,6 +34,7 @@ pub(crate) struct StoreEnv {
     pub eos: bool,
     /// Write-back cache per key-value store, bytes; 0: none.
     pub cache_bytes: usize,
+    pub faults: crate::faults::Faults,
 }
 
 /// Creates the changelog writer of one store: (topic, partition, sent-records counter).
@@ -68,6 +69,7 @@ pub(crate) struct StateManager {
     restore_from: BTreeMap<(String, i32), i64>,
     sent_since_checkpoint: Arc<AtomicU64>,
     eos: bool,
+    faults: crate::faults::Faults,
 }
 
 impl StateManager {
@@ -160,6 +162,7 @@ impl StateManager {
             restore_from,
             sent_since_checkpoint: sent,
             eos: env.eos,
+            faults: env.faults.clone(),
         })
     }
 
@@ -210,6 +213,7 @@ impl StateManager {
 
     /// Commit step 1: write out cached updates.
     pub fn flush_caches(&mut self) -> Result<(), StreamsError> {
+        self.injected_write_error()?;
         self.each_store(|st| st.flush_cache())
     }
 
@@ -230,7 +234,21 @@ impl StateManager {
     /// restore this hands the store's share of the shared write-buffer budget back, so the
     /// next store restores without stalling on memory another, idle store still holds.
     pub fn flush_stores(&mut self) -> Result<(), StreamsError> {
+        self.injected_write_error()?;
         self.each_store(|st| st.flush())
+    }
+
+    /// A store write-out failing by injection (see [`crate::faults`]).
+    fn injected_write_error(&self) -> Result<(), StreamsError> {
+        use crate::faults::{injected, FaultPoint};
+        if self.faults.fail_at(FaultPoint::StoreFlush) {
+            let injected = injected(FaultPoint::StoreFlush);
+            return Err(StreamsError::State(format!(
+                "task {}: {injected}",
+                self.task
+            )));
+        }
+        Ok(())
     }
 
     /// Changelog records sent since the last checkpoint.

@@ -14,6 +14,7 @@ use super::state_manager::StateManager;
 use super::task_metrics::TaskMetrics;
 use super::{TaskId, TopicPartition};
 use crate::error::{ProcessResult, StreamsError};
+use crate::faults::FaultPoint;
 use crate::processor::node::{Lifecycle, RawInput, TaskContext, TaskState};
 use crate::processor::PunctuationType;
 use crate::record::{RawRecord, RecordMetadata};
@@ -30,6 +31,7 @@ pub(crate) struct TaskConfig {
     pub default_extractor: Arc<dyn TimestampExtractor>,
     pub error_policies: ErrorPolicies,
     pub stall_warning_after_ms: Option<i64>,
+    pub faults: crate::faults::Faults,
 }
 
 impl TaskConfig {
@@ -39,6 +41,7 @@ impl TaskConfig {
             max_task_idle_ms: config.max_task_idle_ms(),
             invalid_timestamp_policy: config.invalid_timestamp_policy,
             default_extractor: config.default_extractor.clone(),
+            faults: config.faults.clone(),
             error_policies: ErrorPolicies {
                 deserialization: config.deserialization_error_policy.clone(),
                 processing: config.processing_error_policy,
@@ -77,6 +80,7 @@ pub(crate) struct StreamTask {
     stall: StallDetector,
     errors: RecordErrorHandler,
     closed: bool,
+    faults: crate::faults::Faults,
 }
 
 impl StreamTask {
@@ -139,6 +143,7 @@ impl StreamTask {
             stall: StallDetector::new(config.stall_warning_after_ms),
             errors: RecordErrorHandler::new(id, config.error_policies.clone()),
             closed: false,
+            faults: config.faults.clone(),
         })
     }
 
@@ -270,7 +275,16 @@ impl StreamTask {
             });
         }
         let node = &self.sources[source];
-        let result = self.guarded(|| node.borrow_mut().process_raw(&mut record, timestamp));
+        let faults = &self.faults;
+        let result = self.guarded(|| {
+            if faults.fail_at(FaultPoint::Process) {
+                return Err(StreamsError::Processing {
+                    context: String::new(),
+                    message: crate::faults::injected(FaultPoint::Process),
+                });
+            }
+            node.borrow_mut().process_raw(&mut record, timestamp)
+        });
         self.ctx.state.borrow_mut().current = None;
         if let Err(e) = result {
             let e = self.with_context(e, &tp, offset);

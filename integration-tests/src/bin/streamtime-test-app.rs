@@ -12,12 +12,21 @@
 //! * `hopping`: `input` → count per key in hopping windows (size 10 s, advance 5 s, grace
 //!   2 s) in the window store `hop-counts`, final results only (`--emit update` for every
 //!   change) → `output` (key: windowed key, value: the count).
+//! * `seen`: `input` (value: a decimal sequence number per key) → per key, which sequence
+//!   numbers were applied and how many applications there were, in the RocksDB store `seen`
+//!   (changelogged) → `output` (value: `seen_value` — 8 bytes of applications, i64
+//!   big-endian, then a bitset of the sequence numbers), so a test can tell a lost input from
+//!   one applied twice.
+//!
+//! `STREAMTIME_FAULTS` (see `streamtime::faults`) injects faults, e.g.
+//! `commit.offsets=abort@3` kills the process inside its third offset commit.
 
 use std::time::Duration;
 
 use clap::Parser;
 use streamtime::dsl::{EmitStrategy, TimeWindows, WindowedSerde};
-use streamtime::serdes::{I64Serde, StringSerde};
+use streamtime::faults::FaultPlan;
+use streamtime::serdes::{BytesSerde, I64Serde, StringSerde};
 use streamtime::{
     Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, Repartitioned,
     StreamsBuilder, StreamsConfig,
@@ -52,7 +61,8 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// A file rewritten a few times a second with this instance's tasks: one line per task,
-    /// `active <task> processed=<n> restored=<n>` or `standby <task>`.
+    /// `active <task> processed=<n> restored=<n>`, `restoring <task> processed=0
+    /// restored=<so far>` or `standby <task>`.
     #[arg(long)]
     status_file: Option<String>,
     /// Write-back cache per key-value store, bytes (0: off).
@@ -107,6 +117,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 &args.app.output,
                 Produced::with(WindowedSerde::new(StringSerde), I64Serde),
             ),
+        "seen" => input
+            .group_by_key(Grouped::default())
+            .aggregate(
+                Vec::new,
+                |_k, v: String, seen: Vec<u8>| match v.parse::<usize>() {
+                    Ok(seq) => seen_value(seen, seq),
+                    Err(_) => seen,
+                },
+                Materialized::as_("seen").with_value_serde(BytesSerde),
+            )
+            .to_stream()
+            .to(&args.app.output, Produced::with(StringSerde, BytesSerde)),
         other => return Err(format!("unknown topology {other}").into()),
     }
     let mut config = StreamsConfig::new(args.app.application_id, args.app.bootstrap_servers)
@@ -121,6 +143,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = args.state_dir {
         config = config.state_dir(dir);
     }
+    if let Some(plan) = FaultPlan::from_env()? {
+        eprintln!("test-app: injecting {plan:?}");
+        config = config.fault_injection(plan);
+    }
     config = config
         .num_standby_replicas(args.standbys)
         .num_stream_threads(args.threads);
@@ -133,8 +159,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             loop {
                 let mut text = String::new();
                 for task in status.task_status() {
+                    let role = if task.restoring {
+                        "restoring"
+                    } else {
+                        "active"
+                    };
                     text.push_str(&format!(
-                        "active {} processed={} restored={}\n",
+                        "{role} {} processed={} restored={}\n",
                         task.id, task.processed, task.restored_records
                     ));
                 }
@@ -152,4 +183,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     app.run_until_signal().await?;
     eprintln!("test-app: stopped cleanly");
     Ok(())
+}
+
+/// The `seen` aggregate after applying sequence number `seq`: the count of applications
+/// (8 bytes, big-endian) followed by a bitset of the sequence numbers applied.
+fn seen_value(mut seen: Vec<u8>, seq: usize) -> Vec<u8> {
+    if seen.len() < 8 {
+        seen = vec![0; 8];
+    }
+    let applied = i64::from_be_bytes(seen[..8].try_into().expect("8 bytes")) + 1;
+    seen[..8].copy_from_slice(&applied.to_be_bytes());
+    let byte = 8 + seq / 8;
+    if seen.len() <= byte {
+        seen.resize(byte + 1, 0);
+    }
+    seen[byte] |= 1 << (seq % 8);
+    seen
 }

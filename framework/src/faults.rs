@@ -1,0 +1,81 @@
+//! Fault injection for tests: makes a chosen point of the runtime fail, panic or abort the
+//! process at a chosen pass, so that failure paths can be tested against a real broker.
+//!
+//! Only with the `fault-injection` cargo feature, which no application should enable: without
+//! it the checks the runtime makes compile to nothing and this module is not public.
+//!
+//! A [`FaultPlan`] is given to an application with
+//! [`StreamsConfig::fault_injection`](crate::StreamsConfig::fault_injection), or read from the
+//! `STREAMTIME_FAULTS` environment variable by a test program that wants to be steered from
+//! outside (a chaos run that aborts an instance inside a commit, say):
+//!
+//! ```
+//! # #[cfg(feature = "fault-injection")] {
+//! use streamtime::faults::{FaultAction, FaultPlan, FaultPoint};
+//!
+//! // The 3rd offset commit aborts the process between the producer's flush and the commit.
+//! let plan = FaultPlan::new().at(FaultPoint::CommitOffsets, 3, FaultAction::Abort);
+//! assert_eq!(plan, FaultPlan::parse("commit.offsets=abort@3").unwrap());
+//! # }
+//! ```
+
+#[cfg(feature = "fault-injection")]
+mod plan;
+
+#[cfg(feature = "fault-injection")]
+pub use plan::{FaultAction, FaultPlan, FaultPoint};
+
+/// Where the runtime checks for an injected fault.
+#[cfg(not(feature = "fault-injection"))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FaultPoint {
+    Send,
+    Flush,
+    CommitOffsets,
+    CommitTransaction,
+    AbortTransaction,
+    StoreFlush,
+    Process,
+    Restore,
+}
+
+/// The faults one application was given; what the runtime's checks consult.
+#[derive(Clone, Default)]
+pub(crate) struct Faults {
+    #[cfg(feature = "fault-injection")]
+    plan: Option<FaultPlan>,
+}
+
+impl Faults {
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn new(plan: FaultPlan) -> Self {
+        Faults { plan: Some(plan) }
+    }
+
+    /// Counts a pass through `point`; when a fault is due there it panics, aborts the
+    /// process, or returns `true`: the caller then fails as that step would.
+    #[inline]
+    pub(crate) fn fail_at(&self, point: FaultPoint) -> bool {
+        #[cfg(feature = "fault-injection")]
+        if let Some(plan) = &self.plan {
+            return plan.pass(point);
+        }
+        let _ = point;
+        false
+    }
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        #[cfg(feature = "fault-injection")]
+        if let Some(plan) = &self.plan {
+            return write!(f, "{plan:?}");
+        }
+        f.write_str("none")
+    }
+}
+
+/// The error a failing step returns.
+pub(crate) fn injected(point: FaultPoint) -> String {
+    format!("injected fault at {point:?}")
+}

@@ -1,0 +1,189 @@
+//! Injected faults on a real broker (`streamtime::faults`): a send the producer refuses, a
+//! store that cannot write out, a processor that panics at a chosen record, a transaction
+//! commit that fails and whose abort fails too. Under exactly-once the failing thread
+//! commits nothing and its replacement gives every count exactly once; a flush that times
+//! out under at-least-once only postpones the commit.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use streamtime::faults::{FaultAction, FaultPlan, FaultPoint};
+use streamtime::lifecycle::StreamThreadExceptionResponse;
+use streamtime::serdes::{I64Serde, StringSerde};
+use streamtime::{
+    Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, StreamsBuilder,
+    StreamsConfig,
+};
+use streamtime_integration_tests::records::{self, TestRecord};
+use streamtime_integration_tests::{bootstrap_servers, topics};
+
+const WAIT: Duration = Duration::from_secs(120);
+const KEYS: usize = 20;
+const ROUNDS: usize = 4;
+const PER_ROUND: usize = 25;
+const PER_KEY: usize = ROUNDS * PER_ROUND;
+
+/// What a run of the counting app with faults gave.
+struct Run {
+    /// Count values per key, in output order (read_committed).
+    counts: BTreeMap<String, Vec<i64>>,
+    /// The errors the uncaught-error handler saw.
+    errors: Vec<String>,
+}
+
+/// Counts 2 000 records over 20 keys (2 partitions), in 4 rounds, with `plan` injected; a
+/// thread that fails is replaced.
+async fn count_with(prefix: &str, guarantee: ProcessingGuarantee, plan: FaultPlan) -> Run {
+    let servers = bootstrap_servers();
+    let input = topics::unique_name(&format!("{prefix}-in"));
+    let output = topics::unique_name(&format!("{prefix}-out"));
+    topics::create(&servers, &input, 2).await;
+    topics::create(&servers, &output, 2).await;
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(&input, Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Grouped::default())
+        .count(Materialized::as_("counts"))
+        .to_stream()
+        .to(&output, Produced::with(StringSerde, I64Serde));
+    let state_dir = std::env::temp_dir().join(topics::unique_name(&format!("{prefix}-state")));
+    let app_id = topics::unique_name(&format!("{prefix}-app"));
+    let config = StreamsConfig::new(&app_id, &servers)
+        .processing_guarantee(guarantee)
+        .commit_interval(Duration::from_millis(100))
+        .state_dir(&state_dir)
+        .fault_injection(plan);
+    let mut app = KafkaStreams::new(builder.build().unwrap(), config).unwrap();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = errors.clone();
+    app.set_uncaught_exception_handler(move |e| {
+        seen.lock().unwrap().push(e.to_string());
+        StreamThreadExceptionResponse::ReplaceThread
+    })
+    .unwrap();
+    app.start().unwrap();
+    // Rounds, each committed before the next is produced: every run has at least one
+    // commit with progress per round, so a fault at the n-th commit (n ≤ ROUNDS) fires.
+    let group = app_id.clone();
+    for round in 0..ROUNDS {
+        let records: Vec<TestRecord> = (0..KEYS * PER_ROUND)
+            .map(|i| {
+                let seq = round * KEYS * PER_ROUND + i;
+                TestRecord::new(&format!("k{}", i % KEYS), b"x".to_vec(), 1_000 + seq as i64)
+            })
+            .collect();
+        records::produce(&servers, &input, records).await;
+        let consumed = ((round + 1) * KEYS * PER_ROUND) as i64;
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let committed: i64 = topics::committed_offsets(&servers, &group, &input)
+                .await
+                .into_iter()
+                .map(|o| o.unwrap_or(0))
+                .sum();
+            if committed >= consumed {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: {committed} of {consumed} input records committed within {WAIT:?}; errors: {:?}",
+                errors.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let done = |out: &[TestRecord]| {
+        let last = (PER_KEY as i64).to_be_bytes();
+        let finished: std::collections::BTreeSet<String> = out
+            .iter()
+            .filter(|r| r.value.as_deref() == Some(&last[..]))
+            .map(TestRecord::key_str)
+            .collect();
+        finished.len() == KEYS
+    };
+    let out = records::consume_until(&servers, &output, WAIT, "read_committed", done).await;
+    app.close().unwrap();
+    let _ = std::fs::remove_dir_all(&state_dir);
+    let mut counts: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for r in &out {
+        let n = i64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap());
+        counts.entry(r.key_str()).or_default().push(n);
+    }
+    let errors = errors.lock().unwrap().clone();
+    Run { counts, errors }
+}
+
+/// Every key counted 1, 2, … 100 exactly once, in order.
+fn assert_exact(run: &Run) {
+    assert_eq!(run.counts.len(), KEYS, "every key has counts");
+    let expected: Vec<i64> = (1..=PER_KEY as i64).collect();
+    for (key, counts) in &run.counts {
+        assert_eq!(
+            counts, &expected,
+            "{key}: every count exactly once, in order"
+        );
+    }
+}
+
+/// The handler saw exactly one error, and it says `what`.
+fn assert_one_error(run: &Run, what: &str) {
+    assert_eq!(run.errors.len(), 1, "one thread failed: {:?}", run.errors);
+    assert!(
+        run.errors[0].contains(what),
+        "the error says {what:?}: {}",
+        run.errors[0]
+    );
+}
+
+#[tokio::test]
+async fn under_exactly_once_a_send_the_producer_refuses_commits_nothing_and_the_replacement_counts_exactly(
+) {
+    let plan = FaultPlan::new().at(FaultPoint::Send, 700, FaultAction::Fail);
+    let run = count_with("fault-send", ProcessingGuarantee::ExactlyOnce, plan).await;
+    assert_one_error(&run, "injected fault at Send");
+    assert_exact(&run);
+}
+
+#[tokio::test]
+async fn under_exactly_once_a_store_that_cannot_write_out_commits_nothing_and_the_replacement_counts_exactly(
+) {
+    let plan = FaultPlan::new().at(FaultPoint::StoreFlush, 3, FaultAction::Fail);
+    let run = count_with("fault-store", ProcessingGuarantee::ExactlyOnce, plan).await;
+    assert_one_error(&run, "injected fault at StoreFlush");
+    assert_exact(&run);
+}
+
+#[tokio::test]
+async fn under_exactly_once_a_panic_at_a_chosen_record_commits_nothing_and_the_replacement_counts_exactly(
+) {
+    let plan = FaultPlan::new().at(FaultPoint::Process, 900, FaultAction::Panic);
+    let run = count_with("fault-panic", ProcessingGuarantee::ExactlyOnce, plan).await;
+    assert_one_error(&run, "injected panic at Process, pass 900");
+    assert_exact(&run);
+}
+
+#[tokio::test]
+async fn a_transaction_commit_that_fails_with_an_abort_that_fails_too_leaves_nothing_visible() {
+    let plan = FaultPlan::new()
+        .at(FaultPoint::CommitTransaction, 3, FaultAction::Fail)
+        .at(FaultPoint::AbortTransaction, 1, FaultAction::Fail);
+    let run = count_with("fault-txn", ProcessingGuarantee::ExactlyOnce, plan).await;
+    assert_one_error(&run, "transaction failed");
+    assert_exact(&run);
+}
+
+#[tokio::test]
+async fn under_at_least_once_a_flush_that_times_out_postpones_the_commit_and_loses_nothing() {
+    let plan = FaultPlan::new()
+        .at(FaultPoint::Flush, 2, FaultAction::Fail)
+        .at(FaultPoint::CommitOffsets, 4, FaultAction::Fail);
+    let run = count_with("fault-flush", ProcessingGuarantee::AtLeastOnce, plan).await;
+    assert!(
+        run.errors.is_empty(),
+        "a postponed commit fails no thread: {:?}",
+        run.errors
+    );
+    // Nothing was processed twice: no thread failed, so no input was replayed.
+    assert_exact(&run);
+}
