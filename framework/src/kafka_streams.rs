@@ -295,12 +295,16 @@ impl KafkaStreams {
             ));
             for p in &task.partitions {
                 out.push_str(&format!(
-                    "  {} buffered={} partition_time={}{}{}\n",
+                    "  {} buffered={} partition_time={}{}{}{}\n",
                     p.partition,
                     p.buffered,
                     p.partition_time,
                     if p.excluded { " EXCLUDED" } else { "" },
-                    if p.paused { " PAUSED" } else { "" }
+                    if p.paused { " PAUSED" } else { "" },
+                    match p.blocked_by_open_transaction {
+                        Some(d) => format!(" BLOCKED by an open transaction for {}s", d.as_secs()),
+                        None => String::new(),
+                    }
                 ));
             }
         }

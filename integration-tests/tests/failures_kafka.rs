@@ -2,7 +2,8 @@
 //! stops an at-least-once app without committing past the lost output; a record that fails or
 //! panics after sending stops an exactly-once app with none of its output committed; a static
 //! member fenced by a newer instance with its id stops with the error instead of living on.
-//! And local state is not trusted past a changelog that was deleted and created again.
+//! Local state is not trusted past a changelog that was deleted and created again, and an
+//! input partition that another producer's open transaction blocks is reported by name.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -849,4 +850,93 @@ async fn shutdown_during_a_restore_stops_it_and_the_next_start_goes_on_from_what
         CHANGELOG_RECORDS as u64,
         "nothing read twice, nothing missed"
     );
+}
+
+#[tokio::test]
+async fn an_input_partition_blocked_by_an_open_transaction_is_reported_and_resumes_when_it_ends() {
+    use rdkafka::producer::{BaseRecord, Producer};
+    let servers = bootstrap_servers();
+    let input = topics::unique_name("hanging-in");
+    let output = topics::unique_name("hanging-out");
+    topics::create(&servers, &input, 1).await;
+    topics::create(&servers, &output, 1).await;
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(&input, Consumed::with(StringSerde, StringSerde))
+        .to(&output, Produced::with(StringSerde, StringSerde));
+    let config = StreamsConfig::new(topics::unique_name("hanging-app"), &servers)
+        .processing_guarantee(ProcessingGuarantee::ExactlyOnce)
+        .stall_warning_after(Some(Duration::from_secs(2)))
+        .state_dir(std::env::temp_dir().join(topics::unique_name("hanging-state")));
+    let mut app = KafkaStreams::new(builder.build().unwrap(), config).unwrap();
+    app.start().unwrap();
+    let record = |i: usize| TestRecord::new("k", format!("v{i}").into_bytes(), 1_000 + i as i64);
+    records::produce(&servers, &input, (0..10).map(record).collect()).await;
+    records::consume(&servers, &output, 10, WAIT).await;
+
+    // Another producer's transaction stays open on the input, with records after it.
+    let hanging: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &servers)
+        .set("transactional.id", topics::unique_name("hanging-producer"))
+        .set("transaction.timeout.ms", "300000")
+        .create()
+        .unwrap();
+    hanging.init_transactions(Duration::from_secs(30)).unwrap();
+    hanging.begin_transaction().unwrap();
+    hanging
+        .send(
+            BaseRecord::to(&input)
+                .key("k")
+                .payload("in the open transaction"),
+        )
+        .unwrap();
+    hanging.flush(Duration::from_secs(30)).unwrap();
+    records::produce(&servers, &input, (10..20).map(record).collect()).await;
+
+    let partition = format!("{input}-0");
+    let deadline = Instant::now() + WAIT;
+    let blocked = loop {
+        let blocked = app
+            .task_status()
+            .iter()
+            .flat_map(|t| t.partitions.clone())
+            .find(|p| p.partition.to_string() == partition)
+            .and_then(|p| p.blocked_by_open_transaction);
+        if let Some(blocked) = blocked {
+            break blocked;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the blocked partition was not reported within {WAIT:?}:\n{}",
+            app.status_report()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(blocked >= Duration::from_secs(2), "{blocked:?}");
+    assert!(
+        app.status_report()
+            .contains("BLOCKED by an open transaction"),
+        "{}",
+        app.status_report()
+    );
+
+    hanging.abort_transaction(Duration::from_secs(30)).unwrap();
+    let out = records::consume(&servers, &output, 20, WAIT).await;
+    let values: Vec<usize> = out.iter().map(value_index).collect();
+    assert_eq!(
+        values,
+        (0..20).collect::<Vec<_>>(),
+        "everything but the aborted record, in order"
+    );
+    let deadline = Instant::now() + WAIT;
+    while app
+        .task_status()
+        .iter()
+        .flat_map(|t| t.partitions.clone())
+        .any(|p| p.blocked_by_open_transaction.is_some())
+    {
+        assert!(Instant::now() < deadline, "{}", app.status_report());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.close().unwrap();
 }

@@ -26,6 +26,10 @@ pub struct PartitionStatus {
     pub excluded: bool,
     /// Fetching is paused because the buffer is full.
     pub paused: bool,
+    /// Exactly-once: nothing was fetched for this long although the broker holds records
+    /// past the position — an open (possibly hanging) transaction blocks the partition.
+    /// Reported once it lasts `StreamsConfig::stall_warning_after`.
+    pub blocked_by_open_transaction: Option<std::time::Duration>,
 }
 
 /// State of one running task.

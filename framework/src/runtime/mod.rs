@@ -16,6 +16,7 @@ pub(crate) mod kafka_collector;
 pub(crate) mod member_assignment;
 pub(crate) mod membership;
 pub(crate) mod native;
+pub(crate) mod open_transaction_watch;
 pub(crate) mod partition_queues;
 pub(crate) mod queries;
 pub(crate) mod record_collector;

@@ -122,7 +122,16 @@ impl TaskManager {
             reader: StoreChangelogReader::new(&shared.config),
             restoring: BTreeMap::new(),
             producer,
-            tasks: Tasks::default(),
+            tasks: {
+                let mut tasks = Tasks::default();
+                if let (true, Some(threshold)) = (
+                    shared.config.is_exactly_once(),
+                    shared.config.stall_warning_after,
+                ) {
+                    tasks.watch_open_transactions(threshold);
+                }
+                tasks
+            },
             pending_error: None,
             shared,
         }

@@ -8,6 +8,7 @@ use rdkafka::TopicPartitionList;
 
 use super::app_shared::{AppShared, PartitionStatus, TaskStatus};
 use super::native::client::cached_watermarks;
+use super::open_transaction_watch::{FetchProgress, OpenTransactionWatch};
 use super::streams_producer::DeliveryTracker;
 use crate::error::StreamsError;
 use crate::record::RawRecord;
@@ -35,9 +36,17 @@ pub(crate) struct Tasks {
     /// Changelog records each task restored when it was created.
     restored: HashMap<TaskId, u64>,
     exclusions_seen: Option<u64>,
+    /// Exactly-once: input partitions blocked by an open transaction.
+    open_transactions: Option<OpenTransactionWatch>,
 }
 
 impl Tasks {
+    /// Reports input partitions that an open transaction blocks for `threshold` (for
+    /// `read_committed` consumers; see [`OpenTransactionWatch`]).
+    pub fn watch_open_transactions(&mut self, threshold: std::time::Duration) {
+        self.open_transactions = Some(OpenTransactionWatch::new(threshold));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
@@ -228,6 +237,23 @@ impl Tasks {
                 .sum();
             task.publish_health(now, broker_lag.map(|l| l.max(0) as u64));
         }
+        let blocked = match &mut self.open_transactions {
+            Some(watch) => {
+                let progress = self.tasks.values().flat_map(|task| {
+                    task.partitions().filter_map(|tp| {
+                        let (low, high) = cached_watermarks(consumer, &tp.topic, tp.partition)?;
+                        Some(FetchProgress {
+                            partition: tp.clone(),
+                            position: positions.get(tp).copied().unwrap_or(low),
+                            high_watermark: high,
+                            paused: self.paused.contains(tp),
+                        })
+                    })
+                });
+                watch.observe(progress)
+            }
+            None => HashMap::new(),
+        };
         self.tasks
             .values()
             .map(|task| {
@@ -249,6 +275,7 @@ impl Tasks {
                             partition_time: q.partition_time,
                             excluded: q.excluded,
                             paused: self.paused.contains(&q.tp),
+                            blocked_by_open_transaction: blocked.get(&q.tp).copied(),
                         })
                         .collect(),
                 }
