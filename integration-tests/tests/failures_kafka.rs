@@ -773,7 +773,6 @@ async fn a_restore_under_exactly_once_waits_for_an_open_transaction_and_misses_n
 
 #[tokio::test]
 async fn shutdown_during_a_restore_stops_it_and_the_next_start_goes_on_from_what_was_restored() {
-    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     const CHANGELOG_RECORDS: usize = 1_000_000;
     let servers = bootstrap_servers();
     let input = topics::unique_name("midrestore-in");
@@ -781,28 +780,7 @@ async fn shutdown_during_a_restore_stops_it_and_the_next_start_goes_on_from_what
     topics::create(&servers, &input, 1).await;
     topics::create(&servers, &output, 1).await;
     let app_id = topics::unique_name("midrestore-app");
-    // A long changelog, written directly: the restore copies its records into the store.
-    let changelog = format!("{app_id}-counts-changelog");
-    topics::create_with_config(&servers, &changelog, 1, &[("cleanup.policy", "compact")]).await;
-    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &servers)
-        .set("linger.ms", "20")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .unwrap();
-    for i in 0..CHANGELOG_RECORDS {
-        let key = format!("key-{i}");
-        let value = (i as i64).to_be_bytes();
-        let mut record = BaseRecord::<str, [u8]>::to(&changelog)
-            .partition(0)
-            .key(key.as_str())
-            .payload(&value[..]);
-        while let Err((_, back)) = producer.send(record) {
-            record = back;
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    producer.flush(Duration::from_secs(120)).unwrap();
+    write_counts_changelog(&servers, &app_id, CHANGELOG_RECORDS).await;
 
     let state_dir = std::env::temp_dir().join(topics::unique_name("midrestore-state"));
     let start = |events: &RecordedRestores| {
@@ -939,4 +917,114 @@ async fn an_input_partition_blocked_by_an_open_transaction_is_reported_and_resum
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     app.close().unwrap();
+}
+
+/// Writes `records` entries (`key-<i>` → i) straight into the `counts` changelog of
+/// `app_id`, partition 0: a long restore for the counting topology.
+async fn write_counts_changelog(servers: &str, app_id: &str, records: usize) {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let changelog = format!("{app_id}-counts-changelog");
+    topics::create_with_config(servers, &changelog, 1, &[("cleanup.policy", "compact")]).await;
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    for i in 0..records {
+        let key = format!("key-{i}");
+        let value = (i as i64).to_be_bytes();
+        let mut record = BaseRecord::<str, [u8]>::to(&changelog)
+            .partition(0)
+            .key(key.as_str())
+            .payload(&value[..]);
+        while let Err((_, back)) = producer.send(record) {
+            record = back;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+}
+
+/// Records restore events, sleeping 100 ms on each batch: a restore slower than the
+/// consumer's `max.poll.interval.ms`.
+#[derive(Clone, Default)]
+struct SlowRestores(RecordedRestores);
+
+impl streamtime::lifecycle::StateRestoreListener for SlowRestores {
+    fn on_restore_start(&self, tp: &streamtime::TopicPartition, store: &str, start: i64, end: i64) {
+        self.0.on_restore_start(tp, store, start, end);
+    }
+    fn on_batch_restored(&self, tp: &streamtime::TopicPartition, store: &str, end: i64, n: u64) {
+        std::thread::sleep(Duration::from_millis(100));
+        self.0.on_batch_restored(tp, store, end, n);
+    }
+    fn on_restore_end(&self, tp: &streamtime::TopicPartition, store: &str, total: u64) {
+        self.0.on_restore_end(tp, store, total);
+    }
+}
+
+#[tokio::test]
+async fn a_restore_longer_than_the_poll_interval_keeps_the_member_in_its_group() {
+    const CHANGELOG_RECORDS: usize = 200_000;
+    let servers = bootstrap_servers();
+    let input = topics::unique_name("longrestore-in");
+    let output = topics::unique_name("longrestore-out");
+    topics::create(&servers, &input, 1).await;
+    topics::create(&servers, &output, 1).await;
+    let app_id = topics::unique_name("longrestore-app");
+    write_counts_changelog(&servers, &app_id, CHANGELOG_RECORDS).await;
+    let config = StreamsConfig::new(&app_id, &servers)
+        .state_dir(std::env::temp_dir().join(topics::unique_name("longrestore-state")))
+        .commit_interval(Duration::from_millis(100))
+        // The broker's smallest session timeout; a member that does not poll for this long
+        // leaves its group.
+        .consumer_config("session.timeout.ms", "6000")
+        .consumer_config("max.poll.interval.ms", "6000");
+    let mut app = KafkaStreams::new(counting_topology(&input, &output), config).unwrap();
+    let events = SlowRestores::default();
+    app.set_global_state_restore_listener(events.clone())
+        .unwrap();
+    let changes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = changes.clone();
+    app.set_state_listener(move |new, old| log.lock().unwrap().push((old, new)))
+        .unwrap();
+    let started = Instant::now();
+    app.start().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while app.state() != State::Running {
+        assert!(Instant::now() < deadline, "not running: {:?}", app.state());
+        assert!(app.error().is_none(), "{:?}", app.error());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let restoring = started.elapsed();
+    records::produce(
+        &servers,
+        &input,
+        vec![TestRecord::new("fresh", b"x".to_vec(), 1_000)],
+    )
+    .await;
+    let counts = counts_until(&servers, &output, 1).await;
+    app.close().unwrap();
+    assert_eq!(counts, [1], "the app processes after the restore");
+    assert!(
+        restoring > Duration::from_secs(8),
+        "the restore outlasted max.poll.interval.ms: {restoring:?}"
+    );
+    let heard = events.0 .0.lock().unwrap().clone();
+    let starts = heard.iter().filter(|e| e.0 == "start").count();
+    assert_eq!(
+        starts, 1,
+        "restored once, not again after losing the partitions"
+    );
+    let changes = changes.lock().unwrap().clone();
+    use State::*;
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|c| **c == (Running, Rebalancing))
+            .count(),
+        0,
+        "no rebalance after the restore: {changes:?}"
+    );
 }
