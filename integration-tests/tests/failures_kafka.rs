@@ -780,7 +780,7 @@ async fn shutdown_during_a_restore_stops_it_and_the_next_start_goes_on_from_what
     topics::create(&servers, &input, 1).await;
     topics::create(&servers, &output, 1).await;
     let app_id = topics::unique_name("midrestore-app");
-    write_counts_changelog(&servers, &app_id, CHANGELOG_RECORDS).await;
+    write_counts_changelog(&servers, &app_id, 1, CHANGELOG_RECORDS).await;
 
     let state_dir = std::env::temp_dir().join(topics::unique_name("midrestore-state"));
     let start = |events: &RecordedRestores| {
@@ -919,12 +919,19 @@ async fn an_input_partition_blocked_by_an_open_transaction_is_reported_and_resum
     app.close().unwrap();
 }
 
-/// Writes `records` entries (`key-<i>` → i) straight into the `counts` changelog of
-/// `app_id`, partition 0: a long restore for the counting topology.
-async fn write_counts_changelog(servers: &str, app_id: &str, records: usize) {
+/// Writes `records` entries (`key-<i>` → i) straight into partition 0 of the `counts`
+/// changelog of `app_id` (with `partitions` partitions): a long restore for task 0_0 of the
+/// counting topology.
+async fn write_counts_changelog(servers: &str, app_id: &str, partitions: i32, records: usize) {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let changelog = format!("{app_id}-counts-changelog");
-    topics::create_with_config(servers, &changelog, 1, &[("cleanup.policy", "compact")]).await;
+    topics::create_with_config(
+        servers,
+        &changelog,
+        partitions,
+        &[("cleanup.policy", "compact")],
+    )
+    .await;
     let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", servers)
         .set("linger.ms", "20")
@@ -973,7 +980,7 @@ async fn a_restore_longer_than_the_poll_interval_keeps_the_member_in_its_group()
     topics::create(&servers, &input, 1).await;
     topics::create(&servers, &output, 1).await;
     let app_id = topics::unique_name("longrestore-app");
-    write_counts_changelog(&servers, &app_id, CHANGELOG_RECORDS).await;
+    write_counts_changelog(&servers, &app_id, 1, CHANGELOG_RECORDS).await;
     let config = StreamsConfig::new(&app_id, &servers)
         .state_dir(std::env::temp_dir().join(topics::unique_name("longrestore-state")))
         .commit_interval(Duration::from_millis(100))
@@ -1026,5 +1033,101 @@ async fn a_restore_longer_than_the_poll_interval_keeps_the_member_in_its_group()
             .count(),
         0,
         "no rebalance after the restore: {changes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rebalance_during_a_restore_stops_it_within_a_batch_and_the_restore_goes_on_from_there() {
+    const CHANGELOG_RECORDS: usize = 100_000;
+    let servers = bootstrap_servers();
+    let input = topics::unique_name("rebalrestore-in");
+    let output = topics::unique_name("rebalrestore-out");
+    topics::create(&servers, &input, 2).await;
+    topics::create(&servers, &output, 2).await;
+    let app_id = topics::unique_name("rebalrestore-app");
+    // Task 0_0 has a long changelog (partition 0), task 0_1 an empty one.
+    write_counts_changelog(&servers, &app_id, 2, CHANGELOG_RECORDS).await;
+    let start = |name: &str, events: &SlowRestores| {
+        let state_dir = std::env::temp_dir().join(topics::unique_name(name));
+        let config = StreamsConfig::new(&app_id, &servers)
+            .state_dir(state_dir)
+            .consumer_config("session.timeout.ms", "6000")
+            .consumer_config("max.poll.interval.ms", "6000");
+        let mut app = KafkaStreams::new(counting_topology(&input, &output), config).unwrap();
+        app.set_global_state_restore_listener(events.clone())
+            .unwrap();
+        app.start().unwrap();
+        app
+    };
+    let first = SlowRestores::default();
+    let mut a = start("rebalrestore-a", &first);
+    let deadline = Instant::now() + WAIT;
+    while !first.0 .0.lock().unwrap().iter().any(|e| e.0 == "batch") {
+        assert!(Instant::now() < deadline, "a's restore did not start");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A second instance joins while the first restores: the group rebalances.
+    let second = SlowRestores::default();
+    let mut b = start("rebalrestore-b", &second);
+    let deadline = Instant::now() + WAIT;
+    let ended = |events: &SlowRestores| events.0 .0.lock().unwrap().iter().any(|e| e.0 == "end");
+    while !(ended(&first) || ended(&second)) {
+        assert!(Instant::now() < deadline, "the restore did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.close().unwrap();
+    b.close().unwrap();
+    let a_heard = first.0 .0.lock().unwrap().clone();
+    let position = |what: &str, nth: usize| {
+        a_heard
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.0 == what)
+            .nth(nth)
+            .map(|(i, _)| i)
+    };
+    let stopped = match (position("end", 0), position("start", 1)) {
+        (None, _) => true,
+        (Some(end), Some(restart)) => restart < end,
+        (Some(_), None) => false,
+    };
+    assert!(
+        stopped,
+        "the rebalance stopped a's restore before its end: {:?}",
+        a_heard
+            .iter()
+            .filter(|e| e.0 != "batch")
+            .collect::<Vec<_>>()
+    );
+    if let Some(restart) = position("start", 1) {
+        let before: u64 = a_heard[..restart]
+            .iter()
+            .filter(|e| e.0 == "batch")
+            .map(|e| e.3)
+            .sum();
+        assert_eq!(
+            a_heard[restart].2, before as i64,
+            "a's restore went on from what it had restored"
+        );
+    }
+    // The instance that finished restored the rest, nothing twice.
+    let finisher = if ended(&first) { &first } else { &second };
+    let heard = finisher.0 .0.lock().unwrap().clone();
+    let last_start = heard
+        .iter()
+        .rev()
+        .find(|e| e.0 == "start")
+        .map(|e| e.2)
+        .unwrap();
+    let after: u64 = heard
+        .iter()
+        .skip_while(|e| !(e.0 == "start" && e.2 == last_start))
+        .filter(|e| e.0 == "batch")
+        .map(|e| e.3)
+        .sum();
+    assert_eq!(
+        last_start as u64 + after,
+        CHANGELOG_RECORDS as u64,
+        "the last restore read the rest of the changelog, nothing twice"
     );
 }
