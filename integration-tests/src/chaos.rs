@@ -14,8 +14,9 @@
 //! 3. The chaos run: `instances` app processes (`streamtime-test-app --topology chaos`, each
 //!    with its own instance id, state directory, status file and restore log) run while the
 //!    runner produces the input in chunks and, between chunks, carries out a schedule drawn
-//!    from the seed ([`plan`]) of kills and broker restarts. Every kill lands at a verified
-//!    point:
+//!    from the seed ([`plan`]) of kills and broker restarts. A chunk is produced once the app
+//!    has committed all but half a chunk of the input before it, so that the schedule spreads
+//!    over the whole input. Every kill lands at a verified point:
 //!    * *while processing*: after the victim's status file shows it processed a drawn number
 //!      of records of the current chunk;
 //!    * *mid-restore*: the previous victim was restarted with its state directory deleted,
@@ -898,6 +899,10 @@ struct Runner<'c> {
     producer: FutureProducer,
     /// A client for watermarks.
     probe: BaseConsumer,
+    /// A client of the chaos run's consumer group, for its committed offsets.
+    group: BaseConsumer,
+    /// Input records produced so far.
+    produced: usize,
     steps: Vec<Step>,
     /// The step being carried out.
     step: usize,
@@ -1073,7 +1078,7 @@ impl Runner<'_> {
                         inst.starts,
                         describe(status),
                         secs(self.began.elapsed()),
-                        inst.log_tail(4)
+                        inst.log_tail(2)
                     );
                     self.say(format!("unexpected exit: {what}"));
                     self.unexpected_exits.push(what);
@@ -1083,7 +1088,8 @@ impl Runner<'_> {
         }
     }
 
-    async fn produce(&self, records: &[TestRecord]) {
+    async fn produce(&mut self, records: &[TestRecord]) {
+        self.produced += records.len();
         let mut pending = Vec::with_capacity(records.len());
         for r in records {
             let key = r.key.as_deref().expect("keyed");
@@ -1113,6 +1119,32 @@ impl Runner<'_> {
                 Ok(Err((e, _))) => panic!("producing the input failed: {e}"),
                 Err(_) => panic!("producing the input failed: delivery canceled"),
             }
+        }
+    }
+
+    /// Waits until the chaos run has committed all input produced so far but `slack`
+    /// records, so that the next chunk's kill lands in that chunk's part of the input: kills
+    /// spread over the whole input instead of all landing early while a backlog piles up.
+    async fn wait_caught_up(&mut self, app: &App, slack: usize) {
+        let deadline = Instant::now() + self.config.step_timeout;
+        loop {
+            self.check_exits(app);
+            let partitions = self.config.partitions;
+            let committed = blocking(|| committed(&self.group, &self.input, partitions));
+            let done: i64 = committed.iter().flatten().map(|&o| o.max(0)).sum();
+            if done as usize + slack >= self.produced {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.note(format!(
+                    "step {}: after {} the app had committed {done} of the {} records produced",
+                    self.step + 1,
+                    secs(self.config.step_timeout),
+                    self.produced
+                ));
+                return;
+            }
+            tokio::time::sleep(POLL * 4).await;
         }
     }
 
@@ -1215,6 +1247,7 @@ impl Runner<'_> {
     /// A kill while processing: the victim is killed once it processed a drawn number of the
     /// chunk's records.
     async fn kill_processing(&mut self, app: &App, chunk: &[TestRecord], planned: KillKind) {
+        self.wait_caught_up(app, chunk.len() / 2).await;
         let victim = self.pick_victim();
         let status = self.instances[victim].status();
         let tasks = status.active.len().max(1) as u64;
@@ -1338,6 +1371,11 @@ impl Runner<'_> {
         let kills_before = self.kills.len();
         let armed = self.instances[victim].armed;
         let pass = armed.unwrap_or(0);
+        self.wait_caught_up(app, chunk.len() / 2).await;
+        if self.kills.len() > kills_before {
+            // It aborted while the app caught up.
+            return;
+        }
         self.produce(chunk).await;
         let deadline = Instant::now() + self.config.step_timeout;
         let commit_interval = Duration::from_millis(self.config.commit_interval_ms);
@@ -1388,6 +1426,7 @@ impl Runner<'_> {
 
     /// A broker restart while the app processes the chunk.
     async fn outage(&mut self, app: &App, chunk: &[TestRecord], length: Duration) {
+        self.wait_caught_up(app, chunk.len() / 2).await;
         let mut all = Status::default();
         for s in self.statuses() {
             all.active.extend(s.active);
@@ -1844,6 +1883,12 @@ pub async fn run(config: &ChaosConfig) -> ChaosReport {
         .set("bootstrap.servers", &servers)
         .create()
         .expect("consumer config is valid");
+    let group: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &servers)
+        .set("group.id", &chaos_app.id)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer config is valid");
     let instances = (0..config.instances)
         .map(|i| Instance::new(&work, &format!("chaos-{i}")))
         .collect();
@@ -1857,6 +1902,8 @@ pub async fn run(config: &ChaosConfig) -> ChaosReport {
         instances,
         producer,
         probe,
+        group,
+        produced: 0,
         steps: steps.clone(),
         step: 0,
         chained_victim: 0,
@@ -1937,7 +1984,7 @@ pub async fn run(config: &ChaosConfig) -> ChaosReport {
         let what = format!(
             "the reference exited with {}; last log lines: {}",
             describe(status),
-            runner.instances[0].log_tail(4)
+            runner.instances[0].log_tail(2)
         );
         runner.unexpected_exits.push(what);
     }
