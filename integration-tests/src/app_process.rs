@@ -21,20 +21,45 @@ impl AppProcess {
         Self::start_with_env(binary, args, &[])
     }
 
-    /// Starts `binary` with `args` and the environment variables `env` (for example
-    /// `STREAMTIME_FAULTS`) added to the test's.
+    /// Starts `binary` with `args` and the environment variables `env` added to this
+    /// process's own (for example `STREAMTIME_FAULTS`); its stderr goes to the test's stderr.
     pub fn start_with_env(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(binary, args, env, Stdio::inherit())
+    }
+
+    /// Like [`AppProcess::start_with_env`], with the process's stderr appended to the file
+    /// `log` (created if missing), so that many processes leave one readable log each.
+    pub fn start_logging_to(
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("cannot open the log {}: {e}", log.display()));
+        Self::spawn(binary, args, env, Stdio::from(file))
+    }
+
+    fn spawn(binary: &str, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
         let child = Command::new(binary)
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
         AppProcess {
             child: std::sync::Mutex::new(child),
         }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).id()
     }
 
     fn child(&mut self) -> &mut Child {
@@ -62,9 +87,15 @@ impl AppProcess {
     }
 
     /// SIGKILL: no commit, no checkpoint, no goodbye.
-    pub fn kill(mut self) {
+    pub fn kill(self) {
+        self.kill_and_reap();
+    }
+
+    /// SIGKILL, and how the process ended: by the signal, or on its own if it had already
+    /// exited.
+    pub fn kill_and_reap(mut self) -> std::process::ExitStatus {
         self.child().kill().expect("kill");
-        self.child().wait().expect("reap");
+        self.child().wait().expect("reap")
     }
 
     /// SIGTERM, then waits for a clean exit (status 0) for up to 60 s.

@@ -11,27 +11,44 @@
 //!   (`<app>-counts-changelog`) → `output` (value: the count, i64 big-endian);
 //! * `hopping`: `input` → count per key in hopping windows (size 10 s, advance 5 s, grace
 //!   2 s) in the window store `hop-counts`, final results only (`--emit update` for every
-//!   change) → `output` (key: windowed key, value: the count).
+//!   change) → `output` (key: windowed key, value: the count);
+//! * `chaos`: the chaos runner's workload ([`streamtime_integration_tests::chaos`]): `input` →
+//!   (a) count per key in tumbling windows (size 10 s, grace 2 s, final results only) in the
+//!   window store `chaos-counts` → `output` (key: windowed key, value: the count); (b) the
+//!   records whose value starts with `L` joined with those starting with `R` of the same key
+//!   within 1.5 s (grace 2 s; stores `chaos-join-this-join-store` and
+//!   `chaos-join-other-join-store`) → `--join-output` (value: `<left>+<right>`);
 //! * `seen`: `input` (value: a decimal sequence number per key) → per key, which sequence
 //!   numbers were applied and how many applications there were, in the RocksDB store `seen`
 //!   (changelogged) → `output` (value: `seen_value` — 8 bytes of applications, i64
 //!   big-endian, then a bitset of the sequence numbers), so a test can tell a lost input from
 //!   one applied twice.
 //!
+//! With `--restore-log <file>`, every restore from a changelog and every change of the
+//! instance's state is appended to the file as it happens, one line per event:
+//! `start <topic>:<partition> <store> <from> <to>`,
+//! `batch <topic>:<partition> <store> <last offset> <records>`,
+//! `end <topic>:<partition> <store> <records>` and `state <new state>` (`state Running`: every
+//! restore is done and the tasks process).
+//!
 //! `STREAMTIME_FAULTS` (see `streamtime::faults`) injects faults, e.g.
 //! `commit.offsets=abort@3` kills the process inside its third offset commit.
 
+use std::io::Write as _;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::Parser;
-use streamtime::dsl::{EmitStrategy, TimeWindows, WindowedSerde};
+use streamtime::dsl::{EmitStrategy, JoinWindows, StreamJoined, TimeWindows, WindowedSerde};
 use streamtime::faults::FaultPlan;
+use streamtime::lifecycle::StateRestoreListener;
 use streamtime::serdes::{BytesSerde, I64Serde, StringSerde};
 use streamtime::{
     Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, Repartitioned,
-    StreamsBuilder, StreamsConfig,
+    StreamsBuilder, StreamsConfig, TopicPartition,
 };
 use streamtime_integration_tests::app_process::AppConnection;
+use streamtime_integration_tests::chaos;
 
 #[derive(Parser)]
 struct Args {
@@ -45,7 +62,7 @@ struct Args {
     /// Stable instance id (static membership, stable transactional id).
     #[arg(long)]
     instance_id: Option<String>,
-    /// `rekey` or `count`.
+    /// `rekey`, `count`, `rekey-count`, `hopping` or `chaos` (see the module documentation).
     #[arg(long, default_value = "rekey")]
     topology: String,
     /// State directory.
@@ -68,6 +85,49 @@ struct Args {
     /// Write-back cache per key-value store, bytes (0: off).
     #[arg(long, default_value_t = 0)]
     cache_bytes: usize,
+    /// The `chaos` topology's second output: the join results.
+    #[arg(long)]
+    join_output: Option<String>,
+    /// A file every restore event is appended to (see the module documentation).
+    #[arg(long)]
+    restore_log: Option<String>,
+}
+
+/// Appends restore events and state changes to a file, each line written as the event
+/// happens, so that the file tells how far a restore got even when the process is SIGKILLed in
+/// the middle of it.
+#[derive(Clone)]
+struct RestoreLog(std::sync::Arc<Mutex<std::fs::File>>);
+
+impl RestoreLog {
+    fn line(&self, line: String) {
+        let mut file = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Best effort: a full disk must not stop the restore it reports on.
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
+impl StateRestoreListener for RestoreLog {
+    fn on_restore_start(&self, changelog: &TopicPartition, store: &str, from: i64, to: i64) {
+        self.line(format!(
+            "start {}:{} {store} {from} {to}\n",
+            changelog.topic, changelog.partition
+        ));
+    }
+
+    fn on_batch_restored(&self, changelog: &TopicPartition, store: &str, last: i64, n: u64) {
+        self.line(format!(
+            "batch {}:{} {store} {last} {n}\n",
+            changelog.topic, changelog.partition
+        ));
+    }
+
+    fn on_restore_end(&self, changelog: &TopicPartition, store: &str, total: u64) {
+        self.line(format!(
+            "end {}:{} {store} {total}\n",
+            changelog.topic, changelog.partition
+        ));
+    }
 }
 
 #[tokio::main]
@@ -129,6 +189,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .to_stream()
             .to(&args.app.output, Produced::with(StringSerde, BytesSerde)),
+        "chaos" => {
+            let join_output = args
+                .join_output
+                .as_deref()
+                .ok_or("--topology chaos needs --join-output")?;
+            let left = input.filter(|_k, v: &String| v.starts_with(chaos::LEFT));
+            let right = input.filter(|_k, v: &String| v.starts_with(chaos::RIGHT));
+            left.join(
+                &right,
+                |l: &String, r: &String| format!("{l}+{r}"),
+                JoinWindows::of_time_difference_and_grace(
+                    chaos::JOIN_DIFFERENCE,
+                    chaos::JOIN_GRACE,
+                ),
+                StreamJoined::as_("chaos-join"),
+            )
+            .to(join_output, Produced::with(StringSerde, StringSerde));
+            input
+                .group_by_key(Grouped::default())
+                .windowed_by(TimeWindows::of_size_and_grace(
+                    chaos::WINDOW_SIZE,
+                    chaos::WINDOW_GRACE,
+                ))
+                .emit(EmitStrategy::OnWindowClose)
+                .count(Materialized::as_("chaos-counts"))
+                .to_stream()
+                .to(
+                    &args.app.output,
+                    Produced::with(WindowedSerde::new(StringSerde), I64Serde),
+                )
+        }
         other => return Err(format!("unknown topology {other}").into()),
     }
     let mut config = StreamsConfig::new(args.app.application_id, args.app.bootstrap_servers)
@@ -151,6 +242,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .num_standby_replicas(args.standbys)
         .num_stream_threads(args.threads);
     let mut app = KafkaStreams::new(builder.build()?, config)?;
+    if let Some(path) = &args.restore_log {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        let log = RestoreLog(std::sync::Arc::new(Mutex::new(file)));
+        app.set_global_state_restore_listener(log.clone())?;
+        app.set_state_listener(move |new, _old| log.line(format!("state {new:?}\n")))?;
+    }
     app.start()?;
     eprintln!("test-app: started");
     if let Some(path) = args.status_file {
