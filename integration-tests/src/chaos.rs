@@ -24,8 +24,9 @@
 //!      read after the kill proves the restore was under way (restores started, the instance
 //!      not yet `Running`) and tells how far it got;
 //!    * *inside a commit*: the previous victim was restarted with
-//!      `STREAMTIME_FAULTS=commit.offsets=abort@N`, and aborts itself (SIGABRT) at its N-th
-//!      pass through the commit point, between the producer flush and the offset commit.
+//!      `STREAMTIME_FAULTS=commit.transaction=abort@N` (`commit.offsets` under at-least-once),
+//!      and aborts itself (SIGABRT) at its N-th pass through the commit point, just before the
+//!      transaction (or offset) commit.
 //!      Kills inside a commit need the framework's `fault-injection` feature: built without
 //!      it, the app ignores the variable, and once the victim has run well past its N-th
 //!      commit the runner SIGKILLs it while processing instead and says so in the report.
@@ -978,7 +979,14 @@ impl Runner<'_> {
         if config.exactly_once {
             args.push("--exactly-once");
         }
-        let faults = armed.map(|pass| format!("commit.offsets=abort@{pass}"));
+        // The commit step between the producer's flush and the commit itself: the offset
+        // commit under at-least-once, the transaction commit under exactly-once.
+        let point = if config.exactly_once {
+            "commit.transaction"
+        } else {
+            "commit.offsets"
+        };
+        let faults = armed.map(|pass| format!("{point}=abort@{pass}"));
         // Plain logs: they are files to read.
         let mut env = vec![("NO_COLOR", "1")];
         env.extend(faults.iter().map(|f| (FAULTS_ENV, f.as_str())));

@@ -83,6 +83,13 @@ impl ClientHealth {
             .is_some_and(|(code, _)| is_fencing(code))
     }
 
+    /// Whether a client reported transient errors (a broker outage, say) within `within`.
+    pub fn recent_outage(&self, within: Duration) -> bool {
+        self.transient
+            .last_error()
+            .is_some_and(|at| at.elapsed() < within)
+    }
+
     /// Whether any client reported an error that ends the thread.
     pub fn is_failed(&self) -> bool {
         self.fatal.load(Ordering::SeqCst)
@@ -122,6 +129,15 @@ struct ErrorRun {
 
 impl OutageLog {
     const REPORT_EVERY: Duration = Duration::from_secs(30);
+
+    /// When the last error was reported.
+    pub fn last_error(&self) -> Option<Instant> {
+        self.run
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|r| r.last_error)
+    }
     /// Errors further apart than this belong to separate runs.
     const QUIET: Duration = Duration::from_secs(60);
 

@@ -92,6 +92,36 @@ fn assign_partitions<C: ConsumerContext>(consumer: &BaseConsumer<C>, mine: &Topi
     next_assignment_version();
 }
 
+/// How the stream loop ended, when not with an error.
+enum LoopExit {
+    /// The application shuts down.
+    Shutdown,
+    /// The consumer cannot go on, but the thread can: it rejoins with a new consumer.
+    NewConsumer,
+}
+
+/// After a broker outage librdkafka can report its own static member as fenced by another
+/// with the same `group.instance.id` (a heartbeat sent without its member id;
+/// confluentinc/librdkafka#3437): seen after every broker restart in chaos runs. Such a
+/// fence, within [`SPURIOUS_FENCE_WINDOW`] of the outage's last client error, is answered
+/// with a new consumer, once per window: a second one means another instance really has the
+/// id, which stays fatal.
+fn spuriously_fenced(
+    consumer: &BaseConsumer<RebalanceListener>,
+    health: &ClientHealth,
+    replaced: Option<Instant>,
+) -> bool {
+    let fenced = consumer
+        .client()
+        .fatal_error()
+        .is_some_and(|(code, _)| code == rdkafka::error::RDKafkaErrorCode::FencedInstanceId);
+    fenced
+        && health.recent_outage(SPURIOUS_FENCE_WINDOW)
+        && replaced.is_none_or(|at| at.elapsed() >= SPURIOUS_FENCE_WINDOW)
+}
+
+const SPURIOUS_FENCE_WINDOW: Duration = Duration::from_secs(120);
+
 const POLL_BATCH: usize = 500;
 /// Records taken from each partition's queue per round.
 const PARTITION_BATCH: usize = 200;
@@ -220,8 +250,8 @@ impl StreamThread {
     /// After an error (or a panic) it commits nothing: the tasks are closed dirty and, under
     /// exactly-once, the open transaction is aborted.
     pub fn run(self) -> Result<(), StreamsError> {
-        let health = Arc::new(ClientHealth::default());
-        let consumer = Arc::new(self.consumer(health.clone())?);
+        let mut health = Arc::new(ClientHealth::default());
+        let mut consumer = Arc::new(self.consumer(health.clone())?);
         let producer = Arc::new(self.producer()?);
         TASK_MANAGER.with(|tm| {
             *tm.borrow_mut() = Some(TaskManager::new(
@@ -234,15 +264,41 @@ impl StreamThread {
         consumer.subscribe(&topics)?;
         tracing::info!(thread = self.index, ?topics, "stream thread started");
         let inbox = self.shared.queries.take_inbox(self.index);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.run_loop(&consumer, &health, inbox.as_ref())
-        }))
-        .unwrap_or_else(|panic| {
-            Err(crate::error::panic_error(
-                format!("stream thread {}", self.index + 1),
-                panic.as_ref(),
-            ))
-        });
+        let mut replaced: Option<Instant> = None;
+        let result = loop {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.run_loop(&consumer, &health, inbox.as_ref(), replaced)
+            }))
+            .unwrap_or_else(|panic| {
+                Err(crate::error::panic_error(
+                    format!("stream thread {}", self.index + 1),
+                    panic.as_ref(),
+                ))
+            });
+            if !matches!(result, Ok(LoopExit::NewConsumer)) {
+                break result.map(|_| ());
+            }
+            with_tasks(|tm| tm.abandon(&consumer));
+            // The fenced consumer closes first: the new one joins with the same
+            // `group.instance.id`.
+            drop(consumer);
+            health = Arc::new(ClientHealth::default());
+            consumer = match self.consumer(health.clone()) {
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    TASK_MANAGER.with(|tm| tm.borrow_mut().take());
+                    return Err(e);
+                }
+            };
+            if let Err(e) = consumer.subscribe(&topics) {
+                break Err(e.into());
+            }
+            replaced = Some(Instant::now());
+            tracing::info!(
+                thread = self.index + 1,
+                "rejoined the group with a new consumer"
+            );
+        };
         let closing = with_tasks(|tm| {
             match &result {
                 Ok(()) => tm.commit_and_close(&consumer),
@@ -270,7 +326,8 @@ impl StreamThread {
         consumer: &Arc<BaseConsumer<RebalanceListener>>,
         health: &ClientHealth,
         queries: Option<&std::sync::mpsc::Receiver<super::queries::QueryRequest>>,
-    ) -> Result<(), StreamsError> {
+        replaced: Option<Instant>,
+    ) -> Result<LoopExit, StreamsError> {
         let config = &self.shared.config;
         let commit_interval = config.effective_commit_interval();
         let mut last_commit = Instant::now();
@@ -314,6 +371,12 @@ impl StreamThread {
             with_tasks(|tm| tm.retry_rebuild(consumer)).unwrap_or(Ok(()))?;
             if health.is_failed() {
                 if let Some(e) = health.take_fatal(consumer.client()) {
+                    if spuriously_fenced(consumer, health, replaced) {
+                        tracing::warn!(thread = self.index + 1, error = %e,
+                            "the static member was fenced right after a broker outage (a librdkafka fault, confluentinc/librdkafka#3437); closing the tasks dirty and rejoining with a new consumer");
+                        metrics::counter!("streamtime_consumer_replacements_total").increment(1);
+                        return Ok(LoopExit::NewConsumer);
+                    }
                     return Err(e);
                 }
             }
@@ -372,7 +435,7 @@ impl StreamThread {
                 last_status = Instant::now();
             }
         }
-        Ok(())
+        Ok(LoopExit::Shutdown)
     }
 }
 

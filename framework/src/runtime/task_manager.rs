@@ -468,6 +468,16 @@ impl TaskManager {
         }
     }
 
+    /// The thread goes on with a new consumer (the old one failed beyond repair): the tasks
+    /// are closed dirty, and the new consumer's assignment creates them again from the
+    /// committed offsets.
+    pub fn abandon<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        self.close_dirty(consumer);
+        self.awaiting = None;
+        self.rebuild = None;
+        self.assigned = false;
+    }
+
     /// Error exit and rewind: aborts the open transaction (exactly-once) and closes every
     /// task without a checkpoint; a failed delivery they caused is forgotten with them.
     pub fn close_dirty<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
