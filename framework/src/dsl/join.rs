@@ -731,7 +731,14 @@ where
     ) -> ProcessResult {
         let left = self.is_left;
         let ts = record.timestamp;
-        let previous = self.shared_stream_time();
+        // The buffers' own stream time, capped by the task's. Restored from a changelog
+        // under at-least-once, the buffers hold records past the last commit; their records
+        // are processed again, and measured against the buffers' time they would be dropped
+        // as late (the chaos runner lost join results that way). The task's stream time is
+        // restored from the commit, and is never behind the buffers' otherwise.
+        let previous = self
+            .shared_stream_time()
+            .map(|p| p.min(ctx.stream_time().max(ts)));
         let stream_time = previous.map_or(ts, |p| p.max(ts));
         let sh = self.shared.clone();
         if sh.closed(left, ts, stream_time) {
