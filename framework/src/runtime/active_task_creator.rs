@@ -44,10 +44,12 @@ pub(crate) struct RestoringTask {
     )>,
     /// Set when its stores are up to date.
     pub restored: Option<RestoreStats>,
-    /// Input records the consumer delivered before the partitions' pause took effect, per
-    /// partition in offset order: the task gets them when it starts. (A pause drops what was
-    /// fetched but not delivered; librdkafka fetches that again on resume.)
+    /// Input records fetched while the task restores, per partition in offset order, at
+    /// most a buffer's worth before the partition is paused: the task gets them when it
+    /// starts.
     pub held: BTreeMap<TopicPartition, Vec<RawRecord>>,
+    /// Partitions paused because their held records filled a buffer.
+    pub paused: std::collections::BTreeSet<TopicPartition>,
 }
 
 impl RestoringTask {
@@ -233,6 +235,7 @@ impl ActiveTaskCreator {
             committed,
             restored,
             held: BTreeMap::new(),
+            paused: Default::default(),
         }))
     }
 
@@ -250,6 +253,7 @@ impl ActiveTaskCreator {
             committed,
             restored,
             held,
+            ..
         } = restoring;
         // Processors may forward from init.
         self.producer.begin_transaction()?;

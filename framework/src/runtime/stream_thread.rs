@@ -81,14 +81,12 @@ impl ConsumerContext for RebalanceListener {
     }
 }
 
-/// Hands the consumer the partitions of this thread's tasks; those of tasks that restore
-/// first are paused.
+/// Hands the consumer the partitions of this thread's tasks.
 fn assign_partitions<C: ConsumerContext>(consumer: &BaseConsumer<C>, mine: &TopicPartitionList) {
     tracing::info!(partitions = mine.count(), "partitions assigned");
     if let Err(e) = consumer.assign(mine) {
         tracing::error!(error = %e, "cannot assign partitions");
     }
-    with_tasks(|tm| tm.pause_restoring(consumer));
     next_assignment_version();
 }
 

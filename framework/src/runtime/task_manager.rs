@@ -243,6 +243,7 @@ impl TaskManager {
         }
         let result = self.start_restored(consumer);
         self.guard(result)?;
+        self.pause_full_holds(consumer);
         Ok(outcome.active_records + outcome.standby_records)
     }
 
@@ -269,11 +270,19 @@ impl TaskManager {
         Ok(())
     }
 
-    /// Pauses the input partitions of the restoring tasks, right after they were assigned.
-    pub fn pause_restoring<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) {
+    /// Pauses the partitions of restoring tasks that hold a full buffer of records. Not
+    /// sooner: librdkafka resumes a paused partition from the last record it delivered, and
+    /// before the first one from where its fetcher stood, past records it fetched but dropped
+    /// at the pause.
+    fn pause_full_holds<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let limit = self.shared.config.buffered_records_per_partition;
         let mut tpl = TopicPartitionList::new();
-        for tp in self.restoring.values().flat_map(|t| &t.partitions) {
-            tpl.add_partition(&tp.topic, tp.partition);
+        for task in self.restoring.values_mut() {
+            for (tp, held) in &task.held {
+                if held.len() >= limit && task.paused.insert(tp.clone()) {
+                    tpl.add_partition(&tp.topic, tp.partition);
+                }
+            }
         }
         if tpl.count() > 0 {
             if let Err(e) = consumer.pause(&tpl) {
