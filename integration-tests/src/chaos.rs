@@ -1381,7 +1381,8 @@ impl Runner<'_> {
         let pass = armed.unwrap_or(0);
         self.wait_caught_up(app, chunk.len() / 2).await;
         if self.kills.len() > kills_before {
-            // It aborted while the app caught up.
+            // It aborted while the app caught up; the chunk is still part of the input.
+            self.produce(chunk).await;
             return;
         }
         self.produce(chunk).await;
