@@ -147,7 +147,7 @@ const PAGES: &[&str] = &[
 /// sessions each, a few clicks a minute apart per session and an hour or more between sessions, users
 /// interleaved in event time, as `(user, page, timestamp)` in produce order. Every tenth click
 /// arrives two minutes late (within grace). Each user ends with one click far in the future,
-/// which closes every earlier session; that last session stays open. Deterministic.
+/// which closes every earlier session; the final one stays open. Deterministic.
 pub fn sample_clicks(users: usize, sessions: usize, start_ms: i64) -> Vec<(String, String, i64)> {
     let mut seed: u64 = 11;
     let mut next = move |bound: u64| {

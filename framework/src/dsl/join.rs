@@ -230,7 +230,7 @@ impl JoinKind {
 type Joiner<V1, V2, VR> = Arc<dyn Fn(Option<&V1>, Option<&V2>) -> VR + Send + Sync>;
 
 /// Every source topic the node `node` reads from, through its ancestors (a sub-topology is
-/// cut at repartition topics, so this stops at the nearest sources).
+/// cut at repartition topics, so the walk ends at the nearest sources).
 pub(crate) fn upstream_source_topics(topology: &Topology, node: usize) -> BTreeSet<TopicName> {
     let mut topics = BTreeSet::new();
     let mut stack = vec![node];

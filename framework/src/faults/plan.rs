@@ -4,27 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Where the runtime checks for an injected fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FaultPoint {
-    /// A record handed to the producer: sink, repartition, dead-letter or changelog.
-    Send,
-    /// The producer's flush at an at-least-once commit.
-    Flush,
-    /// An at-least-once offset commit, after the producer flushed.
-    CommitOffsets,
-    /// An exactly-once transaction commit, with the input offsets in it.
-    CommitTransaction,
-    /// An exactly-once transaction abort (after an error, or one the broker requires).
-    AbortTransaction,
-    /// A task's stores writing their cached and buffered data out: at a commit of a task
-    /// with progress, a checkpoint, or a close.
-    StoreFlush,
-    /// A record about to be processed by its task.
-    Process,
-    /// A batch of changelog records about to be applied to a restoring task's store.
-    Restore,
-}
+use super::FaultPoint;
 
 impl FaultPoint {
     const ALL: [(FaultPoint, &'static str); 8] = [
