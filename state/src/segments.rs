@@ -50,6 +50,12 @@ pub(crate) struct SegmentedBytes<B> {
     retention: i64,
     interval: i64,
     stream_time: Option<i64>,
+    /// Set by [`SegmentedBytes::limit_expiry`]: expiry runs no further than this until live
+    /// writes pass it.
+    expiry_limit: Option<i64>,
+    /// Set by [`SegmentedBytes::limit_expiry`] and [`SegmentedBytes::keep_since_commit`]:
+    /// segments only a later time expires stay on disk.
+    deletion_limit: Option<i64>,
     // Segments below this id are known to be gone; starts at 0 on open so the first cleanup
     // also sweeps segments that expired while the store was closed.
     cleaned_below: i64,
@@ -108,6 +114,8 @@ impl<B: KeyValueBackend> SegmentedBytes<B> {
             retention: retention_ms,
             interval,
             stream_time,
+            expiry_limit: None,
+            deletion_limit: None,
             cleaned_below: 0,
             expired: 0,
             expired_counter,
@@ -139,6 +147,33 @@ impl<B> SegmentedBytes<B> {
         self.expired
     }
 
+    /// The time expiry is measured against: stream time, held back by
+    /// [`SegmentedBytes::limit_expiry`].
+    pub(crate) fn expiry_time(&self) -> Option<i64> {
+        match (self.stream_time, self.expiry_limit) {
+            (Some(t), Some(limit)) => Some(t.min(limit)),
+            (t, _) => t,
+        }
+    }
+
+    /// Holds expiry at `limit` or earlier until live writes pass it; restored writes do not
+    /// move it. Its owner sets it before a restore to the stream time its task committed:
+    /// under at-least-once the changelog holds writes from past the last commit, and expiring
+    /// by their time would hide (and delete) windows that the records processed again after
+    /// the restore still read and update.
+    pub(crate) fn limit_expiry(&mut self, limit: i64) {
+        self.expiry_limit = Some(self.expiry_limit.map_or(limit, |l| l.min(limit)));
+        self.keep_since_commit(limit);
+    }
+
+    /// From now on deletes no segment that only a time after `committed_stream_time`
+    /// expires, until the next call. Its owner calls it after each commit: RocksDB may make a
+    /// delete durable on a flush of its own, before the next commit, and a crash then restarts
+    /// from this one with input that reads those windows again.
+    pub(crate) fn keep_since_commit(&mut self, committed_stream_time: i64) {
+        self.deletion_limit = Some(committed_stream_time);
+    }
+
     fn segment_id(&self, ts: i64) -> i64 {
         ts.div_euclid(self.interval)
     }
@@ -148,28 +183,40 @@ impl<B: KeyValueBackend> SegmentedBytes<B> {
     /// The oldest timestamp reads may still return: everything at or before
     /// `stream time - retention` is expired, even inside a segment that is still live.
     pub(crate) fn live_from(&self) -> i64 {
-        match self.stream_time {
-            Some(t) => (t - self.retention + 1).max(0),
+        match self.expiry_time() {
+            Some(t) => t.saturating_sub(self.retention).saturating_add(1).max(0),
             None => 0,
         }
     }
 
-    /// Writes (or, with `None`, deletes) `layout_key` whose segment timestamp is `ts`.
-    /// Returns `false` when the write was dropped because its segment has expired.
+    /// Writes (or, with `None`, deletes) `layout_key` whose segment timestamp is `ts`;
+    /// `restored`: the write replays a changelog record. Returns `false` when the write was
+    /// dropped because its segment has expired.
     pub(crate) fn write(
         &mut self,
         ts: i64,
         layout_key: &[u8],
         value: Option<&[u8]>,
+        restored: bool,
     ) -> Result<bool, StateError> {
         let time = self.stream_time.map_or(ts, |t| t.max(ts));
         self.stream_time = Some(time);
-        let min_live = self.segment_id(time - self.retention);
-        if min_live > self.cleaned_below {
+        if !restored {
+            if let Some(limit) = &mut self.expiry_limit {
+                *limit = (*limit).max(ts);
+            }
+        }
+        let expiry = self.expiry_time().unwrap_or(time);
+        let min_live = self.segment_id(expiry.saturating_sub(self.retention));
+        let deletable = match self.deletion_limit {
+            Some(limit) => self.segment_id(expiry.min(limit).saturating_sub(self.retention)),
+            None => min_live,
+        };
+        if deletable > self.cleaned_below {
             self.backend
-                .delete_range(&prefix(self.cleaned_below), &prefix(min_live))?;
-            self.cleaned_below = min_live;
-            self.filters = self.filters.split_off(&min_live);
+                .delete_range(&prefix(self.cleaned_below), &prefix(deletable))?;
+            self.cleaned_below = deletable;
+            self.filters = self.filters.split_off(&deletable);
         }
         let segment = self.segment_id(ts);
         if segment < min_live {

@@ -47,6 +47,42 @@ pub trait StateStore: Send {
         }
         Ok(())
     }
+
+    /// Tells a time-segmented store the stream time its task last committed, before the
+    /// store is restored: until writes other than restored ones pass it, the store expires
+    /// nothing by a later time. Under at-least-once a changelog holds writes from past the
+    /// last commit, whose input is processed again; expired by the time of those writes, the
+    /// windows that input reads and updates would be gone. Other stores ignore it.
+    ///
+    /// ```
+    /// use streamtime_state::{InMemoryWindowStore, StateStore, WindowStore, WindowStoreConfig};
+    /// let mut store = InMemoryWindowStore::new("w", WindowStoreConfig::new(60_000))?;
+    /// let mut changelog = Vec::new();
+    /// for start in [0, 200_000] {
+    ///     let mut scratch = InMemoryWindowStore::new("w", WindowStoreConfig::new(60_000))?;
+    ///     if let streamtime_state::WriteOutcome::Written { store_key } =
+    ///         scratch.put(b"k", start, b"v", start)?
+    ///     {
+    ///         changelog.push(store_key);
+    ///     }
+    /// }
+    /// store.limit_expiry(1_000); // the commit was at stream time 1 s
+    /// for key in &changelog {
+    ///     store.restore(key, Some(b"v"))?;
+    /// }
+    /// assert_eq!(store.get(b"k", 0)?, Some(b"v".to_vec())); // still live at 1 s
+    /// store.put(b"k", 200_000, b"w", 200_000)?; // processing passes the restored time
+    /// assert_eq!(store.get(b"k", 0)?, None);
+    /// # Ok::<(), streamtime_state::StateError>(())
+    /// ```
+    fn limit_expiry(&mut self, _committed_stream_time: i64) {}
+
+    /// Tells a time-segmented store the stream time of the commit its task just made: until
+    /// the next call it deletes nothing on disk that only a later time expires (reads still
+    /// expire by the store's own time). RocksDB may make a delete durable on a flush of its
+    /// own, before the next commit; a crash then restarts from this commit, and the input
+    /// processed again reads those windows. Other stores ignore it.
+    fn keep_since_commit(&mut self, _committed_stream_time: i64) {}
 }
 
 impl<T: StateStore + ?Sized> StateStore for Box<T> {
@@ -67,5 +103,11 @@ impl<T: StateStore + ?Sized> StateStore for Box<T> {
     }
     fn restore_batch(&mut self, records: &[(&[u8], Option<&[u8]>)]) -> Result<(), StateError> {
         (**self).restore_batch(records)
+    }
+    fn limit_expiry(&mut self, committed_stream_time: i64) {
+        (**self).limit_expiry(committed_stream_time)
+    }
+    fn keep_since_commit(&mut self, committed_stream_time: i64) {
+        (**self).keep_since_commit(committed_stream_time)
     }
 }

@@ -182,15 +182,39 @@ impl ActiveTaskCreator {
                 sent,
             })
         };
+        let committed: Vec<_> = partitions
+            .iter()
+            .map(
+                |tp| match committed.find_partition(&tp.topic, tp.partition) {
+                    Some(elem) => {
+                        let offset = match elem.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        };
+                        (tp.clone(), offset, commit_metadata::decode(elem.metadata()))
+                    }
+                    None => (tp.clone(), None, None),
+                },
+            )
+            .collect();
+        // The task's stream time as committed; nothing committed: no time at all, so the
+        // stores expire nothing their changelogs restore until processing moves on.
+        let committed_stream_time = committed
+            .iter()
+            .filter_map(|(_, _, metadata)| metadata.as_ref().map(|(pt, _)| *pt))
+            .max()
+            .unwrap_or(i64::MIN);
         let open = || {
-            StateManager::open(
+            let state = StateManager::open(
                 id,
                 &shared.topology,
                 &sub.stores,
                 app,
                 &shared.store_env,
                 &writer,
-            )
+            )?;
+            state.limit_expiry(committed_stream_time);
+            Ok(state)
         };
         let mut state = retry_while_locked(id, &open)?;
         let listener = shared.restore_listener.as_deref();
@@ -213,21 +237,6 @@ impl ActiveTaskCreator {
                 return Ok(None);
             }
         };
-        let committed = partitions
-            .iter()
-            .map(
-                |tp| match committed.find_partition(&tp.topic, tp.partition) {
-                    Some(elem) => {
-                        let offset = match elem.offset() {
-                            Offset::Offset(o) => Some(o),
-                            _ => None,
-                        };
-                        (tp.clone(), offset, commit_metadata::decode(elem.metadata()))
-                    }
-                    None => (tp.clone(), None, None),
-                },
-            )
-            .collect();
         Ok(Some(RestoringTask {
             id,
             partitions,

@@ -211,6 +211,27 @@ impl StateManager {
         Ok(())
     }
 
+    /// Before the restore of an active task: its time-segmented stores expire nothing by a
+    /// time later than `committed_stream_time`, the stream time of its last commit, until
+    /// processing passes it (see `StateStore::limit_expiry`). Under at-least-once the
+    /// changelogs hold writes from past that commit; the chaos runner lost emit-final window
+    /// counts when the restored writes expired the windows that the records processed again
+    /// still had to emit.
+    pub fn limit_expiry(&self, committed_stream_time: i64) {
+        for s in &self.stores {
+            s.store
+                .with_state(|st| st.limit_expiry(committed_stream_time));
+        }
+    }
+
+    /// After a commit at `stream_time`: the stores keep on disk what a restart from it reads
+    /// (see `StateStore::keep_since_commit`).
+    pub fn committed_at(&self, stream_time: i64) {
+        for s in &self.stores {
+            s.store.with_state(|st| st.keep_since_commit(stream_time));
+        }
+    }
+
     /// Commit step 1: write out cached updates.
     pub fn flush_caches(&mut self) -> Result<(), StreamsError> {
         self.injected_write_error()?;

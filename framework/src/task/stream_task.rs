@@ -381,6 +381,7 @@ impl StreamTask {
 
     pub fn mark_committed(&mut self) {
         self.uncommitted = false;
+        self.state.committed_at(self.group.stream_time());
     }
 
     /// Publishes the task's gauges and checks it for a stall at wall-clock `now_ms`.

@@ -68,6 +68,12 @@ impl<S: WindowStore> StateStore for LoggedWindowStore<S> {
     fn restore_batch(&mut self, records: &[(&[u8], Option<&[u8]>)]) -> Result<(), StateError> {
         self.inner.restore_batch(records)
     }
+    fn limit_expiry(&mut self, committed_stream_time: i64) {
+        self.inner.limit_expiry(committed_stream_time)
+    }
+    fn keep_since_commit(&mut self, committed_stream_time: i64) {
+        self.inner.keep_since_commit(committed_stream_time)
+    }
 }
 
 impl<S: WindowStore> WindowStore for LoggedWindowStore<S> {

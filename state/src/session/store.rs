@@ -90,7 +90,7 @@ impl<B: KeyValueBackend> SegmentedSessionStore<B> {
     ) -> Result<WriteOutcome, StateError> {
         self.check(start, end)?;
         let store_key = session_key(key, start, end);
-        if self.core.write(end, &store_key, value)? {
+        if self.core.write(end, &store_key, value, false)? {
             Ok(WriteOutcome::Written { store_key })
         } else {
             Ok(WriteOutcome::Expired)
@@ -118,7 +118,15 @@ impl<B: KeyValueBackend> StateStore for SegmentedSessionStore<B> {
                 format!("changelog key of {} bytes is too short", key.len()),
             ));
         };
-        self.core.write(end, key, value).map(|_| ())
+        self.core.write(end, key, value, true).map(|_| ())
+    }
+
+    fn limit_expiry(&mut self, committed_stream_time: i64) {
+        self.core.limit_expiry(committed_stream_time)
+    }
+
+    fn keep_since_commit(&mut self, committed_stream_time: i64) {
+        self.core.keep_since_commit(committed_stream_time)
     }
 }
 

@@ -111,7 +111,7 @@ impl<B: KeyValueBackend> SegmentedWindowStore<B> {
         window_start: i64,
         value: Option<&[u8]>,
     ) -> Result<WriteOutcome, StateError> {
-        if self.core.write(window_start, &store_key, value)? {
+        if self.core.write(window_start, &store_key, value, false)? {
             Ok(WriteOutcome::Written { store_key })
         } else {
             Ok(WriteOutcome::Expired)
@@ -177,7 +177,15 @@ impl<B: KeyValueBackend> StateStore for SegmentedWindowStore<B> {
             // Replay is in write order, so the last record's seq + 1 is where numbering was.
             self.next_seq = seq.wrapping_add(1);
         }
-        self.core.write(start, key, value).map(|_| ())
+        self.core.write(start, key, value, true).map(|_| ())
+    }
+
+    fn limit_expiry(&mut self, committed_stream_time: i64) {
+        self.core.limit_expiry(committed_stream_time)
+    }
+
+    fn keep_since_commit(&mut self, committed_stream_time: i64) {
+        self.core.keep_since_commit(committed_stream_time)
     }
 }
 

@@ -15,6 +15,8 @@ contract_tests!(
     reads_never_return_expired_windows,
     stream_time_never_decreases,
     negative_window_start_is_rejected,
+    restored_writes_past_the_commit_expire_nothing_until_processing_passes_them,
+    after_a_commit_segments_only_a_later_time_expires_stay_on_disk,
 );
 
 const HOUR: i64 = 3_600_000;
@@ -234,4 +236,51 @@ fn negative_window_start_is_rejected<B: Backend>(b: &B) {
     let err = s.put(b"k", -1, b"v", 0).unwrap_err();
     assert!(err.to_string().contains("must not be negative"), "{err}");
     assert_eq!(s.observed_stream_time(), None);
+}
+
+/// The store keys `put` writes for `(key, start)`, as its changelog would carry them.
+fn changelog_key<B: Backend>(b: &B, key: &[u8], start: i64) -> Vec<u8> {
+    let mut scratch = b.window("scratch", WindowStoreConfig::new(60_000));
+    match scratch.put(key, start, b"v", start).unwrap() {
+        WriteOutcome::Written { store_key } => store_key,
+        WriteOutcome::Expired => unreachable!("a fresh store expires nothing"),
+    }
+}
+
+fn restored_writes_past_the_commit_expire_nothing_until_processing_passes_them<B: Backend>(b: &B) {
+    let mut s = b.window("w", WindowStoreConfig::new(60_000));
+    // The last commit was at stream time 50 s; the changelog holds a write from 200 s.
+    s.limit_expiry(50_000);
+    s.restore(&changelog_key(b, b"k", 10_000), Some(b"early"))
+        .unwrap();
+    s.restore(&changelog_key(b, b"k", 200_000), Some(b"late"))
+        .unwrap();
+    assert_eq!(s.observed_stream_time(), Some(200_000));
+    assert_eq!(s.get(b"k", 10_000).unwrap(), Some(b"early".to_vec()));
+    // Input processed again writes windows that the restored time alone would expire.
+    assert!(matches!(
+        s.put(b"k", 20_000, b"again", 20_000).unwrap(),
+        WriteOutcome::Written { .. }
+    ));
+    assert_eq!(s.get(b"k", 10_000).unwrap(), Some(b"early".to_vec()));
+    // Once processing passes the restored time, expiry is the store's own again.
+    s.put(b"k", 200_000, b"later", 200_000).unwrap();
+    assert_eq!(s.get(b"k", 10_000).unwrap(), None);
+    assert_eq!(s.get(b"k", 20_000).unwrap(), None);
+    assert!(matches!(
+        s.put(b"k", 30_000, b"too late", 30_000).unwrap(),
+        WriteOutcome::Expired
+    ));
+}
+
+fn after_a_commit_segments_only_a_later_time_expires_stay_on_disk<B: Backend>(b: &B) {
+    let mut s = b.window("w", WindowStoreConfig::new(60_000));
+    s.put(b"k", 10_000, b"old", 10_000).unwrap();
+    s.keep_since_commit(10_000);
+    s.put(b"k", 130_000, b"new", 130_000).unwrap();
+    assert_eq!(s.get(b"k", 10_000).unwrap(), None, "expired for reads");
+    assert_eq!(keys_in_segment(s.backend(), 0), 1, "kept on disk");
+    s.keep_since_commit(130_000);
+    s.put(b"k", 130_001, b"next", 130_001).unwrap();
+    assert_eq!(keys_in_segment(s.backend(), 0), 0);
 }
