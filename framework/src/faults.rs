@@ -31,6 +31,10 @@ pub use plan::{FaultAction, FaultPlan};
 pub enum FaultPoint {
     /// A record handed to the producer: sink, repartition, dead-letter or changelog.
     Send,
+    /// A send under exactly-once, refused the way librdkafka refuses sends once the open
+    /// transaction failed and must be aborted (the broker timed it out during an outage,
+    /// say). Only the `fail` action makes sense here.
+    SendInFailedTransaction,
     /// The producer's flush at an at-least-once commit.
     Flush,
     /// An at-least-once offset commit, after the producer flushed.

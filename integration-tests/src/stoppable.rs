@@ -87,6 +87,12 @@ impl StoppableBroker {
         docker(&["stop", "-t", "10", &self.id]).unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Kills the broker (SIGKILL): no controlled shutdown, open transactions stay open in
+    /// its logs until it is back and times them out.
+    pub fn kill(&self) {
+        docker(&["kill", &self.id]).unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Starts the stopped broker again and waits until it serves.
     pub fn start_again(&mut self) {
         docker(&["start", &self.id]).unwrap_or_else(|e| panic!("{e}"));

@@ -1,5 +1,5 @@
 //! Injected faults on a real broker (`streamtime::faults`): a send the producer refuses, a
-//! store that cannot write out, a processor that panics at a chosen record, a transaction
+//! send refused because the transaction failed, a store that cannot write out, a processor that panics at a chosen record, a transaction
 //! commit that fails and whose abort fails too. Under exactly-once the failing thread
 //! commits nothing and its replacement gives every count exactly once; a flush that times
 //! out under at-least-once only postpones the commit.
@@ -142,6 +142,17 @@ async fn under_exactly_once_a_send_the_producer_refuses_commits_nothing_and_the_
     let plan = FaultPlan::new().at(FaultPoint::Send, 700, FaultAction::Fail);
     let run = count_with("fault-send", ProcessingGuarantee::ExactlyOnce, plan).await;
     assert_one_error(&run, "injected fault at Send");
+    assert_exact(&run);
+}
+
+#[tokio::test]
+async fn under_exactly_once_a_send_refused_by_a_failed_transaction_aborts_it_and_counts_exactly() {
+    // Before: the thread ended with "Erroneous state" (seen after broker outages longer than
+    // the transaction timeout). Now the transaction is aborted, the tasks go on from the last
+    // commit, and no thread fails.
+    let plan = FaultPlan::new().at(FaultPoint::SendInFailedTransaction, 700, FaultAction::Fail);
+    let run = count_with("fault-txn-send", ProcessingGuarantee::ExactlyOnce, plan).await;
+    assert!(run.errors.is_empty(), "no thread failed: {:?}", run.errors);
     assert_exact(&run);
 }
 

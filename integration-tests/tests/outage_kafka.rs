@@ -31,15 +31,34 @@ fn batch(name: &str) -> Vec<TestRecord> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processing_resumes_after_the_broker_restarts_and_nothing_is_lost() {
-    outage(ProcessingGuarantee::AtLeastOnce).await;
+    outage(ProcessingGuarantee::AtLeastOnce, Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_exactly_once_an_outage_loses_nothing_and_duplicates_nothing() {
-    outage(ProcessingGuarantee::ExactlyOnce).await;
+    outage(ProcessingGuarantee::ExactlyOnce, Duration::from_secs(5)).await;
 }
 
-async fn outage(guarantee: ProcessingGuarantee) {
+/// Killed and down longer than the transaction timeout (10 s), the broker aborts the open
+/// transaction once it is back; librdkafka then refuses the app's sends until it aborts too.
+/// The app ended with "Erroneous state" there; it aborts, goes on from the last commit, and
+/// the output is still exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_exactly_once_a_killed_broker_down_past_the_transaction_timeout_is_survived_exactly()
+{
+    outage_with(
+        ProcessingGuarantee::ExactlyOnce,
+        Duration::from_secs(25),
+        true,
+    )
+    .await;
+}
+
+async fn outage(guarantee: ProcessingGuarantee, down: Duration) {
+    outage_with(guarantee, down, false).await;
+}
+
+async fn outage_with(guarantee: ProcessingGuarantee, down: Duration, kill: bool) {
     let eos = guarantee == ProcessingGuarantee::ExactlyOnce;
     // The app's warnings (failed commits and polls during the outage) go to the test output.
     let _ = tracing_subscriber::fmt()
@@ -74,9 +93,13 @@ async fn outage(guarantee: ProcessingGuarantee) {
     records::consume(&servers, &output, PER_BATCH / 10, WAIT).await;
 
     broker = tokio::task::spawn_blocking(move || {
-        broker.stop();
+        if kill {
+            broker.kill();
+        } else {
+            broker.stop();
+        }
         // Down long enough for commits, polls and heartbeats to fail.
-        std::thread::sleep(Duration::from_secs(5));
+        std::thread::sleep(down);
         broker.start_again();
         broker
     })

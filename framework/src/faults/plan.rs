@@ -7,8 +7,12 @@ use std::sync::Arc;
 use super::FaultPoint;
 
 impl FaultPoint {
-    const ALL: [(FaultPoint, &'static str); 8] = [
+    const ALL: [(FaultPoint, &'static str); 9] = [
         (FaultPoint::Send, "send"),
+        (
+            FaultPoint::SendInFailedTransaction,
+            "send.in_failed_transaction",
+        ),
         (FaultPoint::Flush, "flush"),
         (FaultPoint::CommitOffsets, "commit.offsets"),
         (FaultPoint::CommitTransaction, "commit.transaction"),

@@ -93,7 +93,14 @@ impl Committer {
         let started = Instant::now();
         // A task that processed nothing since the last commit has nothing cached.
         for task in tasks.iter_mut().filter(|t| t.needs_commit()) {
-            task.state().flush_caches()?;
+            if let Err(e) = task.state().flush_caches() {
+                if producer.must_abort() {
+                    return Ok(CommitOutcome::MustAbort(KafkaError::MessageProduction(
+                        RDKafkaErrorCode::State,
+                    )));
+                }
+                return Err(e);
+            }
         }
         let offsets = offsets_to_commit(tasks)?;
         if shared.config.is_exactly_once() {

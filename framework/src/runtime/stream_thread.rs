@@ -407,6 +407,7 @@ impl StreamThread {
                 let n = tm.restore(consumer)?;
                 let n = n + tm.process(consumer, now, PROCESS_BUDGET)?;
                 tm.punctuate_wall_clock(now)?;
+                tm.rewind_if_needed(consumer)?;
                 tm.update_pauses(consumer)?;
                 Ok(n)
             })

@@ -181,6 +181,9 @@ pub(crate) struct StreamsProducer {
     health: Arc<ClientHealth>,
     eos: bool,
     in_transaction: AtomicBool,
+    /// A send was refused because the open transaction failed in a way that needs an
+    /// abort; cleared by the abort.
+    must_abort: AtomicBool,
     /// Set when the application shuts down: blocking loops give up instead of waiting on.
     shutdown: Arc<AtomicBool>,
     faults: Faults,
@@ -209,6 +212,7 @@ impl StreamsProducer {
             health,
             eos,
             in_transaction: AtomicBool::new(false),
+            must_abort: AtomicBool::new(false),
             shutdown,
             faults,
         };
@@ -237,6 +241,9 @@ impl StreamsProducer {
                 r.topic,
                 crate::faults::injected(FaultPoint::Send)
             )));
+        }
+        if self.eos && self.faults.fail_at(FaultPoint::SendInFailedTransaction) {
+            return Err(self.refused(&r, KafkaError::MessageProduction(RDKafkaErrorCode::State)));
         }
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(r.topic, destination.opaque())
@@ -289,14 +296,24 @@ impl StreamsProducer {
                     }
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Err((e, _)) => {
-                    return Err(StreamsError::Kafka(format!(
-                        "cannot send to {}-{}: {e}",
-                        r.topic, r.partition
-                    )))
-                }
+                Err((e, _)) => return Err(self.refused(&r, e)),
             }
         }
+    }
+
+    /// The error for a send the producer refused with `e`.
+    fn refused(&self, r: &ProducerRecord<'_>, e: KafkaError) -> StreamsError {
+        if self.eos
+            && self.in_transaction()
+            && matches!(e, KafkaError::MessageProduction(RDKafkaErrorCode::State))
+        {
+            // librdkafka refuses sends once the open transaction failed in an abortable way,
+            // e.g. when the broker timed it out during an outage longer than
+            // `transaction.timeout.ms`: the app aborts and goes on from the last commit
+            // instead of failing (a fatal error is told apart by `has_failed`).
+            self.must_abort.store(true, Ordering::Relaxed);
+        }
+        StreamsError::Kafka(format!("cannot send to {}-{}: {e}", r.topic, r.partition))
     }
 
     /// The delivery record: acknowledged changelog offsets and the first failed delivery.
@@ -373,10 +390,17 @@ impl StreamsProducer {
         Ok(())
     }
 
+    /// Whether a send was refused because the open transaction must be aborted (see
+    /// [`StreamsProducer::send`]); the next successful abort clears it.
+    pub fn must_abort(&self) -> bool {
+        self.must_abort.load(Ordering::Relaxed) && !self.has_failed()
+    }
+
     /// Aborts the open transaction, if any: none of its sends or offsets become visible.
     /// Timeouts are retried until shutdown.
     pub fn abort_transaction(&self) -> Result<(), KafkaError> {
         if !self.in_transaction.load(Ordering::Relaxed) {
+            self.must_abort.store(false, Ordering::Relaxed);
             return Ok(());
         }
         if self.faults.fail_at(FaultPoint::AbortTransaction) {
@@ -388,6 +412,7 @@ impl StreamsProducer {
             self.producer.abort_transaction(TRANSACTION_CALL_TIMEOUT)
         })?;
         self.in_transaction.store(false, Ordering::Relaxed);
+        self.must_abort.store(false, Ordering::Relaxed);
         Ok(())
     }
 

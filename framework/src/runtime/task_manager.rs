@@ -100,6 +100,8 @@ pub(crate) struct TaskManager {
     /// An error raised where it cannot be returned (a rebalance callback); the stream loop
     /// ends with it.
     pending_error: Option<StreamsError>,
+    /// Why the open transaction must be aborted and the tasks rewound, when it must.
+    abort_pending: Option<StreamsError>,
 }
 
 impl TaskManager {
@@ -133,6 +135,7 @@ impl TaskManager {
                 tasks
             },
             pending_error: None,
+            abort_pending: None,
             shared,
         }
     }
@@ -146,13 +149,19 @@ impl TaskManager {
 
     /// Passes `result` on, recording its error (see [`fail`](Self::fail)) — unless the
     /// producer was fenced, which made the call fail: then the tasks migrate, and their
-    /// records are processed again from the last commit.
+    /// records are processed again from the last commit; or unless the call failed on a send
+    /// the open transaction refused: then [`rewind_if_needed`](Self::rewind_if_needed)
+    /// aborts it and rebuilds the tasks from the last commit.
     fn guard<T: Default>(&mut self, result: Result<T, StreamsError>) -> Result<T, StreamsError> {
         match result {
             Ok(v) => Ok(v),
             Err(e) if self.producer.is_fenced() => {
                 tracing::warn!(error = %e, "failed because the producer was fenced; migrating the tasks");
                 self.migration = true;
+                Ok(T::default())
+            }
+            Err(e) if self.producer.must_abort() => {
+                self.abort_pending.get_or_insert(e);
                 Ok(T::default())
             }
             Err(e) => Err(self.fail(e)),
@@ -620,10 +629,23 @@ impl TaskManager {
                 Ok(())
             }
             CommitOutcome::MustAbort(error) => {
-                let result = self.rewind_after_abort(consumer, error);
+                let result = self.rewind_after_abort(consumer, &error);
                 self.guard(result)
             }
         }
+    }
+
+    /// After a send the open transaction refused (see [`guard`](Self::guard)): aborts it
+    /// and rebuilds the tasks from the committed offsets.
+    pub fn rewind_if_needed<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), StreamsError> {
+        let Some(error) = self.abort_pending.take() else {
+            return Ok(());
+        };
+        let result = self.rewind_after_abort(consumer, &error);
+        self.guard(result)
     }
 
     /// An abortable transaction failure: abort, drop the tasks' uncommitted progress and
@@ -631,7 +653,7 @@ impl TaskManager {
     fn rewind_after_abort<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
-        error: rdkafka::error::KafkaError,
+        error: &dyn std::fmt::Display,
     ) -> Result<(), StreamsError> {
         tracing::warn!(error = %error, "transaction aborted; rewinding tasks to the committed offsets");
         metrics::counter!("streamtime_aborted_transactions_total").increment(1);
