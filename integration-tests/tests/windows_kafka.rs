@@ -2,7 +2,8 @@
 //! out-of-order records gives exactly the per-window results computed independently here,
 //! with final results only, under exactly-once, across SIGKILLs of the app — every window is
 //! emitted exactly once; and under at-least-once, a changelog holding writes from past the
-//! last commit does not expire the windows the records processed again still emit.
+//! last commit neither expires the windows the records processed again still emit nor hides
+//! the join partners they still meet.
 
 use std::path::Path;
 use std::time::Duration;
@@ -233,4 +234,148 @@ async fn at_least_once_restore_of_writes_past_the_last_commit_still_emits_every_
         .filter(|((key, _), _)| key == "k")
         .collect();
     hopping::assert_same_windows("after the restore", &got, &want);
+}
+
+/// The chaos topology (a windowed count and a join of `L…` with `R…` records within 1.5 s)
+/// under at-least-once.
+fn start_join_app(
+    servers: &str,
+    app_id: &str,
+    input: &str,
+    output: &str,
+    joins: &str,
+    state: &Path,
+) -> AppProcess {
+    let state = state.to_string_lossy().into_owned();
+    AppProcess::start(
+        env!("CARGO_BIN_EXE_streamtime-test-app"),
+        &[
+            "--topology",
+            "chaos",
+            "--bootstrap-servers",
+            servers,
+            "--application-id",
+            app_id,
+            "--input",
+            input,
+            "--output",
+            output,
+            "--join-output",
+            joins,
+            "--state-dir",
+            &state,
+        ],
+    )
+}
+
+/// Left records at whole seconds from `t0 + from` s, right ones half a second later.
+fn left_and_right(t0: i64, from: i64, to: i64) -> Vec<records::TestRecord> {
+    (from..to)
+        .flat_map(|i| {
+            let ts = t0 + i * 1_000;
+            [
+                records::TestRecord::new("k", format!("L{i}").into_bytes(), ts),
+                records::TestRecord::new("k", format!("R{i}").into_bytes(), ts + 500),
+            ]
+        })
+        .collect()
+}
+
+/// Every `L+R` result of an inner join within 1.5 s, computed from the input.
+fn join_results(input: &[records::TestRecord]) -> std::collections::BTreeSet<String> {
+    let value = |r: &records::TestRecord| String::from_utf8(r.value.clone().unwrap()).unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for l in input.iter().filter(|r| value(r).starts_with('L')) {
+        for r in input.iter().filter(|r| value(r).starts_with('R')) {
+            if (l.timestamp - r.timestamp).abs() <= 1_500 {
+                out.insert(format!("{}+{}", value(l), value(r)));
+            }
+        }
+    }
+    out
+}
+
+/// As for the windowed count above: a join-buffer write half an hour ahead, left in the
+/// changelog as by a crashed run, used to hide every buffered partner of the records
+/// processed next (expired by the buffer's restored time) and to make them late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_least_once_restore_of_join_buffers_past_the_last_commit_still_joins_every_pair() {
+    let servers = bootstrap_servers();
+    let input = topics::unique_name("join-alos-in");
+    let output = topics::unique_name("join-alos-out");
+    let joins = topics::unique_name("join-alos-joins");
+    for topic in [&input, &output, &joins] {
+        topics::create(&servers, topic, 1).await;
+    }
+    let app_id = topics::unique_name("join-alos-app");
+    let state = std::env::temp_dir().join(topics::unique_name("join-alos-state"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let t0 = (now - 2 * 3_600_000) / 60_000 * 60_000;
+    let start = || start_join_app(&servers, &app_id, &input, &output, &joins, &state);
+    let read = |want: std::collections::BTreeSet<String>, wait: Duration| {
+        let joins = joins.clone();
+        let servers = servers.clone();
+        async move {
+            let out = records::consume_until(&servers, &joins, wait, "read_uncommitted", |seen| {
+                let got: std::collections::BTreeSet<String> = seen
+                    .iter()
+                    .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+                    .collect();
+                want.is_subset(&got)
+            })
+            .await;
+            let got: Vec<String> = out
+                .iter()
+                .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+                .collect();
+            (want, got)
+        }
+    };
+
+    let first = left_and_right(t0, 0, 10);
+    let process = start();
+    records::produce(&servers, &input, first.clone()).await;
+    let (want, got) = read(join_results(&first), WAIT).await;
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "the first run joins every pair once: {got:?}"
+    );
+    process.terminate();
+
+    let ghost_ts = t0 + 1_800_000;
+    let mut store_key = b"ghost".to_vec();
+    store_key.extend_from_slice(&ghost_ts.to_be_bytes());
+    store_key.extend_from_slice(&0u32.to_be_bytes());
+    records::produce(
+        &servers,
+        &format!("{app_id}-chaos-join-this-join-store-changelog"),
+        vec![records::TestRecord {
+            partition: Some(0),
+            key: Some(store_key),
+            value: Some(b"Lghost".to_vec()),
+            timestamp: ghost_ts,
+            headers: Vec::new(),
+            offset: -1,
+        }],
+    )
+    .await;
+
+    let all = left_and_right(t0, 0, 20);
+    records::produce(&servers, &input, left_and_right(t0, 10, 20)).await;
+    let process = start();
+    let (want, got) = read(join_results(&all), Duration::from_secs(60)).await;
+    process.terminate();
+    let _ = std::fs::remove_dir_all(&state);
+    let got: std::collections::BTreeSet<String> = got.into_iter().collect();
+    let missing: Vec<&String> = want.difference(&got).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} join results missing after the restore: {missing:?}",
+        missing.len(),
+        want.len()
+    );
 }
