@@ -10,11 +10,11 @@
 //! assert!(StreamsConfig::new("bad id!", "localhost:9092").validate().is_err());
 //! ```
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client_config::{ClientProperties, ClientRole};
 use crate::error::StreamsError;
 use crate::error_policy::{
     DeserializationErrorPolicy, ProcessingErrorPolicy, ProductionErrorPolicy,
@@ -48,8 +48,7 @@ pub struct StreamsConfig {
     pub(crate) replication_factor: i32,
     pub(crate) default_extractor: Arc<dyn TimestampExtractor>,
     pub(crate) invalid_timestamp_policy: InvalidTimestampPolicy,
-    pub(crate) consumer_overrides: BTreeMap<String, String>,
-    pub(crate) producer_overrides: BTreeMap<String, String>,
+    pub(crate) client_properties: ClientProperties,
     pub(crate) instance_id: Option<String>,
     pub(crate) repartition_purge_interval: std::time::Duration,
     pub(crate) rocksdb_memory_bytes: usize,
@@ -84,8 +83,7 @@ impl StreamsConfig {
             replication_factor: -1,
             default_extractor: Arc::new(RecordTimestamp),
             invalid_timestamp_policy: InvalidTimestampPolicy::Fail,
-            consumer_overrides: BTreeMap::new(),
-            producer_overrides: BTreeMap::new(),
+            client_properties: ClientProperties::default(),
             instance_id: None,
             repartition_purge_interval: Duration::from_secs(30),
             rocksdb_memory_bytes: 256 << 20,
@@ -259,16 +257,54 @@ impl StreamsConfig {
         self
     }
 
-    /// A librdkafka consumer property, applied after streamtime's own.
-    pub fn consumer_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.consumer_overrides.insert(key.into(), value.into());
+    /// A librdkafka property for the application's clients, applied after streamtime's own.
+    /// Without a prefix it reaches every client the application creates (consumers,
+    /// producers, the admin client), as security settings must; Kafka Streams' prefixes
+    /// narrow it to one kind: `consumer.` (every consumer), `main.consumer.` (the stream
+    /// threads' group consumers), `restore.consumer.` (restores and standbys), `producer.`
+    /// and `admin.`. The most specific prefix wins. Keys streamtime owns (`group.id`,
+    /// `client.id`, `enable.auto.commit`, `transactional.id`, … ) are refused by
+    /// [`validate`](Self::validate), which says why. Secret values (passwords, JAAS
+    /// configurations, tokens) never appear in logs or `Debug` output.
+    ///
+    /// ```
+    /// use streamtime::StreamsConfig;
+    /// let config = StreamsConfig::new("orders", "broker:9093")
+    ///     .client_property("security.protocol", "SASL_SSL")
+    ///     .client_property("sasl.mechanism", "SCRAM-SHA-512")
+    ///     .client_property("sasl.username", "orders")
+    ///     .client_property("sasl.password", "secret")
+    ///     .client_property("producer.linger.ms", "20");
+    /// assert!(config.validate().is_ok());
+    /// assert!(!format!("{config:?}").contains("secret"));
+    /// let refused = StreamsConfig::new("orders", "broker:9093").client_property("group.id", "x");
+    /// assert!(refused.validate().unwrap_err().to_string().contains("group.id"));
+    /// ```
+    pub fn client_property(mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> Self {
+        self.client_properties.set(key.as_ref(), value.as_ref());
         self
     }
 
-    /// A librdkafka producer property, applied after streamtime's own.
-    pub fn producer_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.producer_overrides.insert(key.into(), value.into());
-        self
+    /// A librdkafka property of every consumer: `client_property("consumer." + key, value)`.
+    pub fn consumer_config(self, key: impl AsRef<str>, value: impl AsRef<str>) -> Self {
+        let key = format!("consumer.{}", key.as_ref());
+        self.client_property(key, value)
+    }
+
+    /// A librdkafka producer property: `client_property("producer." + key, value)`.
+    pub fn producer_config(self, key: impl AsRef<str>, value: impl AsRef<str>) -> Self {
+        let key = format!("producer.{}", key.as_ref());
+        self.client_property(key, value)
+    }
+
+    /// Applies the user's client properties for `role` to `config`, after streamtime's own.
+    pub(crate) fn with_client_properties<'a>(
+        &self,
+        role: ClientRole,
+        config: &'a mut rdkafka::ClientConfig,
+    ) -> &'a mut rdkafka::ClientConfig {
+        self.client_properties.apply(role, config);
+        config
     }
 
     /// How often consumed records are deleted from repartition topics (default 30 s).
@@ -399,6 +435,7 @@ impl StreamsConfig {
                 "catching_up_lag_threshold must not be negative".into(),
             ));
         }
+        self.client_properties.check(self.is_exactly_once())?;
         if self.replication_factor == 0 || self.replication_factor < -1 {
             return Err(StreamsError::Config(
                 "replication_factor must be -1 (broker default) or at least 1".into(),
@@ -425,6 +462,7 @@ impl std::fmt::Debug for StreamsConfig {
                 &self.buffered_records_per_partition,
             )
             .field("processing_guarantee", &self.processing_guarantee)
+            .field("client_properties", &self.client_properties)
             .finish_non_exhaustive()
     }
 }

@@ -130,6 +130,7 @@
 
 #![warn(missing_docs)]
 
+pub(crate) mod client_config;
 pub mod config;
 pub mod dsl;
 pub mod error;

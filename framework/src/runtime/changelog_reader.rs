@@ -21,6 +21,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::client_health::OutageLog;
 use super::native::queue::{BatchMessage, ConsumerQueue, MessageBatch};
 use super::restore_progress::RestoreProgress;
+use crate::client_config::ClientRole;
 use crate::config::StreamsConfig;
 use crate::error::StreamsError;
 use crate::faults::FaultPoint;
@@ -140,6 +141,7 @@ fn consumer_with(
             "read_uncommitted"
         },
     );
+    config.with_client_properties(ClientRole::RestoreConsumer, &mut cc);
     Ok(cc.create_with_context(RestoreContext::default())?)
 }
 

@@ -9,6 +9,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
+use crate::client_config::ClientRole;
 use crate::config::StreamsConfig;
 use crate::error::StreamsError;
 use crate::topology::{TopicName, Topology};
@@ -20,8 +21,11 @@ type InternalTopic = (String, i32, Vec<(&'static str, String)>);
 
 /// Partition counts of every topic on the cluster (name → count).
 fn cluster_topics(config: &StreamsConfig) -> Result<BTreeMap<String, i32>, StreamsError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.bootstrap_servers)
+    let consumer: BaseConsumer = config
+        .with_client_properties(
+            ClientRole::Consumer,
+            ClientConfig::new().set("bootstrap.servers", &config.bootstrap_servers),
+        )
         .create()?;
     live_partition_counts(&consumer)
 }
@@ -122,8 +126,11 @@ fn create_internal_topics(
     config: &StreamsConfig,
     topics: &[InternalTopic],
 ) -> Result<(), StreamsError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.bootstrap_servers)
+    let admin: AdminClient<DefaultClientContext> = config
+        .with_client_properties(
+            ClientRole::Admin,
+            ClientConfig::new().set("bootstrap.servers", &config.bootstrap_servers),
+        )
         .create()?;
     // -1 lets the broker apply its default replication factor.
     let replication = config.replication_factor;

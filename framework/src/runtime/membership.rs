@@ -14,6 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::app_shared::AppShared;
 use super::{assignor, identity, internal_topics};
+use crate::client_config::ClientRole;
 use crate::error::StreamsError;
 use crate::task::TaskId;
 
@@ -26,8 +27,11 @@ pub(crate) fn server_running(
 ) -> Result<Option<String>, StreamsError> {
     let config = &shared.config;
     let group = &config.application_id;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.bootstrap_servers)
+    let consumer: BaseConsumer = config
+        .with_client_properties(
+            ClientRole::Consumer,
+            ClientConfig::new().set("bootstrap.servers", &config.bootstrap_servers),
+        )
         .create()?;
     let list = consumer
         .fetch_group_list(Some(group), timeout)

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client_config::ClientRole;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::{Offset, TopicPartitionList};
@@ -22,8 +23,11 @@ pub(crate) struct RepartitionPurger {
 
 impl RepartitionPurger {
     pub fn new(config: &crate::config::StreamsConfig) -> Self {
-        let admin = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &config.bootstrap_servers)
+        let admin = config
+            .with_client_properties(
+                ClientRole::Admin,
+                rdkafka::ClientConfig::new().set("bootstrap.servers", &config.bootstrap_servers),
+            )
             .create()
             .map_err(|e| tracing::warn!(error = %e, "no admin client: repartition topics will not be purged"))
             .ok()

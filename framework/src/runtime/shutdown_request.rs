@@ -19,6 +19,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::app_shared::AppShared;
 use super::identity::parse_member;
+use crate::client_config::ClientRole;
 
 const MARKER: &str = "-shutdown-request";
 /// How long the request stays in the group at most: members notice it at their next
@@ -44,12 +45,16 @@ pub(crate) fn requester(application_id: &str, client_id: &str) -> Option<String>
 pub(crate) fn request_application_shutdown(shared: &AppShared) {
     let config = &shared.config;
     let app = &config.application_id;
-    let consumer: BaseConsumer = match ClientConfig::new()
-        .set("bootstrap.servers", &config.bootstrap_servers)
-        .set("group.id", app)
-        .set("client.id", request_client_id(app, &shared.identity))
-        .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "10000")
+    let consumer: BaseConsumer = match config
+        .with_client_properties(
+            ClientRole::Consumer,
+            ClientConfig::new()
+                .set("bootstrap.servers", &config.bootstrap_servers)
+                .set("group.id", app)
+                .set("client.id", request_client_id(app, &shared.identity))
+                .set("enable.auto.commit", "false")
+                .set("session.timeout.ms", "10000"),
+        )
         .create()
     {
         Ok(c) => c,

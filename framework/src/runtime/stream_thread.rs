@@ -21,6 +21,7 @@ use super::consumed_record::to_raw;
 use super::partition_queues::PartitionQueues;
 use super::streams_producer::StreamsProducer;
 use super::task_manager::TaskManager;
+use crate::client_config::ClientRole;
 use crate::error::StreamsError;
 
 thread_local! {
@@ -197,9 +198,7 @@ impl StreamThread {
         if let Some(id) = &config.instance_id {
             cc.set("group.instance.id", format!("{id}-{}", self.index + 1));
         }
-        for (k, v) in &config.consumer_overrides {
-            cc.set(k, v);
-        }
+        config.with_client_properties(ClientRole::MainConsumer, &mut cc);
         Ok(cc.create_with_context(RebalanceListener { health })?)
     }
 
@@ -231,9 +230,7 @@ impl StreamThread {
             // blocks read_committed readers until it times out.
             .set("transaction.timeout.ms", "10000");
         }
-        for (k, v) in &config.producer_overrides {
-            pc.set(k, v);
-        }
+        config.with_client_properties(ClientRole::Producer, &mut pc);
         StreamsProducer::new(
             pc,
             config.is_exactly_once(),
@@ -369,20 +366,18 @@ impl StreamThread {
             with_tasks(|tm| tm.retry_rebuild(consumer)).unwrap_or(Ok(()))?;
             if health.is_failed() {
                 if let Some(e) = health.take_fatal(consumer.client()) {
-                    if spuriously_fenced(consumer, health, replaced) {
-                        tracing::warn!(thread = self.index + 1, error = %e,
-                            "the static member was fenced right after a broker outage (a librdkafka fault, confluentinc/librdkafka#3437); closing the tasks dirty and rejoining with a new consumer");
-                        metrics::counter!("streamtime_consumer_replacements_total").increment(1);
-                        return Ok(LoopExit::NewConsumer);
-                    }
-                    return Err(e);
+                    return self.unless_spuriously_fenced(consumer, health, replaced, e);
                 }
             }
             if let Some(e) = with_tasks(|tm| tm.take_error()).flatten() {
                 return Err(e);
             }
             if with_tasks(|tm| tm.take_migration()) == Some(true) {
-                self.migrate(consumer)?;
+                if let Err(e) = self.migrate(consumer) {
+                    // A fenced producer and a spuriously fenced consumer often come together
+                    // after an outage: the rejoin then fails on the consumer's fatal error.
+                    return self.unless_spuriously_fenced(consumer, health, replaced, e);
+                }
             }
             let now_phase = with_tasks(|tm| tm.phase());
             if now_phase != phase {
@@ -451,6 +446,24 @@ impl StreamThread {
     /// Task migration after the producer was fenced (exactly-once): a new producer takes
     /// over the transactional id, the tasks are closed dirty, and the thread rejoins the group
     /// so its assignment creates them again from the committed offsets.
+    /// Ends the loop with `error`, unless the consumer's fatal error is librdkafka fencing its
+    /// own static member after an outage: then the thread goes on with a new consumer.
+    fn unless_spuriously_fenced(
+        &self,
+        consumer: &BaseConsumer<RebalanceListener>,
+        health: &ClientHealth,
+        replaced: Option<Instant>,
+        error: StreamsError,
+    ) -> Result<LoopExit, StreamsError> {
+        if !spuriously_fenced(consumer, health, replaced) {
+            return Err(error);
+        }
+        tracing::warn!(thread = self.index + 1, %error,
+            "the static member was fenced right after a broker outage (a librdkafka fault, confluentinc/librdkafka#3437); closing the tasks dirty and rejoining with a new consumer");
+        metrics::counter!("streamtime_consumer_replacements_total").increment(1);
+        Ok(LoopExit::NewConsumer)
+    }
+
     fn migrate(&self, consumer: &BaseConsumer<RebalanceListener>) -> Result<(), StreamsError> {
         let producer = Arc::new(self.producer()?);
         with_tasks(|tm| tm.migrate(consumer, producer));
