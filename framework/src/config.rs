@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod properties;
+
 use crate::client_config::{ClientProperties, ClientRole};
 use crate::error::StreamsError;
 use crate::error_policy::{
@@ -100,6 +102,35 @@ impl StreamsConfig {
             application_server: None,
             faults: Default::default(),
         }
+    }
+
+    /// Reads a configuration from a Java-style `.properties` file with Kafka Streams' keys,
+    /// the way Kafka applications are deployed: `application.id` and `bootstrap.servers`
+    /// (required), `processing.guarantee` (`at_least_once`, `exactly_once_v2`),
+    /// `num.stream.threads`, `commit.interval.ms`, `state.dir`, `num.standby.replicas`,
+    /// `replication.factor`, `statestore.cache.max.bytes`, `poll.ms`, `max.task.idle.ms`,
+    /// `application.server`. Every other key is a client property (see
+    /// [`client_property`](Self::client_property); a Java `sasl.jaas.config` for the PLAIN or
+    /// SCRAM login module becomes `sasl.username` and `sasl.password`). Then environment
+    /// variables override the file: `STREAMTIME_` and the key in upper case with `_` for `.`
+    /// (`STREAMTIME_SASL_PASSWORD` sets `sasl.password`), so secrets need not be in the file.
+    /// A key neither streamtime nor librdkafka knows is an error that names it, with the
+    /// closest Kafka Streams key when there is one.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("orders.properties");
+    /// std::fs::write(&path, "application.id=orders\nbootstrap.servers=broker:9093\n\
+    ///     processing.guarantee=exactly_once_v2\nsecurity.protocol=SASL_PLAINTEXT\n")?;
+    /// let config = streamtime::StreamsConfig::from_properties(&path)?;
+    /// assert!(config.is_exactly_once());
+    /// std::fs::write(&path, "application.id=orders\nbootstrap.servers=b:9093\nnum.stream.thread=2\n")?;
+    /// let err = streamtime::StreamsConfig::from_properties(&path).unwrap_err();
+    /// assert!(err.to_string().contains("did you mean num.stream.threads?"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_properties(path: impl AsRef<std::path::Path>) -> Result<Self, StreamsError> {
+        properties::from_file(path.as_ref(), std::env::vars())
     }
 
     /// Warn when a task has records buffered but processed none for this long (default
@@ -270,8 +301,8 @@ impl StreamsConfig {
     /// ```
     /// use streamtime::StreamsConfig;
     /// let config = StreamsConfig::new("orders", "broker:9093")
-    ///     .client_property("security.protocol", "SASL_SSL")
-    ///     .client_property("sasl.mechanism", "SCRAM-SHA-512")
+    ///     .client_property("security.protocol", "SASL_PLAINTEXT")
+    ///     .client_property("sasl.mechanism", "PLAIN")
     ///     .client_property("sasl.username", "orders")
     ///     .client_property("sasl.password", "secret")
     ///     .client_property("producer.linger.ms", "20");
