@@ -39,12 +39,26 @@ fn start_with_guarantee(
     instance: &str,
     exactly_once: bool,
 ) -> AppProcess {
+    let mut extra = vec!["--emit", "final", "--instance-id", instance];
+    if exactly_once {
+        extra.push("--exactly-once");
+    }
+    start_test_app("hopping", servers, app_id, (input, output), state, &extra)
+}
+
+/// The test app with `topology`, reading `input` and writing `output`, plus `extra` options.
+fn start_test_app(
+    topology: &str,
+    servers: &str,
+    app_id: &str,
+    (input, output): (&str, &str),
+    state: &Path,
+    extra: &[&str],
+) -> AppProcess {
     let state = state.to_string_lossy().into_owned();
     let mut args = vec![
         "--topology",
-        "hopping",
-        "--emit",
-        "final",
+        topology,
         "--bootstrap-servers",
         servers,
         "--application-id",
@@ -55,13 +69,22 @@ fn start_with_guarantee(
         output,
         "--state-dir",
         &state,
-        "--instance-id",
-        instance,
     ];
-    if exactly_once {
-        args.push("--exactly-once");
-    }
+    args.extend_from_slice(extra);
     AppProcess::start(env!("CARGO_BIN_EXE_streamtime-test-app"), &args)
+}
+
+/// Writes one record to partition 0 of `topic`, as a crashed run would have left it.
+async fn write_partition_zero(servers: &str, topic: &str, key: Vec<u8>, value: Vec<u8>, ts: i64) {
+    let record = records::TestRecord {
+        partition: Some(0),
+        key: Some(key),
+        value: Some(value),
+        timestamp: ts,
+        headers: Vec::new(),
+        offset: -1,
+    };
+    records::produce(servers, topic, vec![record]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,17 +220,12 @@ async fn at_least_once_restore_of_writes_past_the_last_commit_still_emits_every_
     store_key.extend_from_slice(&ghost_start.to_be_bytes());
     let mut value = ghost_start.to_be_bytes().to_vec();
     value.extend_from_slice(&1i64.to_be_bytes());
-    records::produce(
+    write_partition_zero(
         &servers,
         &format!("{app_id}-hop-counts-changelog"),
-        vec![records::TestRecord {
-            partition: Some(0),
-            key: Some(store_key),
-            value: Some(value),
-            timestamp: ghost_start,
-            headers: Vec::new(),
-            offset: -1,
-        }],
+        store_key,
+        value,
+        ghost_start,
     )
     .await;
 
@@ -246,26 +264,8 @@ fn start_join_app(
     joins: &str,
     state: &Path,
 ) -> AppProcess {
-    let state = state.to_string_lossy().into_owned();
-    AppProcess::start(
-        env!("CARGO_BIN_EXE_streamtime-test-app"),
-        &[
-            "--topology",
-            "chaos",
-            "--bootstrap-servers",
-            servers,
-            "--application-id",
-            app_id,
-            "--input",
-            input,
-            "--output",
-            output,
-            "--join-output",
-            joins,
-            "--state-dir",
-            &state,
-        ],
-    )
+    let extra = ["--join-output", joins];
+    start_test_app("chaos", servers, app_id, (input, output), state, &extra)
 }
 
 /// Left records at whole seconds from `t0 + from` s, right ones half a second later.
@@ -350,17 +350,12 @@ async fn at_least_once_restore_of_join_buffers_past_the_last_commit_still_joins_
     let mut store_key = b"ghost".to_vec();
     store_key.extend_from_slice(&ghost_ts.to_be_bytes());
     store_key.extend_from_slice(&0u32.to_be_bytes());
-    records::produce(
+    write_partition_zero(
         &servers,
         &format!("{app_id}-chaos-join-this-join-store-changelog"),
-        vec![records::TestRecord {
-            partition: Some(0),
-            key: Some(store_key),
-            value: Some(b"Lghost".to_vec()),
-            timestamp: ghost_ts,
-            headers: Vec::new(),
-            offset: -1,
-        }],
+        store_key,
+        b"Lghost".to_vec(),
+        ghost_ts,
     )
     .await;
 
