@@ -99,6 +99,15 @@ const OWNED: [(&str, &str, bool); 11] = [
 const SECRET_WORDS: [&str; 5] = ["password", "secret", "jaas", "token", "key.pem"];
 
 /// Whether `key`'s value must not be shown.
+/// Why streamtime owns the client property `key` (without prefix); `None` when the user may
+/// set it.
+pub(crate) fn owned_reason(key: &str, exactly_once: bool) -> Option<&'static str> {
+    OWNED
+        .iter()
+        .find(|(name, _, eos_only)| *name == key && (exactly_once || !eos_only))
+        .map(|(_, why, _)| *why)
+}
+
 pub(crate) fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     SECRET_WORDS.iter().any(|w| key.contains(w))
@@ -146,10 +155,7 @@ impl ClientProperties {
     pub(crate) fn check(&self, exactly_once: bool) -> Result<(), StreamsError> {
         for (prefix, props) in &self.by_prefix {
             for key in props.keys() {
-                let owned = OWNED
-                    .iter()
-                    .find(|(name, _, eos_only)| name == key && (exactly_once || !eos_only));
-                if let Some((_, why, _)) = owned {
+                if let Some(why) = owned_reason(key, exactly_once) {
                     return Err(StreamsError::Config(format!(
                         "client property {prefix}{key} cannot be set: {why}"
                     )));

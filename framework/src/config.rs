@@ -411,6 +411,15 @@ impl StreamsConfig {
                 "application_id {id:?} contains {c:?}; use only ASCII letters, digits, '.', '_' and '-'"
             )));
         }
+        // `.` and `..` are legal topic name characters but not a directory of their own: the
+        // state directory `<state_dir>/<application_id>` (which a reset deletes) must lie
+        // inside `state_dir`.
+        if id == "." || id == ".." {
+            return Err(StreamsError::Config(format!(
+                "application_id {id:?} is not allowed: it names no directory of its own inside \
+                 the state directory"
+            )));
+        }
         if id.len() > 200 {
             return Err(StreamsError::Config(
                 "application_id is longer than 200 characters".into(),
@@ -493,6 +502,7 @@ impl std::fmt::Debug for StreamsConfig {
                 &self.buffered_records_per_partition,
             )
             .field("processing_guarantee", &self.processing_guarantee)
+            .field("state_dir", &self.state_dir)
             .field("client_properties", &self.client_properties)
             .finish_non_exhaustive()
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{ProcessingGuarantee, StreamsConfig};
-use crate::client_config::is_secret;
+use crate::client_config::{is_secret, owned_reason};
 use crate::error::StreamsError;
 
 /// The Kafka Streams keys streamtime reads; every other key is a client property.
@@ -200,25 +200,37 @@ fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, StreamsErro
 
 /// Builds a configuration from `pairs` (file order; later keys win), see
 /// [`StreamsConfig::from_properties`].
+///
+/// Each pair carries where it came from (`app.properties:7`, or the environment variable),
+/// which every error about it names first.
 pub(crate) fn build(
-    pairs: Vec<(String, String)>,
+    pairs: Vec<(String, String, String)>,
     source: &str,
 ) -> Result<StreamsConfig, StreamsError> {
     let get = |key: &str| {
         pairs
             .iter()
             .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.trim().to_string())
+            .find(|(_, k, _)| k == key)
+            .map(|(_, _, v)| v.trim().to_string())
     };
     let required = |key: &str| {
         get(key).ok_or_else(|| StreamsError::Config(format!("{source}: {key} is missing")))
     };
     let mut config =
         StreamsConfig::new(required("application.id")?, required("bootstrap.servers")?);
-    for (key, value) in &pairs {
+    let mut client_keys = Vec::new();
+    for (source, key, value) in &pairs {
         let value = value.trim();
-        let ms = |v: &str| number::<u64>(key, v).map(Duration::from_millis);
+        let located = |e: StreamsError| match e {
+            StreamsError::Config(m) => StreamsError::Config(format!("{source}: {m}")),
+            other => other,
+        };
+        let ms = |v: &str| {
+            number::<u64>(key, v)
+                .map(Duration::from_millis)
+                .map_err(&located)
+        };
         config = match key.as_str() {
             "application.id" | "bootstrap.servers" => config,
             "processing.guarantee" => config.processing_guarantee(match value {
@@ -233,24 +245,32 @@ pub(crate) fn build(
                     )))
                 }
             }),
-            "num.stream.threads" => config.num_stream_threads(number(key, value)?),
+            "num.stream.threads" => {
+                config.num_stream_threads(number(key, value).map_err(&located)?)
+            }
             "commit.interval.ms" => config.commit_interval(ms(value)?),
             "state.dir" => config.state_dir(value),
-            "num.standby.replicas" => config.num_standby_replicas(number(key, value)?),
-            "replication.factor" => config.replication_factor(number(key, value)?),
+            "num.standby.replicas" => {
+                config.num_standby_replicas(number(key, value).map_err(&located)?)
+            }
+            "replication.factor" => {
+                config.replication_factor(number(key, value).map_err(&located)?)
+            }
             "statestore.cache.max.bytes" | "cache.max.bytes.buffering" => {
-                config.cache_max_bytes(number(key, value)?)
+                config.cache_max_bytes(number(key, value).map_err(&located)?)
             }
             "poll.ms" => config.poll_timeout(ms(value)?),
-            "max.task.idle.ms" => config.max_task_idle(match number::<i64>(key, value)? {
-                -1 => None,
-                n if n >= 0 => Some(Duration::from_millis(n as u64)),
-                n => {
-                    return Err(StreamsError::Config(format!(
-                        "{source}: max.task.idle.ms must be -1 or at least 0, got {n}"
-                    )))
-                }
-            }),
+            "max.task.idle.ms" => {
+                config.max_task_idle(match number::<i64>(key, value).map_err(&located)? {
+                    -1 => None,
+                    n if n >= 0 => Some(Duration::from_millis(n as u64)),
+                    n => {
+                        return Err(StreamsError::Config(format!(
+                            "{source}: max.task.idle.ms must be -1 or at least 0, got {n}"
+                        )))
+                    }
+                })
+            }
             "application.server" => config.application_server(value),
             "sasl.jaas.config" => {
                 let (user, password) = jaas_credentials(value)
@@ -271,9 +291,19 @@ pub(crate) fn build(
                 if let Err(e) = check_client_property(name, value) {
                     return Err(StreamsError::Config(format!("{source}: {e}")));
                 }
+                client_keys.push((source, other, name));
                 config.client_property(other, value)
             }
         };
+    }
+    // Checked once the whole file is read: whether a key is owned can depend on a
+    // processing.guarantee given after it.
+    for (source, key, name) in client_keys {
+        if let Some(why) = owned_reason(name, config.is_exactly_once()) {
+            return Err(StreamsError::Config(format!(
+                "{source}: {key} cannot be set: {why}"
+            )));
+        }
     }
     Ok(config)
 }
@@ -310,14 +340,15 @@ pub(crate) fn from_file(
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| StreamsError::Config(format!("cannot read {source}: {e}")))?;
-    let mut pairs: Vec<(String, String)> = parse(&text)
+    let mut pairs: Vec<(String, String, String)> = parse(&text)
         .map_err(|e| StreamsError::Config(format!("{source}: {e}")))?
         .into_iter()
-        .map(|(_, k, v)| (k, v))
+        .map(|(line, k, v)| (format!("{source}:{line}"), k, v))
         .collect();
     for (name, value) in env {
         if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
-            pairs.push((rest.to_ascii_lowercase().replace('_', "."), value));
+            let key = rest.to_ascii_lowercase().replace('_', ".");
+            pairs.push((format!("environment variable {name}"), key, value));
         }
     }
     build(pairs, &source)
@@ -353,9 +384,10 @@ mod tests {
         );
     }
 
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String, String)> {
         list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .enumerate()
+            .map(|(i, (k, v))| (format!("test:{}", i + 1), k.to_string(), v.to_string()))
             .collect()
     }
 
@@ -424,6 +456,62 @@ mod tests {
         );
         let secret = err(("sasl.password.typo", "hunter2"));
         assert!(!secret.contains("hunter2"), "{secret}");
+    }
+
+    #[test]
+    fn a_refused_key_is_named_with_its_file_and_line() {
+        let dir = std::env::temp_dir().join(format!("st-props-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("app.properties");
+        let refused = |body: &str| {
+            std::fs::write(
+                &path,
+                format!("application.id=a\n# comment\nbootstrap.servers=b:1\n{body}\n"),
+            )
+            .unwrap();
+            from_file(&path, []).unwrap_err().to_string()
+        };
+        let at = format!("{}:4", path.display());
+        let owned = refused("enable.auto.commit=true");
+        assert!(owned.contains(&format!("{at}: ")), "{owned}");
+        assert!(
+            owned.contains("enable.auto.commit cannot be set"),
+            "{owned}"
+        );
+        let eos_owned =
+            refused("producer.transactional.id=x\nprocessing.guarantee=exactly_once_v2");
+        assert!(eos_owned.contains(&format!("{at}: ")), "{eos_owned}");
+        assert!(
+            eos_owned.contains("producer.transactional.id"),
+            "{eos_owned}"
+        );
+        let malformed = refused("num.stream.threads=two");
+        assert!(malformed.contains(&format!("{at}: ")), "{malformed}");
+        assert!(
+            malformed.contains("num.stream.threads must be a whole number"),
+            "{malformed}"
+        );
+        let unknown = refused("comit.interval.ms=100");
+        assert!(unknown.contains(&format!("{at}: ")), "{unknown}");
+        assert!(
+            unknown.contains("did you mean commit.interval.ms?"),
+            "{unknown}"
+        );
+        std::fs::write(&path, "application.id=a\nbootstrap.servers=b:1\n").unwrap();
+        let env = from_file(
+            &path,
+            [(
+                "STREAMTIME_COMMIT_INTERVAL_MS".to_string(),
+                "soon".to_string(),
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            env.contains("environment variable STREAMTIME_COMMIT_INTERVAL_MS: "),
+            "{env}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
