@@ -101,6 +101,35 @@ impl ClientHealth {
     }
 }
 
+/// The context of a short-lived client (the start-up metadata reads, the reset tool): its
+/// errors go to a [`ClientHealth`], so a caller waiting on a request can tell a failed login,
+/// which librdkafka retries forever, from a slow broker.
+#[derive(Default)]
+pub(crate) struct WatchedClient {
+    health: ClientHealth,
+}
+
+impl WatchedClient {
+    /// The error that makes waiting pointless (a failed authentication), once the client's
+    /// events were served.
+    pub fn ending_error(&self) -> Option<StreamsError> {
+        self.health
+            .ending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .map(StreamsError::Kafka)
+    }
+}
+
+impl ClientContext for WatchedClient {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.health.observe("client", &error, reason);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for WatchedClient {}
+
 /// A producer error that means another producer (or the broker, on our behalf) took over our
 /// transactional id.
 pub(crate) fn is_fencing(code: RDKafkaErrorCode) -> bool {

@@ -1,7 +1,7 @@
 //! Checks the topics an application needs and creates its missing internal topics.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -9,6 +9,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
+use super::client_health::WatchedClient;
 use crate::client_config::ClientRole;
 use crate::config::StreamsConfig;
 use crate::error::StreamsError;
@@ -21,13 +22,84 @@ type InternalTopic = (String, i32, Vec<(&'static str, String)>);
 
 /// Partition counts of every topic on the cluster (name → count).
 fn cluster_topics(config: &StreamsConfig) -> Result<BTreeMap<String, i32>, StreamsError> {
-    let consumer: BaseConsumer = config
+    let consumer: BaseConsumer<WatchedClient> = config
         .with_client_properties(
             ClientRole::Consumer,
             ClientConfig::new().set("bootstrap.servers", &config.bootstrap_servers),
         )
+        .create_with_context(WatchedClient::default())?;
+    watched_partition_counts(&consumer)
+}
+
+/// Partition counts of every topic on the cluster, like [`live_partition_counts`], asked in
+/// one-second slices: with a wrong password librdkafka retries the login forever and a
+/// request only times out, so between slices the client's events are served and a failed
+/// authentication ends the wait within a slice or two (measured: the application ended 2 s
+/// after its first failed login, where it used to wait out the 30 s timeout).
+pub(crate) fn watched_partition_counts(
+    consumer: &BaseConsumer<WatchedClient>,
+) -> Result<BTreeMap<String, i32>, StreamsError> {
+    let deadline = Instant::now() + METADATA_TIMEOUT;
+    loop {
+        match consumer.fetch_metadata(None, Duration::from_secs(1)) {
+            Ok(metadata) => return Ok(partition_counts(&metadata)),
+            Err(e) => {
+                // Serves the error events, which reach the context only through a poll.
+                let _ = consumer.poll(Duration::ZERO);
+                if let Some(error) = consumer.context().ending_error() {
+                    return Err(error);
+                }
+                if Instant::now() >= deadline {
+                    return Err(StreamsError::Kafka(format!(
+                        "cannot read cluster metadata: {e}"
+                    )));
+                }
+            }
+        }
+    }
+}
+
+fn partition_counts(metadata: &rdkafka::metadata::Metadata) -> BTreeMap<String, i32> {
+    metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+        .collect()
+}
+
+/// A topic missing from the cluster's metadata may exist and be hidden from a principal
+/// without Describe on it: asked for by name, the broker says which. Then the error names
+/// the ACL to grant instead of claiming the topic does not exist.
+fn refuse_if_unauthorized(
+    config: &StreamsConfig,
+    topic: &str,
+    role: &str,
+    operation: &str,
+) -> Result<(), StreamsError> {
+    let consumer: BaseConsumer = config
+        .with_client_properties(
+            ClientRole::Consumer,
+            ClientConfig::new()
+                .set("bootstrap.servers", &config.bootstrap_servers)
+                .set("allow.auto.create.topics", "false"),
+        )
         .create()?;
-    live_partition_counts(&consumer)
+    let metadata = consumer
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .map_err(|e| StreamsError::Kafka(format!("cannot read the metadata of {topic}: {e}")))?;
+    let denied = metadata.topics().iter().any(|t| {
+        t.error().is_some_and(|e| {
+            RDKafkaErrorCode::from(e) == RDKafkaErrorCode::TopicAuthorizationFailed
+        })
+    });
+    if denied {
+        return Err(StreamsError::Kafka(format!(
+            "topic authorization failed for {role} topic {topic}: grant the application's \
+             principal Describe and {operation} on it"
+        )));
+    }
+    Ok(())
 }
 
 /// Partition counts of every topic on the cluster, read now through `consumer`.
@@ -37,12 +109,7 @@ pub(crate) fn live_partition_counts<C: rdkafka::consumer::ConsumerContext>(
     let metadata = consumer
         .fetch_metadata(None, METADATA_TIMEOUT)
         .map_err(|e| StreamsError::Kafka(format!("cannot read cluster metadata: {e}")))?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none())
-        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
-        .collect())
+    Ok(partition_counts(&metadata))
 }
 
 /// Verifies source and sink topics, sizes and creates repartition topics, and returns the
@@ -53,6 +120,13 @@ pub(crate) fn prepare(
 ) -> Result<BTreeMap<String, i32>, StreamsError> {
     let app = &config.application_id;
     let existing = cluster_topics(config)?;
+    for topic in topology.all_source_topics() {
+        if let TopicName::External(name) = topic {
+            if !existing.contains_key(&**name) {
+                refuse_if_unauthorized(config, name, "source", "Read")?;
+            }
+        }
+    }
     let counts = topology.resolve_partition_counts(&|t| existing.get(t).copied())?;
     let outputs = topology
         .all_sink_topics()
@@ -69,6 +143,7 @@ pub(crate) fn prepare(
         });
     for name in outputs {
         if !existing.contains_key(name) {
+            refuse_if_unauthorized(config, name, "output", "Write")?;
             return Err(StreamsError::MissingTopic(format!(
                 "output topic {name} does not exist; create it before starting the app"
             )));
