@@ -1,10 +1,13 @@
 //! The application reset on a real broker: an app that re-keys (repartition topic) and counts
 //! (changelogged RocksDB store) is run, reset and run again, and produces the same output;
-//! the reset refuses while the app runs, a dry run changes nothing, and a reset to a time
-//! picks the first offset at or after it.
+//! the reset refuses while the app runs (also when an instance starts while the reset
+//! prepares), a dry run changes nothing, a reset to a time picks the first offset at or after
+//! it, and a reset next to an application whose id extends this one's leaves that
+//! application's topics alone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -30,6 +33,11 @@ struct App {
 
 impl App {
     async fn new() -> Self {
+        Self::named(topics::unique_name("reset-app")).await
+    }
+
+    /// An application with the id `app_id` and input and output topics of its own.
+    async fn named(app_id: String) -> Self {
         let servers = bootstrap_servers();
         let input = topics::unique_name("reset-in");
         let output = topics::unique_name("reset-out");
@@ -37,14 +45,46 @@ impl App {
         topics::create(&servers, &output, PARTITIONS).await;
         App {
             state_dir: std::env::temp_dir().join(topics::unique_name("reset-state")),
-            app_id: topics::unique_name("reset-app"),
+            app_id,
             servers,
             input,
             output,
         }
     }
 
+    /// Produces `n` records whose values start with one of five letters (the app re-keys by
+    /// that letter and counts); input `i` goes to partition `i % 3` at time `1000 + i`.
+    async fn produce_input(&self, n: usize) {
+        let input: Vec<TestRecord> = (0..n)
+            .map(|i| {
+                let mut r = TestRecord::new(
+                    &format!("k{}", i % 17),
+                    format!("{}{i}", ["a", "b", "c", "d", "e"][(i * 7) % 5]).into_bytes(),
+                    1_000 + i as i64,
+                );
+                r.partition = Some(i as i32 % PARTITIONS);
+                r
+            })
+            .collect();
+        records::produce(&self.servers, &self.input, input).await;
+    }
+
+    /// Stops `process` and waits until the group has no members.
+    async fn stop(&self, process: AppProcess) {
+        process.terminate();
+        let servers = self.servers.clone();
+        let group = self.app_id.clone();
+        tokio::task::spawn_blocking(move || wait_until_group_empty(&servers, &group))
+            .await
+            .unwrap();
+    }
+
     fn start(&self) -> AppProcess {
+        start_app(&self.args())
+    }
+
+    /// The test app's arguments for this application.
+    fn args(&self) -> Vec<String> {
         let state_dir = self.state_dir.to_string_lossy().into_owned();
         let connection = AppConnection {
             bootstrap_servers: self.servers.clone(),
@@ -54,7 +94,7 @@ impl App {
         };
         let mut args = vec!["--topology", "rekey-count", "--state-dir", &state_dir];
         args.extend(connection.args());
-        AppProcess::start(env!("CARGO_BIN_EXE_streamtime-test-app"), &args)
+        args.into_iter().map(String::from).collect()
     }
 
     fn options(&self) -> ResetOptions {
@@ -89,6 +129,11 @@ impl Drop for App {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.state_dir);
     }
+}
+
+fn start_app(args: &[String]) -> AppProcess {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    AppProcess::start(env!("CARGO_BIN_EXE_streamtime-test-app"), &args)
 }
 
 async fn run_reset(options: ResetOptions) -> Result<ResetReport, StreamsError> {
@@ -136,15 +181,25 @@ fn committed(servers: &str, group: &str, topic: &str) -> Vec<Option<i64>> {
 
 /// Waits until the group has no members (a stopped instance has left it).
 fn wait_until_group_empty(servers: &str, group: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_for_members(servers, group, false)
+}
+
+/// Waits until the group has members (`true`) or none (`false`).
+fn wait_for_members(servers: &str, group: &str, wanted: bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let groups = consumer(servers, "unused")
             .fetch_group_list(Some(group), Duration::from_secs(10))
             .expect("group list");
-        if groups.groups().iter().all(|g| g.members().is_empty()) {
+        let has_members = groups.groups().iter().any(|g| !g.members().is_empty());
+        if has_members == wanted {
             return;
         }
-        assert!(Instant::now() < deadline, "group {group} never emptied");
+        assert!(
+            Instant::now() < deadline,
+            "group {group} never got {}",
+            if wanted { "a member" } else { "empty" }
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -152,19 +207,7 @@ fn wait_until_group_empty(servers: &str, group: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_app_reprocesses_to_identical_output() {
     let app = App::new().await;
-    // Values start with one of five letters; the app re-keys by that letter and counts.
-    let input: Vec<TestRecord> = (0..RECORDS)
-        .map(|i| {
-            let mut r = TestRecord::new(
-                &format!("k{}", i % 17),
-                format!("{}{i}", ["a", "b", "c", "d", "e"][(i * 7) % 5]).into_bytes(),
-                1_000 + i as i64,
-            );
-            r.partition = Some(i as i32 % PARTITIONS);
-            r
-        })
-        .collect();
-    records::produce(&app.servers, &app.input, input).await;
+    app.produce_input(RECORDS).await;
 
     // First run.
     let process = app.start();
@@ -180,12 +223,7 @@ async fn reset_app_reprocesses_to_identical_output() {
     for topic in app.internal_topics() {
         assert!(topic_exists(&app.servers, &topic), "{topic} kept");
     }
-    process.terminate();
-    let servers = app.servers.clone();
-    let group = app.app_id.clone();
-    tokio::task::spawn_blocking(move || wait_until_group_empty(&servers, &group))
-        .await
-        .unwrap();
+    app.stop(process).await;
     let committed_before = committed(&app.servers, &app.app_id, &app.input);
     assert_eq!(
         committed_before.iter().map(|o| o.unwrap()).sum::<i64>(),
@@ -312,4 +350,95 @@ async fn reset_refuses_missing_input_topics_and_bad_options() {
         .await
         .unwrap_err();
     assert!(matches!(bad_id, StreamsError::Config(_)), "{bad_id}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_next_to_a_running_application_whose_id_extends_it_deletes_none_of_its_topics() {
+    let orders = App::new().await;
+    let eu = App::named(format!("{}-eu", orders.app_id)).await;
+    const N: usize = 60;
+    orders.produce_input(N).await;
+    eu.produce_input(N).await;
+    let process = orders.start();
+    records::consume(&orders.servers, &orders.output, N, WAIT).await;
+    orders.stop(process).await;
+    let running = eu.start();
+    records::consume(&eu.servers, &eu.output, N, WAIT).await;
+    let every_topic: Vec<String> = orders
+        .internal_topics()
+        .into_iter()
+        .chain(eu.internal_topics())
+        .collect();
+
+    // Found by name, orders' topics include orders-eu's: the reset refuses and names them.
+    let refused = run_reset(orders.options()).await.unwrap_err().to_string();
+    assert!(
+        refused.contains(&format!(
+            "{}-counts-changelog (group {})",
+            eu.app_id, eu.app_id
+        )),
+        "{refused}"
+    );
+    for topic in &every_topic {
+        assert!(topic_exists(&orders.servers, topic), "{topic} kept");
+    }
+
+    // Named, only orders' own topics go.
+    let report = run_reset(orders.options().internal_topics(orders.internal_topics()))
+        .await
+        .unwrap();
+    let mut deleted = report.deleted_topics.clone();
+    deleted.sort();
+    assert_eq!(deleted, orders.internal_topics(), "{report}");
+    for topic in orders.internal_topics() {
+        assert!(!topic_exists(&orders.servers, &topic), "{topic} deleted");
+    }
+    for topic in eu.internal_topics() {
+        assert!(
+            topic_exists(&eu.servers, &topic),
+            "{topic} of the other app kept"
+        );
+    }
+    assert!(running.exit_status().is_none(), "the other app runs on");
+    eu.stop(running).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_started_while_the_reset_prepares_stops_it_before_anything_is_deleted() {
+    let app = App::new().await;
+    const N: usize = 60;
+    app.produce_input(N).await;
+    let process = app.start();
+    records::consume(&app.servers, &app.output, N, WAIT).await;
+    app.stop(process).await;
+    let committed_before = committed(&app.servers, &app.app_id, &app.input);
+
+    // The first membership check passes; an instance joins before the deletion.
+    let started: Arc<Mutex<Option<AppProcess>>> = Arc::default();
+    let (slot, args, servers, group) = (
+        started.clone(),
+        app.args(),
+        app.servers.clone(),
+        app.app_id.clone(),
+    );
+    let options = app.options().before_deletion(move || {
+        *slot.lock().unwrap() = Some(start_app(&args));
+        wait_for_members(&servers, &group, true);
+    });
+    let refused = run_reset(options).await.unwrap_err().to_string();
+    assert!(refused.contains("active member"), "{refused}");
+    for topic in app.internal_topics() {
+        assert!(topic_exists(&app.servers, &topic), "{topic} kept");
+    }
+    let process = started
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the hook started an instance");
+    app.stop(process).await;
+    assert_eq!(
+        committed(&app.servers, &app.app_id, &app.input),
+        committed_before,
+        "no offset was moved"
+    );
 }

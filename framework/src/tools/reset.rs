@@ -3,21 +3,30 @@
 //!
 //! A reset, with every instance of the application stopped:
 //! 1. refuses while the consumer group `<application_id>` has members;
-//! 2. deletes the internal topics — every topic named `<application_id>-...-repartition` or
-//!    `<application_id>-...-changelog` on the cluster — and waits until the broker no longer
-//!    lists them (deleting a topic also drops the group's committed offsets for it);
-//! 3. commits, for every partition of the input topics, the earliest offset or the first
+//! 2. finds the internal topics to delete: the topology's repartition topics and changelogs
+//!    when the topology is given ([`ResetOptions::topology`]), the names given with
+//!    [`ResetOptions::internal_topics`], or else every topic named
+//!    `<application_id>-...-repartition` or `<application_id>-...-changelog` on the cluster;
+//! 3. checks again that the group has no members, then deletes those topics and waits until
+//!    the broker no longer lists them (deleting a topic also drops the group's committed
+//!    offsets for it);
+//! 4. commits, for every partition of the input topics, the earliest offset or the first
 //!    offset at or after a timestamp, without partition-time metadata, so stream time starts
 //!    afresh;
-//! 4. deletes the local state `<state_dir>/<application_id>` of this machine (run the reset
+//! 5. deletes the local state `<state_dir>/<application_id>` of this machine (run the reset
 //!    on, or wipe the state of, every machine that ran an instance).
 //!
 //! The next start creates the internal topics again and reprocesses. With `dry_run` nothing
 //! changes and the report says what would have been done.
 //!
-//! Internal topics are found by name, so an application whose id extends this one with a
-//! dash (`orders` and `orders-eu`) shares the prefix: reset such applications together, or
-//! pick ids that are not prefixes of each other.
+//! Found by name alone, the topics of an application whose id extends this one with a dash
+//! (`orders` and `orders-eu`) look like this one's. So a reset that finds its topics by name
+//! refuses when a consumer group `<application_id>-...` exists whose prefix matches one of
+//! them, and names the group: give the topology or the topic names instead.
+//!
+//! The clients connect with the client properties of the [`StreamsConfig`] the options are
+//! made from ([`ResetOptions::from_config`]), so a reset works on a secured cluster with the
+//! same properties file the application runs with.
 //!
 //! ```no_run
 //! use streamtime::tools::{reset, ResetOptions, ResetTarget};
@@ -43,8 +52,12 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::client_config::ClientRole;
 use crate::config::StreamsConfig;
 use crate::error::StreamsError;
+use crate::runtime::client_health::WatchedClient;
+use crate::runtime::internal_topics::watched_partition_counts;
+use crate::topology::Topology;
 
 /// Where the input offsets go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,34 +72,92 @@ pub enum ResetTarget {
 /// What to reset. See the [module documentation](self).
 #[derive(Debug, Clone)]
 pub struct ResetOptions {
-    application_id: String,
-    bootstrap_servers: String,
+    /// Application id, bootstrap servers, client properties and state directory.
+    config: StreamsConfig,
     input_topics: Vec<String>,
+    /// The internal topics to delete; `None`: found on the cluster by name.
+    internal_topics: Option<Vec<String>>,
     target: ResetTarget,
-    state_dir: PathBuf,
     dry_run: bool,
     timeout: Duration,
+    #[cfg(feature = "fault-injection")]
+    before_deletion: Option<Hook>,
+}
+
+/// A test's hook, run at a chosen step of the reset.
+#[cfg(feature = "fault-injection")]
+#[derive(Clone)]
+struct Hook(std::sync::Arc<dyn Fn() + Send + Sync>);
+
+#[cfg(feature = "fault-injection")]
+impl fmt::Debug for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 impl ResetOptions {
     /// A reset of `application_id` on `bootstrap_servers`: input offsets to the earliest,
     /// the default state directory, 60 s timeout. Input topics must be added.
     pub fn new(application_id: impl Into<String>, bootstrap_servers: impl Into<String>) -> Self {
+        Self::from_config(&StreamsConfig::new(application_id, bootstrap_servers))
+    }
+
+    /// A reset of the application `config` describes: its id, bootstrap servers, client
+    /// properties (security settings reach every client of the reset) and state directory.
+    ///
+    /// ```no_run
+    /// use streamtime::tools::ResetOptions;
+    /// use streamtime::StreamsConfig;
+    ///
+    /// let config = StreamsConfig::from_properties("/etc/orders/streams.properties")?;
+    /// let options = ResetOptions::from_config(&config).input_topics(["orders"]);
+    /// # Ok::<(), streamtime::StreamsError>(())
+    /// ```
+    pub fn from_config(config: &StreamsConfig) -> Self {
         ResetOptions {
-            application_id: application_id.into(),
-            bootstrap_servers: bootstrap_servers.into(),
+            config: config.clone(),
             input_topics: Vec::new(),
+            internal_topics: None,
             target: ResetTarget::Earliest,
-            state_dir: StreamsConfig::default_state_dir(),
             dry_run: false,
             timeout: Duration::from_secs(60),
+            #[cfg(feature = "fault-injection")]
+            before_deletion: None,
         }
+    }
+
+    /// Runs `hook` after the offsets were looked up, before the membership check that
+    /// precedes the deletion: a test starts an instance there to see the reset refuse. Only
+    /// with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn before_deletion(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.before_deletion = Some(Hook(std::sync::Arc::new(hook)));
+        self
     }
 
     /// The application's input topics, whose committed offsets are moved.
     pub fn input_topics<I: IntoIterator<Item = S>, S: Into<String>>(mut self, topics: I) -> Self {
         self.input_topics = topics.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Deletes exactly these internal topics (full names, each one a
+    /// `<application_id>-...-repartition` or `-changelog` topic) instead of finding them
+    /// by name on the cluster. Those that do not exist are skipped.
+    pub fn internal_topics<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        topics: I,
+    ) -> Self {
+        self.internal_topics = Some(topics.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Deletes the internal topics of `topology` (its repartition topics and the changelogs
+    /// of its logged stores) instead of finding them by name on the cluster.
+    pub fn topology(self, topology: &Topology) -> Self {
+        let names = topology.internal_topic_names(&self.config.application_id);
+        self.internal_topics(names)
     }
 
     /// Where the input offsets go (default: earliest).
@@ -97,7 +168,7 @@ impl ResetOptions {
 
     /// The application's state directory (the `StreamsConfig::state_dir` it ran with).
     pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.state_dir = dir.into();
+        self.config = self.config.state_dir(dir);
         self
     }
 
@@ -111,6 +182,14 @@ impl ResetOptions {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// A client configuration for `role` with the application's connection properties.
+    fn client(&self, role: ClientRole) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.config.bootstrap_servers);
+        self.config.with_client_properties(role, &mut config);
+        config
     }
 }
 
@@ -180,23 +259,40 @@ impl fmt::Display for ResetReport {
 /// Fails, changing nothing, when the options are invalid, an input topic is missing or the
 /// consumer group has active members.
 pub fn reset(options: &ResetOptions) -> Result<ResetReport, StreamsError> {
-    let app = &options.application_id;
-    StreamsConfig::new(app.clone(), options.bootstrap_servers.clone()).validate()?;
+    let app = &options.config.application_id;
+    options.config.validate()?;
     if options.input_topics.is_empty() {
         return Err(StreamsError::Config(
             "no input topics given: name every topic the application reads from".into(),
         ));
     }
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &options.bootstrap_servers)
+    let consumer: BaseConsumer<WatchedClient> = options
+        .client(ClientRole::Consumer)
         .set("group.id", app)
         .set("enable.auto.commit", "false")
-        .create()?;
-    refuse_active_members(&consumer, app, options.timeout)?;
-    let topics = crate::runtime::internal_topics::live_partition_counts(&consumer)?;
-    let internal = internal_topics(app, topics.keys());
+        .create_with_context(WatchedClient::default())?;
+    // First the metadata: a failed login shows there at once, where a group listing would
+    // only time out.
+    let topics = watched_partition_counts(&consumer)?;
+    let groups = list_groups(&consumer, options.timeout)?;
+    refuse_active_members(&groups, app)?;
+    let internal = match &options.internal_topics {
+        Some(given) => {
+            check_given_internal_topics(app, given)?;
+            given
+                .iter()
+                .filter(|t| topics.contains_key(*t))
+                .cloned()
+                .collect()
+        }
+        None => {
+            let found = internal_topics(app, topics.keys());
+            refuse_ambiguous_topics(app, &groups, &found)?;
+            found
+        }
+    };
     let offsets = target_offsets(&consumer, options, &topics)?;
-    let app_dir = options.state_dir.join(app);
+    let app_dir = options.config.state_dir.join(app);
     let report = ResetReport {
         dry_run: options.dry_run,
         application_id: app.clone(),
@@ -208,6 +304,13 @@ pub fn reset(options: &ResetOptions) -> Result<ResetReport, StreamsError> {
         tracing::info!(application = %app, "dry run: nothing changed");
         return Ok(report);
     }
+    #[cfg(feature = "fault-injection")]
+    if let Some(Hook(hook)) = &options.before_deletion {
+        hook();
+    }
+    // An instance may have started while the offsets were looked up; deleting topics from
+    // under it would break it, so the check is repeated just before.
+    refuse_active_members(&list_groups(&consumer, options.timeout)?, app)?;
     delete_topics(options, &report.deleted_topics)?;
     wait_until_deleted(&consumer, &report.deleted_topics, options.timeout)?;
     commit(&consumer, app, &report.offsets)?;
@@ -220,34 +323,90 @@ pub fn reset(options: &ResetOptions) -> Result<ResetReport, StreamsError> {
     Ok(report)
 }
 
+/// A consumer group on the cluster: its name and its members (`client id on host`).
+struct Group {
+    name: String,
+    members: Vec<String>,
+}
+
+/// Every consumer group the reset's principal may describe.
+fn list_groups(
+    consumer: &BaseConsumer<WatchedClient>,
+    timeout: Duration,
+) -> Result<Vec<Group>, StreamsError> {
+    let list = consumer
+        .fetch_group_list(None, timeout)
+        .map_err(|e| StreamsError::Kafka(format!("cannot list the consumer groups: {e}")))?;
+    Ok(list
+        .groups()
+        .iter()
+        .map(|g| Group {
+            name: g.name().to_string(),
+            members: g
+                .members()
+                .iter()
+                .map(|m| format!("{} on {}", m.client_id(), m.client_host()))
+                .collect(),
+        })
+        .collect())
+}
+
 /// A reset under a running instance would be undone by its next commit and would pull
 /// topics from under it, so it is refused outright.
-fn refuse_active_members(
-    consumer: &BaseConsumer,
-    app: &str,
-    timeout: Duration,
-) -> Result<(), StreamsError> {
-    let groups = consumer
-        .fetch_group_list(Some(app), timeout)
-        .map_err(|e| StreamsError::Kafka(format!("cannot describe consumer group {app}: {e}")))?;
-    let Some(group) = groups.groups().iter().find(|g| g.name() == app) else {
+fn refuse_active_members(groups: &[Group], app: &str) -> Result<(), StreamsError> {
+    let Some(group) = groups.iter().find(|g| g.name == app) else {
         return Ok(());
     };
-    if group.members().is_empty() {
+    if group.members.is_empty() {
         return Ok(());
     }
-    let clients: Vec<String> = group
-        .members()
-        .iter()
-        .map(|m| format!("{} on {}", m.client_id(), m.client_host()))
-        .collect();
     Err(StreamsError::Config(format!(
         "consumer group {app} still has {} active member(s) ({}); stop every instance of the \
          application and retry (a killed instance leaves the group when its session times \
          out, 10 s by default)",
-        clients.len(),
-        clients.join(", ")
+        group.members.len(),
+        group.members.join(", ")
     )))
+}
+
+/// Topics found by name may belong to another application whose id extends this one
+/// (`orders-eu-counts-changelog` matches `orders`); deleting them would wipe its state.
+fn refuse_ambiguous_topics(
+    app: &str,
+    groups: &[Group],
+    found: &[String],
+) -> Result<(), StreamsError> {
+    let prefix = format!("{app}-");
+    let mut clashes = Vec::new();
+    for group in groups.iter().filter(|g| g.name.starts_with(&prefix)) {
+        let theirs = format!("{}-", group.name);
+        for topic in found.iter().filter(|t| t.starts_with(&theirs)) {
+            clashes.push(format!("{topic} (group {})", group.name));
+        }
+    }
+    if clashes.is_empty() {
+        return Ok(());
+    }
+    Err(StreamsError::Config(format!(
+        "refusing to delete internal topics found by name: {} may belong to another \
+         application whose id starts with {prefix}; name the topics to delete with \
+         --internal-topics (ResetOptions::internal_topics) or give the topology \
+         (ResetOptions::topology)",
+        clashes.join(", ")
+    )))
+}
+
+/// Given names must look like this application's internal topics, so a typo cannot delete an
+/// input or output topic.
+fn check_given_internal_topics(app: &str, given: &[String]) -> Result<(), StreamsError> {
+    let recognised = internal_topics(app, given);
+    match given.iter().find(|t| !recognised.contains(t)) {
+        None => Ok(()),
+        Some(topic) => Err(StreamsError::Config(format!(
+            "{topic} is not an internal topic of {app}: internal topics are named \
+             {app}-<name>-repartition or {app}-<name>-changelog"
+        ))),
+    }
 }
 
 /// The application's internal topics among `topics`, by their name pattern.
@@ -270,7 +429,7 @@ pub(crate) fn internal_topics<'a>(
 }
 
 fn target_offsets(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<WatchedClient>,
     options: &ResetOptions,
     topics: &BTreeMap<String, i32>,
 ) -> Result<Vec<OffsetReset>, StreamsError> {
@@ -338,9 +497,7 @@ fn delete_topics(options: &ResetOptions, names: &[String]) -> Result<(), Streams
     if names.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &options.bootstrap_servers)
-        .create()?;
+    let admin: AdminClient<DefaultClientContext> = options.client(ClientRole::Admin).create()?;
     let admin_options = AdminOptions::new().operation_timeout(Some(options.timeout));
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let results = futures::executor::block_on(admin.delete_topics(&names, &admin_options))
@@ -362,13 +519,13 @@ fn delete_topics(options: &ResetOptions, names: &[String]) -> Result<(), Streams
 /// Deletion completes asynchronously on the broker; an application started before it has
 /// would find its old topics (or fail to create them anew).
 fn wait_until_deleted(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<WatchedClient>,
     names: &[String],
     timeout: Duration,
 ) -> Result<(), StreamsError> {
     let deadline = Instant::now() + timeout;
     loop {
-        let topics = crate::runtime::internal_topics::live_partition_counts(consumer)?;
+        let topics = watched_partition_counts(consumer)?;
         let left: Vec<&String> = names.iter().filter(|t| topics.contains_key(*t)).collect();
         if left.is_empty() {
             return Ok(());
@@ -382,7 +539,11 @@ fn wait_until_deleted(
     }
 }
 
-fn commit(consumer: &BaseConsumer, app: &str, offsets: &[OffsetReset]) -> Result<(), StreamsError> {
+fn commit(
+    consumer: &BaseConsumer<WatchedClient>,
+    app: &str,
+    offsets: &[OffsetReset],
+) -> Result<(), StreamsError> {
     let mut tpl = TopicPartitionList::new();
     for o in offsets {
         // No metadata: the application's partition time (stored there) restarts from none.
@@ -510,6 +671,93 @@ mod tests {
                 "app-KSTREAM-REPARTITION-0000000003-repartition".to_string()
             ]
         );
+    }
+
+    fn group(name: &str, members: usize) -> Group {
+        Group {
+            name: name.to_string(),
+            members: (0..members)
+                .map(|i| format!("client-{i} on host"))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn topics_found_by_name_are_refused_when_a_longer_application_id_could_own_them() {
+        let found: Vec<String> = ["orders-counts-changelog", "orders-eu-counts-changelog"]
+            .map(String::from)
+            .into();
+        let groups = [group("orders", 0), group("orders-eu", 2), group("other", 1)];
+        let error = refuse_ambiguous_topics("orders", &groups, &found)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("orders-eu-counts-changelog (group orders-eu)"),
+            "{error}"
+        );
+        assert!(!error.contains("orders-counts-changelog ("), "{error}");
+        // A group that prefixes none of the topics found is no reason to refuse.
+        let unrelated = [group("orders", 0), group("orders-us", 1)];
+        assert!(refuse_ambiguous_topics("orders", &unrelated, &found).is_ok());
+    }
+
+    #[test]
+    fn a_group_with_members_stops_the_reset_and_names_them() {
+        let error = refuse_active_members(&[group("orders", 1)], "orders")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("client-0 on host"), "{error}");
+        assert!(
+            refuse_active_members(&[group("orders", 0), group("orders-eu", 3)], "orders").is_ok()
+        );
+    }
+
+    #[test]
+    fn a_topology_names_exactly_its_repartition_topics_and_changelogs() {
+        use crate::serdes::StringSerde;
+        use crate::{Consumed, Grouped, Materialized, Produced, Repartitioned, StreamsBuilder};
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("in", Consumed::with(StringSerde, StringSerde))
+            .select_key(|_k, v: &String| v.clone())
+            .repartition(Repartitioned::as_("by-value"))
+            .group_by_key(Grouped::default())
+            .count(Materialized::as_("counts"))
+            .to_stream()
+            .to("out", Produced::with(StringSerde, crate::serdes::I64Serde));
+        let topology = builder.build().unwrap();
+        let options = ResetOptions::new("orders", "b:1").topology(&topology);
+        assert_eq!(
+            options.internal_topics,
+            Some(vec![
+                "orders-by-value-repartition".to_string(),
+                "orders-counts-changelog".to_string()
+            ])
+        );
+    }
+
+    #[test]
+    fn named_internal_topics_must_be_the_applications_own() {
+        let given =
+            |names: &[&str]| -> Vec<String> { names.iter().map(|n| n.to_string()).collect() };
+        assert!(check_given_internal_topics("app", &given(&["app-counts-changelog"])).is_ok());
+        let error = check_given_internal_topics("app", &given(&["app-counts-changelog", "orders"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("orders is not an internal topic of app"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn application_ids_that_leave_the_state_directory_are_refused() {
+        for id in [".", "..", "../etc", "a/b"] {
+            let error = reset(&ResetOptions::new(id, "127.0.0.1:1").input_topics(["in"]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("application_id"), "{id}: {error}");
+        }
     }
 
     #[test]

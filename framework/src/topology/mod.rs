@@ -320,6 +320,26 @@ impl Topology {
         TopicName::Internal(Arc::from(format!("{store}-changelog")))
     }
 
+    /// The internal topics the application `application_id` runs this topology with: its
+    /// repartition topics and the changelogs of its logged stores, by full name.
+    pub(crate) fn internal_topic_names(&self, application_id: &str) -> Vec<String> {
+        let repartition = self.repartition_topics.keys();
+        let changelogs = self
+            .subtopologies()
+            .into_iter()
+            .flat_map(|sub| sub.stores)
+            .filter(|store| self.stores.get(store).is_some_and(|s| s.is_logged()))
+            .map(|store| Topology::changelog_topic(&store));
+        let mut names: Vec<String> = repartition
+            .cloned()
+            .chain(changelogs)
+            .map(|t| t.resolve(application_id))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Requires `topics` to have equal partition counts (checked when the app starts).
     pub fn copartition(&mut self, topics: &[&str]) -> &mut Self {
         self.copartition_groups.push(

@@ -31,6 +31,9 @@
 //! `end <topic>:<partition> <store> <records>` and `state <new state>` (`state Running`: every
 //! restore is done and the tasks process).
 //!
+//! With `--config-file <file>`, the configuration starts from a properties file (security
+//! settings, for example).
+//!
 //! `STREAMTIME_FAULTS` (see `streamtime::faults`) injects faults, e.g.
 //! `commit.offsets=abort@3` kills the process inside its third offset commit.
 
@@ -91,6 +94,10 @@ struct Args {
     /// A file every restore event is appended to (see the module documentation).
     #[arg(long)]
     restore_log: Option<String>,
+    /// A properties file (`StreamsConfig::from_properties`) the configuration starts from;
+    /// its application.id and bootstrap.servers must match the flags.
+    #[arg(long)]
+    config_file: Option<String>,
 }
 
 /// Appends restore events and state changes to a file, each line written as the event
@@ -222,7 +229,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => return Err(format!("unknown topology {other}").into()),
     }
-    let mut config = StreamsConfig::new(args.app.application_id, args.app.bootstrap_servers)
+    let base = match &args.config_file {
+        None => StreamsConfig::new(args.app.application_id, args.app.bootstrap_servers),
+        Some(path) => {
+            let config = StreamsConfig::from_properties(path)?;
+            if config.application_id() != args.app.application_id
+                || config.bootstrap_servers() != args.app.bootstrap_servers
+            {
+                return Err(format!("{path} names another application or cluster").into());
+            }
+            config
+        }
+    };
+    let mut config = base
         .commit_interval(Duration::from_millis(args.commit_interval_ms))
         .cache_max_bytes(args.cache_bytes);
     if args.exactly_once {
