@@ -17,12 +17,15 @@
 //! ```
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use rdkafka::config::ClientConfig;
+use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::core::{ContainerPort, ContainerState, ExecCommand, WaitFor};
 use testcontainers::runners::SyncRunner;
 use testcontainers::{Image, ImageExt};
@@ -130,6 +133,47 @@ impl Image for KafkaImage {
                 WaitFor::message_on_stdout("Kafka Server started"),
             ])])
     }
+}
+
+/// Connection properties (key, value) by bootstrap address.
+type Connections = BTreeMap<String, Vec<(String, String)>>;
+
+/// Connection properties (security protocol, login, CA) per bootstrap address, for brokers
+/// that need more than an address; see [`client_config`].
+fn connection_properties() -> &'static Mutex<Connections> {
+    static PROPERTIES: OnceLock<Mutex<Connections>> = OnceLock::new();
+    PROPERTIES.get_or_init(Default::default)
+}
+
+/// Makes every harness client for `servers` (topic administration, producing input, reading
+/// output) connect with `properties`, e.g. a secured broker's admin login.
+pub fn register_connection(servers: &str, properties: Vec<(String, String)>) {
+    connection_properties()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(servers.to_string(), properties);
+}
+
+/// A client configuration for the broker at `servers`: its address and the connection
+/// properties registered for it with [`register_connection`].
+///
+/// ```
+/// let config = streamtime_integration_tests::kafka::client_config("127.0.0.1:1");
+/// assert_eq!(config.get("bootstrap.servers"), Some("127.0.0.1:1"));
+/// ```
+pub fn client_config(servers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", servers);
+    if let Some(properties) = connection_properties()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(servers)
+    {
+        for (key, value) in properties {
+            config.set(key, value);
+        }
+    }
+    config
 }
 
 fn default_image() -> String {
@@ -261,6 +305,7 @@ fn start_container(image: KafkaImage) -> Result<Broker, String> {
     let started = Instant::now();
     let container = image
         .with_startup_timeout(Duration::from_secs(180))
+        .with_host_config_modifier(publish_on_loopback)
         .start()
         .map_err(|e| format!("cannot start a container of {reference}: {e}"))?;
     let id = container.id().to_string();
@@ -285,6 +330,38 @@ fn start_container(image: KafkaImage) -> Result<Broker, String> {
             image: reference,
         },
     })
+}
+
+/// A test broker has no business on the machine's network: its port is published on
+/// 127.0.0.1 only (testcontainers would publish it on every interface).
+fn publish_on_loopback(host: &mut HostConfig) {
+    let binding = PortBinding {
+        host_ip: Some("127.0.0.1".to_string()),
+        // Empty: Docker picks a free port.
+        host_port: Some(String::new()),
+    };
+    host.publish_all_ports = Some(false);
+    host.port_bindings = Some(HashMap::from([(
+        KAFKA_PORT.to_string(),
+        Some(vec![binding]),
+    )]));
+}
+
+/// The host addresses the ports of container `id` are published on, from `docker inspect`.
+pub fn published_addresses(id: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{range $p, $b := .HostConfig.PortBindings}}{{range $b}}{{.HostIp}} {{end}}{{end}}",
+            id,
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker inspect: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
 }
 
 /// Starts a detached watcher that removes the container once this process is gone, so a test

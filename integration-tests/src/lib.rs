@@ -7,6 +7,7 @@
 //!   broker restarts, compared with an uninterrupted run.
 //! * [`hopping`]: the hopping-window workload, its expected results and their check.
 //! * [`records`]: producing test input and reading output back.
+//! * [`secure`]: a broker of a test's own with SASL_SSL and ACLs switched on.
 //! * [`stoppable`]: a broker of a test's own, to stop and start again.
 //! * [`topics`]: unique topic names and topic creation through the admin client.
 
@@ -15,6 +16,7 @@ pub mod chaos;
 pub mod hopping;
 pub mod kafka;
 pub mod records;
+pub mod secure;
 pub mod stoppable;
 pub mod topics;
 

@@ -14,7 +14,6 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers as _, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -69,8 +68,7 @@ impl TestRecord {
 /// partition Kafka's default partitioner picks. Panics on failure.
 pub async fn produce(servers: &str, topic: &str, records: Vec<TestRecord>) {
     let partitions = topics::partition_count(servers, topic).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
+    let producer: FutureProducer = crate::kafka::client_config(servers)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()
@@ -153,8 +151,7 @@ pub async fn consume_until(
     done: impl Fn(&[TestRecord]) -> bool,
 ) -> Vec<TestRecord> {
     // Assigned, not subscribed: reading back must not depend on a consumer group forming.
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
+    let consumer: StreamConsumer = crate::kafka::client_config(servers)
         .set("group.id", topics::unique_name("reader"))
         .set("enable.auto.commit", "false")
         .set("isolation.level", isolation)

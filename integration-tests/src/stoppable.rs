@@ -50,6 +50,12 @@ impl StoppableBroker {
     /// Starts the broker and waits until it serves. Panics with a message saying how to get
     /// Docker and the image when it cannot.
     pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// Like [`start`](Self::start), with more environment for the start script (for
+    /// example `KAFKA_SECURITY=sasl_ssl`, see `kafka-image/start-kafka.sh`).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
         let image = KafkaImage::local();
         ensure_docker()
             .and_then(|_| ensure_image(&image))
@@ -60,7 +66,8 @@ impl StoppableBroker {
             .expect("a free local port");
         let publish = format!("127.0.0.1:{port}:9092");
         let advertised = format!("KAFKA_ADVERTISED_PORT={port}");
-        let id = docker(&[
+        let extra: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec![
             "run",
             "-d",
             "-p",
@@ -69,9 +76,13 @@ impl StoppableBroker {
             "KAFKA_ADVERTISED_HOST=127.0.0.1",
             "-e",
             &advertised,
-            &image.reference(),
-        ])
-        .unwrap_or_else(|e| panic!("{}", no_broker_message(&e)));
+        ];
+        for variable in &extra {
+            args.extend(["-e", variable.as_str()]);
+        }
+        let reference = image.reference();
+        args.push(&reference);
+        let id = docker(&args).unwrap_or_else(|e| panic!("{}", no_broker_message(&e)));
         remove_when_process_exits(&id);
         let mut broker = StoppableBroker {
             id,
@@ -97,6 +108,18 @@ impl StoppableBroker {
     pub fn start_again(&mut self) {
         docker(&["start", &self.id]).unwrap_or_else(|e| panic!("{e}"));
         self.wait_until_started();
+    }
+
+    /// The container's id.
+    pub fn container_id(&self) -> &str {
+        &self.id
+    }
+
+    /// Runs `command` inside the broker's container and returns its standard output.
+    pub fn exec(&self, command: &[&str]) -> Result<String, String> {
+        let mut args = vec!["exec", self.id.as_str()];
+        args.extend_from_slice(command);
+        docker(&args)
     }
 
     fn wait_until_started(&mut self) {

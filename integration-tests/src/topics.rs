@@ -17,7 +17,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
@@ -38,8 +37,7 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// An admin client for `servers`.
 pub fn admin(servers: &str) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new()
-        .set("bootstrap.servers", servers)
+    crate::kafka::client_config(servers)
         .create()
         .expect("admin client config is valid")
 }
@@ -101,8 +99,7 @@ pub async fn wait_for_partitions(servers: &str, topic: &str, partitions: i32) {
     let servers = servers.to_string();
     let topic = topic.to_string();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &servers)
+        let consumer: BaseConsumer = crate::kafka::client_config(&servers)
             .create()
             .expect("metadata consumer config is valid");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -189,8 +186,7 @@ pub async fn watermarks(servers: &str, topic: &str) -> Vec<(i64, i64)> {
     let servers = servers.to_string();
     let topic = topic.to_string();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &servers)
+        let consumer: BaseConsumer = crate::kafka::client_config(&servers)
             .create()
             .expect("consumer config is valid");
         let partitions = consumer
@@ -216,8 +212,7 @@ pub async fn watermarks(servers: &str, topic: &str) -> Vec<(i64, i64)> {
 /// (`None`: nothing committed).
 pub async fn committed_offsets(servers: &str, group: &str, topic: &str) -> Vec<Option<i64>> {
     let partitions = partition_count(servers, topic).await;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
+    let consumer: BaseConsumer = crate::kafka::client_config(servers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()
@@ -241,8 +236,7 @@ pub async fn committed_offsets(servers: &str, group: &str, topic: &str) -> Vec<O
 
 /// The partition count of `topic`.
 pub(crate) async fn partition_count(servers: &str, topic: &str) -> i32 {
-    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
+    let consumer: rdkafka::consumer::BaseConsumer = crate::kafka::client_config(servers)
         .create()
         .expect("consumer config is valid");
     let topic = topic.to_string();

@@ -123,3 +123,17 @@ async fn aborted_transactions_are_invisible_to_read_committed() {
         20
     );
 }
+
+#[test]
+fn the_test_broker_publishes_its_port_on_the_loopback_interface_only() {
+    use streamtime_integration_tests::kafka::{broker, published_addresses, BrokerMode};
+    // An external cluster is not the harness's to check.
+    if let BrokerMode::Container { id, .. } = &broker().mode {
+        let addresses = published_addresses(id);
+        assert!(!addresses.is_empty(), "container {id} publishes its port");
+        assert!(
+            addresses.iter().all(|a| a == "127.0.0.1"),
+            "container {id} publishes on {addresses:?}"
+        );
+    }
+}
