@@ -185,10 +185,10 @@ pub fn input(seed: u64, records: usize, keys: usize, t0: i64) -> Vec<TestRecord>
 }
 
 /// The final count of every (key, window start) the `chaos` topology emits for `records`
-/// (the closers included) on `partitions` partitions, computed the way SPEC §7 defines it:
-/// each task sees its partition in offset order; a record counts in its window unless the
-/// window's end is at or before the task's stream time − grace; a window is emitted once
-/// its end is at or before the final stream time − grace.
+/// (the closers included) on `partitions` partitions, computed the way docs/semantics.md §7
+/// defines it: each task sees its partition in offset order; a record counts in its window
+/// unless the window's end is at or before the task's stream time − grace; a window is
+/// emitted once its end is at or before the final stream time − grace.
 pub fn expected_counts(records: &[TestRecord], partitions: i32) -> BTreeMap<(String, i64), i64> {
     let (size, grace) = (ms(WINDOW_SIZE), ms(WINDOW_GRACE));
     let mut observed = vec![i64::MIN; partitions as usize];

@@ -62,9 +62,10 @@ pub fn windows_for(ts: i64) -> impl Iterator<Item = i64> {
         .take_while(move |s| *s <= ts)
 }
 
-/// The final count of every (key, window start), computed the way SPEC §7 defines it: each
-/// task (one per input partition) sees its partition in offset order, and a record counts in
-/// a window unless the window's end is at or before the task's observed stream time − grace.
+/// The final count of every (key, window start), computed the way docs/semantics.md §7
+/// defines it: each task (one per input partition) sees its partition in offset order, and a
+/// record counts in a window unless the window's end is at or before the task's observed
+/// stream time − grace.
 pub fn expected(records: &[TestRecord], partitions: i32) -> BTreeMap<(String, i64), i64> {
     let mut observed = vec![i64::MIN; partitions as usize];
     let mut counts = BTreeMap::new();
