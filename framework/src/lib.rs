@@ -128,7 +128,7 @@
 //! closed window are dropped, counted and logged. Partition time is committed with the input
 //! offsets, so stream time survives a restart or a task moving to another instance.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub(crate) mod client_config;
 pub mod config;

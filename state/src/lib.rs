@@ -40,6 +40,7 @@
 //! # Ok::<(), StateError>(())
 //! ```
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod cache;

@@ -39,7 +39,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
     input_topics: Vec<String>,
     /// The internal topics to delete, comma-separated (default: every
-    /// <application-id>-...-repartition and -changelog topic, refused when another
+    /// `APPLICATION_ID-...-repartition` and `-changelog` topic, refused when another
     /// application's group shares the prefix).
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     internal_topics: Option<Vec<String>>,

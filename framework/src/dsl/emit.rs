@@ -21,7 +21,7 @@ pub(crate) struct EmitClock {
 
 impl EmitClock {
     /// Loads the clock saved by an earlier run of the task, if any.
-    pub fn load<K, V>(ctx: &ProcessorContext<K, V>, delay: Option<i64>, grace: i64) -> Self {
+    pub(super) fn load<K, V>(ctx: &ProcessorContext<K, V>, delay: Option<i64>, grace: i64) -> Self {
         EmitClock {
             delay,
             grace,
@@ -31,24 +31,24 @@ impl EmitClock {
     }
 
     /// The operator's observed stream time: the largest timestamp it has seen.
-    pub fn observed(&self) -> i64 {
+    pub(super) fn observed(&self) -> i64 {
         self.observed
     }
 
     /// Whether a window with close point `close_point` no longer accepts records.
-    pub fn is_closed(&self, close_point: i64) -> bool {
+    pub(super) fn is_closed(&self, close_point: i64) -> bool {
         close_point <= self.observed.saturating_sub(self.grace)
     }
 
     /// Whether a change to the window with close point `close_point` is forwarded at once.
-    pub fn is_due(&self, close_point: i64) -> bool {
+    pub(super) fn is_due(&self, close_point: i64) -> bool {
         self.delay.is_none() || close_point <= self.emitted_to
     }
 
     /// Observes a record's timestamp. Returns the close points `(from, to]` whose results have
     /// just become due and must be forwarded now, before the record changes the store (so
     /// nothing due can expire first).
-    pub fn observe<K, V>(
+    pub(super) fn observe<K, V>(
         &mut self,
         ctx: &mut ProcessorContext<K, V>,
         ts: i64,
@@ -69,7 +69,7 @@ impl EmitClock {
 
     /// How long the store must keep a window after its close point's window end so that a
     /// due result can still be read: the larger of grace and the emit delay.
-    pub fn retention_beyond_end(delay: Option<i64>, grace: i64) -> i64 {
+    pub(super) fn retention_beyond_end(delay: Option<i64>, grace: i64) -> i64 {
         delay.unwrap_or(0).max(grace)
     }
 }

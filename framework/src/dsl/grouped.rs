@@ -189,19 +189,21 @@ pub(crate) mod steps {
     use super::Step;
     use std::sync::Arc;
 
-    pub fn count<K, V>() -> Step<K, V, i64> {
+    pub(crate) fn count<K, V>() -> Step<K, V, i64> {
         Arc::new(|_k: &K, _v: V, n: Option<i64>| n.unwrap_or(0) + 1)
     }
 
     /// The first value starts the aggregate.
-    pub fn reduce<K, V>(reducer: impl Fn(V, V) -> V + Send + Sync + 'static) -> Step<K, V, V> {
+    pub(crate) fn reduce<K, V>(
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+    ) -> Step<K, V, V> {
         Arc::new(move |_k: &K, v: V, old: Option<V>| match old {
             Some(agg) => reducer(agg, v),
             None => v,
         })
     }
 
-    pub fn aggregate<K, V, A>(
+    pub(crate) fn aggregate<K, V, A>(
         initializer: impl Fn() -> A + Send + Sync + 'static,
         aggregator: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
     ) -> Step<K, V, A> {

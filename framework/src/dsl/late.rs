@@ -65,7 +65,7 @@ pub(crate) struct LateRecordHandler<K, V> {
 const WARN_EVERY: u64 = 10_000;
 
 impl<K: 'static, V: 'static> LateRecordHandler<K, V> {
-    pub fn new(
+    pub(super) fn new(
         node: &str,
         task: &str,
         policy: LatePolicy<K, V>,
@@ -82,7 +82,7 @@ impl<K: 'static, V: 'static> LateRecordHandler<K, V> {
     }
 
     /// The handler of the windowed processor `ctx` belongs to.
-    pub fn for_node<KO, VO>(
+    pub(super) fn for_node<KO, VO>(
         ctx: &ProcessorContext<KO, VO>,
         policy: LatePolicy<K, V>,
         serdes: super::windowed::LateSerdes<K, V>,
@@ -91,7 +91,7 @@ impl<K: 'static, V: 'static> LateRecordHandler<K, V> {
     }
 
     /// Drops `record` as too late for `window`.
-    pub fn drop_late<KO: Clone + 'static, VO: Clone + 'static>(
+    pub(super) fn drop_late<KO: Clone + 'static, VO: Clone + 'static>(
         &mut self,
         ctx: &mut ProcessorContext<KO, VO>,
         record: &Record<K, V>,

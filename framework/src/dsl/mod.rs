@@ -59,13 +59,13 @@ pub(crate) struct BuilderState {
 
 impl BuilderState {
     /// The next generated name, `PREFIX-0000000007` style: deterministic in build order.
-    pub fn next_name(&mut self, prefix: &str) -> String {
+    pub(crate) fn next_name(&mut self, prefix: &str) -> String {
         let name = format!("{prefix}-{:010}", self.counter);
         self.counter += 1;
         name
     }
 
-    pub fn record_error(&mut self, error: StreamsError) {
+    pub(crate) fn record_error(&mut self, error: StreamsError) {
         if self.first_error.is_none() {
             self.first_error = Some(error);
         }

@@ -52,7 +52,7 @@ fn carry<A: 'static, B: 'static>(serde: &Option<Arc<dyn Serde<A>>>) -> Option<Ar
 }
 
 /// A branch predicate of [`KStream::branch`].
-pub type Predicate<K, V> = Box<dyn Fn(&K, &V) -> bool + Send + Sync>;
+pub(super) type Predicate<K, V> = Box<dyn Fn(&K, &V) -> bool + Send + Sync>;
 
 type SerdePair<K, V> = (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>);
 

@@ -58,7 +58,7 @@ pub(crate) struct Schedule {
 
 impl Schedule {
     /// Moves the schedule past `now`, skipping missed intervals instead of replaying them.
-    pub fn advance(&mut self, now: i64) {
+    pub(crate) fn advance(&mut self, now: i64) {
         let next = self.next_ms + self.interval_ms;
         self.next_ms = if now >= next {
             let missed = (now - self.next_ms) / self.interval_ms;
@@ -92,7 +92,7 @@ pub(crate) struct TaskState {
 }
 
 impl TaskState {
-    pub fn new(wall_clock_ms: i64) -> Self {
+    pub(crate) fn new(wall_clock_ms: i64) -> Self {
         TaskState {
             stream_time: -1,
             current_timestamp: -1,
@@ -107,7 +107,7 @@ impl TaskState {
         }
     }
 
-    pub fn schedule(
+    pub(crate) fn schedule(
         &mut self,
         node: usize,
         interval_ms: i64,
@@ -131,12 +131,16 @@ impl TaskState {
         id
     }
 
-    pub fn cancel(&mut self, id: PunctuatorId) {
+    pub(crate) fn cancel(&mut self, id: PunctuatorId) {
         self.schedules.retain(|s| s.id != id);
     }
 
     /// Schedules of `kind` due at `now`, advanced past it, in registration order.
-    pub fn take_due(&mut self, kind: PunctuationType, now: i64) -> Vec<(usize, Punctuation)> {
+    pub(crate) fn take_due(
+        &mut self,
+        kind: PunctuationType,
+        now: i64,
+    ) -> Vec<(usize, Punctuation)> {
         let mut due = Vec::new();
         for s in self.schedules.iter_mut().filter(|s| s.kind == kind) {
             if now >= s.next_ms {
@@ -192,7 +196,7 @@ pub(crate) struct NodeBuild {
 
 impl NodeBuild {
     /// The children as typed node references; fails when a child takes other types.
-    pub fn typed_children<K: 'static, V: 'static>(
+    pub(crate) fn typed_children<K: 'static, V: 'static>(
         &mut self,
     ) -> Result<NamedChildren<K, V>, StreamsError> {
         std::mem::take(&mut self.children)
@@ -212,7 +216,7 @@ impl NodeBuild {
             .collect()
     }
 
-    pub fn context<K: Clone + 'static, V: Clone + 'static>(
+    pub(crate) fn context<K: Clone + 'static, V: Clone + 'static>(
         &mut self,
     ) -> Result<ProcessorContext<K, V>, StreamsError> {
         let children = new_children(self.typed_children::<K, V>()?);
@@ -237,7 +241,7 @@ where
     KOut: Clone + 'static,
     VOut: Clone + 'static,
 {
-    pub fn build(
+    pub(crate) fn build(
         mut build: NodeBuild,
         processor: Box<dyn Processor<KIn, VIn, KOut, VOut>>,
     ) -> Result<BuiltNode, StreamsError> {
@@ -317,7 +321,7 @@ pub(crate) struct SourceNode<K, V> {
 }
 
 impl<K: Clone + 'static, V: Clone + 'static> SourceNode<K, V> {
-    pub fn build(
+    pub(crate) fn build(
         mut build: NodeBuild,
         key_serde: Arc<dyn Serde<K>>,
         value_serde: Arc<dyn Serde<V>>,
@@ -376,7 +380,7 @@ impl<K: Clone + 'static, V: Clone + 'static> RawInput for SourceNode<K, V> {
 impl<K, V> Lifecycle for SourceNode<K, V> {}
 
 /// Chooses the partition of an output record from its key, value and the partition count.
-pub type Partitioner<K, V> = Arc<dyn Fn(&K, &V, i32) -> i32 + Send + Sync>;
+pub(crate) type Partitioner<K, V> = Arc<dyn Fn(&K, &V, i32) -> i32 + Send + Sync>;
 
 pub(crate) struct SinkNode<K, V> {
     name: Arc<str>,
@@ -391,7 +395,7 @@ pub(crate) struct SinkNode<K, V> {
 }
 
 impl<K: 'static, V: 'static> SinkNode<K, V> {
-    pub fn build(
+    pub(crate) fn build(
         build: NodeBuild,
         topic: Arc<str>,
         key_serde: Arc<dyn Serde<K>>,

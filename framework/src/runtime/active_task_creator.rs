@@ -54,7 +54,7 @@ pub(crate) struct RestoringTask {
 
 impl RestoringTask {
     /// Its input partitions.
-    pub fn partition_list(&self) -> TopicPartitionList {
+    pub(crate) fn partition_list(&self) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();
         for tp in &self.partitions {
             tpl.add_partition(&tp.topic, tp.partition);
@@ -70,7 +70,7 @@ pub(crate) struct ActiveTaskCreator {
 }
 
 impl ActiveTaskCreator {
-    pub fn new(
+    pub(crate) fn new(
         shared: Arc<AppShared>,
         producer: Arc<StreamsProducer>,
         partition_cache: PartitionCache,
@@ -83,13 +83,13 @@ impl ActiveTaskCreator {
     }
 
     /// Sends of tasks created from now on go through `producer` (after a task migration).
-    pub fn set_producer(&mut self, producer: Arc<StreamsProducer>) {
+    pub(crate) fn set_producer(&mut self, producer: Arc<StreamsProducer>) {
         self.producer = producer;
     }
 
     /// Opens the stores of the tasks of `tpl` and registers them with `reader`, into
     /// `restoring`; `false` when it must be tried again later (nothing was opened).
-    pub fn open<C: ConsumerContext>(
+    pub(crate) fn open<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         tpl: &TopicPartitionList,
@@ -249,7 +249,7 @@ impl ActiveTaskCreator {
     }
 
     /// Builds the task whose stores `restoring` restored, into `tasks`.
-    pub fn finish(
+    pub(crate) fn finish(
         &mut self,
         restoring: RestoringTask,
         tasks: &mut Tasks,

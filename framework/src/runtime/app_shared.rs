@@ -94,7 +94,7 @@ pub(crate) struct AppShared {
 }
 
 impl AppShared {
-    pub fn new(
+    pub(crate) fn new(
         topology: Topology,
         config: StreamsConfig,
         task_config: TaskConfig,
@@ -133,7 +133,7 @@ impl AppShared {
         }
     }
 
-    pub fn set_excluded(&self, topic: &str, partition: Option<i32>, excluded: bool) {
+    pub(crate) fn set_excluded(&self, topic: &str, partition: Option<i32>, excluded: bool) {
         let mut set = self.exclusions.lock().unwrap_or_else(|e| e.into_inner());
         let key = (topic.to_string(), partition);
         if excluded {
@@ -147,32 +147,32 @@ impl AppShared {
         self.exclusions_version.fetch_add(1, Ordering::SeqCst);
     }
 
-    pub fn exclusions(&self) -> BTreeSet<(String, Option<i32>)> {
+    pub(crate) fn exclusions(&self) -> BTreeSet<(String, Option<i32>)> {
         self.exclusions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    pub fn exclusions_version(&self) -> u64 {
+    pub(crate) fn exclusions_version(&self) -> u64 {
         self.exclusions_version.load(Ordering::SeqCst)
     }
 
-    pub fn publish_status(&self, statuses: Vec<TaskStatus>) {
+    pub(crate) fn publish_status(&self, statuses: Vec<TaskStatus>) {
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         for s in statuses {
             status.insert(s.id, s);
         }
     }
 
-    pub fn clear_status(&self) {
+    pub(crate) fn clear_status(&self) {
         self.status
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
     }
 
-    pub fn status(&self) -> Vec<TaskStatus> {
+    pub(crate) fn status(&self) -> Vec<TaskStatus> {
         self.status
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -182,7 +182,7 @@ impl AppShared {
     }
 
     /// Replaces the standby tasks of stream thread `thread`.
-    pub fn publish_standbys(&self, thread: usize, tasks: BTreeSet<TaskId>) {
+    pub(crate) fn publish_standbys(&self, thread: usize, tasks: BTreeSet<TaskId>) {
         self.standbys
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -190,7 +190,7 @@ impl AppShared {
     }
 
     /// The standby tasks of every thread of this instance.
-    pub fn standbys(&self) -> BTreeSet<TaskId> {
+    pub(crate) fn standbys(&self) -> BTreeSet<TaskId> {
         self.standbys
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -201,7 +201,7 @@ impl AppShared {
     }
 
     /// Records a thread's fatal error and stops the instance (state `PendingError`).
-    pub fn fail(&self, error: StreamsError) {
+    pub(crate) fn fail(&self, error: StreamsError) {
         tracing::error!(error = %error, "stream thread failed; shutting the instance down");
         self.errors
             .lock()
@@ -212,12 +212,12 @@ impl AppShared {
     }
 
     /// Stops the instance on request (state `PendingShutdown`).
-    pub fn request_shutdown(&self) {
+    pub(crate) fn request_shutdown(&self) {
         self.state.transition(State::PendingShutdown);
         self.shutdown.store(true, Ordering::SeqCst);
     }
 
-    pub fn first_error(&self) -> Option<StreamsError> {
+    pub(crate) fn first_error(&self) -> Option<StreamsError> {
         self.errors
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -226,11 +226,11 @@ impl AppShared {
     }
 
     /// The flag that says the application shuts down, for loops that wait on a client.
-    pub fn shutdown_flag(&self) -> Arc<AtomicBool> {
+    pub(crate) fn shutdown_flag(&self) -> Arc<AtomicBool> {
         self.shutdown.clone()
     }
 
-    pub fn is_shutting_down(&self) -> bool {
+    pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::SeqCst)
     }
 }

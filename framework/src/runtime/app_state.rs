@@ -27,7 +27,7 @@ struct Inner {
 }
 
 impl AppState {
-    pub fn new(threads: usize, listener: Option<Box<StateListener>>) -> Self {
+    pub(crate) fn new(threads: usize, listener: Option<Box<StateListener>>) -> Self {
         AppState {
             inner: Mutex::new(Inner {
                 state: State::Created,
@@ -37,7 +37,7 @@ impl AppState {
         }
     }
 
-    pub fn get(&self) -> State {
+    pub(crate) fn get(&self) -> State {
         self.lock().state
     }
 
@@ -47,7 +47,7 @@ impl AppState {
 
     /// Moves to `next` when Kafka Streams allows it from the current state; returns whether
     /// it moved. The listener runs outside the lock, so it may read the state.
-    pub fn transition(&self, next: State) -> bool {
+    pub(crate) fn transition(&self, next: State) -> bool {
         let old = {
             let mut inner = self.lock();
             let old = inner.state;
@@ -69,7 +69,7 @@ impl AppState {
 
     /// Records where thread `index` is; the instance is `Running` once every live thread is,
     /// `Rebalancing` while any is not.
-    pub fn set_thread(&self, index: usize, phase: ThreadPhase) {
+    pub(crate) fn set_thread(&self, index: usize, phase: ThreadPhase) {
         let next = {
             let mut inner = self.lock();
             if inner.threads.get(index) == Some(&phase) {

@@ -193,7 +193,7 @@ pub(crate) struct StoreChangelogReader {
 }
 
 impl StoreChangelogReader {
-    pub fn new(config: &StreamsConfig) -> Self {
+    pub(crate) fn new(config: &StreamsConfig) -> Self {
         StoreChangelogReader {
             config: config.clone(),
             reader: None,
@@ -239,7 +239,7 @@ impl StoreChangelogReader {
     /// `transaction.timeout.ms`): its stable offset then stops short of records committed
     /// after that transaction began. Reading only to the stable offset would lose them, so
     /// the restore is complete only at the high watermark, and says every 10 s that it waits.
-    pub fn register_active(
+    pub(crate) fn register_active(
         &mut self,
         task: TaskId,
         state: &StateManager,
@@ -303,7 +303,7 @@ impl StoreChangelogReader {
 
     /// Registers the changelogs of a standby whose stores `state` holds, each from its
     /// checkpointed offset (or the start), to be read for as long as the standby lives.
-    pub fn register_standby(&mut self, task: TaskId, state: &StateManager) {
+    pub(crate) fn register_standby(&mut self, task: TaskId, state: &StateManager) {
         for changelog in state.changelogs() {
             self.partitions.push(ChangelogPartition {
                 task,
@@ -322,7 +322,7 @@ impl StoreChangelogReader {
 
     /// Stops reading `task`'s changelogs (its task closed, or stopped being a standby here);
     /// returns the records restored into it so far.
-    pub fn unregister(&mut self, task: TaskId, kind: Kind) -> u64 {
+    pub(crate) fn unregister(&mut self, task: TaskId, kind: Kind) -> u64 {
         let before = self.partitions.len();
         self.partitions
             .retain(|p| !(p.task == task && p.kind == kind));
@@ -334,12 +334,12 @@ impl StoreChangelogReader {
     }
 
     /// Records restored so far into active task `task`'s stores.
-    pub fn restored(&self, task: TaskId) -> u64 {
+    pub(crate) fn restored(&self, task: TaskId) -> u64 {
         self.restores.get(&task).map_or(0, |r| r.records)
     }
 
     /// Whether an active task's restore is under way.
-    pub fn is_restoring(&self) -> bool {
+    pub(crate) fn is_restoring(&self) -> bool {
         !self.restores.is_empty()
     }
 
@@ -363,7 +363,10 @@ impl StoreChangelogReader {
     /// Applies the changelog records that arrived, one batch at most; waits briefly for them
     /// while an active task restores. Reports the active tasks whose stores caught up (their
     /// changelogs are no longer read, and their stores are flushed).
-    pub fn read(&mut self, owners: &mut dyn ChangelogOwners) -> Result<ReadOutcome, StreamsError> {
+    pub(crate) fn read(
+        &mut self,
+        owners: &mut dyn ChangelogOwners,
+    ) -> Result<ReadOutcome, StreamsError> {
         if self.partitions.is_empty() {
             if self.reassign {
                 if let Some(reader) = &self.reader {

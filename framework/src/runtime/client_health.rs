@@ -28,7 +28,7 @@ pub(crate) struct ClientHealth {
 
 impl ClientHealth {
     /// Called from a client context's error callback.
-    pub fn observe(&self, client: &str, error: &KafkaError, reason: &str) {
+    pub(crate) fn observe(&self, client: &str, error: &KafkaError, reason: &str) {
         // A consumer hands its fatal errors out of `poll` as `MessageConsumptionFatal`.
         let fatal = matches!(error, KafkaError::MessageConsumptionFatal(_));
         match error.rdkafka_error_code() {
@@ -53,7 +53,7 @@ impl ClientHealth {
 
     /// The error that ends the thread, if a client reported one. `client` is asked for the
     /// details of a fatal error.
-    pub fn take_fatal<C: ClientContext>(&self, client: &Client<C>) -> Option<StreamsError> {
+    pub(crate) fn take_fatal<C: ClientContext>(&self, client: &Client<C>) -> Option<StreamsError> {
         if let Some(text) = self
             .ending
             .lock()
@@ -77,21 +77,21 @@ impl ClientHealth {
     /// end: Kafka Streams closes the tasks dirty, makes a new producer and rejoins.
     /// Asks the client itself, not the flag its error callback sets, so a call that just
     /// failed because of the fencing is recognised before the callback ran.
-    pub fn is_fenced<C: ClientContext>(&self, client: &Client<C>) -> bool {
+    pub(crate) fn is_fenced<C: ClientContext>(&self, client: &Client<C>) -> bool {
         client
             .fatal_error()
             .is_some_and(|(code, _)| is_fencing(code))
     }
 
     /// Whether a client reported transient errors (a broker outage, say) within `within`.
-    pub fn recent_outage(&self, within: Duration) -> bool {
+    pub(crate) fn recent_outage(&self, within: Duration) -> bool {
         self.transient
             .last_error()
             .is_some_and(|at| at.elapsed() < within)
     }
 
     /// Whether any client reported an error that ends the thread.
-    pub fn is_failed(&self) -> bool {
+    pub(crate) fn is_failed(&self) -> bool {
         self.fatal.load(Ordering::SeqCst)
             || self
                 .ending
@@ -112,7 +112,7 @@ pub(crate) struct WatchedClient {
 impl WatchedClient {
     /// The error that makes waiting pointless (a failed authentication), once the client's
     /// events were served.
-    pub fn ending_error(&self) -> Option<StreamsError> {
+    pub(crate) fn ending_error(&self) -> Option<StreamsError> {
         self.health
             .ending
             .lock()
@@ -160,7 +160,7 @@ impl OutageLog {
     const REPORT_EVERY: Duration = Duration::from_secs(30);
 
     /// When the last error was reported.
-    pub fn last_error(&self) -> Option<Instant> {
+    pub(crate) fn last_error(&self) -> Option<Instant> {
         self.run
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -170,7 +170,7 @@ impl OutageLog {
     /// Errors further apart than this belong to separate runs.
     const QUIET: Duration = Duration::from_secs(60);
 
-    pub fn observe(&self, client: &str, error: &KafkaError, reason: &str) {
+    pub(crate) fn observe(&self, client: &str, error: &KafkaError, reason: &str) {
         let now = Instant::now();
         let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
         match run.as_mut() {

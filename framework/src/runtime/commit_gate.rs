@@ -23,7 +23,7 @@ pub(crate) struct CommitGate {
 
 impl CommitGate {
     /// Asks for a commit.
-    pub fn request(&self) -> CommitRequest {
+    pub(crate) fn request(&self) -> CommitRequest {
         self.pending.store(true, Ordering::SeqCst);
         if self.in_progress.load(Ordering::SeqCst) {
             tracing::warn!(
@@ -36,12 +36,12 @@ impl CommitGate {
     }
 
     /// Whether a requested commit is waiting.
-    pub fn is_pending(&self) -> bool {
+    pub(crate) fn is_pending(&self) -> bool {
         self.pending.load(Ordering::SeqCst)
     }
 
     /// Starts a commit. `false` when one is already running (the request stays pending).
-    pub fn begin(&self) -> bool {
+    pub(crate) fn begin(&self) -> bool {
         if self
             .in_progress
             .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
@@ -56,7 +56,7 @@ impl CommitGate {
     }
 
     /// Ends a commit. Returns whether another was requested meanwhile.
-    pub fn end(&self) -> bool {
+    pub(crate) fn end(&self) -> bool {
         self.in_progress.store(false, Ordering::SeqCst);
         self.pending.load(Ordering::SeqCst)
     }

@@ -1,5 +1,5 @@
 //! [`Committer`]: the only code that commits — input offsets, transactions and checkpoints —
-//! in the order of SPEC §6, and that refuses to once the thread has failed.
+//! in the order of docs/semantics.md §6, and that refuses to once the thread has failed.
 //!
 //! The rule every error exit rests on: after an error (a processing error or panic, a
 //! failed delivery, a store error, a fatal client error) nothing is committed, ever. The
@@ -48,7 +48,7 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
-    pub fn new(config: &crate::config::StreamsConfig) -> Self {
+    pub(crate) fn new(config: &crate::config::StreamsConfig) -> Self {
         Committer {
             purger: RepartitionPurger::new(config),
             failed: None,
@@ -56,16 +56,17 @@ impl Committer {
     }
 
     /// From now on every commit is refused: the thread failed with `error`.
-    pub fn refuse_after(&mut self, error: &StreamsError) {
+    pub(crate) fn refuse_after(&mut self, error: &StreamsError) {
         self.failed.get_or_insert_with(|| error.clone());
     }
 
-    /// Commits, in the order of SPEC §6: flush the stores' caches (which may forward
-    /// records), flush the producer and wait for every in-flight send, then commit the input
-    /// offsets with their metadata; under exactly-once the offsets join the transaction,
-    /// which then commits. A failed delivery fails the commit, so offsets never move past
-    /// lost output. Refused once the thread failed; any error makes it refuse from then on.
-    pub fn commit<C: ConsumerContext>(
+    /// Commits, in the order of docs/semantics.md §6: flush the stores' caches (their
+    /// store and changelog writes), flush the producer and wait for every in-flight send,
+    /// then commit the input offsets with their metadata; under exactly-once the offsets join
+    /// the transaction, which then commits. A failed delivery fails the commit, so offsets never
+    /// move past lost output. Refused once the thread failed; any error makes it refuse from
+    /// then on.
+    pub(crate) fn commit<C: ConsumerContext>(
         &mut self,
         tasks: &mut Tasks,
         consumer: &BaseConsumer<C>,

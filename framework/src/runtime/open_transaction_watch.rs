@@ -36,7 +36,7 @@ pub(crate) struct OpenTransactionWatch {
 }
 
 impl OpenTransactionWatch {
-    pub fn new(threshold: Duration) -> Self {
+    pub(crate) fn new(threshold: Duration) -> Self {
         OpenTransactionWatch {
             threshold,
             stuck: HashMap::new(),
@@ -46,7 +46,7 @@ impl OpenTransactionWatch {
     /// Observes every partition's progress now; returns, for each partition stuck for at
     /// least the threshold, how long it has been. Reports each such partition once when it
     /// crosses the threshold and again when it moves.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         progress: impl IntoIterator<Item = FetchProgress>,
     ) -> HashMap<TopicPartition, Duration> {

@@ -28,7 +28,7 @@ pub(crate) struct PartitionQueues<C: ConsumerContext + 'static> {
 
 impl<C: ConsumerContext + 'static> PartitionQueues<C> {
     /// Queues read `per_partition` records at a time.
-    pub fn new(per_partition: usize) -> Self {
+    pub(crate) fn new(per_partition: usize) -> Self {
         PartitionQueues {
             version: 0,
             queues: Vec::new(),
@@ -39,7 +39,7 @@ impl<C: ConsumerContext + 'static> PartitionQueues<C> {
     /// Splits a queue off for every assigned partition when the assignment changed since the
     /// last call (an assignment ends the queues of the previous one). Messages fetched before
     /// the split still arrive through the consumer's own queue.
-    pub fn follow_assignment(
+    pub(crate) fn follow_assignment(
         &mut self,
         consumer: &Arc<BaseConsumer<C>>,
         version: u64,
@@ -61,7 +61,7 @@ impl<C: ConsumerContext + 'static> PartitionQueues<C> {
 
     /// Takes the records waiting in each partition's queue (up to the batch size each),
     /// without blocking, and hands each partition's to `sink` at once; returns how many.
-    pub fn poll(
+    pub(crate) fn poll(
         &mut self,
         mut sink: impl FnMut(Vec<RawRecord>) -> Result<(), StreamsError>,
     ) -> Result<usize, StreamsError> {

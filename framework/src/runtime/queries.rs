@@ -43,7 +43,7 @@ pub(crate) struct QueryRouter {
 }
 
 impl QueryRouter {
-    pub fn new(threads: usize) -> Self {
+    pub(crate) fn new(threads: usize) -> Self {
         let (inboxes, receivers) = (0..threads)
             .map(|_| {
                 let (tx, rx) = mpsc::channel();
@@ -57,7 +57,7 @@ impl QueryRouter {
     }
 
     /// The inbox of stream thread `index`, taken once by that thread.
-    pub fn take_inbox(&self, index: usize) -> Option<Receiver<QueryRequest>> {
+    pub(crate) fn take_inbox(&self, index: usize) -> Option<Receiver<QueryRequest>> {
         self.receivers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -68,7 +68,7 @@ impl QueryRouter {
     /// Runs `read` on every stream thread over its tasks' instances of `store` and returns
     /// what each thread answered. Fails when a thread does not answer within `timeout`, or
     /// when no thread runs any more.
-    pub fn ask<T: Send + 'static>(
+    pub(crate) fn ask<T: Send + 'static>(
         &self,
         store: &str,
         timeout: Duration,

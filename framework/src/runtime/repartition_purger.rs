@@ -1,6 +1,6 @@
 //! [`RepartitionPurger`]: deletes the records of repartition topics that this thread has
-//! committed past (SPEC §6 step 5), at most once per purge interval, off the processing
-//! thread.
+//! committed past (docs/semantics.md §6 step 5), at most once per purge interval, off the
+//! processing thread.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,8 +11,8 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 
-/// Deletes records of repartition topics that this thread has committed past (SPEC §6
-/// step 5), at most once per purge interval, off the processing thread.
+/// Deletes records of repartition topics that this thread has committed past
+/// (docs/semantics.md §6 step 5), at most once per purge interval, off the processing thread.
 pub(crate) struct RepartitionPurger {
     admin: Option<Arc<AdminClient<DefaultClientContext>>>,
     interval: Duration,
@@ -22,7 +22,7 @@ pub(crate) struct RepartitionPurger {
 }
 
 impl RepartitionPurger {
-    pub fn new(config: &crate::config::StreamsConfig) -> Self {
+    pub(crate) fn new(config: &crate::config::StreamsConfig) -> Self {
         let admin = config
             .with_client_properties(
                 ClientRole::Admin,
@@ -40,7 +40,7 @@ impl RepartitionPurger {
         }
     }
 
-    pub fn after_commit(
+    pub(crate) fn after_commit(
         &mut self,
         committed: &TopicPartitionList,
         repartition: &std::collections::BTreeSet<String>,

@@ -67,7 +67,7 @@ impl fmt::Display for Snapshot {
 
 impl RestoreProgress {
     /// A restore of `total` records, reported at most every `every`.
-    pub fn new(task: TaskId, total: u64, every: Duration) -> Self {
+    pub(crate) fn new(task: TaskId, total: u64, every: Duration) -> Self {
         let label = task.to_string();
         let progress = RestoreProgress {
             task,
@@ -86,7 +86,7 @@ impl RestoreProgress {
     }
 
     /// Counts `n` more restored records; logs and publishes progress when a report is due.
-    pub fn advance(&mut self, n: u64) {
+    pub(crate) fn advance(&mut self, n: u64) {
         self.done += n;
         if self.last_report.elapsed() >= self.every {
             self.last_report = Instant::now();
@@ -97,7 +97,7 @@ impl RestoreProgress {
         }
     }
 
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         Snapshot::at(self.done, self.total, self.started.elapsed())
     }
 
@@ -108,7 +108,7 @@ impl RestoreProgress {
     }
 
     /// The restore is complete: nothing remains, whatever the estimate said.
-    pub fn finish(&mut self) -> Snapshot {
+    pub(crate) fn finish(&mut self) -> Snapshot {
         let snapshot = self.snapshot();
         self.publish(&snapshot);
         self.remaining_gauge.set(0.0);

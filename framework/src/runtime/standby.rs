@@ -53,7 +53,7 @@ pub(crate) struct StandbyTasks {
 }
 
 impl StandbyTasks {
-    pub fn new(shared: Arc<AppShared>, thread: usize) -> Self {
+    pub(crate) fn new(shared: Arc<AppShared>, thread: usize) -> Self {
         StandbyTasks {
             shared,
             thread,
@@ -65,7 +65,7 @@ impl StandbyTasks {
 
     /// Keeps exactly the standbys in `wanted`: closes (and checkpoints) the others, opens the
     /// new ones from their local checkpoint.
-    pub fn update(
+    pub(crate) fn update(
         &mut self,
         wanted: &BTreeSet<TaskId>,
         reader: &mut StoreChangelogReader,
@@ -90,7 +90,7 @@ impl StandbyTasks {
     }
 
     /// Closes every standby (shutdown).
-    pub fn close_all(&mut self, reader: &mut StoreChangelogReader) {
+    pub(crate) fn close_all(&mut self, reader: &mut StoreChangelogReader) {
         let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
         for id in ids {
             self.close(id, reader);
@@ -135,14 +135,14 @@ impl StandbyTasks {
     }
 
     /// The state of standby `id`, for the reader to apply records to.
-    pub fn state(&mut self, id: TaskId) -> Option<&mut StateManager> {
+    pub(crate) fn state(&mut self, id: TaskId) -> Option<&mut StateManager> {
         self.tasks.get_mut(&id)
     }
 
     /// After the reader applied `applied` records to the standbys: checkpoints them every
     /// [`CHECKPOINT_AFTER`] records or [`CHECKPOINT_EVERY`], so a standby that becomes active
     /// restores only what followed.
-    pub fn applied(&mut self, applied: usize) {
+    pub(crate) fn applied(&mut self, applied: usize) {
         self.applied_since_checkpoint += applied as u64;
         if self.applied_since_checkpoint > 0
             && (self.applied_since_checkpoint >= CHECKPOINT_AFTER

@@ -133,7 +133,7 @@ pub(crate) struct StreamThread {
 }
 
 impl StreamThread {
-    pub fn new(shared: Arc<AppShared>, index: usize) -> Self {
+    pub(crate) fn new(shared: Arc<AppShared>, index: usize) -> Self {
         StreamThread { shared, index }
     }
 
@@ -244,7 +244,7 @@ impl StreamThread {
     /// Runs until shutdown; on the way out commits, closes the tasks and leaves the group.
     /// After an error (or a panic) it commits nothing: the tasks are closed dirty and, under
     /// exactly-once, the open transaction is aborted.
-    pub fn run(self) -> Result<(), StreamsError> {
+    pub(crate) fn run(self) -> Result<(), StreamsError> {
         let mut health = Arc::new(ClientHealth::default());
         let mut consumer = Arc::new(self.consumer(health.clone())?);
         let producer = Arc::new(self.producer()?);

@@ -67,7 +67,7 @@ pub(crate) struct DeliveryTracker {
 impl DeliveryTracker {
     /// The first failed delivery since the last [`clear`](Self::clear). It stays until then:
     /// a commit that saw it must not be followed by one that does not.
-    pub fn error(&self) -> Option<String> {
+    pub(crate) fn error(&self) -> Option<String> {
         self.first_error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -76,7 +76,7 @@ impl DeliveryTracker {
 
     /// Forgets a failed delivery once the tasks that sent it were closed dirty, so their
     /// input is processed again from the last commit.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.first_error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -84,7 +84,7 @@ impl DeliveryTracker {
     }
 
     /// A record that could not even be handed to the producer; the next commit fails.
-    pub fn record_failed_send(&self, text: String) {
+    pub(crate) fn record_failed_send(&self, text: String) {
         self.record_error(text);
     }
 
@@ -93,7 +93,7 @@ impl DeliveryTracker {
         first.get_or_insert(text);
     }
 
-    pub fn changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+    pub(crate) fn changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {
         self.changelog_offsets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -192,7 +192,7 @@ pub(crate) struct StreamsProducer {
 impl StreamsProducer {
     /// Creates the producer from `config`; under exactly-once, initialises its transactions,
     /// retrying while the broker cannot be reached.
-    pub fn new(
+    pub(crate) fn new(
         config: rdkafka::ClientConfig,
         eos: bool,
         continue_on_error: bool,
@@ -230,7 +230,7 @@ impl StreamsProducer {
 
     /// Sends one record; the outcome arrives as a delivery report. Waits for room while the
     /// producer's queue is full (the broker is slow or away), until shutdown.
-    pub fn send(
+    pub(crate) fn send(
         &self,
         destination: Destination,
         r: ProducerRecord<'_>,
@@ -317,12 +317,12 @@ impl StreamsProducer {
     }
 
     /// The delivery record: acknowledged changelog offsets and the first failed delivery.
-    pub fn deliveries(&self) -> &DeliveryTracker {
+    pub(crate) fn deliveries(&self) -> &DeliveryTracker {
         &self.tracker
     }
 
     /// Current partition count of `topic`, from the broker.
-    pub fn partition_count(&self, topic: &str) -> Result<i32, StreamsError> {
+    pub(crate) fn partition_count(&self, topic: &str) -> Result<i32, StreamsError> {
         let metadata = self
             .producer
             .client()
@@ -340,7 +340,7 @@ impl StreamsProducer {
 
     /// At-least-once commit step 2: waits for every in-flight send. `Err` when the broker
     /// did not acknowledge them in time (the commit is postponed, nothing is lost).
-    pub fn flush(&self) -> Result<(), KafkaError> {
+    pub(crate) fn flush(&self) -> Result<(), KafkaError> {
         if self.faults.fail_at(FaultPoint::Flush) {
             return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
         }
@@ -349,7 +349,7 @@ impl StreamsProducer {
 
     /// Under exactly-once, opens the thread's transaction if none is open, so every send
     /// belongs to one.
-    pub fn begin_transaction(&self) -> Result<(), StreamsError> {
+    pub(crate) fn begin_transaction(&self) -> Result<(), StreamsError> {
         if self.eos && !self.in_transaction.load(Ordering::Relaxed) {
             self.producer
                 .begin_transaction()
@@ -360,13 +360,13 @@ impl StreamsProducer {
     }
 
     /// Whether a transaction is open.
-    pub fn in_transaction(&self) -> bool {
+    pub(crate) fn in_transaction(&self) -> bool {
         self.in_transaction.load(Ordering::Relaxed)
     }
 
     /// Exactly-once commit steps 2 and 3: the offsets join the transaction, which then
     /// commits (flushing every send of it first). Timeouts are retried until shutdown.
-    pub fn commit_transaction(
+    pub(crate) fn commit_transaction(
         &self,
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
@@ -392,13 +392,13 @@ impl StreamsProducer {
 
     /// Whether a send was refused because the open transaction must be aborted (see
     /// [`StreamsProducer::send`]); the next successful abort clears it.
-    pub fn must_abort(&self) -> bool {
+    pub(crate) fn must_abort(&self) -> bool {
         self.must_abort.load(Ordering::Relaxed) && !self.has_failed()
     }
 
     /// Aborts the open transaction, if any: none of its sends or offsets become visible.
     /// Timeouts are retried until shutdown.
-    pub fn abort_transaction(&self) -> Result<(), KafkaError> {
+    pub(crate) fn abort_transaction(&self) -> Result<(), KafkaError> {
         if !self.in_transaction.load(Ordering::Relaxed) {
             self.must_abort.store(false, Ordering::Relaxed);
             return Ok(());
@@ -418,18 +418,18 @@ impl StreamsProducer {
 
     /// The producer's fatal error, if librdkafka raised one (e.g. fenced by a newer producer
     /// with the same transactional id).
-    pub fn fatal_error(&self) -> Option<StreamsError> {
+    pub(crate) fn fatal_error(&self) -> Option<StreamsError> {
         self.health.take_fatal(self.producer.client())
     }
 
     /// Whether the producer was fenced (see [`ClientHealth::is_fenced`]).
-    pub fn is_fenced(&self) -> bool {
+    pub(crate) fn is_fenced(&self) -> bool {
         self.eos && self.health.is_fenced(self.producer.client())
     }
 
     /// Whether a client error ends the thread or migrates its tasks; cheap (a flag), for
     /// every round of the stream loop.
-    pub fn has_failed(&self) -> bool {
+    pub(crate) fn has_failed(&self) -> bool {
         self.health.is_failed()
     }
 

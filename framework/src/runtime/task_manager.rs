@@ -105,7 +105,11 @@ pub(crate) struct TaskManager {
 }
 
 impl TaskManager {
-    pub fn new(shared: Arc<AppShared>, producer: Arc<StreamsProducer>, thread: usize) -> Self {
+    pub(crate) fn new(
+        shared: Arc<AppShared>,
+        producer: Arc<StreamsProducer>,
+        thread: usize,
+    ) -> Self {
         let partition_cache = PartitionCache::default();
         TaskManager {
             thread,
@@ -170,7 +174,7 @@ impl TaskManager {
 
     /// The error the stream loop must end with: one raised in a rebalance callback, or a
     /// client that cannot go on.
-    pub fn take_error(&mut self) -> Option<StreamsError> {
+    pub(crate) fn take_error(&mut self) -> Option<StreamsError> {
         if self.producer.has_failed() && !self.migration {
             if self.producer.is_fenced() {
                 tracing::warn!("the producer was fenced; migrating the tasks");
@@ -183,14 +187,14 @@ impl TaskManager {
     }
 
     /// Whether the thread must migrate its tasks (its producer was fenced); clears it.
-    pub fn take_migration(&mut self) -> bool {
+    pub(crate) fn take_migration(&mut self) -> bool {
         std::mem::take(&mut self.migration)
     }
 
     /// Task migration, after the producer was fenced: closes the tasks dirty (nothing of the
     /// fenced transaction can commit) and continues with `producer`. The caller rejoins the
     /// group, whose assignment creates the tasks again from the committed offsets.
-    pub fn migrate<C: ConsumerContext>(
+    pub(crate) fn migrate<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         producer: Arc<StreamsProducer>,
@@ -206,7 +210,7 @@ impl TaskManager {
 
     /// Where the thread is: running once its tasks of the current generation exist and have
     /// restored their stores.
-    pub fn phase(&self) -> ThreadPhase {
+    pub(crate) fn phase(&self) -> ThreadPhase {
         if self.assigned
             && self.awaiting.is_none()
             && self.rebuild.is_none()
@@ -219,20 +223,20 @@ impl TaskManager {
     }
 
     /// Records an error the stream loop ended with, so nothing commits after it.
-    pub fn record_exit_error(&mut self, error: &StreamsError) {
+    pub(crate) fn record_exit_error(&mut self, error: &StreamsError) {
         self.committer.refuse_after(error);
     }
 
     /// Whether a task is restoring its stores: the stream loop then waits in the restore,
     /// not in its poll.
-    pub fn is_restoring(&self) -> bool {
+    pub(crate) fn is_restoring(&self) -> bool {
         !self.restoring.is_empty()
     }
 
     /// One round of reading changelogs: applies a batch to the restoring tasks' or the
     /// standbys' stores, and starts the tasks whose stores caught up. Returns the records
     /// applied.
-    pub fn restore<C: ConsumerContext>(
+    pub(crate) fn restore<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<usize, StreamsError> {
@@ -329,7 +333,7 @@ impl TaskManager {
     }
 
     /// Closes the standbys, checkpointing them (shutdown).
-    pub fn close_standbys(&mut self) {
+    pub(crate) fn close_standbys(&mut self) {
         self.standbys.close_all(&mut self.reader);
     }
 
@@ -342,7 +346,7 @@ impl TaskManager {
     /// whose member list the assignment must be computed from. When the broker's description
     /// of the group is not (yet) that generation's, the thread assigns itself nothing and
     /// [`retry_assignment`](Self::retry_assignment) tries again shortly.
-    pub fn on_assigned<C: ConsumerContext>(
+    pub(crate) fn on_assigned<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         offered: &TopicPartitionList,
@@ -355,7 +359,7 @@ impl TaskManager {
 
     /// While the last assignment is still to be computed, tries again every
     /// `ASSIGNMENT_RETRY`; returns the partitions to assign once it succeeds.
-    pub fn retry_assignment<C: ConsumerContext>(
+    pub(crate) fn retry_assignment<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Option<TopicPartitionList> {
@@ -445,7 +449,7 @@ impl TaskManager {
     /// Revocation (eager rebalance) and clean shutdown: commits, then closes every task —
     /// cleanly when the commit covered everything, else dirty. A failed commit ends the
     /// thread with its error.
-    pub fn commit_and_close<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+    pub(crate) fn commit_and_close<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         self.awaiting = None;
         self.rebuild = None;
         self.assigned = false;
@@ -489,7 +493,7 @@ impl TaskManager {
     /// The thread goes on with a new consumer (the old one failed beyond repair): the tasks
     /// are closed dirty, and the new consumer's assignment creates them again from the
     /// committed offsets.
-    pub fn abandon<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+    pub(crate) fn abandon<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         self.close_dirty(consumer);
         self.awaiting = None;
         self.rebuild = None;
@@ -498,7 +502,7 @@ impl TaskManager {
 
     /// Error exit and rewind: aborts the open transaction (exactly-once) and closes every
     /// task without a checkpoint; a failed delivery they caused is forgotten with them.
-    pub fn close_dirty<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+    pub(crate) fn close_dirty<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         if let Err(e) = self.producer.abort_transaction() {
             // Not retried further on an error exit: the broker aborts the transaction itself
             // when `transaction.timeout.ms` passes, and nothing of it was committed.
@@ -518,7 +522,7 @@ impl TaskManager {
 
     /// Hands records of one partition (in offset order) to the task that owns it, or holds
     /// them for it while it restores.
-    pub fn add_records(&mut self, records: Vec<RawRecord>) -> Result<(), StreamsError> {
+    pub(crate) fn add_records(&mut self, records: Vec<RawRecord>) -> Result<(), StreamsError> {
         if let Some(first) = records.first() {
             let tp = TopicPartition::new(first.topic.clone(), first.partition);
             if let Some(task) = self
@@ -535,7 +539,7 @@ impl TaskManager {
     }
 
     /// Processes up to about `budget` records over all tasks, round-robin. Returns how many.
-    pub fn process<C: ConsumerContext>(
+    pub(crate) fn process<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         now_ms: i64,
@@ -557,7 +561,7 @@ impl TaskManager {
         self.guard(result)
     }
 
-    pub fn punctuate_wall_clock(&mut self, now_ms: i64) -> Result<(), StreamsError> {
+    pub(crate) fn punctuate_wall_clock(&mut self, now_ms: i64) -> Result<(), StreamsError> {
         if self.tasks.is_empty() {
             return Ok(());
         }
@@ -569,7 +573,7 @@ impl TaskManager {
     }
 
     /// Pauses partitions whose buffer is full and resumes those that drained.
-    pub fn update_pauses<C: ConsumerContext>(
+    pub(crate) fn update_pauses<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), StreamsError> {
@@ -579,18 +583,18 @@ impl TaskManager {
     }
 
     /// Applies the app's time-synchronisation exclusions when they changed.
-    pub fn apply_exclusions(&mut self) {
+    pub(crate) fn apply_exclusions(&mut self) {
         self.tasks.apply_exclusions(&self.shared);
     }
 
     /// Sets each task's catching-up flag from its source partitions' lag.
-    pub fn refresh_catching_up<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+    pub(crate) fn refresh_catching_up<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         let threshold = self.shared.config.catching_up_lag_threshold;
         self.tasks.refresh_catching_up(consumer, threshold);
     }
 
     /// Publishes a status snapshot of every task, its metrics, and checks it for stalls.
-    pub fn publish_status<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+    pub(crate) fn publish_status<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         let mut statuses = self.tasks.status(consumer);
         statuses.extend(self.restoring.values().map(|t| TaskStatus {
             id: t.id,
@@ -606,14 +610,14 @@ impl TaskManager {
     }
 
     /// The instances of store `name` in this thread's tasks (interactive queries).
-    pub fn task_stores(&self, name: &str) -> Vec<(TaskId, &crate::stores::TaskStore)> {
+    pub(crate) fn task_stores(&self, name: &str) -> Vec<(TaskId, &crate::stores::TaskStore)> {
         self.tasks.stores(name)
     }
 
     /// Commits (see [`Committer::commit`]). Under exactly-once, a transaction that must be
     /// aborted is, and the tasks are rebuilt from the last committed offsets. Any error is
     /// recorded: nothing commits after it.
-    pub fn commit<C: ConsumerContext>(
+    pub(crate) fn commit<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), StreamsError> {
@@ -637,7 +641,7 @@ impl TaskManager {
 
     /// After a send the open transaction refused (see [`guard`](Self::guard)): aborts it
     /// and rebuilds the tasks from the committed offsets.
-    pub fn rewind_if_needed<C: ConsumerContext>(
+    pub(crate) fn rewind_if_needed<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), StreamsError> {
@@ -677,7 +681,7 @@ impl TaskManager {
     /// While the tasks wait to be rebuilt after an aborted transaction (the broker did not
     /// answer the committed-offset read, or the previous transaction's offsets are still
     /// unstable), tries again every `ASSIGNMENT_RETRY`, until shutdown.
-    pub fn retry_rebuild<C: ConsumerContext>(
+    pub(crate) fn retry_rebuild<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), StreamsError> {

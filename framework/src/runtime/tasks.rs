@@ -43,16 +43,16 @@ pub(crate) struct Tasks {
 impl Tasks {
     /// Reports input partitions that an open transaction blocks for `threshold` (for
     /// `read_committed` consumers; see [`OpenTransactionWatch`]).
-    pub fn watch_open_transactions(&mut self, threshold: std::time::Duration) {
+    pub(crate) fn watch_open_transactions(&mut self, threshold: std::time::Duration) {
         self.open_transactions = Some(OpenTransactionWatch::new(threshold));
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
 
     /// Adds a created task; `positions` are the committed offsets of its partitions.
-    pub fn insert(
+    pub(crate) fn insert(
         &mut self,
         task: StreamTask,
         positions: Vec<(TopicPartition, i64)>,
@@ -69,26 +69,26 @@ impl Tasks {
         self.exclusions_seen = None;
     }
 
-    pub fn ids(&self) -> Vec<TaskId> {
+    pub(crate) fn ids(&self) -> Vec<TaskId> {
         self.tasks.keys().copied().collect()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &StreamTask> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &StreamTask> {
         self.tasks.values()
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut StreamTask> {
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut StreamTask> {
         self.tasks.values_mut()
     }
 
     /// Whether any task processed something the last commit did not cover.
-    pub fn needs_commit(&self) -> bool {
+    pub(crate) fn needs_commit(&self) -> bool {
         self.tasks.values().any(StreamTask::needs_commit)
     }
 
     /// Splits the registry for one processing round: the tasks, and a lag function over the
     /// fetch positions.
-    pub fn for_round<'a, C: ConsumerContext>(
+    pub(crate) fn for_round<'a, C: ConsumerContext>(
         &'a mut self,
         consumer: &'a BaseConsumer<C>,
     ) -> (
@@ -100,7 +100,7 @@ impl Tasks {
     }
 
     /// Hands records of one partition (in offset order) to the task that owns it.
-    pub fn add_records(&mut self, records: Vec<RawRecord>) -> Result<(), StreamsError> {
+    pub(crate) fn add_records(&mut self, records: Vec<RawRecord>) -> Result<(), StreamsError> {
         let Some(first) = records.first() else {
             return Ok(());
         };
@@ -128,7 +128,7 @@ impl Tasks {
     }
 
     /// Pauses partitions whose buffer is full and resumes those that drained.
-    pub fn update_pauses<C: ConsumerContext>(
+    pub(crate) fn update_pauses<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         limit: usize,
@@ -163,7 +163,7 @@ impl Tasks {
     }
 
     /// Applies the app's time-synchronisation exclusions when they changed.
-    pub fn apply_exclusions(&mut self, shared: &AppShared) {
+    pub(crate) fn apply_exclusions(&mut self, shared: &AppShared) {
         let version = shared.exclusions_version();
         if self.exclusions_seen == Some(version) {
             return;
@@ -186,7 +186,7 @@ impl Tasks {
     /// Partitions paused for back-pressure are resumed: librdkafka keeps an application pause
     /// across a rewind (and, in some versions, a reassignment), and with the tasks gone
     /// nothing would resume them.
-    pub fn close_all<C: ConsumerContext>(
+    pub(crate) fn close_all<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         how: Close,
@@ -226,8 +226,11 @@ impl Tasks {
     }
 
     /// A status snapshot of every task, after publishing its metrics and checking it for
-    /// stalls (SPEC §10).
-    pub fn status<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Vec<TaskStatus> {
+    /// stalls (docs/semantics.md §10).
+    pub(crate) fn status<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Vec<TaskStatus> {
         let now = super::wall_clock_ms();
         let positions = &self.positions;
         for task in self.tasks.values_mut() {
@@ -284,7 +287,7 @@ impl Tasks {
     }
 
     /// The instances of store `name` in these tasks (interactive queries).
-    pub fn stores(&self, name: &str) -> Vec<(TaskId, &crate::stores::TaskStore)> {
+    pub(crate) fn stores(&self, name: &str) -> Vec<(TaskId, &crate::stores::TaskStore)> {
         self.tasks
             .values()
             .filter_map(|t| t.store(name).map(|s| (t.id(), s)))
@@ -294,8 +297,9 @@ impl Tasks {
     /// Sets each task's catching-up flag from its source partitions' lag: the high watermark
     /// (librdkafka's cached value, which every fetch response refreshes: no network call)
     /// minus the next offset the task will process. Partitions whose watermark is not known
-    /// yet do not count; a task with none known keeps its flag (SPEC §8, reprocessing).
-    pub fn refresh_catching_up<C: ConsumerContext>(
+    /// yet do not count; a task with none known keeps its flag (docs/semantics.md §8,
+    /// reprocessing).
+    pub(crate) fn refresh_catching_up<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         threshold: i64,

@@ -213,7 +213,7 @@ pub(crate) enum TaskStore {
 
 impl TaskStore {
     /// Runs `f` on the store's shape-independent side (flush, restore).
-    pub fn with_state<R>(&self, f: impl FnOnce(&mut dyn StateStore) -> R) -> R {
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut dyn StateStore) -> R) -> R {
         match self {
             TaskStore::KeyValue(s) => f(&mut **s.borrow_mut()),
             TaskStore::Window(s) => f(&mut **s.borrow_mut()),
@@ -256,7 +256,7 @@ impl<K, V> Clone for HandleBase<K, V> {
 impl<K: 'static, V: 'static> HandleBase<K, V> {
     /// Looks the store `name` up in the task, checks its shape with `pick`, and returns it
     /// with the handle base every typed handle is made of.
-    pub fn open<S>(
+    pub(crate) fn open<S>(
         task: &Rc<TaskContext>,
         node: &str,
         name: &str,
@@ -283,14 +283,14 @@ impl<K: 'static, V: 'static> HandleBase<K, V> {
         Ok((base, store))
     }
 
-    pub fn serde_error(&self, what: &str, e: SerdeError) -> StreamsError {
+    pub(crate) fn serde_error(&self, what: &str, e: SerdeError) -> StreamsError {
         StreamsError::Serde {
             context: format!("{what} of store {}", self.name),
             message: e.0,
         }
     }
 
-    pub fn key_bytes(&self, key: &K) -> Result<Vec<u8>, StreamsError> {
+    pub(crate) fn key_bytes(&self, key: &K) -> Result<Vec<u8>, StreamsError> {
         let mut out = Vec::new();
         self.keys
             .serialize(key, &mut out)
@@ -298,30 +298,30 @@ impl<K: 'static, V: 'static> HandleBase<K, V> {
         Ok(out)
     }
 
-    pub fn key(&self, bytes: &[u8]) -> Result<K, StreamsError> {
+    pub(crate) fn key(&self, bytes: &[u8]) -> Result<K, StreamsError> {
         self.keys
             .deserialize(bytes)
             .map_err(|e| self.serde_error("key", e))
     }
 
-    pub fn value(&self, bytes: &[u8]) -> Result<V, StreamsError> {
+    pub(crate) fn value(&self, bytes: &[u8]) -> Result<V, StreamsError> {
         self.values
             .deserialize(bytes)
             .map_err(|e| self.serde_error("value", e))
     }
 
     /// The value's bytes; `None` when the serde writes it as null (a delete).
-    pub fn value_bytes(&self, value: &V) -> Result<Option<Vec<u8>>, StreamsError> {
+    pub(crate) fn value_bytes(&self, value: &V) -> Result<Option<Vec<u8>>, StreamsError> {
         crate::serdes::to_bytes(&*self.values, value).map_err(|e| self.serde_error("value", e))
     }
 
     /// Timestamp of the record (or punctuation) being processed: writes carry it to the
     /// changelog.
-    pub fn timestamp(&self) -> i64 {
+    pub(crate) fn timestamp(&self) -> i64 {
         self.task.state.borrow().current_timestamp
     }
 
-    pub fn state_error(&self, e: StateError) -> StreamsError {
+    pub(crate) fn state_error(&self, e: StateError) -> StreamsError {
         state_error(&self.name, e)
     }
 }

@@ -43,7 +43,7 @@ pub(crate) struct PartitionGroup {
 }
 
 impl PartitionGroup {
-    pub fn new(
+    pub(crate) fn new(
         mut queues: Vec<RecordQueue>,
         max_task_idle_ms: Option<i64>,
         policy: InvalidTimestampPolicy,
@@ -66,31 +66,31 @@ impl PartitionGroup {
         }
     }
 
-    pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+    pub(crate) fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
         self.queues.iter().map(|q| &q.tp)
     }
 
-    pub fn queues(&self) -> &[RecordQueue] {
+    pub(crate) fn queues(&self) -> &[RecordQueue] {
         &self.queues
     }
 
-    pub fn stream_time(&self) -> i64 {
+    pub(crate) fn stream_time(&self) -> i64 {
         self.stream_time
     }
 
     /// Total records buffered over all partitions.
     #[cfg(test)]
-    pub fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.buffered
     }
 
-    pub fn buffered_in(&self, tp: &TopicPartition) -> usize {
+    pub(crate) fn buffered_in(&self, tp: &TopicPartition) -> usize {
         self.index.get(tp).map_or(0, |&i| self.queues[i].len())
     }
 
     /// Appends fetched records (in offset order) to a partition's queue. A record arriving on
     /// an excluded partition brings it back into time synchronisation.
-    pub fn add_records(
+    pub(crate) fn add_records(
         &mut self,
         tp: &TopicPartition,
         records: impl IntoIterator<Item = RawRecord>,
@@ -117,7 +117,7 @@ impl PartitionGroup {
     }
 
     /// Sets or clears the exclusion of a partition from time synchronisation.
-    pub fn set_excluded(&mut self, tp: &TopicPartition, excluded: bool) -> bool {
+    pub(crate) fn set_excluded(&mut self, tp: &TopicPartition, excluded: bool) -> bool {
         match self.index.get(tp) {
             Some(&i) => {
                 self.queues[i].excluded = excluded;
@@ -129,7 +129,7 @@ impl PartitionGroup {
 
     /// Whether the next record may be chosen now. `lag` reports, for an empty partition, how
     /// many records the broker holds beyond what was fetched (`None`: unknown).
-    pub fn ready_to_process(
+    pub(crate) fn ready_to_process(
         &mut self,
         wall_clock_ms: i64,
         lag: &dyn Fn(&TopicPartition) -> Option<i64>,
@@ -174,7 +174,7 @@ impl PartitionGroup {
 
     /// Takes the next record: the smallest head timestamp, ties to the lowest partition.
     /// Returns the queue index, the record and its extracted timestamp.
-    pub fn next_record(&mut self) -> Result<Option<(usize, RawRecord, i64)>, StreamsError> {
+    pub(crate) fn next_record(&mut self) -> Result<Option<(usize, RawRecord, i64)>, StreamsError> {
         let mut best: Option<(usize, i64)> = None;
         for (i, queue) in self.queues.iter().enumerate() {
             if let Some(ts) = queue.head_timestamp() {
@@ -198,7 +198,7 @@ impl PartitionGroup {
     }
 
     /// Restores a partition's time (from commit metadata) so stream time survives a move.
-    pub fn restore_partition_time(&mut self, tp: &TopicPartition, partition_time: i64) {
+    pub(crate) fn restore_partition_time(&mut self, tp: &TopicPartition, partition_time: i64) {
         if let Some(&i) = self.index.get(tp) {
             let queue = &mut self.queues[i];
             queue.partition_time = queue.partition_time.max(partition_time);
@@ -207,11 +207,11 @@ impl PartitionGroup {
     }
 
     /// Records dropped for invalid timestamps, over all partitions.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.queues.iter().map(|q| q.dropped).sum()
     }
 
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         for q in &mut self.queues {
             q.clear();
         }

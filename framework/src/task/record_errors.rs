@@ -47,7 +47,7 @@ pub(crate) struct RecordErrorHandler {
 }
 
 impl RecordErrorHandler {
-    pub fn new(task: TaskId, policies: ErrorPolicies) -> Self {
+    pub(crate) fn new(task: TaskId, policies: ErrorPolicies) -> Self {
         let dead_letter_topic = match &policies.deserialization {
             DeserializationErrorPolicy::DeadLetter { topic } => Some(Arc::from(topic.as_str())),
             _ => None,
@@ -62,13 +62,13 @@ impl RecordErrorHandler {
     }
 
     /// Records skipped so far by either policy.
-    pub fn skipped(&self) -> u64 {
+    pub(crate) fn skipped(&self) -> u64 {
         self.deserialization.skipped + self.processing.skipped
     }
 
     /// Decides the fate of `raw`, read from `tp`, which failed with `error`: `Ok` when the
     /// record was skipped and processing goes on, the error when the policy is to fail.
-    pub fn handle(
+    pub(crate) fn handle(
         &mut self,
         error: StreamsError,
         tp: &TopicPartition,

@@ -25,7 +25,11 @@ pub(crate) struct RecordQueue {
 }
 
 impl RecordQueue {
-    pub fn new(tp: TopicPartition, source: usize, extractor: Arc<dyn TimestampExtractor>) -> Self {
+    pub(crate) fn new(
+        tp: TopicPartition,
+        source: usize,
+        extractor: Arc<dyn TimestampExtractor>,
+    ) -> Self {
         RecordQueue {
             tp,
             source,
@@ -38,26 +42,29 @@ impl RecordQueue {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.records.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
 
-    pub fn push(&mut self, record: RawRecord) {
+    pub(crate) fn push(&mut self, record: RawRecord) {
         self.records.push_back(record);
     }
 
     /// Extracted timestamp of the head record, if the queue has one with a valid timestamp.
-    pub fn head_timestamp(&self) -> Option<i64> {
+    pub(crate) fn head_timestamp(&self) -> Option<i64> {
         self.head_timestamp
     }
 
     /// Makes sure the head record's timestamp is extracted, dropping invalid records as the
     /// policy says. Errors only under [`InvalidTimestampPolicy::Fail`].
-    pub fn update_head(&mut self, policy: InvalidTimestampPolicy) -> Result<(), StreamsError> {
+    pub(crate) fn update_head(
+        &mut self,
+        policy: InvalidTimestampPolicy,
+    ) -> Result<(), StreamsError> {
         while self.head_timestamp.is_none() {
             let Some(head) = self.records.front() else {
                 return Ok(());
@@ -96,13 +103,13 @@ impl RecordQueue {
     }
 
     /// Removes the head record with its timestamp. Call [`RecordQueue::update_head`] first.
-    pub fn pop(&mut self) -> Option<(RawRecord, i64)> {
+    pub(crate) fn pop(&mut self) -> Option<(RawRecord, i64)> {
         let timestamp = self.head_timestamp.take()?;
         self.records.pop_front().map(|r| (r, timestamp))
     }
 
     /// Discards everything buffered (the partition is being closed).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.records.clear();
         self.head_timestamp = None;
     }

@@ -30,7 +30,7 @@ pub(crate) struct StallDetector {
 
 impl StallDetector {
     /// `threshold_ms`: how long without progress counts as stalled (`None`: never).
-    pub fn new(threshold_ms: Option<i64>) -> Self {
+    pub(crate) fn new(threshold_ms: Option<i64>) -> Self {
         StallDetector {
             threshold_ms,
             processed: 0,
@@ -41,7 +41,7 @@ impl StallDetector {
 
     /// Observes the task at wall-clock `now_ms` with `buffered` records and `processed`
     /// records so far.
-    pub fn observe(&mut self, now_ms: i64, buffered: usize, processed: u64) -> StallState {
+    pub(crate) fn observe(&mut self, now_ms: i64, buffered: usize, processed: u64) -> StallState {
         let progressed = processed != self.processed;
         self.processed = processed;
         if progressed || buffered == 0 {

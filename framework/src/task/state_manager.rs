@@ -73,7 +73,7 @@ pub(crate) struct StateManager {
 }
 
 impl StateManager {
-    pub fn open(
+    pub(crate) fn open(
         task: TaskId,
         topology: &Topology,
         store_names: &[String],
@@ -166,7 +166,7 @@ impl StateManager {
         })
     }
 
-    pub fn stores(&self) -> BTreeMap<String, TaskStore> {
+    pub(crate) fn stores(&self) -> BTreeMap<String, TaskStore> {
         self.stores
             .iter()
             .map(|s| (s.name.clone(), s.store.clone()))
@@ -174,7 +174,7 @@ impl StateManager {
     }
 
     /// The changelog partitions to restore, with where to start.
-    pub fn changelogs(&self) -> Vec<Changelog> {
+    pub(crate) fn changelogs(&self) -> Vec<Changelog> {
         self.stores
             .iter()
             .enumerate()
@@ -192,7 +192,7 @@ impl StateManager {
 
     /// Applies restored changelog records (in order) to store `store`; `last_offset` is the
     /// offset of the last of them.
-    pub fn restore(
+    pub(crate) fn restore(
         &mut self,
         store: usize,
         records: &[(&[u8], Option<&[u8]>)],
@@ -217,7 +217,7 @@ impl StateManager {
     /// changelogs hold writes from past that commit; the chaos runner lost emit-final window
     /// counts when the restored writes expired the windows that the records processed again
     /// still had to emit.
-    pub fn limit_expiry(&self, committed_stream_time: i64) {
+    pub(crate) fn limit_expiry(&self, committed_stream_time: i64) {
         for s in &self.stores {
             s.store
                 .with_state(|st| st.limit_expiry(committed_stream_time));
@@ -226,14 +226,14 @@ impl StateManager {
 
     /// After a commit at `stream_time`: the stores keep on disk what a restart from it reads
     /// (see `StateStore::keep_since_commit`).
-    pub fn committed_at(&self, stream_time: i64) {
+    pub(crate) fn committed_at(&self, stream_time: i64) {
         for s in &self.stores {
             s.store.with_state(|st| st.keep_since_commit(stream_time));
         }
     }
 
     /// Commit step 1: write out cached updates.
-    pub fn flush_caches(&mut self) -> Result<(), StreamsError> {
+    pub(crate) fn flush_caches(&mut self) -> Result<(), StreamsError> {
         self.injected_write_error()?;
         self.each_store(|st| st.flush_cache())
     }
@@ -254,7 +254,7 @@ impl StateManager {
     /// Writes every store's buffered data out (RocksDB: its memtables to files). After a
     /// restore this hands the store's share of the shared write-buffer budget back, so the
     /// next store restores without stalling on memory another, idle store still holds.
-    pub fn flush_stores(&mut self) -> Result<(), StreamsError> {
+    pub(crate) fn flush_stores(&mut self) -> Result<(), StreamsError> {
         self.injected_write_error()?;
         self.each_store(|st| st.flush())
     }
@@ -273,13 +273,13 @@ impl StateManager {
     }
 
     /// Changelog records sent since the last checkpoint.
-    pub fn sent_since_checkpoint(&self) -> u64 {
+    pub(crate) fn sent_since_checkpoint(&self) -> u64 {
         self.sent_since_checkpoint.load(Ordering::Relaxed)
     }
 
     /// Commit step 4: flush the stores, then record the changelog offsets they contain.
     /// `delivered` gives the last acknowledged offset of a changelog partition.
-    pub fn checkpoint(
+    pub(crate) fn checkpoint(
         &mut self,
         delivered: &dyn Fn(&str, i32) -> Option<i64>,
     ) -> Result<(), StreamsError> {
@@ -301,14 +301,14 @@ impl StateManager {
     }
 
     /// Whether checkpoints are written while running (at-least-once) or only on close.
-    pub fn checkpoints_while_running(&self) -> bool {
+    pub(crate) fn checkpoints_while_running(&self) -> bool {
         !self.eos
     }
 
     /// Gives up the local state for good: removes the checkpoint, so the next
     /// [`open`](Self::open) of the task wipes its files and restores from the changelogs,
     /// then closes like [`close`](Self::close).
-    pub fn discard(mut self) -> Result<(), StreamsError> {
+    pub(crate) fn discard(mut self) -> Result<(), StreamsError> {
         if let Some(file) = &self.checkpoint {
             file.delete()
                 .map_err(|e| StreamsError::State(format!("task {}: {e}", self.task)))?;
@@ -318,7 +318,7 @@ impl StateManager {
     }
 
     /// Drops the stores (closing RocksDB) and the directory lock.
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.stores.clear();
         self.task_dir = None;
     }

@@ -35,7 +35,7 @@ pub(crate) struct TaskConfig {
 }
 
 impl TaskConfig {
-    pub fn from_config(config: &crate::StreamsConfig) -> Self {
+    pub(crate) fn from_config(config: &crate::StreamsConfig) -> Self {
         TaskConfig {
             application_id: Arc::from(config.application_id.as_str()),
             max_task_idle_ms: config.max_task_idle_ms(),
@@ -85,7 +85,7 @@ pub(crate) struct StreamTask {
 
 impl StreamTask {
     /// Builds the task's nodes and queues for `partitions` (resolved topic names).
-    pub fn new(
+    pub(crate) fn new(
         id: TaskId,
         topology: &Topology,
         sub: &SubTopology,
@@ -147,12 +147,12 @@ impl StreamTask {
         })
     }
 
-    pub fn id(&self) -> TaskId {
+    pub(crate) fn id(&self) -> TaskId {
         self.id
     }
 
     /// Initializes every node, upstream first.
-    pub fn init(&mut self) -> ProcessResult {
+    pub(crate) fn init(&mut self) -> ProcessResult {
         for i in &self.init_order {
             let node = &self.nodes[i];
             self.guarded(|| node.borrow_mut().init())
@@ -188,15 +188,15 @@ impl StreamTask {
         }
     }
 
-    pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+    pub(crate) fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
         self.group.partitions()
     }
 
-    pub fn partition_group(&self) -> &PartitionGroup {
+    pub(crate) fn partition_group(&self) -> &PartitionGroup {
         &self.group
     }
 
-    pub fn add_records(
+    pub(crate) fn add_records(
         &mut self,
         tp: &TopicPartition,
         records: impl IntoIterator<Item = RawRecord>,
@@ -204,26 +204,26 @@ impl StreamTask {
         self.group.add_records(tp, records)
     }
 
-    pub fn buffered_in(&self, tp: &TopicPartition) -> usize {
+    pub(crate) fn buffered_in(&self, tp: &TopicPartition) -> usize {
         self.group.buffered_in(tp)
     }
 
-    pub fn set_excluded(&mut self, tp: &TopicPartition, excluded: bool) -> bool {
+    pub(crate) fn set_excluded(&mut self, tp: &TopicPartition, excluded: bool) -> bool {
         self.group.set_excluded(tp, excluded)
     }
 
-    pub fn restore_partition_time(&mut self, tp: &TopicPartition, partition_time: i64) {
+    pub(crate) fn restore_partition_time(&mut self, tp: &TopicPartition, partition_time: i64) {
         self.group.restore_partition_time(tp, partition_time);
         self.ctx.state.borrow_mut().stream_time = self.group.stream_time();
     }
 
-    pub fn stream_time(&self) -> i64 {
+    pub(crate) fn stream_time(&self) -> i64 {
         self.group.stream_time()
     }
 
     /// Restores processor metadata read from a committed offset, before `init`. Every
     /// partition of a task carries a copy; values only grow, so the largest wins.
-    pub fn restore_processor_metadata(&mut self, metadata: &BTreeMap<String, i64>) {
+    pub(crate) fn restore_processor_metadata(&mut self, metadata: &BTreeMap<String, i64>) {
         let mut state = self.ctx.state.borrow_mut();
         for (k, v) in metadata {
             let slot = state.processor_metadata.entry(k.clone()).or_insert(*v);
@@ -231,24 +231,24 @@ impl StreamTask {
         }
     }
 
-    pub fn processed(&self) -> u64 {
+    pub(crate) fn processed(&self) -> u64 {
         self.processed
     }
 
     /// Sets what [`crate::ProcessorContext::is_catching_up`] answers; returns whether it
     /// changed.
-    pub fn set_catching_up(&self, catching_up: bool) -> bool {
+    pub(crate) fn set_catching_up(&self, catching_up: bool) -> bool {
         let mut state = self.ctx.state.borrow_mut();
         std::mem::replace(&mut state.catching_up, catching_up) != catching_up
     }
 
-    pub fn set_wall_clock(&self, wall_clock_ms: i64) {
+    pub(crate) fn set_wall_clock(&self, wall_clock_ms: i64) {
         self.ctx.state.borrow_mut().wall_clock_ms = wall_clock_ms;
     }
 
     /// Processes the next record if the task is ready, then fires due stream-time
     /// punctuators. Returns whether a record was processed.
-    pub fn process(
+    pub(crate) fn process(
         &mut self,
         wall_clock_ms: i64,
         lag: &dyn Fn(&TopicPartition) -> Option<i64>,
@@ -325,7 +325,11 @@ impl StreamTask {
     }
 
     /// Fires the due punctuators of `kind` at `now`. Returns whether any fired.
-    pub fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<bool, StreamsError> {
+    pub(crate) fn punctuate(
+        &mut self,
+        kind: PunctuationType,
+        now: i64,
+    ) -> Result<bool, StreamsError> {
         if kind == PunctuationType::StreamTime && now < 0 {
             return Ok(false);
         }
@@ -342,23 +346,26 @@ impl StreamTask {
     }
 
     /// Fires due wall-clock punctuators.
-    pub fn punctuate_wall_clock(&mut self, wall_clock_ms: i64) -> Result<bool, StreamsError> {
+    pub(crate) fn punctuate_wall_clock(
+        &mut self,
+        wall_clock_ms: i64,
+    ) -> Result<bool, StreamsError> {
         self.set_wall_clock(wall_clock_ms);
         self.punctuate(PunctuationType::WallClockTime, wall_clock_ms)
     }
 
     /// Whether anything was processed since the last commit.
-    pub fn needs_commit(&self) -> bool {
+    pub(crate) fn needs_commit(&self) -> bool {
         self.uncommitted
     }
 
     /// Takes and clears a commit request made by a processor.
-    pub fn take_commit_request(&self) -> bool {
+    pub(crate) fn take_commit_request(&self) -> bool {
         std::mem::take(&mut self.ctx.state.borrow_mut().commit_requested)
     }
 
     /// Offsets and partition times to commit, per partition processed so far.
-    pub fn committable(&self) -> Vec<(TopicPartition, Consumed)> {
+    pub(crate) fn committable(&self) -> Vec<(TopicPartition, Consumed)> {
         let processor_metadata = self.ctx.state.borrow().processor_metadata.clone();
         self.group
             .queues()
@@ -379,14 +386,14 @@ impl StreamTask {
             .collect()
     }
 
-    pub fn mark_committed(&mut self) {
+    pub(crate) fn mark_committed(&mut self) {
         self.uncommitted = false;
         self.state.committed_at(self.group.stream_time());
     }
 
     /// Publishes the task's gauges and checks it for a stall at wall-clock `now_ms`.
     /// `broker_lag`: records the broker holds past the fetch position of its partitions.
-    pub fn publish_health(&mut self, now_ms: i64, broker_lag: Option<u64>) {
+    pub(crate) fn publish_health(&mut self, now_ms: i64, broker_lag: Option<u64>) {
         self.metrics.publish(&self.group, broker_lag);
         let buffered = self.group.queues().iter().map(|q| q.len()).sum();
         match self.stall.observe(now_ms, buffered, self.processed) {
@@ -413,18 +420,18 @@ impl StreamTask {
     }
 
     /// The task's metric handles.
-    pub fn metrics(&self) -> &TaskMetrics {
+    pub(crate) fn metrics(&self) -> &TaskMetrics {
         &self.metrics
     }
 
     /// Records dropped by this task: invalid timestamps, and records skipped by the
     /// deserialization and processing error policies.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.group.dropped() + self.errors.skipped()
     }
 
     /// Enforced-processing decisions so far.
-    pub fn enforced_processing(&self) -> u64 {
+    pub(crate) fn enforced_processing(&self) -> u64 {
         self.group.enforced_processing
     }
 
@@ -434,12 +441,12 @@ impl StreamTask {
     }
 
     /// The task's stores.
-    pub fn state(&mut self) -> &mut StateManager {
+    pub(crate) fn state(&mut self) -> &mut StateManager {
         &mut self.state
     }
 
     /// Closes every node, downstream last, drops buffered records and closes the stores.
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         if self.closed {
             return;
         }

@@ -1,4 +1,5 @@
-//! [`TaskMetrics`]: the per-task series of SPEC §10, each labelled `task="<s>_<p>"`.
+//! [`TaskMetrics`]: the per-task series of docs/semantics.md §10, each labelled
+//! `task="<s>_<p>"`.
 //!
 //! | series | kind | meaning |
 //! |---|---|---|
@@ -39,7 +40,7 @@ pub(crate) struct TaskMetrics {
 }
 
 impl TaskMetrics {
-    pub fn new(task: TaskId) -> Self {
+    pub(crate) fn new(task: TaskId) -> Self {
         let id = task.to_string();
         TaskMetrics {
             processed: metrics::counter!("streamtime_processed_records_total", "task" => id.clone()),
@@ -60,7 +61,7 @@ impl TaskMetrics {
 
     /// One record processed at `timestamp`, when the task's stream time was
     /// `stream_time_before` (−1 before the first record).
-    pub fn processed(&self, stream_time_before: i64, timestamp: i64) {
+    pub(crate) fn processed(&self, stream_time_before: i64, timestamp: i64) {
         self.processed.increment(1);
         if stream_time_before >= 0 {
             self.lateness
@@ -68,18 +69,18 @@ impl TaskMetrics {
         }
     }
 
-    pub fn committed(&self, latency: Duration) {
+    pub(crate) fn committed(&self, latency: Duration) {
         self.commit_latency.record(latency.as_secs_f64());
     }
 
-    pub fn set_stalled(&self, stalled: bool) {
+    pub(crate) fn set_stalled(&self, stalled: bool) {
         self.stalled.set(if stalled { 1.0 } else { 0.0 });
     }
 
     /// Publishes the gauges and turns the partition group's own counts (kept without a
     /// task label) into the task's counters. `broker_lag` is what the broker holds past the
     /// fetch position over the task's partitions, when known.
-    pub fn publish(&mut self, group: &PartitionGroup, broker_lag: Option<u64>) {
+    pub(crate) fn publish(&mut self, group: &PartitionGroup, broker_lag: Option<u64>) {
         let queues = group.queues();
         let buffered: usize = queues.iter().map(|q| q.len()).sum();
         self.stream_time.set(group.stream_time() as f64);

@@ -27,7 +27,7 @@ pub(crate) struct SubTopology {
 impl SubTopology {
     /// Its number of tasks: one per partition of its largest source topic (which is also the
     /// partition count of its stores' changelogs).
-    pub fn task_count(&self, partitions: &BTreeMap<TopicName, i32>) -> i32 {
+    pub(crate) fn task_count(&self, partitions: &BTreeMap<TopicName, i32>) -> i32 {
         self.source_topics
             .iter()
             .filter_map(|t| partitions.get(t))

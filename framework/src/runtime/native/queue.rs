@@ -33,7 +33,7 @@ pub(crate) struct ConsumerQueue<'a> {
 
 impl<'a> ConsumerQueue<'a> {
     /// The queue `consumer`'s messages arrive on.
-    pub fn of<C: ConsumerContext>(consumer: &'a BaseConsumer<C>) -> Self {
+    pub(crate) fn of<C: ConsumerContext>(consumer: &'a BaseConsumer<C>) -> Self {
         // SAFETY: the client pointer is valid while `consumer` lives, which the lifetime
         // ties this queue to; the returned handle is released in `drop`.
         let queue = unsafe { rd::rd_kafka_queue_get_consumer(consumer.client().native_ptr()) };
@@ -73,7 +73,11 @@ unsafe impl<C: ConsumerContext + 'static> Send for PartitionFetchQueue<C> {}
 impl<C: ConsumerContext + 'static> PartitionFetchQueue<C> {
     /// Splits `topic`-`partition`'s messages off `consumer`'s queue; `None` if the partition is
     /// unknown to the consumer.
-    pub fn split(consumer: &Arc<BaseConsumer<C>>, topic: &str, partition: i32) -> Option<Self> {
+    pub(crate) fn split(
+        consumer: &Arc<BaseConsumer<C>>,
+        topic: &str,
+        partition: i32,
+    ) -> Option<Self> {
         let topic = CString::new(topic).ok()?;
         // SAFETY: the client pointer is valid while `consumer` lives, and the queue keeps it.
         let queue = unsafe {
@@ -117,7 +121,7 @@ pub(crate) struct MessageBatch {
 
 impl MessageBatch {
     /// An empty batch that takes at most `capacity` messages at a time.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         MessageBatch {
             messages: Vec::with_capacity(capacity),
             capacity: capacity.max(1),
@@ -126,7 +130,7 @@ impl MessageBatch {
 
     /// Releases the current messages and takes the next ones, waiting up to `timeout` for the
     /// first; returns how many it took.
-    pub fn fill(&mut self, queue: &impl MessageQueue, timeout: Duration) -> usize {
+    pub(crate) fn fill(&mut self, queue: &impl MessageQueue, timeout: Duration) -> usize {
         self.release();
         let queue = queue.native();
         if queue.is_null() {
@@ -149,7 +153,7 @@ impl MessageBatch {
     }
 
     /// The messages taken by the last [`fill`](Self::fill).
-    pub fn iter(&self) -> impl Iterator<Item = BatchMessage<'_>> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = BatchMessage<'_>> {
         self.messages.iter().map(|&m| BatchMessage {
             // SAFETY: every pointer kept is a live message until `release`, which needs
             // `&mut self` and so cannot run while these borrows exist.
@@ -180,13 +184,13 @@ pub(crate) struct BatchMessage<'a> {
 
 impl<'a> BatchMessage<'a> {
     /// The error the message carries instead of data (such as reaching a partition's end).
-    pub fn error(&self) -> Option<RDKafkaRespErr> {
+    pub(crate) fn error(&self) -> Option<RDKafkaRespErr> {
         (self.message.err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR).then_some(self.message.err)
     }
 
     /// The message's topic (`None` only if librdkafka gave no topic or a name that is not
     /// UTF-8).
-    pub fn topic(&self) -> Option<&'a str> {
+    pub(crate) fn topic(&self) -> Option<&'a str> {
         if self.message.rkt.is_null() {
             return None;
         }
@@ -196,23 +200,23 @@ impl<'a> BatchMessage<'a> {
         name.to_str().ok()
     }
 
-    pub fn partition(&self) -> i32 {
+    pub(crate) fn partition(&self) -> i32 {
         self.message.partition
     }
 
-    pub fn offset(&self) -> i64 {
+    pub(crate) fn offset(&self) -> i64 {
         self.message.offset
     }
 
-    pub fn key(&self) -> Option<&'a [u8]> {
+    pub(crate) fn key(&self) -> Option<&'a [u8]> {
         bytes(self.message.key, self.message.key_len)
     }
 
-    pub fn payload(&self) -> Option<&'a [u8]> {
+    pub(crate) fn payload(&self) -> Option<&'a [u8]> {
         bytes(self.message.payload, self.message.len)
     }
 
-    pub fn timestamp(&self) -> rdkafka::Timestamp {
+    pub(crate) fn timestamp(&self) -> rdkafka::Timestamp {
         let mut kind = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
         // SAFETY: a live message; librdkafka writes the type through the pointer.
         let ts = unsafe { rd::rd_kafka_message_timestamp(self.message, &mut kind) };
@@ -228,7 +232,7 @@ impl<'a> BatchMessage<'a> {
     }
 
     /// The message's headers, copied (none: empty).
-    pub fn headers(&self) -> Headers {
+    pub(crate) fn headers(&self) -> Headers {
         let mut headers = Headers::new();
         let mut native = std::ptr::null_mut();
         // SAFETY: a live message; the headers it hands out live as long as the message.
