@@ -294,6 +294,27 @@ impl<T, S: Serde<T>> Serde<Option<T>> for OptionSerde<S> {
     }
 }
 
+/// A value with the timestamp of its latest update: 8 bytes big-endian timestamp, then the
+/// value's own bytes.
+pub(crate) struct TimestampedSerde<A>(pub Arc<dyn Serde<A>>);
+
+impl<A: 'static> Serde<(A, i64)> for TimestampedSerde<A> {
+    fn serialize(&self, value: &(A, i64), out: &mut Vec<u8>) -> Result<(), SerdeError> {
+        out.extend_from_slice(&value.1.to_be_bytes());
+        self.0.serialize(&value.0, out)
+    }
+
+    fn deserialize(&self, bytes: &[u8]) -> Result<(A, i64), SerdeError> {
+        if bytes.len() < 8 {
+            return Err(SerdeError::new(
+                "timestamped value shorter than its 8-byte timestamp",
+            ));
+        }
+        let ts = i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+        Ok((self.0.deserialize(&bytes[8..])?, ts))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,122 +19,15 @@
 
 use std::sync::Arc;
 
+use super::options::{Grouped, Materialized, Repartitioned};
 use super::stream::KStream;
-use super::Repartitioned;
+use super::table::KTable;
 use crate::error::StreamsError;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
-use crate::serdes::{I64Serde, Serde, SerdeError};
+use crate::serdes::{I64Serde, Serde, TimestampedSerde};
 use crate::stores::{KeyValueStoreHandle, StoreSpec, Stores};
 use crate::ProcessResult;
-
-/// How a stream is grouped: the repartition topic's name and serdes.
-pub struct Grouped<K, V> {
-    pub(crate) name: Option<String>,
-    pub(crate) key_serde: Option<Arc<dyn Serde<K>>>,
-    pub(crate) value_serde: Option<Arc<dyn Serde<V>>>,
-}
-
-impl<K, V> Default for Grouped<K, V> {
-    fn default() -> Self {
-        Grouped {
-            name: None,
-            key_serde: None,
-            value_serde: None,
-        }
-    }
-}
-
-impl<K, V> Grouped<K, V> {
-    /// Names the repartition topic `<app>-<name>-repartition`.
-    pub fn as_(name: impl Into<String>) -> Self {
-        Grouped {
-            name: Some(name.into()),
-            ..Default::default()
-        }
-    }
-
-    /// Serdes for the repartition topic.
-    pub fn with_serdes(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
-        Grouped {
-            name: None,
-            key_serde: Some(Arc::new(key_serde)),
-            value_serde: Some(Arc::new(value_serde)),
-        }
-    }
-
-    /// Names the repartition topic too.
-    pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-}
-
-/// How an aggregation's table is stored: store name, value serde, in memory or RocksDB,
-/// changelogged or not.
-pub struct Materialized<K, V> {
-    pub(crate) name: Option<String>,
-    pub(crate) key_serde: Option<Arc<dyn Serde<K>>>,
-    pub(crate) value_serde: Option<Arc<dyn Serde<V>>>,
-    pub(crate) in_memory: bool,
-    pub(crate) logging: bool,
-    pub(crate) retention: Option<std::time::Duration>,
-}
-
-impl<K, V> Default for Materialized<K, V> {
-    fn default() -> Self {
-        Materialized {
-            name: None,
-            key_serde: None,
-            value_serde: None,
-            in_memory: false,
-            logging: true,
-            retention: None,
-        }
-    }
-}
-
-impl<K, V> Materialized<K, V> {
-    /// A store called `name` (changelog `<app>-<name>-changelog`).
-    pub fn as_(name: impl Into<String>) -> Self {
-        Materialized {
-            name: Some(name.into()),
-            ..Default::default()
-        }
-    }
-
-    /// Serdes of the stored keys and values.
-    pub fn with_serdes(mut self, key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
-        self.key_serde = Some(Arc::new(key_serde));
-        self.value_serde = Some(Arc::new(value_serde));
-        self
-    }
-
-    /// Serde of the stored values only.
-    pub fn with_value_serde(mut self, value_serde: impl Serde<V>) -> Self {
-        self.value_serde = Some(Arc::new(value_serde));
-        self
-    }
-
-    /// Keep the table in memory instead of RocksDB.
-    pub fn in_memory(mut self) -> Self {
-        self.in_memory = true;
-        self
-    }
-
-    /// Turn the changelog off (the table is then lost with the instance).
-    pub fn with_logging(mut self, logging: bool) -> Self {
-        self.logging = logging;
-        self
-    }
-
-    /// How long a windowed store keeps windows (default: size + grace, or longer when the
-    /// emit strategy waits longer than grace). Shorter than that fails the build.
-    pub fn with_retention(mut self, retention: std::time::Duration) -> Self {
-        self.retention = Some(retention);
-        self
-    }
-}
 
 /// A stream grouped by key, ready to aggregate.
 pub struct KGroupedStream<K, V> {
@@ -142,42 +35,21 @@ pub struct KGroupedStream<K, V> {
     grouped: Grouped<K, V>,
 }
 
-/// A changelog-backed table: the latest aggregate per key.
-pub struct KTable<K, V> {
-    pub(crate) stream: KStream<K, V>,
-    pub(crate) store: String,
-}
-
-impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
-    /// The stream of the table's updates.
-    pub fn to_stream(&self) -> KStream<K, V> {
-        self.stream.clone()
+impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
+    /// Groups records by their current key, for an aggregation. If a key-changing operation
+    /// came before, the aggregation first repartitions through
+    /// `<app>-<name>-repartition`, where the name is the `Grouped` name or else the store's.
+    pub fn group_by_key(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
+        KGroupedStream::new(self.clone(), grouped)
     }
 
-    /// The name of the store holding the table.
-    pub fn store_name(&self) -> &str {
-        &self.store
-    }
-}
-
-/// A value with the timestamp of its latest update: 8 bytes big-endian timestamp, then the
-/// value's own bytes.
-pub(crate) struct TimestampedSerde<A>(pub Arc<dyn Serde<A>>);
-
-impl<A: 'static> Serde<(A, i64)> for TimestampedSerde<A> {
-    fn serialize(&self, value: &(A, i64), out: &mut Vec<u8>) -> Result<(), SerdeError> {
-        out.extend_from_slice(&value.1.to_be_bytes());
-        self.0.serialize(&value.0, out)
-    }
-
-    fn deserialize(&self, bytes: &[u8]) -> Result<(A, i64), SerdeError> {
-        if bytes.len() < 8 {
-            return Err(SerdeError::new(
-                "timestamped value shorter than its 8-byte timestamp",
-            ));
-        }
-        let ts = i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
-        Ok((self.0.deserialize(&bytes[8..])?, ts))
+    /// Groups records by a new key computed from each record (always repartitions).
+    pub fn group_by<K2: Clone + 'static>(
+        &self,
+        selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+        grouped: Grouped<K2, V>,
+    ) -> KGroupedStream<K2, V> {
+        self.select_key(selector).group_by_key(grouped)
     }
 }
 

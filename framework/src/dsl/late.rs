@@ -7,8 +7,11 @@ use std::sync::Arc;
 use super::windows::Window;
 use crate::processor::ProcessorContext;
 use crate::record::{Record, RecordMetadata};
-use crate::serdes::to_bytes;
+use crate::serdes::{to_bytes, Serde};
 use crate::ProcessResult;
+
+/// Serdes of a windowed operation's input, for its dead-letter topic.
+pub(crate) type LateSerdes<K, V> = Option<(Arc<dyn Serde<K>>, Arc<dyn Serde<V>>)>;
 
 /// A record that arrived after its window closed.
 #[derive(Debug)]
@@ -55,7 +58,7 @@ impl<K, V> Clone for LatePolicy<K, V> {
 pub(crate) struct LateRecordHandler<K, V> {
     node: Arc<str>,
     policy: LatePolicy<K, V>,
-    serdes: super::windowed::LateSerdes<K, V>,
+    serdes: LateSerdes<K, V>,
     dropped: u64,
     counter: metrics::Counter,
 }
@@ -69,7 +72,7 @@ impl<K: 'static, V: 'static> LateRecordHandler<K, V> {
         node: &str,
         task: &str,
         policy: LatePolicy<K, V>,
-        serdes: super::windowed::LateSerdes<K, V>,
+        serdes: LateSerdes<K, V>,
     ) -> Self {
         LateRecordHandler {
             node: Arc::from(node),
@@ -85,7 +88,7 @@ impl<K: 'static, V: 'static> LateRecordHandler<K, V> {
     pub(super) fn for_node<KO, VO>(
         ctx: &ProcessorContext<KO, VO>,
         policy: LatePolicy<K, V>,
-        serdes: super::windowed::LateSerdes<K, V>,
+        serdes: LateSerdes<K, V>,
     ) -> Self {
         Self::new(ctx.node_name(), &ctx.task_id().to_string(), policy, serdes)
     }

@@ -26,13 +26,14 @@ mod table;
 mod windowed;
 mod windows;
 
-pub use grouped::{Grouped, KGroupedStream, KTable, Materialized};
+pub use grouped::KGroupedStream;
 pub use join::{JoinWindows, StreamJoined};
 pub use late::{LateRecord, OnLate};
-pub use options::{Consumed, Produced, Repartitioned};
+pub use options::{Consumed, Grouped, Materialized, Produced, Repartitioned};
 pub use session_windowed::SessionWindowedKStream;
 pub use sliding_windowed::SlidingWindowedKStream;
 pub use stream::KStream;
+pub use table::KTable;
 pub use windowed::{TimeWindowedKStream, WindowedKStream};
 pub use windows::{
     EmitStrategy, SessionWindows, SlidingWindows, TimeWindows, Window, WindowKind, Windowed,

@@ -125,3 +125,111 @@ impl<K, V> Repartitioned<K, V> {
         self
     }
 }
+
+/// How a stream is grouped: the repartition topic's name and serdes.
+pub struct Grouped<K, V> {
+    pub(crate) name: Option<String>,
+    pub(crate) key_serde: Option<Arc<dyn Serde<K>>>,
+    pub(crate) value_serde: Option<Arc<dyn Serde<V>>>,
+}
+
+impl<K, V> Default for Grouped<K, V> {
+    fn default() -> Self {
+        Grouped {
+            name: None,
+            key_serde: None,
+            value_serde: None,
+        }
+    }
+}
+
+impl<K, V> Grouped<K, V> {
+    /// Names the repartition topic `<app>-<name>-repartition`.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Grouped {
+            name: Some(name.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Serdes for the repartition topic.
+    pub fn with_serdes(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
+        Grouped {
+            name: None,
+            key_serde: Some(Arc::new(key_serde)),
+            value_serde: Some(Arc::new(value_serde)),
+        }
+    }
+
+    /// Names the repartition topic too.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// How an aggregation's table is stored: store name, value serde, in memory or RocksDB,
+/// changelogged or not.
+pub struct Materialized<K, V> {
+    pub(crate) name: Option<String>,
+    pub(crate) key_serde: Option<Arc<dyn Serde<K>>>,
+    pub(crate) value_serde: Option<Arc<dyn Serde<V>>>,
+    pub(crate) in_memory: bool,
+    pub(crate) logging: bool,
+    pub(crate) retention: Option<std::time::Duration>,
+}
+
+impl<K, V> Default for Materialized<K, V> {
+    fn default() -> Self {
+        Materialized {
+            name: None,
+            key_serde: None,
+            value_serde: None,
+            in_memory: false,
+            logging: true,
+            retention: None,
+        }
+    }
+}
+
+impl<K, V> Materialized<K, V> {
+    /// A store called `name` (changelog `<app>-<name>-changelog`).
+    pub fn as_(name: impl Into<String>) -> Self {
+        Materialized {
+            name: Some(name.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Serdes of the stored keys and values.
+    pub fn with_serdes(mut self, key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
+        self.key_serde = Some(Arc::new(key_serde));
+        self.value_serde = Some(Arc::new(value_serde));
+        self
+    }
+
+    /// Serde of the stored values only.
+    pub fn with_value_serde(mut self, value_serde: impl Serde<V>) -> Self {
+        self.value_serde = Some(Arc::new(value_serde));
+        self
+    }
+
+    /// Keep the table in memory instead of RocksDB.
+    pub fn in_memory(mut self) -> Self {
+        self.in_memory = true;
+        self
+    }
+
+    /// Turn the changelog off (the table is then lost with the instance).
+    pub fn with_logging(mut self, logging: bool) -> Self {
+        self.logging = logging;
+        self
+    }
+
+    /// How long a windowed store keeps windows (default: size + grace, or longer when the
+    /// emit strategy waits longer than grace). Shorter than that fails the build.
+    pub fn with_retention(mut self, retention: std::time::Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+}

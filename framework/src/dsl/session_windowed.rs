@@ -34,9 +34,12 @@
 use std::sync::Arc;
 
 use super::emit::EmitClock;
-use super::grouped::{KGroupedStream, KTable, Materialized};
+use super::grouped::KGroupedStream;
+use super::late::LateSerdes;
 use super::late::{LatePolicy, LateRecordHandler};
-use super::windowed::{LateSerdes, WindowedKStream};
+use super::options::Materialized;
+use super::table::KTable;
+use super::windowed::WindowedKStream;
 use super::windows::{SessionWindows, Window, Windowed};
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;

@@ -46,12 +46,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::emit::EmitClock;
-use super::grouped::{steps, KGroupedStream, KTable, Materialized, Step, TimestampedSerde};
+use super::grouped::{steps, KGroupedStream, Step};
+use super::late::LateSerdes;
 use super::late::{LatePolicy, LateRecordHandler};
-use super::windowed::{LateSerdes, WindowedKStream};
+use super::options::Materialized;
+use super::table::KTable;
+use super::windowed::WindowedKStream;
 use super::windows::{SlidingWindows, Window, Windowed};
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
+use crate::serdes::TimestampedSerde;
 use crate::serdes::{I64Serde, Serde};
 use crate::stores::{Stores, WindowStoreHandle};
 use crate::ProcessResult;

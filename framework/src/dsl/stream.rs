@@ -4,7 +4,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::grouped::{Grouped, KGroupedStream};
 use super::options::{Consumed, Produced, Repartitioned};
 use super::{BuilderState, FnProcessor};
 use crate::error::StreamsError;
@@ -532,22 +531,6 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
             None => Repartitioned::default(),
         };
         self.repartition(options)
-    }
-
-    /// Groups records by their current key, for an aggregation. If a key-changing operation
-    /// came before, the aggregation first repartitions through
-    /// `<app>-<name>-repartition`, where the name is the `Grouped` name or else the store's.
-    pub fn group_by_key(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
-        KGroupedStream::new(self.clone(), grouped)
-    }
-
-    /// Groups records by a new key computed from each record (always repartitions).
-    pub fn group_by<K2: Clone + 'static>(
-        &self,
-        selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
-        grouped: Grouped<K2, V>,
-    ) -> KGroupedStream<K2, V> {
-        self.select_key(selector).group_by_key(grouped)
     }
 
     pub(crate) fn state(&self) -> &Rc<RefCell<BuilderState>> {

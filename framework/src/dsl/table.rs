@@ -30,17 +30,35 @@
 
 use std::sync::Arc;
 
-use super::grouped::{KTable, Materialized, TimestampedSerde};
 use super::join::require_copartitioned;
 use super::options::Consumed;
+use super::options::Materialized;
 use super::stream::KStream;
 use super::StreamsBuilder;
 use crate::error::StreamsError;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
-use crate::serdes::{OptionSerde, Serde};
+use crate::serdes::{OptionSerde, Serde, TimestampedSerde};
 use crate::stores::{KeyValueStoreHandle, StoreKind, Stores};
 use crate::ProcessResult;
+
+/// A changelog-backed table: the latest aggregate per key.
+pub struct KTable<K, V> {
+    pub(crate) stream: KStream<K, V>,
+    pub(crate) store: String,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
+    /// The stream of the table's updates.
+    pub fn to_stream(&self) -> KStream<K, V> {
+        self.stream.clone()
+    }
+
+    /// The name of the store holding the table.
+    pub fn store_name(&self) -> &str {
+        &self.store
+    }
+}
 
 impl StreamsBuilder {
     /// A table of the latest value per key of `topic`: each record sets its key's value, a

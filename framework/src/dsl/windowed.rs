@@ -29,15 +29,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::emit::EmitClock;
-use super::grouped::{
-    steps, KGroupedStream, KTable, Materialized, Prepared, Step, TimestampedSerde,
-};
-use super::late::{LatePolicy, LateRecord, LateRecordHandler};
+use super::grouped::{steps, KGroupedStream, Prepared, Step};
+use super::late::{LatePolicy, LateRecord, LateRecordHandler, LateSerdes};
+use super::options::Materialized;
+use super::table::KTable;
 use super::windows::{EmitStrategy, TimeWindows, Window, Windowed, WindowedSerde};
 use crate::error::StreamsError;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
-use crate::serdes::{I64Serde, Serde};
+use crate::serdes::{I64Serde, Serde, TimestampedSerde};
 use crate::stores::{Stores, WindowStoreHandle};
 use crate::ProcessResult;
 
@@ -207,9 +207,6 @@ pub(crate) struct AggregateParts<K, A> {
     pub key_serde: Arc<dyn Serde<K>>,
     pub agg_serde: Arc<dyn Serde<A>>,
 }
-
-/// Serdes of a windowed operation's input, for its dead-letter topic.
-pub(crate) type LateSerdes<K, V> = Option<(Arc<dyn Serde<K>>, Arc<dyn Serde<V>>)>;
 
 impl<K: Clone + 'static, V: Clone + 'static> TimeWindowedKStream<K, V> {
     /// Counts records per key and window.
