@@ -4,18 +4,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::node::{NodeRef, TaskContext};
+use super::children::{call, Child};
 use super::{PunctuationType, PunctuatorId};
 use crate::error::{ProcessResult, StreamsError};
 use crate::record::{Record, RecordMetadata};
 use crate::serdes::Serde;
 use crate::stores::{KeyValueStoreHandle, SessionStoreHandle, WindowStoreHandle};
+use crate::task::task_context::TaskContext;
 use crate::task::TaskId;
-
-pub(crate) struct Child<K, V> {
-    pub(crate) name: Arc<str>,
-    pub(crate) node: NodeRef<K, V>,
-}
 
 /// The context of one processor node in one task: forwarding to children, punctuation
 /// schedules, and the metadata of the record being processed.
@@ -74,11 +70,6 @@ impl<K: Clone + 'static, V: Clone + 'static> ProcessorContext<K, V> {
             ))),
         }
     }
-}
-
-fn call<K, V>(node: &NodeRef<K, V>, record: Record<K, V>) -> ProcessResult {
-    // A RefCell borrow conflict here would mean a cycle, which topology building forbids.
-    node.borrow_mut().process(record)
 }
 
 impl<K, V> ProcessorContext<K, V> {
@@ -263,13 +254,4 @@ impl<K, V> ProcessorContext<K, V> {
     pub fn request_commit(&mut self) {
         self.task.state.borrow_mut().commit_requested = true;
     }
-}
-
-pub(crate) fn new_children<K: 'static, V: 'static>(
-    children: Vec<(Arc<str>, NodeRef<K, V>)>,
-) -> Vec<Child<K, V>> {
-    children
-        .into_iter()
-        .map(|(name, node)| Child { name, node })
-        .collect()
 }

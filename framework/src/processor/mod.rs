@@ -22,6 +22,7 @@
 //! }
 //! ```
 
+pub(crate) mod children;
 pub(crate) mod context;
 pub(crate) mod node;
 

@@ -1,4 +1,5 @@
-//! Runtime nodes of a task's processing graph and the state the nodes of one task share.
+//! Runtime nodes of a task's processing graph: processor, source and sink nodes, and how
+//! the topology's factories build them for one task.
 //!
 //! Nodes are built per task from the topology's factories. A node is held as
 //! `Rc<RefCell<_>>` so that a node with several parents (merge) can be a child of each; the
@@ -9,21 +10,15 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::context::{new_children, ProcessorContext};
-use super::{Processor, Punctuation, PunctuationType, PunctuatorId};
+use super::children::{new_children, Node, NodeRef};
+use super::context::ProcessorContext;
+use super::{Processor, Punctuation};
 use crate::error::{ProcessResult, StreamsError};
 use crate::partitioner;
-use crate::record::{Record, RecordMetadata};
-use crate::runtime::record_collector::{OutgoingRecord, RecordCollector};
+use crate::record::Record;
+use crate::runtime::record_collector::OutgoingRecord;
 use crate::serdes::{from_bytes, Serde};
-use crate::task::TaskId;
-
-/// A node that takes typed records.
-pub(crate) trait Node<K, V> {
-    fn process(&mut self, record: Record<K, V>) -> ProcessResult;
-}
-
-pub(crate) type NodeRef<K, V> = Rc<RefCell<dyn Node<K, V>>>;
+use crate::task::task_context::TaskContext;
 
 type NamedChildren<K, V> = Vec<(Arc<str>, NodeRef<K, V>)>;
 
@@ -44,129 +39,6 @@ pub(crate) trait RawInput {
     /// Deserializes and forwards `raw`. Its value bytes move into the value when the serde
     /// can keep them; they are left in place if deserialization fails.
     fn process_raw(&mut self, raw: &mut crate::record::RawRecord, timestamp: i64) -> ProcessResult;
-}
-
-/// A registered punctuation schedule.
-#[derive(Debug, Clone)]
-pub(crate) struct Schedule {
-    pub id: PunctuatorId,
-    pub node: usize,
-    pub kind: PunctuationType,
-    pub interval_ms: i64,
-    pub next_ms: i64,
-}
-
-impl Schedule {
-    /// Moves the schedule past `now`, skipping missed intervals instead of replaying them.
-    pub(crate) fn advance(&mut self, now: i64) {
-        let next = self.next_ms + self.interval_ms;
-        self.next_ms = if now >= next {
-            let missed = (now - self.next_ms) / self.interval_ms;
-            self.next_ms + (missed + 1) * self.interval_ms
-        } else {
-            next
-        };
-    }
-}
-
-/// Mutable per-task state visible to every node of the task.
-#[derive(Debug)]
-pub(crate) struct TaskState {
-    pub stream_time: i64,
-    /// Timestamp of the record (or punctuation) being processed: stores log writes with it.
-    pub current_timestamp: i64,
-    pub wall_clock_ms: i64,
-    pub current: Option<RecordMetadata>,
-    pub schedules: Vec<Schedule>,
-    pub commit_requested: bool,
-    /// The task's lag is above the catching-up threshold (see
-    /// [`ProcessorContext::is_catching_up`]).
-    pub catching_up: bool,
-    /// Numbers processors keep with the committed offsets (`<node index>.<name>` → value),
-    /// such as a windowed operator's observed stream time and last emitted window end.
-    pub processor_metadata: std::collections::BTreeMap<String, i64>,
-    /// A panic caught in a processor of the record (or punctuation) being handled. Kept here
-    /// as well as returned, so a parent that ignores its `forward` result cannot hide it.
-    pub caught_panic: Option<StreamsError>,
-    next_punctuator: u64,
-}
-
-impl TaskState {
-    pub(crate) fn new(wall_clock_ms: i64) -> Self {
-        TaskState {
-            stream_time: -1,
-            current_timestamp: -1,
-            wall_clock_ms,
-            current: None,
-            schedules: Vec::new(),
-            commit_requested: false,
-            catching_up: false,
-            processor_metadata: Default::default(),
-            caught_panic: None,
-            next_punctuator: 0,
-        }
-    }
-
-    pub(crate) fn schedule(
-        &mut self,
-        node: usize,
-        interval_ms: i64,
-        kind: PunctuationType,
-    ) -> PunctuatorId {
-        let id = PunctuatorId(self.next_punctuator);
-        self.next_punctuator += 1;
-        let next_ms = match kind {
-            // Aligned to 0 so stream-time punctuation fires as soon as there is data and then
-            // on interval multiples, as in Kafka Streams.
-            PunctuationType::StreamTime => 0,
-            PunctuationType::WallClockTime => self.wall_clock_ms + interval_ms,
-        };
-        self.schedules.push(Schedule {
-            id,
-            node,
-            kind,
-            interval_ms,
-            next_ms,
-        });
-        id
-    }
-
-    pub(crate) fn cancel(&mut self, id: PunctuatorId) {
-        self.schedules.retain(|s| s.id != id);
-    }
-
-    /// Schedules of `kind` due at `now`, advanced past it, in registration order.
-    pub(crate) fn take_due(
-        &mut self,
-        kind: PunctuationType,
-        now: i64,
-    ) -> Vec<(usize, Punctuation)> {
-        let mut due = Vec::new();
-        for s in self.schedules.iter_mut().filter(|s| s.kind == kind) {
-            if now >= s.next_ms {
-                due.push((
-                    s.node,
-                    Punctuation {
-                        id: s.id,
-                        kind,
-                        timestamp: now,
-                    },
-                ));
-                s.advance(now);
-            }
-        }
-        due
-    }
-}
-
-/// What the nodes of one task share: identity, mutable state and the record collector.
-pub(crate) struct TaskContext {
-    pub task_id: TaskId,
-    pub application_id: Arc<str>,
-    pub state: RefCell<TaskState>,
-    pub collector: RefCell<Box<dyn RecordCollector>>,
-    /// The task's stores by name.
-    pub stores: std::collections::BTreeMap<String, crate::stores::TaskStore>,
 }
 
 /// A built node's input side, type-erased so the topology can wire parents to children.

@@ -4,8 +4,8 @@ use std::rc::Rc;
 
 use super::{HandleBase, Shared, TaskStore};
 use crate::error::StreamsError;
-use crate::processor::node::TaskContext;
 use crate::serdes::Serde;
+use crate::task::task_context::TaskContext;
 use streamtime_state::KeyValueStore;
 
 /// A typed view of a key-value store, for a processor of the task that owns it. Writes carry

@@ -38,15 +38,15 @@ pub use key_value::KeyValueStoreHandle;
 pub use session::{Session, SessionStoreHandle};
 pub use window::WindowStoreHandle;
 
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use streamtime_state::{KeyValueStore, SessionStore, StateError, StateStore, WindowStore};
+use streamtime_state::StateError;
 
 use crate::error::StreamsError;
-use crate::processor::node::TaskContext;
 use crate::serdes::{Serde, SerdeError};
+use crate::task::task_context::TaskContext;
+pub(crate) use crate::task::task_context::{Shared, TaskStore};
 
 /// Windowed changelogs keep data this much longer than the store, so a restoring instance
 /// still finds every window the store would keep (as in Kafka Streams).
@@ -197,35 +197,6 @@ impl StoreSpec {
                         .to_string(),
                 ),
             ],
-        }
-    }
-}
-
-pub(crate) type Shared<S> = Rc<RefCell<Box<S>>>;
-
-/// One store of a task, by shape.
-#[derive(Clone)]
-pub(crate) enum TaskStore {
-    KeyValue(Shared<dyn KeyValueStore>),
-    Window(Shared<dyn WindowStore>),
-    Session(Shared<dyn SessionStore>),
-}
-
-impl TaskStore {
-    /// Runs `f` on the store's shape-independent side (flush, restore).
-    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut dyn StateStore) -> R) -> R {
-        match self {
-            TaskStore::KeyValue(s) => f(&mut **s.borrow_mut()),
-            TaskStore::Window(s) => f(&mut **s.borrow_mut()),
-            TaskStore::Session(s) => f(&mut **s.borrow_mut()),
-        }
-    }
-
-    fn shape(&self) -> &'static str {
-        match self {
-            TaskStore::KeyValue(_) => "a key-value store",
-            TaskStore::Window(_) => "a window store",
-            TaskStore::Session(_) => "a session store",
         }
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::{HandleBase, Shared, TaskStore};
 use crate::error::StreamsError;
-use crate::processor::node::TaskContext;
 use crate::serdes::Serde;
+use crate::task::task_context::TaskContext;
 use streamtime_state::{SessionStore, WriteOutcome};
 
 /// One session of a key: `[start, end]` (both inclusive) and its value.

@@ -6,6 +6,7 @@ pub(crate) mod record_queue;
 pub(crate) mod stall;
 pub(crate) mod state_manager;
 pub(crate) mod stream_task;
+pub(crate) mod task_context;
 pub(crate) mod task_metrics;
 
 use std::fmt;

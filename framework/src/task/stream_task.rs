@@ -15,10 +15,11 @@ use super::task_metrics::TaskMetrics;
 use super::{TaskId, TopicPartition};
 use crate::error::{ProcessResult, StreamsError};
 use crate::faults::FaultPoint;
-use crate::processor::node::{Lifecycle, RawInput, TaskContext, TaskState};
+use crate::processor::node::{Lifecycle, RawInput};
 use crate::processor::PunctuationType;
 use crate::record::{RawRecord, RecordMetadata};
 use crate::runtime::record_collector::RecordCollector;
+use crate::task::task_context::{TaskContext, TaskState};
 use crate::timestamp::{InvalidTimestampPolicy, TimestampExtractor};
 use crate::topology::{SubTopology, Topology};
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use super::{NodeKind, SubTopology, TopicName, Topology};
 use crate::error::StreamsError;
-use crate::processor::node::{ChildHandle, Lifecycle, NodeBuild, RawInput, TaskContext};
+use crate::processor::node::{ChildHandle, Lifecycle, NodeBuild, RawInput};
+use crate::task::task_context::TaskContext;
 use crate::timestamp::TimestampExtractor;
 
 /// A source of a task graph: the topic it reads (resolved), its node and its extractor.
