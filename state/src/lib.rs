@@ -1,7 +1,8 @@
 //! State stores for streamtime: key-value, window and session stores over RocksDB and
 //! memory, with change logging, write-back caching, checkpoints and the task directory lock.
 //!
-//! This crate knows nothing about Kafka: the runtime hands each logged store a
+//! This crate knows nothing about Kafka, and stores bytes: the framework's serdes turn typed
+//! keys and values into them. The runtime hands each logged store a
 //! [`ChangelogWriter`] and feeds changelog records back through [`StateStore::restore`].
 //!
 //! # Layers
@@ -9,7 +10,7 @@
 //! A store is built inside out, each layer implementing the same trait:
 //!
 //! ```text
-//! CachingKeyValueStore          folds updates, flushes in key order, reports to a listener
+//! CachingKeyValueStore          folds updates, writes them out in key order on flush
 //!   └ LoggedKeyValueStore       sends every applied write to the changelog
 //!       └ RocksKeyValueStore    (or InMemoryKeyValueStore, its twin)
 //! ```
@@ -46,7 +47,6 @@
 mod cache;
 mod changelog;
 mod checkpoint;
-mod codec;
 mod directory;
 mod error;
 pub mod kv;
@@ -55,14 +55,12 @@ mod segment_filter;
 mod segments;
 pub mod session;
 mod store;
-mod typed;
 pub mod window;
 
 pub use cache::{CachingKeyValueStore, FlushListener, FlushedEntry};
 pub use changelog::{ChangelogRecord, ChangelogWriter, MemoryChangelog};
 pub use changelog::{LoggedKeyValueStore, LoggedSessionStore, LoggedWindowStore};
 pub use checkpoint::{CheckpointFile, CheckpointOffsets, TopicPartition};
-pub use codec::{BincodeSerde, BytesSerde, StateSerde, StringSerde};
 pub use directory::{StateDirectory, TaskDirectory};
 pub use error::StateError;
 pub use kv::RocksKeyValueStore;
@@ -71,6 +69,5 @@ pub use rocks::{RocksConfig, RocksResources};
 pub use session::{InMemorySessionStore, RocksSessionStore, SegmentedSessionStore};
 pub use session::{SessionEntry, SessionIter, SessionStore};
 pub use store::StateStore;
-pub use typed::{SerdeRef, TypedKeyValueStore, TypedSession, TypedSessionStore, TypedWindowStore};
 pub use window::{InMemoryWindowStore, RocksWindowStore, SegmentedWindowStore};
 pub use window::{WindowIter, WindowStore, WindowStoreConfig, WindowedEntry, WriteOutcome};

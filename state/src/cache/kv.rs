@@ -11,11 +11,10 @@ use crate::{KeyValueIter, KeyValueStore, StateError, StateStore};
 /// * Writes go to the cache only; repeated writes to a key between flushes fold into one.
 /// * Reads (get, range, all) see cached values first, including pending deletes.
 /// * [`StateStore::flush_cache`] (commit step 1) writes every dirty entry to the store in key
-///   order and hands each to the [`FlushListener`] right after writing it, with the
-///   timestamp of the entry's last update.
+///   order and, when a [`FlushListener`] is set, hands each to it right after writing it,
+///   with the timestamp of the entry's last update.
 /// * When the cache exceeds `max_bytes`, the least recently *written* entries are evicted;
-///   a dirty one is written through and reported to the listener at once (so eviction can
-///   emit downstream in the middle of processing, as in Kafka Streams).
+///   a dirty one is written through (and reported to a listener) at once.
 /// * A pending delete of a key the store does not hold is dropped silently: nothing to
 ///   write, log or forward.
 /// * An entry larger than `max_bytes` goes straight through; with `max_bytes = 0` (caching

@@ -1,8 +1,10 @@
 //! Write-back caching: updates to a key between flushes fold into one entry, written to the
-//! (logged) store underneath, and reported to a listener, only when flushed or evicted.
+//! (logged) store underneath only when flushed or evicted, so the store and its changelog see
+//! one write per key per commit interval instead of one per record.
 //!
-//! With caching, downstream sees one update per key per commit interval instead of one per
-//! record; the runtime forwards whatever the [`FlushListener`] receives.
+//! An optional [`FlushListener`] receives every entry written out. The framework attaches
+//! none today: its operators forward each update themselves, so caching folds store and
+//! changelog writes but not the updates downstream processors see.
 
 mod kv;
 mod lru;
@@ -10,8 +12,7 @@ mod merge;
 
 pub use kv::CachingKeyValueStore;
 
-/// An entry leaving the cache for the store underneath, for the runtime to forward
-/// downstream.
+/// An entry leaving the cache for the store underneath.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlushedEntry {
     /// The key.

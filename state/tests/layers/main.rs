@@ -1,4 +1,4 @@
-//! The layers over byte stores: change logging, the write-back cache and typed views.
+//! The layers over byte stores: change logging and the write-back cache.
 
 #[macro_use]
 #[path = "../common/mod.rs"]
@@ -6,4 +6,3 @@ mod common;
 
 mod cache;
 mod changelog;
-mod typed;
