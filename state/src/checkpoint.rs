@@ -23,26 +23,9 @@ use std::path::{Path, PathBuf};
 
 use crate::StateError;
 
+use crate::topic_partition::TopicPartition;
+
 const HEADER: &str = "streamtime-checkpoint v1";
-
-/// A changelog topic partition.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TopicPartition {
-    /// Topic name (Kafka topic names have no whitespace).
-    pub topic: String,
-    /// Partition number.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// `topic`-`partition`.
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
 
 /// Offsets per changelog partition.
 pub type CheckpointOffsets = BTreeMap<TopicPartition, i64>;

@@ -10,7 +10,6 @@ pub(crate) mod task_context;
 pub(crate) mod task_metrics;
 
 use std::fmt;
-use std::sync::Arc;
 
 /// Identifies a task: sub-topology `subtopology` on partition `partition` of its sources.
 /// Displayed as `s_p`, like Kafka Streams.
@@ -28,28 +27,4 @@ impl fmt::Display for TaskId {
     }
 }
 
-/// A partition of a topic. Ordered by topic name, then partition: the tie-break order of the
-/// record chooser.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    /// Topic name.
-    pub topic: Arc<str>,
-    /// Partition number.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// A topic partition.
-    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
+pub use streamtime_state::TopicPartition;

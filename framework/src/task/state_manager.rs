@@ -17,7 +17,7 @@ use streamtime_state::{
     InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, KeyValueStore,
     LoggedKeyValueStore, LoggedSessionStore, LoggedWindowStore, RocksKeyValueStore, RocksResources,
     RocksSessionStore, RocksWindowStore, SessionStore, StateDirectory, StateError, StateStore,
-    TaskDirectory, TopicPartition as CheckpointPartition, WindowStore, WindowStoreConfig,
+    TaskDirectory, TopicPartition, WindowStore, WindowStoreConfig,
 };
 
 use super::TaskId;
@@ -136,8 +136,7 @@ impl StateManager {
                 (topic, task.partition)
             });
             if let (Some((topic, partition)), true) = (&changelog, persistent) {
-                if let Some(&o) = offsets.get(&CheckpointPartition::new(topic.clone(), *partition))
-                {
+                if let Some(&o) = offsets.get(&TopicPartition::new(topic.clone(), *partition)) {
                     restore_from.insert((topic.clone(), *partition), o + 1);
                 }
             }
@@ -203,10 +202,8 @@ impl StateManager {
             .with_state(|st| st.restore_batch(records))
             .map_err(|e| state_error(&s.name, e))?;
         if let Some((topic, partition)) = &s.changelog {
-            self.offsets.insert(
-                CheckpointPartition::new(topic.clone(), *partition),
-                last_offset,
-            );
+            self.offsets
+                .insert(TopicPartition::new(topic.clone(), *partition), last_offset);
         }
         Ok(())
     }
@@ -288,7 +285,7 @@ impl StateManager {
             if let (Some((topic, partition)), true) = (&s.changelog, s.persistent) {
                 if let Some(o) = delivered(topic, *partition) {
                     self.offsets
-                        .insert(CheckpointPartition::new(topic.clone(), *partition), o);
+                        .insert(TopicPartition::new(topic.clone(), *partition), o);
                 }
             }
         }
