@@ -10,6 +10,7 @@
 //! * [`secure`]: a broker of a test's own with SASL_SSL and ACLs switched on.
 //! * [`stoppable`]: a broker of a test's own, to stop and start again.
 //! * [`topics`]: unique topic names and topic creation through the admin client.
+//! * [`wait`]: waiting for a condition, with a message that says what was awaited.
 
 pub mod app_process;
 pub mod chaos;
@@ -19,5 +20,6 @@ pub mod records;
 pub mod secure;
 pub mod stoppable;
 pub mod topics;
+pub mod wait;
 
 pub use kafka::bootstrap_servers;
