@@ -3,14 +3,14 @@
 //! across a revocation and a new assignment, so the framework has to lift it itself.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use streamtime::serdes::StringSerde;
 use streamtime::{Consumed, KafkaStreams, Produced, StreamsBuilder, StreamsConfig};
 use streamtime_integration_tests::records::{self, TestRecord};
+use streamtime_integration_tests::wait::{eventually_async, WAIT};
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
-const WAIT: Duration = Duration::from_secs(120);
 const BACKLOG: usize = 100_000;
 const RECORDS: usize = BACKLOG + 10_000;
 
@@ -44,16 +44,18 @@ fn record(i: usize) -> TestRecord {
     )
 }
 
-/// Waits until the two instances own two tasks each; returns what they own at the end.
-async fn settled(first: &KafkaStreams, second: &KafkaStreams) -> (usize, usize) {
-    let deadline = Instant::now() + WAIT;
-    loop {
+/// Waits until the two instances own two tasks each; panics after [`WAIT`].
+async fn settled(first: &KafkaStreams, second: &KafkaStreams) {
+    let awaited = "the group to settle on two tasks per instance";
+    eventually_async(WAIT, awaited, move || async move {
         let owned = (first.task_status().len(), second.task_status().len());
-        if owned == (2, 2) || Instant::now() > deadline {
-            return owned;
+        if owned == (2, 2) {
+            Ok(())
+        } else {
+            Err(format!("tasks per instance {owned:?}"))
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,12 +73,7 @@ async fn partitions_paused_when_a_rebalance_starts_are_consumed_after_it() {
     // The first instance is busy with its backlog (and pausing) when the second one joins.
     records::consume(&servers, &output, 2_000, WAIT).await;
     let second = instance(&app_id, &dirs[1], &servers, &input, &output);
-    let owned = settled(&first, &second).await;
-    assert_eq!(
-        owned,
-        (2, 2),
-        "the group did not settle on two tasks per instance"
-    );
+    settled(&first, &second).await;
     // Records that arrive after the rebalance, on every partition.
     records::produce(&servers, &input, (BACKLOG..RECORDS).map(record).collect()).await;
 

@@ -3,7 +3,7 @@
 //! restart, and a SIGKILLed app loses no input (at-least-once).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use streamtime::partitioner::partition_for_key;
 use streamtime::serdes::StringSerde;
@@ -12,6 +12,7 @@ use streamtime::{
 };
 use streamtime_integration_tests::app_process::AppProcess;
 use streamtime_integration_tests::records::{self, TestRecord};
+use streamtime_integration_tests::wait::eventually_async;
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -61,25 +62,26 @@ async fn repartitioned_pipeline_preserves_event_time_and_headers() {
     let seen = records::consume(&servers, &output, sent.len(), WAIT).await;
     // Consumed repartition records are deleted after the commit that covers them.
     let repartition = format!("{app_id}-by-letter-repartition");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let marks = topics::watermarks(&servers, &repartition).await;
-        assert_eq!(
-            marks.len(),
-            3,
-            "sized like the largest input of the sub-topology writing it"
-        );
-        let (purged, written): (i64, i64) =
-            marks.iter().fold((0, 0), |(l, h), m| (l + m.0, h + m.1));
-        assert_eq!(written, sent.len() as i64);
-        if purged == written {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "repartition topic not purged: {marks:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    {
+        let (servers, repartition, sent) = (&servers, &repartition, &sent);
+        let awaited = format!("{repartition} to be purged");
+        eventually_async(Duration::from_secs(30), &awaited, move || async move {
+            let marks = topics::watermarks(servers, repartition).await;
+            assert_eq!(
+                marks.len(),
+                3,
+                "sized like the largest input of the sub-topology writing it"
+            );
+            let (purged, written): (i64, i64) =
+                marks.iter().fold((0, 0), |(l, h), m| (l + m.0, h + m.1));
+            assert_eq!(written, sent.len() as i64);
+            if purged == written {
+                Ok(())
+            } else {
+                Err(format!("repartition topic not purged: {marks:?}"))
+            }
+        })
+        .await;
     }
     app.close().unwrap();
 
@@ -161,16 +163,14 @@ async fn stream_time_is_restored_from_commit_metadata() {
     // Restarted with nothing new to read, the task starts at the committed partition time.
     let mut app = KafkaStreams::new(topology(), config(&app_id, &servers)).unwrap();
     app.start().unwrap();
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(task) = app.task_status().into_iter().next() {
-            break task;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the restarted app never reported its task"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let status = {
+        let app = &app;
+        let awaited = "the restarted app to report its task";
+        eventually_async(WAIT, awaited, move || async move {
+            let task = app.task_status().into_iter().next();
+            task.ok_or_else(|| format!("no task; state {:?}", app.state()))
+        })
+        .await
     };
     app.close().unwrap();
     assert_eq!(status.stream_time, 50_009, "{status:?}");

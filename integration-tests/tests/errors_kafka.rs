@@ -3,12 +3,13 @@
 //! (dead letter), or stop the app at the first one with its coordinates (fail, the default).
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use streamtime::error_policy::{headers, DeserializationErrorPolicy};
 use streamtime::serdes::{I64Serde, StringSerde};
 use streamtime::{Consumed, KafkaStreams, Produced, StreamsBuilder, StreamsConfig, StreamsError};
 use streamtime_integration_tests::records::{self, TestRecord};
+use streamtime_integration_tests::wait::eventually_async;
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
 const VALID: usize = 30_000;
@@ -64,16 +65,19 @@ fn app(s: &Setup, app_id: &str, policy: DeserializationErrorPolicy) -> KafkaStre
     app
 }
 
-/// Waits until the app's tasks report `dropped` skipped records in total.
+/// Waits until the app's tasks report at least `dropped` skipped records in total; returns
+/// how many they report.
 async fn wait_for_dropped(app: &KafkaStreams, dropped: u64) -> u64 {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let awaited = format!("{dropped} dropped records");
+    eventually_async(WAIT, &awaited, move || async move {
         let seen: u64 = app.task_status().iter().map(|t| t.dropped).sum();
-        if seen >= dropped || Instant::now() > deadline {
-            return seen;
+        if seen >= dropped {
+            Ok(seen)
+        } else {
+            Err(format!("{seen} dropped"))
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 /// The values read back from the output, checked to be exactly the valid inputs + 1.
@@ -162,13 +166,16 @@ async fn fail_stops_the_app_at_a_malformed_record_with_its_coordinates() {
         &topics::unique_name("fail-app"),
         DeserializationErrorPolicy::Fail,
     );
-    let deadline = Instant::now() + WAIT;
-    while app.error().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the app did not stop on a malformed record"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    {
+        let app = &app;
+        let awaited = "the app to stop on a malformed record";
+        eventually_async(WAIT, awaited, move || async move {
+            match app.error() {
+                Some(_) => Ok(()),
+                None => Err(format!("no error; state {:?}", app.state())),
+            }
+        })
+        .await;
     }
     let error = app.close().expect_err("the thread failed");
     let StreamsError::Deserialization { context, .. } = &error else {

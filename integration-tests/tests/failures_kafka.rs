@@ -15,34 +15,36 @@ use streamtime::{
     ProcessorContext, Produced, Record, StreamsBuilder, StreamsConfig, StreamsError,
 };
 use streamtime_integration_tests::records::{self, TestRecord};
+use streamtime_integration_tests::wait::{eventually_async, WAIT};
 use streamtime_integration_tests::{bootstrap_servers, topics};
-
-const WAIT: Duration = Duration::from_secs(120);
 
 /// Waits until the app stops running by itself (a thread failed); panics after [`WAIT`].
 async fn wait_until_stopped(app: &KafkaStreams, what: &str) {
-    let deadline = Instant::now() + WAIT;
-    while app.is_running() {
-        assert!(
-            Instant::now() < deadline,
-            "the app still runs {WAIT:?} after {what}; status:\n{}",
-            app.status_report()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let awaited = format!("the app to stop after {what}");
+    eventually_async(WAIT, &awaited, move || async move {
+        if app.is_running() {
+            Err(format!(
+                "the app still runs; status:\n{}",
+                app.status_report()
+            ))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
 }
 
 /// Waits until the app runs at least one task.
 async fn wait_for_tasks(app: &KafkaStreams) {
-    let deadline = Instant::now() + WAIT;
-    while app.task_status().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the app got no tasks within {WAIT:?}"
-        );
-        assert!(app.is_running(), "the app stopped: {:?}", app.error());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_async(WAIT, "the app to get a task", move || async move {
+        if !app.task_status().is_empty() {
+            Ok(())
+        } else {
+            assert!(app.is_running(), "the app stopped: {:?}", app.error());
+            Err(format!("no tasks; state {:?}", app.state()))
+        }
+    })
+    .await;
 }
 
 fn value_index(r: &TestRecord) -> usize {
@@ -328,28 +330,27 @@ async fn a_checkpoint_beyond_the_end_of_a_recreated_changelog_is_not_trusted() {
     // The changelog is deleted and created again, empty; local state and offsets stay.
     let changelog = format!("{app_id}-counts-changelog");
     topics::delete(&servers, &[&changelog]).await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let admin = topics::admin(&servers);
-        let topic = rdkafka::admin::NewTopic::new(
-            &changelog,
-            1,
-            rdkafka::admin::TopicReplication::Fixed(1),
-        )
-        .set("cleanup.policy", "compact");
-        let result = admin
-            .create_topics([&topic], &rdkafka::admin::AdminOptions::new())
-            .await
-            .expect("create_topics");
-        if result[0].is_ok() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cannot recreate {changelog}: {:?}",
-            result[0]
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    {
+        let (servers, changelog) = (&servers, &changelog);
+        let awaited = format!("{changelog} to be created again");
+        eventually_async(WAIT, &awaited, move || async move {
+            let admin = topics::admin(servers);
+            let topic = rdkafka::admin::NewTopic::new(
+                changelog,
+                1,
+                rdkafka::admin::TopicReplication::Fixed(1),
+            )
+            .set("cleanup.policy", "compact");
+            let result = admin
+                .create_topics([&topic], &rdkafka::admin::AdminOptions::new())
+                .await
+                .expect("create_topics");
+            match &result[0] {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("cannot recreate {changelog}: {e:?}")),
+            }
+        })
+        .await;
     }
 
     records::produce(&servers, &input, vec![record(50)]).await;
@@ -460,10 +461,15 @@ async fn a_failed_thread_is_replaced_when_the_handler_says_so_and_states_follow(
         !fail.load(std::sync::atomic::Ordering::SeqCst),
         "the processor failed once"
     );
-    let deadline = Instant::now() + WAIT;
-    while app.state() != State::Running {
-        assert!(Instant::now() < deadline, "state {:?}", app.state());
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    {
+        let app = &app;
+        eventually_async(WAIT, "the app to run again", move || async move {
+            match app.state() {
+                State::Running => Ok(()),
+                state => Err(format!("state {state:?}")),
+            }
+        })
+        .await;
     }
     assert!(app.error().is_none(), "{:?}", app.error());
     app.close().unwrap();
@@ -512,17 +518,22 @@ async fn shutdown_application_stops_every_instance() {
             app
         })
         .collect();
-    let deadline = Instant::now() + WAIT;
-    while !apps
-        .iter()
-        .all(|a| a.state() == State::Running && !a.task_status().is_empty())
     {
-        assert!(
-            Instant::now() < deadline,
-            "both instances run tasks: {:?}",
-            apps.iter().map(|a| a.state()).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let apps = &apps;
+        eventually_async(WAIT, "both instances to run tasks", move || async move {
+            if apps
+                .iter()
+                .all(|a| a.state() == State::Running && !a.task_status().is_empty())
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "states {:?}",
+                    apps.iter().map(|a| a.state()).collect::<Vec<_>>()
+                ))
+            }
+        })
+        .await;
     }
     // One poison record, on partition 0: only its owner fails.
     let mut poison = TestRecord::new("k", b"poison".to_vec(), 1_000);
@@ -685,15 +696,16 @@ async fn a_restore_listener_hears_the_start_batches_and_end_of_a_restore() {
     app.set_global_state_restore_listener(events.clone())
         .unwrap();
     app.start().unwrap();
-    let deadline = Instant::now() + WAIT;
-    while !events.0.lock().unwrap().iter().any(|e| e.0 == "end") {
-        assert!(
-            Instant::now() < deadline,
-            "no restore end: {:?}",
-            events.0.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let events = &events;
+    eventually_async(WAIT, "the restore to end", move || async move {
+        let heard = events.0.lock().unwrap();
+        if heard.iter().any(|e| e.0 == "end") {
+            Ok(())
+        } else {
+            Err(format!("no restore end: {:?}", *heard))
+        }
+    })
+    .await;
     app.close().unwrap();
     let events = events.0.lock().unwrap().clone();
     assert_eq!(
@@ -793,11 +805,16 @@ async fn shutdown_during_a_restore_stops_it_and_the_next_start_goes_on_from_what
     };
     let first = RecordedRestores::default();
     let mut app = start(&first);
-    let deadline = Instant::now() + WAIT;
-    while !first.0.lock().unwrap().iter().any(|e| e.0 == "batch") {
-        assert!(Instant::now() < deadline, "the restore did not start");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let first = &first;
+    eventually_async(WAIT, "the restore to start", move || async move {
+        let heard = first.0.lock().unwrap();
+        if heard.iter().any(|e| e.0 == "batch") {
+            Ok(())
+        } else {
+            Err(format!("no batch restored: {:?}", *heard))
+        }
+    })
+    .await;
     // Shut down mid-restore, at a point the listener verified.
     app.close().unwrap();
     let heard = first.0.lock().unwrap().clone();
@@ -809,11 +826,16 @@ async fn shutdown_during_a_restore_stops_it_and_the_next_start_goes_on_from_what
 
     let second = RecordedRestores::default();
     let mut app = start(&second);
-    let deadline = Instant::now() + WAIT;
-    while !second.0.lock().unwrap().iter().any(|e| e.0 == "end") {
-        assert!(Instant::now() < deadline, "the second restore did not end");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let second = &second;
+    eventually_async(WAIT, "the second restore to end", move || async move {
+        let heard = second.0.lock().unwrap();
+        if heard.iter().any(|e| e.0 == "end") {
+            Ok(())
+        } else {
+            Err(format!("no restore end after {} events", heard.len()))
+        }
+    })
+    .await;
     app.close().unwrap();
     let heard = second.0.lock().unwrap().clone();
     let resumed_at = heard.iter().find(|e| e.0 == "start").map(|e| e.2);
@@ -872,23 +894,19 @@ async fn an_input_partition_blocked_by_an_open_transaction_is_reported_and_resum
     records::produce(&servers, &input, (10..20).map(record).collect()).await;
 
     let partition = format!("{input}-0");
-    let deadline = Instant::now() + WAIT;
-    let blocked = loop {
-        let blocked = app
-            .task_status()
-            .iter()
-            .flat_map(|t| t.partitions.clone())
-            .find(|p| p.partition.to_string() == partition)
-            .and_then(|p| p.blocked_by_open_transaction);
-        if let Some(blocked) = blocked {
-            break blocked;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the blocked partition was not reported within {WAIT:?}:\n{}",
-            app.status_report()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let blocked = {
+        let (app, partition) = (&app, &partition);
+        let awaited = format!("{partition} to be reported blocked");
+        eventually_async(WAIT, &awaited, move || async move {
+            let blocked = app
+                .task_status()
+                .iter()
+                .flat_map(|t| t.partitions.clone())
+                .find(|p| p.partition.to_string() == *partition)
+                .and_then(|p| p.blocked_by_open_transaction);
+            blocked.ok_or_else(|| format!("not reported; status:\n{}", app.status_report()))
+        })
+        .await
     };
     assert!(blocked >= Duration::from_secs(2), "{blocked:?}");
     assert!(
@@ -906,15 +924,21 @@ async fn an_input_partition_blocked_by_an_open_transaction_is_reported_and_resum
         (0..20).collect::<Vec<_>>(),
         "everything but the aborted record, in order"
     );
-    let deadline = Instant::now() + WAIT;
-    while app
-        .task_status()
-        .iter()
-        .flat_map(|t| t.partitions.clone())
-        .any(|p| p.blocked_by_open_transaction.is_some())
     {
-        assert!(Instant::now() < deadline, "{}", app.status_report());
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let app = &app;
+        eventually_async(WAIT, "no partition reported blocked", move || async move {
+            let blocked = app
+                .task_status()
+                .iter()
+                .flat_map(|t| t.partitions.clone())
+                .any(|p| p.blocked_by_open_transaction.is_some());
+            if blocked {
+                Err(format!("still reported; status:\n{}", app.status_report()))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
     }
     app.close().unwrap();
 }
@@ -998,11 +1022,18 @@ async fn a_restore_longer_than_the_poll_interval_keeps_the_member_in_its_group()
         .unwrap();
     let started = Instant::now();
     app.start().unwrap();
-    let deadline = Instant::now() + WAIT;
-    while app.state() != State::Running {
-        assert!(Instant::now() < deadline, "not running: {:?}", app.state());
-        assert!(app.error().is_none(), "{:?}", app.error());
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    {
+        let app = &app;
+        eventually_async(WAIT, "the app to run", move || async move {
+            match app.state() {
+                State::Running => Ok(()),
+                state => {
+                    assert!(app.error().is_none(), "{:?}", app.error());
+                    Err(format!("not running: {state:?}"))
+                }
+            }
+        })
+        .await;
     }
     let restoring = started.elapsed();
     records::produce(
@@ -1061,19 +1092,37 @@ async fn a_rebalance_during_a_restore_stops_it_within_a_batch_and_the_restore_go
     };
     let first = SlowRestores::default();
     let mut a = start("rebalrestore-a", &first);
-    let deadline = Instant::now() + WAIT;
-    while !first.0 .0.lock().unwrap().iter().any(|e| e.0 == "batch") {
-        assert!(Instant::now() < deadline, "a's restore did not start");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    {
+        let first = &first;
+        eventually_async(WAIT, "a's restore to start", move || async move {
+            let heard = first.0 .0.lock().unwrap();
+            if heard.iter().any(|e| e.0 == "batch") {
+                Ok(())
+            } else {
+                Err(format!("no batch restored: {:?}", *heard))
+            }
+        })
+        .await;
     }
     // A second instance joins while the first restores: the group rebalances.
     let second = SlowRestores::default();
     let mut b = start("rebalrestore-b", &second);
-    let deadline = Instant::now() + WAIT;
     let ended = |events: &SlowRestores| events.0 .0.lock().unwrap().iter().any(|e| e.0 == "end");
-    while !(ended(&first) || ended(&second)) {
-        assert!(Instant::now() < deadline, "the restore did not end");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    {
+        let (first, second) = (&first, &second);
+        eventually_async(WAIT, "a restore to end", move || async move {
+            if ended(first) || ended(second) {
+                Ok(())
+            } else {
+                let heard = |events: &SlowRestores| events.0 .0.lock().unwrap().len();
+                Err(format!(
+                    "no restore end; a heard {} events, b {}",
+                    heard(first),
+                    heard(second)
+                ))
+            }
+        })
+        .await;
     }
     a.close().unwrap();
     b.close().unwrap();

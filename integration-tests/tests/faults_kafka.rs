@@ -16,9 +16,9 @@ use streamtime::{
     StreamsConfig,
 };
 use streamtime_integration_tests::records::{self, TestRecord};
+use streamtime_integration_tests::wait::{eventually_async, WAIT};
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
-const WAIT: Duration = Duration::from_secs(120);
 const KEYS: usize = 20;
 const ROUNDS: usize = 4;
 const PER_ROUND: usize = 25;
@@ -75,23 +75,27 @@ async fn count_with(prefix: &str, guarantee: ProcessingGuarantee, plan: FaultPla
             .collect();
         records::produce(&servers, &input, records).await;
         let consumed = ((round + 1) * KEYS * PER_ROUND) as i64;
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let committed: i64 = topics::committed_offsets(&servers, &group, &input)
-                .await
-                .into_iter()
-                .map(|o| o.unwrap_or(0))
-                .sum();
-            if committed >= consumed {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "round {round}: {committed} of {consumed} input records committed within {WAIT:?}; errors: {:?}",
-                errors.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (servers, group, input, errors) = (&servers, &group, &input, &errors);
+        eventually_async(
+            WAIT,
+            &format!("round {round}: {consumed} input records committed"),
+            move || async move {
+                let committed: i64 = topics::committed_offsets(servers, group, input)
+                    .await
+                    .into_iter()
+                    .map(|o| o.unwrap_or(0))
+                    .sum();
+                if committed >= consumed {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{committed} of {consumed} input records committed; errors: {:?}",
+                        errors.lock().unwrap()
+                    ))
+                }
+            },
+        )
+        .await;
     }
     let done = |out: &[TestRecord]| {
         let last = (PER_KEY as i64).to_be_bytes();

@@ -3,7 +3,7 @@
 //! inputs stop being co-partitioned stops the app with a clear error.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use streamtime::partitioner::partition_for_key;
 use streamtime::serdes::StringSerde;
@@ -12,9 +12,8 @@ use streamtime::{
     StreamsError,
 };
 use streamtime_integration_tests::records::{self, TestRecord};
+use streamtime_integration_tests::wait::{eventually_async, WAIT};
 use streamtime_integration_tests::{bootstrap_servers, topics};
-
-const WAIT: Duration = Duration::from_secs(120);
 
 fn config(app: &str, servers: &str) -> StreamsConfig {
     StreamsConfig::new(app, servers)
@@ -154,14 +153,18 @@ async fn a_join_whose_inputs_stop_being_copartitioned_stops_with_a_clear_error()
     records::consume(&servers, &output, 1, WAIT).await;
 
     topics::add_partitions(&servers, &left, 3).await;
-    let deadline = Instant::now() + WAIT;
-    while app.error().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the app kept running with mismatched join inputs"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let running = &app;
+    eventually_async(
+        WAIT,
+        "the app to fail on join inputs no longer co-partitioned",
+        move || async move {
+            match running.error() {
+                Some(_) => Ok(()),
+                None => Err("the app keeps running with mismatched join inputs".to_string()),
+            }
+        },
+    )
+    .await;
     let error = app.close().expect_err("the thread failed");
     let StreamsError::Topology(message) = &error else {
         panic!("expected a topology error, got {error:?}");

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use streamtime::error_policy::DeserializationErrorPolicy;
 use streamtime::partitioner::partition_for_key;
@@ -17,6 +17,7 @@ use streamtime::{
     Consumed, Grouped, KafkaStreams, Materialized, Produced, StreamsBuilder, StreamsConfig,
 };
 use streamtime_integration_tests::records::{self, TestRecord};
+use streamtime_integration_tests::wait::eventually_async;
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
 const PARTITIONS: i32 = 2;
@@ -131,16 +132,19 @@ fn app(
     app
 }
 
-/// Scrapes until `done` holds for a scrape (the gauges are published every 200 ms).
-async fn scrape_until(endpoint: SocketAddr, done: impl Fn(&Scrape) -> bool) -> Scrape {
-    let deadline = Instant::now() + WAIT;
-    loop {
+/// Scrapes until `done` holds for a scrape (the gauges are published every 200 ms); `what`
+/// names what `done` waits for.
+async fn scrape_until(endpoint: SocketAddr, what: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
+    let done = &done;
+    eventually_async(WAIT, what, move || async move {
         let scrape = Scrape::fetch(endpoint);
-        if done(&scrape) || Instant::now() > deadline {
-            return scrape;
+        if done(&scrape) {
+            Ok(scrape)
+        } else {
+            Err(format!("{scrape:?}"))
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +192,7 @@ async fn prometheus_endpoint_serves_per_task_series_with_the_inputs_values() {
     let mut first = app(&servers, &app_id, &input_topic, &output_topic, endpoint);
     let valid_total = records.len() - PARTITIONS as usize;
     records::consume(&servers, &output_topic, valid_total, WAIT).await;
-    let scrape = scrape_until(endpoint, |s| {
+    let scrape = scrape_until(endpoint, "all records processed, no lag, a commit", |s| {
         want.iter().all(|(task, w)| {
             s.task("streamtime_processed_records_total", task, &[]) == Some(w.0)
                 && s.task("streamtime_consumer_lag_records", task, &[]) == Some(0.0)
@@ -231,7 +235,7 @@ async fn prometheus_endpoint_serves_per_task_series_with_the_inputs_values() {
     let changelog = format!("{app_id}-counts-changelog");
     let written = topics::watermarks(&servers, &changelog).await;
     let mut second = app(&servers, &app_id, &input_topic, &output_topic, endpoint);
-    let scrape = scrape_until(endpoint, |s| {
+    let scrape = scrape_until(endpoint, "the restored records of every changelog", |s| {
         (0..PARTITIONS).all(|p| {
             s.task("streamtime_restored_records_total", &format!("0_{p}"), &[])
                 == Some(written[p as usize].1 as f64)

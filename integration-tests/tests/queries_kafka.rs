@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use streamtime::dsl::TimeWindows;
 use streamtime::partitioner::partition_for_key;
@@ -16,6 +16,7 @@ use streamtime::{
     Produced, Record, StreamsBuilder, StreamsConfig, StreamsError,
 };
 use streamtime_integration_tests::records::{self, TestRecord};
+use streamtime_integration_tests::wait::eventually;
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
 const PARTITIONS: i32 = 4;
@@ -130,18 +131,6 @@ fn user(i: usize) -> String {
     format!("user-{i}")
 }
 
-/// Retries `f` until it returns `Some` (queries fail while tasks restore or move).
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(t) = f() {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "{what} within {WAIT:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(f).join().expect("no panic")
 }
@@ -160,10 +149,15 @@ async fn stores_of_a_running_app_answer_queries() {
     let expected: BTreeMap<String, i64> = (0..USERS).map(|i| (user(i), i as i64 + 1)).collect();
 
     let reader = counts.clone();
+    // Queries fail while tasks restore or move: they are retried.
     let all = blocking(move || {
-        eventually("every count in the store", || {
-            let all = reader.all().ok()?;
-            (all.len() == USERS && all.iter().all(|(k, v)| expected[k] == *v)).then_some(all)
+        eventually(WAIT, "every count in the store", || {
+            let all = reader.all().map_err(|e| e.to_string())?;
+            if all.len() == USERS && all.iter().all(|(k, v)| expected[k] == *v) {
+                Ok(all)
+            } else {
+                Err(format!("{} of {USERS} counts: {all:?}", all.len()))
+            }
         })
     });
     let keys: Vec<&String> = all.iter().map(|(k, _)| k).collect();
@@ -257,14 +251,18 @@ async fn stores_of_a_running_app_answer_queries() {
     records::produce(&setup.servers, &setup.input, fresh).await;
     let probe = seen.clone();
     let fresh_seen = blocking(move || {
-        eventually("the fresh clicks processed", || {
+        eventually(WAIT, "the fresh clicks processed", || {
             let seen = probe.lock().unwrap();
             let fresh: Vec<bool> = seen
                 .iter()
                 .filter(|(v, _)| v.starts_with("fresh-"))
                 .map(|(_, c)| *c)
                 .collect();
-            (fresh.len() == 8).then_some(fresh)
+            if fresh.len() == 8 {
+                Ok(fresh)
+            } else {
+                Err(format!("{} of 8 fresh clicks processed", fresh.len()))
+            }
         })
     });
     assert_eq!(
@@ -297,9 +295,13 @@ async fn key_metadata_names_the_instance_that_hosts_the_key() {
         .unwrap();
     let reader = first_counts.clone();
     blocking(move || {
-        eventually("all counts on the first instance", || {
-            let all = reader.all().ok()?;
-            (all.len() == USERS).then_some(())
+        eventually(WAIT, "all counts on the first instance", || {
+            let all = reader.all().map_err(|e| e.to_string())?;
+            if all.len() == USERS {
+                Ok(())
+            } else {
+                Err(format!("{} of {USERS} counts", all.len()))
+            }
         })
     });
 
@@ -309,11 +311,15 @@ async fn key_metadata_names_the_instance_that_hosts_the_key() {
         .key_value_store("counts", StringSerde, I64Serde)
         .unwrap();
     let (mut first, mut second) = blocking(move || {
-        eventually("the tasks split between the instances", || {
+        eventually(WAIT, "the tasks split between the instances", || {
             let a: Vec<_> = first.task_status().into_iter().map(|t| t.id).collect();
             let b: Vec<_> = second.task_status().into_iter().map(|t| t.id).collect();
             let disjoint = a.iter().all(|t| !b.contains(t));
-            (a.len() == 2 && b.len() == 2 && disjoint).then_some(())
+            if a.len() == 2 && b.len() == 2 && disjoint {
+                Ok(())
+            } else {
+                Err(format!("the first runs {a:?}, the second {b:?}"))
+            }
         });
         (first, second)
     });
@@ -346,8 +352,11 @@ async fn key_metadata_names_the_instance_that_hosts_the_key() {
         );
         let hosting = hosting.clone();
         let k = key.clone();
-        let count =
-            blocking(move || eventually("the hosting instance answers", || hosting.get(&k).ok()));
+        let count = blocking(move || {
+            eventually(WAIT, "the hosting instance answers", || {
+                hosting.get(&k).map_err(|e| e.to_string())
+            })
+        });
         assert_eq!(count, Some(i as i64 + 1), "{key}");
         let not_hosting = if a.local {
             &second_counts

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -17,11 +17,11 @@ use streamtime::tools::{reset, ResetOptions, ResetReport, ResetTarget};
 use streamtime::StreamsError;
 use streamtime_integration_tests::app_process::{AppConnection, AppProcess};
 use streamtime_integration_tests::records::{self, TestRecord};
+use streamtime_integration_tests::wait::{eventually, WAIT};
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
 const PARTITIONS: i32 = 3;
 const RECORDS: usize = 600;
-const WAIT: Duration = Duration::from_secs(120);
 
 struct App {
     servers: String,
@@ -186,22 +186,20 @@ fn wait_until_group_empty(servers: &str, group: &str) {
 
 /// Waits until the group has members (`true`) or none (`false`).
 fn wait_for_members(servers: &str, group: &str, wanted: bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let wanted_state = if wanted { "a member" } else { "no members" };
+    let what = format!("group {group} to have {wanted_state}");
+    eventually(Duration::from_secs(60), &what, || {
         let groups = consumer(servers, "unused")
             .fetch_group_list(Some(group), Duration::from_secs(10))
             .expect("group list");
         let has_members = groups.groups().iter().any(|g| !g.members().is_empty());
         if has_members == wanted {
-            return;
+            Ok(())
+        } else {
+            let members: usize = groups.groups().iter().map(|g| g.members().len()).sum();
+            Err(format!("{members} members"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "group {group} never got {}",
-            if wanted { "a member" } else { "empty" }
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ use streamtime::partitioner::partition_for_key;
 use streamtime_integration_tests::app_process::{AppConnection, AppProcess};
 use streamtime_integration_tests::hopping;
 use streamtime_integration_tests::records::{self, TestRecord};
+use streamtime_integration_tests::wait::{eventually_async, POLL};
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
 const WAIT: Duration = Duration::from_secs(240);
@@ -107,55 +108,50 @@ async fn settled_since(
     tasks: usize,
     what: &str,
 ) -> (BTreeMap<String, String>, Instant) {
-    let deadline = Instant::now() + WAIT;
-    let mut last: Option<(BTreeMap<String, String>, Instant)> = None;
-    loop {
-        let mut owners = BTreeMap::new();
-        let mut twice = false;
-        let mut idle = false;
-        for i in instances {
-            let active = i.status().active;
-            idle |= active.is_empty();
-            for task in active.into_keys() {
-                twice |= owners.insert(task, i.name.clone()).is_some();
-            }
-        }
-        let complete = !twice && !idle && owners.len() == tasks;
-        match (&last, complete) {
-            (Some((prev, since)), true) if *prev == owners => {
-                if since.elapsed() >= Duration::from_secs(2) {
-                    return (owners, *since);
+    // The complete assignment last seen and since when it has held, kept between polls.
+    let last: RefCell<Option<(BTreeMap<String, String>, Instant)>> = RefCell::new(None);
+    let last = &last;
+    eventually_async(
+        WAIT,
+        &format!("{what}: the instances to settle on one owner per task"),
+        move || async move {
+            let mut owners = BTreeMap::new();
+            let mut twice = false;
+            let mut idle = false;
+            let mut report = Vec::new();
+            for i in instances {
+                let status = i.status();
+                report.push(format!(
+                    "{}: active {:?} standby {:?}",
+                    i.name,
+                    status.active.keys(),
+                    status.standby
+                ));
+                idle |= status.active.is_empty();
+                for task in status.active.into_keys() {
+                    twice |= owners.insert(task, i.name.clone()).is_some();
                 }
             }
-            (_, true) => last = Some((owners, Instant::now())),
-            (_, false) => last = None,
-        }
-        for i in instances {
-            if let Some(status) = i.process.as_ref().and_then(AppProcess::exit_status) {
-                panic!("{what}: instance {} exited ({status})", i.name);
+            let complete = !twice && !idle && owners.len() == tasks;
+            let mut last = last.borrow_mut();
+            match (&*last, complete) {
+                (Some((prev, since)), true) if *prev == owners => {
+                    if since.elapsed() >= Duration::from_secs(2) {
+                        return Ok((owners, *since));
+                    }
+                }
+                (_, true) => *last = Some((owners, Instant::now())),
+                (_, false) => *last = None,
             }
-        }
-        if Instant::now() >= deadline {
-            let report: Vec<String> = instances
-                .iter()
-                .map(|i| {
-                    let s = i.status();
-                    format!(
-                        "{}: active {:?} standby {:?}",
-                        i.name,
-                        s.active.keys(),
-                        s.standby
-                    )
-                })
-                .collect();
-            panic!(
-                "{what}: the instances did not settle on one owner per task within {WAIT:?}; \
-                 last seen: {}",
-                report.join("; ")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            for i in instances {
+                if let Some(status) = i.process.as_ref().and_then(AppProcess::exit_status) {
+                    panic!("{what}: instance {} exited ({status})", i.name);
+                }
+            }
+            Err(report.join("; "))
+        },
+    )
+    .await
 }
 
 fn moved(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> usize {
@@ -363,9 +359,10 @@ async fn a_standby_takes_over_a_killed_instance_restoring_only_the_tail() {
     let restored: u64 = victim_tasks.iter().map(|t| status.active[t]).sum();
     let changelog_records = 2 * KEYS as u64 * victim_partitions.len() as u64 / PARTITIONS as u64;
     eprintln!(
-        "failover: SIGKILL to b running a's {} tasks: {:.1} s (session timeout 10 s, status read every 0.2 s); restored {restored} changelog records (about {changelog_records} written for those tasks); {victim_keys} records then arrived for them",
+        "failover: SIGKILL to b running a's {} tasks: {:.1} s (session timeout 10 s, status read every {} s); restored {restored} changelog records (about {changelog_records} written for those tasks); {victim_keys} records then arrived for them",
         victim_tasks.len(),
-        resumed.as_secs_f64()
+        resumed.as_secs_f64(),
+        POLL.as_secs_f64()
     );
     assert!(
         restored * 10 < changelog_records,
@@ -416,30 +413,36 @@ async fn the_tasks_of_one_thread_work_through_a_backlog_together() {
     };
     let mut a = Instance::start("a", &app, &["--topology", "hopping", "--exactly-once"]);
     let started = Instant::now();
-    loop {
-        let status = std::fs::read_to_string(&a.status).unwrap_or_default();
-        let processed: Vec<u64> = status
-            .lines()
-            .filter_map(|l| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix("processed="))
-            })
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        eprintln!("{:?}: processed per task {processed:?}", started.elapsed());
-        if processed.len() == 3 && processed.iter().sum::<u64>() > 6_000 {
-            let (min, max) = (
-                processed.iter().min().unwrap(),
-                processed.iter().max().unwrap(),
-            );
-            assert!(
-                min * 4 >= *max,
-                "tasks progress unevenly on one thread: {processed:?}"
-            );
-            break;
-        }
-        assert!(started.elapsed() < WAIT, "no progress: {status}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let (status_file, started) = (&a.status, &started);
+    eventually_async(
+        WAIT,
+        "3 tasks to process more than 6 000 records",
+        move || async move {
+            let status = std::fs::read_to_string(status_file).unwrap_or_default();
+            let processed: Vec<u64> = status
+                .lines()
+                .filter_map(|l| {
+                    l.split_whitespace()
+                        .find_map(|w| w.strip_prefix("processed="))
+                })
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            eprintln!("{:?}: processed per task {processed:?}", started.elapsed());
+            if processed.len() == 3 && processed.iter().sum::<u64>() > 6_000 {
+                let (min, max) = (
+                    processed.iter().min().unwrap(),
+                    processed.iter().max().unwrap(),
+                );
+                assert!(
+                    min * 4 >= *max,
+                    "tasks progress unevenly on one thread: {processed:?}"
+                );
+                Ok(())
+            } else {
+                Err(format!("no progress: {status}"))
+            }
+        },
+    )
+    .await;
     a.terminate();
 }

@@ -15,10 +15,10 @@ use streamtime::StreamsConfig;
 use streamtime_integration_tests::app_process::{AppConnection, AppProcess};
 use streamtime_integration_tests::records::{self, TestRecord};
 use streamtime_integration_tests::secure::SecureBroker;
+use streamtime_integration_tests::wait::{eventually, WAIT};
 use streamtime_integration_tests::{kafka, topics};
 
 const PARTITIONS: i32 = 3;
-const WAIT: Duration = Duration::from_secs(120);
 /// How long a misconfigured application may take to give up.
 const FAIL_FAST: Duration = Duration::from_secs(60);
 
@@ -225,17 +225,18 @@ fn topic_exists(servers: &str, topic: &str) -> bool {
 
 fn wait_until_group_empty(servers: &str, group: &str) {
     let consumer: BaseConsumer = kafka::client_config(servers).create().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let what = format!("group {group} to become empty");
+    eventually(Duration::from_secs(30), &what, || {
         let groups = consumer
             .fetch_group_list(Some(group), Duration::from_secs(10))
             .expect("group list");
         if groups.groups().iter().all(|g| g.members().is_empty()) {
-            return;
+            Ok(())
+        } else {
+            let members: usize = groups.groups().iter().map(|g| g.members().len()).sum();
+            Err(format!("{members} members"))
         }
-        assert!(Instant::now() < deadline, "group {group} never emptied");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    })
 }
 
 async fn stop(app: &SecureApp, process: AppProcess) {

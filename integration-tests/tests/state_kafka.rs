@@ -6,10 +6,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use streamtime_integration_tests::app_process::{read_status, AppConnection, AppProcess};
 use streamtime_integration_tests::records::{self, TestRecord};
+use streamtime_integration_tests::wait::eventually_async;
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
 const KEYS: usize = 1_000;
@@ -98,22 +99,21 @@ impl CountApp {
 
     /// Waits until the running app reports at least `n` records processed.
     async fn processed_at_least(&self, n: u64) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let processed: u64 = read_status(&self.status)
+        let status = &self.status;
+        let what = format!("the app to process {n} records");
+        eventually_async(WAIT, &what, move || async move {
+            let processed: u64 = read_status(status)
                 .iter()
                 .filter(|t| t.role == "active")
                 .map(|t| t.processed)
                 .sum();
             if processed >= n {
-                return;
+                Ok(())
+            } else {
+                Err(format!("the app processed {processed} records, not {n}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "the app processed {processed} records, not {n}, within {WAIT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await;
     }
 
     /// Output read until `done` holds for the values per key (in output order).
@@ -122,10 +122,9 @@ impl CountApp {
         what: &str,
         done: impl Fn(&BTreeMap<String, Vec<Vec<u8>>>) -> bool,
     ) -> BTreeMap<String, Vec<Vec<u8>>> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let out =
-                records::consume(&self.servers, &self.output, 0, Duration::from_secs(1)).await;
+        let (servers, output, done) = (&self.servers, &self.output, &done);
+        eventually_async(WAIT, what, move || async move {
+            let out = records::consume(servers, output, 0, Duration::from_secs(1)).await;
             let mut per_key: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
             for r in &out {
                 per_key
@@ -133,12 +132,19 @@ impl CountApp {
                     .or_default()
                     .push(r.value.clone().unwrap_or_default());
             }
-            if per_key.len() == KEYS && done(&per_key) || Instant::now() >= deadline {
-                return per_key;
+            if per_key.len() == KEYS && done(&per_key) {
+                return Ok(per_key);
             }
             eprintln!("waiting for {what}");
+            // Each poll reads the whole output topic again: a second's pause between reads.
             tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+            Err(format!(
+                "{} records read, for {} of {KEYS} keys",
+                out.len(),
+                per_key.len()
+            ))
+        })
+        .await
     }
 
     /// Counts per key in output order, once every key's last count reached `expected`.
