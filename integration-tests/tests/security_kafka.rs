@@ -336,49 +336,43 @@ async fn a_wrong_password_ends_the_app_quickly_with_an_authentication_error() {
     eprintln!("a wrong password ended the application after {took:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_acl_ends_the_app_with_an_error_naming_the_resource() {
-    // No Create on the internal topics: the first one it creates is named.
+/// Runs a new application as [`PARTIAL_USER`] with the documented ACLs minus `withheld`,
+/// waits until it fails, and returns it with its log.
+async fn fail_without(withheld: &str) -> (SecureApp, String) {
     let app = SecureApp::new(PARTIAL_USER).await;
     grant_application_acls(
         PARTIAL_USER.0,
         &app.app_id,
         &app.input,
         &app.output,
-        &["internal:Create"],
+        &[withheld],
     );
-    let log = app.log("missing-create");
+    let log = app.log(&withheld.replace([':', '*'], "-"));
     let process = app.start(&log);
     let (took, text) = wait_for_failure(&process, &log);
+    eprintln!("without {withheld} the application ended after {took:?}");
+    (app, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_acl_ends_the_app_with_an_error_naming_the_resource() {
+    // No Create on the internal topics: the first one it creates is named.
+    let (app, text) = fail_without("internal:Create").await;
     let repartition = format!("{}-by-initial-repartition", app.app_id);
     assert!(
         text.contains(&format!("cannot create internal topic {repartition}"))
             && text.to_lowercase().contains("authorization"),
         "the error names the topic it may not create:\n{text}"
     );
-    eprintln!("a missing Create ACL ended the application after {took:?}");
 
     // No ACL on the input topic: the broker hides it, and the error says why instead of
     // claiming it does not exist.
-    let app = SecureApp::new(PARTIAL_USER).await;
-    grant_application_acls(
-        PARTIAL_USER.0,
-        &app.app_id,
-        &app.input,
-        &app.output,
-        &["input:*"],
-    );
-    let log = app.log("missing-input");
-    let process = app.start(&log);
-    let (took, text) = wait_for_failure(&process, &log);
+    let (app, text) = fail_without("input:*").await;
+    let denied = format!("topic authorization failed for source topic {}", app.input);
     assert!(
-        text.contains(&format!(
-            "topic authorization failed for source topic {}",
-            app.input
-        )),
+        text.contains(&denied),
         "the error names the input topic:\n{text}"
     );
-    eprintln!("a missing input ACL ended the application after {took:?}");
 }
 
 #[test]
