@@ -646,6 +646,26 @@ type RestoreEvent = (&'static str, String, i64, u64);
 #[derive(Default, Clone)]
 struct RecordedRestores(std::sync::Arc<std::sync::Mutex<Vec<RestoreEvent>>>);
 
+impl RecordedRestores {
+    /// Waits until an event of `kind` (`start`, `batch` or `end`) was heard.
+    async fn wait_for(&self, kind: &'static str, what: &str) {
+        let events = &self.0;
+        eventually_async(WAIT, what, move || async move {
+            let heard = events.lock().unwrap();
+            if heard.iter().any(|e| e.0 == kind) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} events, the last {:?}",
+                    heard.len(),
+                    heard.last()
+                ))
+            }
+        })
+        .await
+    }
+}
+
 impl streamtime::lifecycle::StateRestoreListener for RecordedRestores {
     fn on_restore_start(&self, _: &streamtime::TopicPartition, store: &str, start: i64, end: i64) {
         self.0
@@ -696,16 +716,7 @@ async fn a_restore_listener_hears_the_start_batches_and_end_of_a_restore() {
     app.set_global_state_restore_listener(events.clone())
         .unwrap();
     app.start().unwrap();
-    let events = &events;
-    eventually_async(WAIT, "the restore to end", move || async move {
-        let heard = events.0.lock().unwrap();
-        if heard.iter().any(|e| e.0 == "end") {
-            Ok(())
-        } else {
-            Err(format!("no restore end: {:?}", *heard))
-        }
-    })
-    .await;
+    events.wait_for("end", "the restore to end").await;
     app.close().unwrap();
     let events = events.0.lock().unwrap().clone();
     assert_eq!(
@@ -805,16 +816,7 @@ async fn shutdown_during_a_restore_stops_it_and_the_next_start_goes_on_from_what
     };
     let first = RecordedRestores::default();
     let mut app = start(&first);
-    let first = &first;
-    eventually_async(WAIT, "the restore to start", move || async move {
-        let heard = first.0.lock().unwrap();
-        if heard.iter().any(|e| e.0 == "batch") {
-            Ok(())
-        } else {
-            Err(format!("no batch restored: {:?}", *heard))
-        }
-    })
-    .await;
+    first.wait_for("batch", "the restore to start").await;
     // Shut down mid-restore, at a point the listener verified.
     app.close().unwrap();
     let heard = first.0.lock().unwrap().clone();
@@ -826,16 +828,7 @@ async fn shutdown_during_a_restore_stops_it_and_the_next_start_goes_on_from_what
 
     let second = RecordedRestores::default();
     let mut app = start(&second);
-    let second = &second;
-    eventually_async(WAIT, "the second restore to end", move || async move {
-        let heard = second.0.lock().unwrap();
-        if heard.iter().any(|e| e.0 == "end") {
-            Ok(())
-        } else {
-            Err(format!("no restore end after {} events", heard.len()))
-        }
-    })
-    .await;
+    second.wait_for("end", "the second restore to end").await;
     app.close().unwrap();
     let heard = second.0.lock().unwrap().clone();
     let resumed_at = heard.iter().find(|e| e.0 == "start").map(|e| e.2);
@@ -1092,18 +1085,7 @@ async fn a_rebalance_during_a_restore_stops_it_within_a_batch_and_the_restore_go
     };
     let first = SlowRestores::default();
     let mut a = start("rebalrestore-a", &first);
-    {
-        let first = &first;
-        eventually_async(WAIT, "a's restore to start", move || async move {
-            let heard = first.0 .0.lock().unwrap();
-            if heard.iter().any(|e| e.0 == "batch") {
-                Ok(())
-            } else {
-                Err(format!("no batch restored: {:?}", *heard))
-            }
-        })
-        .await;
-    }
+    first.0.wait_for("batch", "a's restore to start").await;
     // A second instance joins while the first restores: the group rebalances.
     let second = SlowRestores::default();
     let mut b = start("rebalrestore-b", &second);
