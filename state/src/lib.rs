@@ -16,7 +16,9 @@
 //! ```
 //!
 //! Window and session stores have the same `Logged*` layer; every write carries the
-//! timestamp of the record that caused it, which the changelog layer sends along.
+//! timestamp of the record that caused it, which the changelog layer sends along. Each layer
+//! gets [`StateStore`] by implementing [`WrappedStateStore`], which passes the lifecycle calls
+//! (flush, restore, ...) down to the layer below.
 //!
 //! # Segments
 //!
@@ -69,7 +71,7 @@ pub use kv::{InMemoryKeyValueStore, KeyValue, KeyValueBackend, KeyValueIter, Key
 pub use rocks::{RocksConfig, RocksResources};
 pub use session::{InMemorySessionStore, RocksSessionStore, SegmentedSessionStore};
 pub use session::{SessionEntry, SessionIter, SessionStore};
-pub use store::StateStore;
+pub use store::{StateStore, WrappedStateStore};
 pub use topic_partition::TopicPartition;
 pub use window::{InMemoryWindowStore, RocksWindowStore, SegmentedWindowStore};
 pub use window::{WindowIter, WindowStore, WindowStoreConfig, WindowedEntry, WriteOutcome};

@@ -1,4 +1,4 @@
-//! What every store, whatever its shape, offers the runtime: a name, flushing and restoring.
+//! What every store offers the runtime (a name, flushing, restoring) and how a wrapper passes it on.
 
 use crate::StateError;
 
@@ -85,29 +85,121 @@ pub trait StateStore: Send {
     fn keep_since_commit(&mut self, _committed_stream_time: i64) {}
 }
 
-impl<T: StateStore + ?Sized> StateStore for Box<T> {
+/// A store layer around another store (change logging, caching, a `Box`), the counterpart
+/// of Kafka Streams' `WrappedStateStore`: a layer implements this trait and gets
+/// [`StateStore`] from the blanket impl below, which passes every call to
+/// [`wrapped_mut`](Self::wrapped_mut) (or [`wrapped`](Self::wrapped)) after running the
+/// layer's hooks. A layer whose lifecycle needs more than the hooks implements [`StateStore`]
+/// itself instead.
+///
+/// Writing to the wrapped store directly bypasses the layer: a logged store's changelog, a
+/// cache's pending entries. The accessors exist for forwarding and for the layer's own code.
+///
+/// ```
+/// use streamtime_state::{InMemoryKeyValueStore, KeyValueStore, StateStore, WrappedStateStore};
+///
+/// /// Counts the changelog records restored through it; every call reaches the store below.
+/// struct CountingRestores {
+///     inner: InMemoryKeyValueStore,
+///     restored: usize,
+/// }
+///
+/// impl WrappedStateStore for CountingRestores {
+///     type Inner = InMemoryKeyValueStore;
+///     fn wrapped(&self) -> &InMemoryKeyValueStore {
+///         &self.inner
+///     }
+///     fn wrapped_mut(&mut self) -> &mut InMemoryKeyValueStore {
+///         &mut self.inner
+///     }
+///     fn before_restore(&mut self, _key: &[u8]) {
+///         self.restored += 1;
+///     }
+/// }
+///
+/// let mut store = CountingRestores { inner: InMemoryKeyValueStore::new("counts"), restored: 0 };
+/// store.restore_batch(&[(b"a".as_slice(), Some(b"1".as_slice())), (b"b", None)])?;
+/// store.flush()?;
+/// assert_eq!((store.name(), store.persistent(), store.restored), ("counts", false, 2));
+/// assert_eq!(store.wrapped().get(b"a")?, Some(b"1".to_vec()));
+/// # Ok::<(), streamtime_state::StateError>(())
+/// ```
+//
+// Why a separate trait with one blanket impl: each layer spelling out its own `StateStore` impl
+// (even with shared helper functions to call) repeats the method list, and a layer that misses a
+// defaulted method such as `limit_expiry` silently gets the no-op default instead of reaching
+// the store below. Rejected alternative: `StateStore` methods defaulting to forwarding through
+// an optional `fn inner(&mut self) -> Option<&mut dyn StateStore>`; it turns the methods every
+// leaf store must implement into defaults that can only fail at run time when one is missing.
+// The hooks have names of their own: hooks named like `StateStore`'s methods would make
+// `store.flush()` ambiguous wherever both traits are in scope (`use streamtime_state::*`).
+// `Box` is a layer too, not a `StateStore` impl of its own: `Box` is a fundamental type, so
+// such an impl would overlap the blanket one (another crate may implement this trait for
+// `Box<ItsType>`).
+pub trait WrappedStateStore: Send {
+    /// The store underneath.
+    type Inner: StateStore + ?Sized;
+
+    /// The store underneath, for the calls that only read (`name`, `persistent`).
+    fn wrapped(&self) -> &Self::Inner;
+
+    /// The store underneath, which every other [`StateStore`] call is passed to.
+    fn wrapped_mut(&mut self) -> &mut Self::Inner;
+
+    /// Writes this layer's own pending updates to the wrapped store (a cache's dirty
+    /// entries). [`StateStore::flush`] and [`StateStore::flush_cache`] call it before passing
+    /// the flush down. Layers holding nothing back keep the default, which does nothing.
+    fn write_pending(&mut self) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    /// Runs for each restored record's key before the record is passed to the wrapped store,
+    /// for layers holding per-key state that restored data supersedes: a cache drops its
+    /// entry, pending or not. Only restoring should call it. The default does nothing.
+    fn before_restore(&mut self, _key: &[u8]) {}
+}
+
+impl<W: WrappedStateStore> StateStore for W {
     fn name(&self) -> &str {
-        (**self).name()
+        self.wrapped().name()
     }
     fn persistent(&self) -> bool {
-        (**self).persistent()
+        self.wrapped().persistent()
     }
     fn flush(&mut self) -> Result<(), StateError> {
-        (**self).flush()
+        // The wrapped store's `flush` writes out its own cached updates first.
+        self.write_pending()?;
+        self.wrapped_mut().flush()
     }
     fn flush_cache(&mut self) -> Result<(), StateError> {
-        (**self).flush_cache()
+        self.write_pending()?;
+        self.wrapped_mut().flush_cache()
     }
     fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StateError> {
-        (**self).restore(key, value)
+        self.before_restore(key);
+        self.wrapped_mut().restore(key, value)
     }
     fn restore_batch(&mut self, records: &[(&[u8], Option<&[u8]>)]) -> Result<(), StateError> {
-        (**self).restore_batch(records)
+        for (key, _) in records {
+            self.before_restore(key);
+        }
+        self.wrapped_mut().restore_batch(records)
     }
     fn limit_expiry(&mut self, committed_stream_time: i64) {
-        (**self).limit_expiry(committed_stream_time)
+        self.wrapped_mut().limit_expiry(committed_stream_time)
     }
     fn keep_since_commit(&mut self, committed_stream_time: i64) {
-        (**self).keep_since_commit(committed_stream_time)
+        self.wrapped_mut().keep_since_commit(committed_stream_time)
+    }
+}
+
+/// A boxed store is a layer that adds nothing.
+impl<T: StateStore + ?Sized> WrappedStateStore for Box<T> {
+    type Inner = T;
+    fn wrapped(&self) -> &T {
+        self
+    }
+    fn wrapped_mut(&mut self) -> &mut T {
+        self
     }
 }

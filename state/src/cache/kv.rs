@@ -3,16 +3,16 @@
 use super::lru::{size, LruCache};
 use super::merge::MergeIter;
 use super::{FlushListener, FlushedEntry};
-use crate::{KeyValueIter, KeyValueStore, StateError, StateStore};
+use crate::{KeyValueIter, KeyValueStore, StateError, WrappedStateStore};
 
 /// A write-back cache over a [`KeyValueStore`] (usually a
 /// [`crate::LoggedKeyValueStore`], so flushing also logs).
 ///
 /// * Writes go to the cache only; repeated writes to a key between flushes fold into one.
 /// * Reads (get, range, all) see cached values first, including pending deletes.
-/// * [`StateStore::flush_cache`] (commit step 1) writes every dirty entry to the store in key
-///   order and, when a [`FlushListener`] is set, hands each to it right after writing it,
-///   with the timestamp of the entry's last update.
+/// * [`crate::StateStore::flush_cache`] (commit step 1) writes every dirty entry to the
+///   store in key order and, when a [`FlushListener`] is set, hands each to it right after
+///   writing it, with the timestamp of the entry's last update.
 /// * When the cache exceeds `max_bytes`, the least recently *written* entries are evicted;
 ///   a dirty one is written through (and reported to a listener) at once.
 /// * A pending delete of a key the store does not hold is dropped silently: nothing to
@@ -142,41 +142,28 @@ impl<S: KeyValueStore> CachingKeyValueStore<S> {
     }
 }
 
-impl<S: KeyValueStore> StateStore for CachingKeyValueStore<S> {
-    fn name(&self) -> &str {
-        self.inner.name()
+impl<S: KeyValueStore> WrappedStateStore for CachingKeyValueStore<S> {
+    type Inner = S;
+    fn wrapped(&self) -> &S {
+        &self.inner
+    }
+    fn wrapped_mut(&mut self) -> &mut S {
+        &mut self.inner
     }
 
-    fn persistent(&self) -> bool {
-        self.inner.persistent()
-    }
-
-    fn flush(&mut self) -> Result<(), StateError> {
-        self.flush_cache()?;
-        self.inner.flush()
-    }
-
-    fn flush_cache(&mut self) -> Result<(), StateError> {
+    fn write_pending(&mut self) -> Result<(), StateError> {
         // Each entry turns clean only once written, so a failed write leaves the rest dirty
         // for the next attempt instead of losing them.
         for (key, value, timestamp) in self.cache.dirty() {
             self.write_through(key.clone(), value, timestamp)?;
             self.cache.mark_clean(&key);
         }
-        self.inner.flush_cache()
+        Ok(())
     }
 
-    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StateError> {
+    fn before_restore(&mut self, key: &[u8]) {
         // Restored data is newer than anything a cache could hold for the key.
         self.cache.remove(key);
-        self.inner.restore(key, value)
-    }
-
-    fn restore_batch(&mut self, records: &[(&[u8], Option<&[u8]>)]) -> Result<(), StateError> {
-        for (key, _) in records {
-            self.cache.remove(key);
-        }
-        self.inner.restore_batch(records)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Change logging for key-value stores.
 
 use super::ChangelogWriter;
-use crate::{KeyValueIter, KeyValueStore, StateError, StateStore};
+use crate::{KeyValueIter, KeyValueStore, StateError, WrappedStateStore};
 
 /// A [`KeyValueStore`] that sends each put and delete to a changelog after applying it.
 /// Deletes are logged even for keys the store does not hold: this layer cannot know whether
@@ -43,24 +43,14 @@ impl<S: KeyValueStore> LoggedKeyValueStore<S> {
     }
 }
 
-impl<S: KeyValueStore> StateStore for LoggedKeyValueStore<S> {
-    fn name(&self) -> &str {
-        self.inner.name()
+// Restoring passes the records to `inner` without going through `put`, so they are not logged.
+impl<S: KeyValueStore> WrappedStateStore for LoggedKeyValueStore<S> {
+    type Inner = S;
+    fn wrapped(&self) -> &S {
+        &self.inner
     }
-    fn persistent(&self) -> bool {
-        self.inner.persistent()
-    }
-    fn flush(&mut self) -> Result<(), StateError> {
-        self.inner.flush()
-    }
-    fn flush_cache(&mut self) -> Result<(), StateError> {
-        self.inner.flush_cache()
-    }
-    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StateError> {
-        self.inner.restore(key, value)
-    }
-    fn restore_batch(&mut self, records: &[(&[u8], Option<&[u8]>)]) -> Result<(), StateError> {
-        self.inner.restore_batch(records)
+    fn wrapped_mut(&mut self) -> &mut S {
+        &mut self.inner
     }
 }
 

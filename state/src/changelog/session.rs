@@ -1,7 +1,7 @@
 //! Change logging for session stores.
 
 use super::ChangelogWriter;
-use crate::{SessionIter, SessionStore, StateError, StateStore, WriteOutcome};
+use crate::{SessionIter, SessionStore, StateError, WrappedStateStore, WriteOutcome};
 
 /// A [`SessionStore`] that sends each applied put and remove to a changelog, keyed by the
 /// store key (`key ++ end ++ start`). Writes dropped as expired are not logged.
@@ -49,30 +49,14 @@ impl<S: SessionStore> LoggedSessionStore<S> {
     }
 }
 
-impl<S: SessionStore> StateStore for LoggedSessionStore<S> {
-    fn name(&self) -> &str {
-        self.inner.name()
+// Restoring passes the records to `inner` without going through `put`, so they are not logged.
+impl<S: SessionStore> WrappedStateStore for LoggedSessionStore<S> {
+    type Inner = S;
+    fn wrapped(&self) -> &S {
+        &self.inner
     }
-    fn persistent(&self) -> bool {
-        self.inner.persistent()
-    }
-    fn flush(&mut self) -> Result<(), StateError> {
-        self.inner.flush()
-    }
-    fn flush_cache(&mut self) -> Result<(), StateError> {
-        self.inner.flush_cache()
-    }
-    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StateError> {
-        self.inner.restore(key, value)
-    }
-    fn restore_batch(&mut self, records: &[(&[u8], Option<&[u8]>)]) -> Result<(), StateError> {
-        self.inner.restore_batch(records)
-    }
-    fn limit_expiry(&mut self, committed_stream_time: i64) {
-        self.inner.limit_expiry(committed_stream_time)
-    }
-    fn keep_since_commit(&mut self, committed_stream_time: i64) {
-        self.inner.keep_since_commit(committed_stream_time)
+    fn wrapped_mut(&mut self) -> &mut S {
+        &mut self.inner
     }
 }
 
