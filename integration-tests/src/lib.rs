@@ -1,4 +1,4 @@
-//! Test harness for streamtime's integration tests, examples and benchmarks.
+//! Test harness for streamtime's integration tests, examples and benchmarks (`streamtime-bench`).
 //!
 //! * [`kafka`]: a real Apache Kafka broker (an existing cluster, or a container of the locally
 //!   built image) shared by the tests of one process.

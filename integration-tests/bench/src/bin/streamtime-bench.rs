@@ -2,7 +2,7 @@
 //! loop, on one broker, with CPU time read from the OS.
 //!
 //! ```text
-//! cargo build --release -p streamtime-integration-tests --bins
+//! cargo build --release -p streamtime-bench --bins
 //! target/release/streamtime-bench --out bench-results.md
 //! ```
 //!
@@ -507,7 +507,7 @@ fn pin_broker(mode: &BrokerMode) -> String {
 
 /// Builds the Kafka Streams contender with Maven; returns its classpath.
 fn build_kstreams() -> Result<String, String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kstreams-bench");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kstreams-bench");
     let started = Instant::now();
     tracing::info!(dir = %dir.display(), "building the Kafka Streams contender with Maven");
     let build = |offline: bool| {

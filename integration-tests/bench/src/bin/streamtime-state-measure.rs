@@ -1,7 +1,7 @@
 //! Measures, in one run against one broker, the keyed-count throughput under at-least-once and
 //! exactly-once and the changelog restore rate, and prints them with their ratio.
 //!
-//! `cargo run -p streamtime-integration-tests --bin streamtime-state-measure -- --records 200000`
+//! `cargo run -p streamtime-bench --bin streamtime-state-measure -- --records 200000`
 
 use std::time::{Duration, Instant};
 
