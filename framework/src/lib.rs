@@ -140,12 +140,13 @@ pub mod faults;
 #[cfg(not(feature = "fault-injection"))]
 pub(crate) mod faults;
 pub mod kafka_streams;
+#[doc(inline)]
+pub use kafka_streams::query;
 pub mod lifecycle;
 pub mod partitioner;
 pub mod processor;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
-pub mod query;
 pub mod record;
 pub(crate) mod runtime;
 pub mod serdes;

@@ -240,7 +240,7 @@ impl<K, V> ProcessorContext<K, V> {
         let mut collector = self.task.collector.borrow_mut();
         let partitions = collector.partitions(topic)?;
         let partition = key.map_or(0, |k| crate::partitioner::partition_for_key(k, partitions));
-        collector.send(crate::runtime::record_collector::OutgoingRecord {
+        collector.send(crate::task::record_collector::OutgoingRecord {
             topic,
             partition,
             key,

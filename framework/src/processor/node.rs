@@ -16,8 +16,8 @@ use super::{Processor, Punctuation};
 use crate::error::{ProcessResult, StreamsError};
 use crate::partitioner;
 use crate::record::Record;
-use crate::runtime::record_collector::OutgoingRecord;
 use crate::serdes::{from_bytes, Serde};
+use crate::task::record_collector::OutgoingRecord;
 use crate::task::task_context::TaskContext;
 
 type NamedChildren<K, V> = Vec<(Arc<str>, NodeRef<K, V>)>;

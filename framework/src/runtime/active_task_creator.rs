@@ -177,8 +177,7 @@ impl ActiveTaskCreator {
         let writer = move |topic: &str, partition: i32, sent| -> Box<dyn ChangelogWriter> {
             Box::new(KafkaChangelogWriter {
                 producer: producer.clone(),
-                topic: topic.to_string(),
-                partition,
+                changelog: TopicPartition::new(topic, partition),
                 sent,
             })
         };

@@ -212,16 +212,14 @@ impl StoreChangelogReader {
     }
 
     /// A partition's first offset and high watermark.
-    fn range(&mut self, topic: &str, partition: i32) -> Result<(i64, i64), StreamsError> {
+    fn range(&mut self, tp: &TopicPartition) -> Result<(i64, i64), StreamsError> {
         if self.config.is_exactly_once() && self.watermarks.is_none() {
             self.watermarks = Some(consumer_with(&self.config, false)?);
         }
         let fetch = |c: &BaseConsumer<RestoreContext>| {
-            c.fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+            c.fetch_watermarks(&tp.topic, tp.partition, METADATA_TIMEOUT)
                 .map_err(|e| {
-                    StreamsError::Kafka(format!(
-                        "cannot read the end of changelog {topic}-{partition}: {e}"
-                    ))
+                    StreamsError::Kafka(format!("cannot read the end of changelog {tp}: {e}"))
                 })
         };
         let (low, end) = fetch(self.reader()?)?;
@@ -247,9 +245,9 @@ impl StoreChangelogReader {
     ) -> Result<Registration, StreamsError> {
         let mut plan = Vec::new();
         for changelog in state.changelogs() {
-            let (low, high) = self.range(&changelog.topic, changelog.partition)?;
+            let (low, high) = self.range(&changelog.tp)?;
             if changelog.from.is_some_and(|from| from > high) {
-                tracing::warn!(%task, topic = %changelog.topic, partition = changelog.partition,
+                tracing::warn!(%task, partition = %changelog.tp,
                     checkpoint = changelog.from.map(|f| f - 1), end = high,
                     "the checkpoint is beyond the end of its changelog (was the topic recreated?); wiping local state to restore it");
                 metrics::counter!("streamtime_stale_checkpoints_total", "task" => task.to_string())
@@ -258,7 +256,7 @@ impl StoreChangelogReader {
             }
             let start = changelog.from.unwrap_or(low).max(low);
             if start >= high {
-                tracing::debug!(%task, topic = %changelog.topic, "store is up to date with its changelog");
+                tracing::debug!(%task, topic = %changelog.tp.topic, "store is up to date with its changelog");
                 continue;
             }
             plan.push((changelog, start, high));
@@ -268,11 +266,10 @@ impl StoreChangelogReader {
         }
         let mut total = 0;
         for (changelog, start, high) in plan {
-            tracing::info!(%task, topic = %changelog.topic, partition = changelog.partition, from = start,
+            tracing::info!(%task, partition = %changelog.tp, from = start,
                 to = high, records = high - start, "restoring store from its changelog");
-            let tp = TopicPartition::new(changelog.topic.as_str(), changelog.partition);
             if let Some(l) = listener {
-                l.on_restore_start(&tp, &changelog.store_name, start, high);
+                l.on_restore_start(&changelog.tp, &changelog.store_name, start, high);
             }
             total += (high - start) as u64;
             self.partitions.push(ChangelogPartition {
@@ -280,7 +277,7 @@ impl StoreChangelogReader {
                 kind: Kind::Active,
                 store: changelog.store,
                 store_name: changelog.store_name,
-                tp,
+                tp: changelog.tp,
                 next: Some(start),
                 end: high,
                 restored: 0,
@@ -310,7 +307,7 @@ impl StoreChangelogReader {
                 kind: Kind::Standby,
                 store: changelog.store,
                 store_name: changelog.store_name,
-                tp: TopicPartition::new(changelog.topic.as_str(), changelog.partition),
+                tp: changelog.tp,
                 next: changelog.from,
                 end: i64::MAX,
                 restored: 0,

@@ -6,9 +6,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::record_collector::{OutgoingRecord, RecordCollector};
 use super::streams_producer::{Destination, ProducerRecord, StreamsProducer};
 use crate::error::{ProcessResult, StreamsError};
+use crate::task::record_collector::{OutgoingRecord, RecordCollector};
+use crate::task::TopicPartition;
 
 /// Partition counts of output topics with when they were read, shared by the tasks of one
 /// thread.
@@ -100,8 +101,7 @@ impl RecordCollector for KafkaRecordCollector {
 /// open transaction under exactly-once).
 pub(crate) struct KafkaChangelogWriter {
     pub producer: Arc<StreamsProducer>,
-    pub topic: String,
-    pub partition: i32,
+    pub changelog: TopicPartition,
     pub sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -111,8 +111,8 @@ impl streamtime_state::ChangelogWriter for KafkaChangelogWriter {
         let sent = self.producer.send(
             Destination::Changelog,
             ProducerRecord {
-                topic: &self.topic,
-                partition: self.partition,
+                topic: &self.changelog.topic,
+                partition: self.changelog.partition,
                 key: Some(key),
                 value,
                 headers: None,

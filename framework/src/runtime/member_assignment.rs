@@ -9,17 +9,20 @@
 //! reports the same partitions the callback was given, the list is the current one.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use rdkafka::TopicPartitionList;
 
+use crate::task::TopicPartition;
+
 /// A set of topic partitions, compared independently of order.
-pub(crate) type PartitionSet = BTreeSet<(String, i32)>;
+pub(crate) type PartitionSet = BTreeSet<TopicPartition>;
 
 /// The partitions of `tpl`.
 pub(crate) fn partition_set(tpl: &TopicPartitionList) -> PartitionSet {
     tpl.elements()
         .iter()
-        .map(|e| (e.topic().to_string(), e.partition()))
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
         .collect()
 }
 
@@ -33,10 +36,10 @@ pub(crate) fn parse_assignment(bytes: &[u8]) -> Option<PartitionSet> {
     let mut set = PartitionSet::new();
     for _ in 0..topics.max(0) {
         let len = usize::try_from(reader.i16()?).ok()?;
-        let name = std::str::from_utf8(reader.take(len)?).ok()?.to_string();
+        let name: Arc<str> = Arc::from(std::str::from_utf8(reader.take(len)?).ok()?);
         let partitions = reader.i32()?;
         for _ in 0..partitions.max(0) {
-            set.insert((name.clone(), reader.i32()?));
+            set.insert(TopicPartition::new(name.clone(), reader.i32()?));
         }
     }
     Some(set)
@@ -88,7 +91,7 @@ mod tests {
         let bytes = encode(&[("in", &[0, 3]), ("other", &[1])], b"xyz");
         let want: PartitionSet = [("in", 0), ("in", 3), ("other", 1)]
             .into_iter()
-            .map(|(t, p)| (t.to_string(), p))
+            .map(|(t, p)| TopicPartition::new(t, p))
             .collect();
         assert_eq!(parse_assignment(&bytes), Some(want));
         assert_eq!(
@@ -114,7 +117,7 @@ mod tests {
         let set = partition_set(&tpl);
         assert_eq!(
             set.into_iter().collect::<Vec<_>>(),
-            vec![("a".to_string(), 1), ("b".to_string(), 2)]
+            vec![TopicPartition::new("a", 1), TopicPartition::new("b", 2)]
         );
     }
 }

@@ -19,7 +19,6 @@ pub(crate) mod native;
 pub(crate) mod open_transaction_watch;
 pub(crate) mod partition_queues;
 pub(crate) mod queries;
-pub(crate) mod record_collector;
 pub(crate) mod repartition_purger;
 pub(crate) mod restore_progress;
 pub(crate) mod shutdown_request;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client_config::ClientRole;
+use crate::task::TopicPartition;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::{Offset, TopicPartitionList};
@@ -18,7 +19,7 @@ pub(crate) struct RepartitionPurger {
     interval: Duration,
     last: std::time::Instant,
     /// Highest committed offset per repartition partition not yet purged.
-    pending: BTreeMap<(String, i32), i64>,
+    pending: BTreeMap<TopicPartition, i64>,
 }
 
 impl RepartitionPurger {
@@ -48,7 +49,7 @@ impl RepartitionPurger {
         for elem in committed.elements() {
             if let (true, Offset::Offset(o)) = (repartition.contains(elem.topic()), elem.offset()) {
                 self.pending
-                    .insert((elem.topic().to_string(), elem.partition()), o);
+                    .insert(TopicPartition::new(elem.topic(), elem.partition()), o);
             }
         }
         if self.pending.is_empty() || self.last.elapsed() < self.interval {
@@ -59,8 +60,8 @@ impl RepartitionPurger {
         };
         self.last = std::time::Instant::now();
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in std::mem::take(&mut self.pending) {
-            let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(offset));
+        for (tp, offset) in std::mem::take(&mut self.pending) {
+            let _ = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset));
         }
         // The admin call completes on librdkafka's thread; waiting for it must not stall
         // processing, and a failed purge only delays disk reclamation.

@@ -127,7 +127,7 @@ impl StandbyTasks {
             return;
         };
         reader.unregister(id, Kind::Standby);
-        if let Err(e) = state.checkpoint(&|_, _| None) {
+        if let Err(e) = state.checkpoint(&|_| None) {
             tracing::warn!(task = %id, error = %e, "cannot checkpoint a standby on close");
         }
         state.close();
@@ -149,7 +149,7 @@ impl StandbyTasks {
                 || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY)
         {
             for (id, state) in &mut self.tasks {
-                if let Err(e) = state.checkpoint(&|_, _| None) {
+                if let Err(e) = state.checkpoint(&|_| None) {
                     tracing::warn!(task = %id, error = %e, "cannot checkpoint a standby");
                 }
             }

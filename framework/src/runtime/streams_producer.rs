@@ -21,6 +21,7 @@ use super::client_health::ClientHealth;
 use crate::error::StreamsError;
 use crate::faults::{FaultPoint, Faults};
 use crate::record::Headers;
+use crate::task::TopicPartition;
 
 /// How long a transaction call may block before it is retried (and shutdown is checked).
 const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -93,12 +94,13 @@ impl DeliveryTracker {
         first.get_or_insert(text);
     }
 
-    pub(crate) fn changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+    /// The last acknowledged offset of changelog partition `tp`.
+    pub(crate) fn changelog_offset(&self, tp: &TopicPartition) -> Option<i64> {
         self.changelog_offsets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(topic)
-            .and_then(|partitions| partitions.get(&partition))
+            .get(&*tp.topic)
+            .and_then(|partitions| partitions.get(&tp.partition))
             .copied()
     }
 

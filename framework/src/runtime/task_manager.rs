@@ -312,7 +312,7 @@ impl TaskManager {
         for (id, mut task) in std::mem::take(&mut self.restoring) {
             let restored = self.reader.unregister(id, Kind::Active);
             if keep && restored > 0 {
-                match task.state.checkpoint(&|_, _| None) {
+                match task.state.checkpoint(&|_| None) {
                     Ok(()) => tracing::info!(task = %id, records = restored,
                         "closing a task during its restore; the restored records are checkpointed"),
                     Err(e) => tracing::warn!(task = %id, error = %e,

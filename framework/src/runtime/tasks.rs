@@ -112,17 +112,12 @@ impl Tasks {
             tracing::debug!(partition = %tp, "records for a partition without a running task; dropped");
             return Ok(());
         };
-        let mut next = self.positions.get(&tp).copied();
-        for record in &records {
-            if next.is_some_and(|next| record.offset < next) {
-                // Offset order within a partition is what every guarantee rests on.
-                tracing::warn!(partition = %tp, offset = record.offset, expected = next,
-                    "a record arrived out of offset order");
-            }
-            next = Some(record.offset + 1);
-        }
+        let (records, next) = past_position(&tp, self.positions.get(&tp).copied(), records);
         if let Some(next) = next {
             self.positions.insert(tp.clone(), next);
+        }
+        if records.is_empty() {
+            return Ok(());
         }
         task.add_records(&tp, records)
     }
@@ -198,7 +193,7 @@ impl Tasks {
             if how == Close::Clean {
                 if let Err(e) = task
                     .state()
-                    .checkpoint(&|t, p| deliveries.changelog_offset(t, p))
+                    .checkpoint(&|tp| deliveries.changelog_offset(tp))
                 {
                     tracing::warn!(task = %id, error = %e, "cannot checkpoint on close; the next start restores from scratch");
                 }
@@ -338,4 +333,82 @@ fn lag<C: ConsumerContext>(
     // Without a committed offset the consumer starts at the earliest offset.
     let position = positions.get(tp).copied().unwrap_or(low);
     Some((high - position).max(0))
+}
+
+/// The records of `tp` at or past `next` (the committed offset, or one past the last record
+/// handed to the task) and the position after them. A record before it was committed
+/// already or is in the task's buffer: processing it again would count it twice in every
+/// store it reaches, so it is dropped and counted. Consumers deliver each offset once, but
+/// a partition's records come through two queues around a rebalance (the consumer's queue
+/// and the partition's own, see `partition_queues`), and records held for a restoring task
+/// meet the fetch that resumes after them: the position is the one place to guard.
+fn past_position(
+    tp: &TopicPartition,
+    mut next: Option<i64>,
+    mut records: Vec<RawRecord>,
+) -> (Vec<RawRecord>, Option<i64>) {
+    let before = records.len();
+    records.retain(|record| {
+        if next.is_some_and(|next| record.offset < next) {
+            return false;
+        }
+        next = Some(record.offset + 1);
+        true
+    });
+    let dropped = before - records.len();
+    if dropped > 0 {
+        tracing::warn!(partition = %tp, dropped, position = next,
+            "records delivered again below the partition's position; dropped, not processed twice");
+        metrics::counter!("streamtime_redelivered_records_dropped_total").increment(dropped as u64);
+    }
+    (records, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::TimestampType;
+
+    fn at(offset: i64) -> RawRecord {
+        RawRecord {
+            topic: "in".into(),
+            partition: 0,
+            offset,
+            timestamp: offset,
+            timestamp_type: TimestampType::CreateTime,
+            key: None,
+            value: None,
+            headers: Default::default(),
+        }
+    }
+
+    fn offsets(records: &[RawRecord]) -> Vec<i64> {
+        records.iter().map(|r| r.offset).collect()
+    }
+
+    #[test]
+    fn records_below_the_committed_offset_are_not_handed_to_the_task() {
+        let tp = TopicPartition::new("in", 0);
+        let (kept, next) = past_position(&tp, Some(5), (3..8).map(at).collect());
+        assert_eq!(offsets(&kept), [5, 6, 7]);
+        assert_eq!(next, Some(8));
+    }
+
+    #[test]
+    fn a_batch_delivered_again_after_the_records_held_for_a_restore_is_dropped() {
+        let tp = TopicPartition::new("in", 0);
+        let (held, next) = past_position(&tp, Some(0), (0..4).map(at).collect());
+        assert_eq!(offsets(&held), [0, 1, 2, 3]);
+        let (again, next) = past_position(&tp, next, (2..6).map(at).collect());
+        assert_eq!(offsets(&again), [4, 5]);
+        assert_eq!(next, Some(6));
+    }
+
+    #[test]
+    fn a_partition_without_a_position_takes_every_record() {
+        let tp = TopicPartition::new("in", 0);
+        let (kept, next) = past_position(&tp, None, (10..12).map(at).collect());
+        assert_eq!(offsets(&kept), [10, 11]);
+        assert_eq!(next, Some(12));
+    }
 }

@@ -1,6 +1,7 @@
 //! Tasks: one sub-topology on one partition of each of its source topics.
 
 pub(crate) mod partition_group;
+pub(crate) mod record_collector;
 pub(crate) mod record_errors;
 pub(crate) mod record_queue;
 pub(crate) mod stall;

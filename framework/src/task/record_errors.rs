@@ -8,7 +8,7 @@ use crate::error::StreamsError;
 use crate::error_policy::{headers, DeserializationErrorPolicy, ProcessingErrorPolicy};
 use crate::partitioner::partition_for_key;
 use crate::record::RawRecord;
-use crate::runtime::record_collector::{OutgoingRecord, RecordCollector};
+use crate::task::record_collector::{OutgoingRecord, RecordCollector};
 
 /// Skips are logged at warn for the first and then every this many per task and reason (the
 /// rest at debug), so a flood of poison records cannot flood the logs.

@@ -46,8 +46,7 @@ pub(crate) type WriterFactory<'a> =
 pub(crate) struct Changelog {
     pub store: usize,
     pub store_name: String,
-    pub topic: String,
-    pub partition: i32,
+    pub tp: TopicPartition,
     /// First offset to read; `None` from the beginning.
     pub from: Option<i64>,
 }
@@ -55,7 +54,7 @@ pub(crate) struct Changelog {
 struct ManagedStore {
     name: String,
     store: TaskStore,
-    changelog: Option<(String, i32)>,
+    changelog: Option<TopicPartition>,
     persistent: bool,
 }
 
@@ -66,7 +65,7 @@ pub(crate) struct StateManager {
     stores: Vec<ManagedStore>,
     /// Last changelog offset each store is known to contain.
     offsets: CheckpointOffsets,
-    restore_from: BTreeMap<(String, i32), i64>,
+    restore_from: BTreeMap<TopicPartition, i64>,
     sent_since_checkpoint: Arc<AtomicU64>,
     eos: bool,
     faults: crate::faults::Faults,
@@ -133,16 +132,16 @@ impl StateManager {
             let persistent = disk.is_some();
             let changelog = spec.logging.then(|| {
                 let topic = Topology::changelog_topic(&spec.name).resolve(application_id);
-                (topic, task.partition)
+                TopicPartition::new(topic, task.partition)
             });
-            if let (Some((topic, partition)), true) = (&changelog, persistent) {
-                if let Some(&o) = offsets.get(&TopicPartition::new(topic.clone(), *partition)) {
-                    restore_from.insert((topic.clone(), *partition), o + 1);
+            if let (Some(tp), true) = (&changelog, persistent) {
+                if let Some(&o) = offsets.get(tp) {
+                    restore_from.insert(tp.clone(), o + 1);
                 }
             }
             let writer = changelog
                 .as_ref()
-                .map(|(topic, partition)| writer(topic, *partition, sent.clone()));
+                .map(|tp| writer(&tp.topic, tp.partition, sent.clone()));
             let store = open_store(spec, disk, writer, env.cache_bytes)
                 .map_err(|e| state_error(&spec.name, e))?;
             stores.push(ManagedStore {
@@ -178,12 +177,11 @@ impl StateManager {
             .iter()
             .enumerate()
             .filter_map(|(i, s)| {
-                s.changelog.as_ref().map(|(topic, partition)| Changelog {
+                s.changelog.as_ref().map(|tp| Changelog {
                     store: i,
                     store_name: s.name.clone(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                    from: self.restore_from.get(&(topic.clone(), *partition)).copied(),
+                    tp: tp.clone(),
+                    from: self.restore_from.get(tp).copied(),
                 })
             })
             .collect()
@@ -201,9 +199,8 @@ impl StateManager {
         s.store
             .with_state(|st| st.restore_batch(records))
             .map_err(|e| state_error(&s.name, e))?;
-        if let Some((topic, partition)) = &s.changelog {
-            self.offsets
-                .insert(TopicPartition::new(topic.clone(), *partition), last_offset);
+        if let Some(tp) = &s.changelog {
+            self.offsets.insert(tp.clone(), last_offset);
         }
         Ok(())
     }
@@ -278,14 +275,13 @@ impl StateManager {
     /// `delivered` gives the last acknowledged offset of a changelog partition.
     pub(crate) fn checkpoint(
         &mut self,
-        delivered: &dyn Fn(&str, i32) -> Option<i64>,
+        delivered: &dyn Fn(&TopicPartition) -> Option<i64>,
     ) -> Result<(), StreamsError> {
         self.flush_stores()?;
         for s in &self.stores {
-            if let (Some((topic, partition)), true) = (&s.changelog, s.persistent) {
-                if let Some(o) = delivered(topic, *partition) {
-                    self.offsets
-                        .insert(TopicPartition::new(topic.clone(), *partition), o);
+            if let (Some(tp), true) = (&s.changelog, s.persistent) {
+                if let Some(o) = delivered(tp) {
+                    self.offsets.insert(tp.clone(), o);
                 }
             }
         }

@@ -18,7 +18,7 @@ use crate::faults::FaultPoint;
 use crate::processor::node::{Lifecycle, RawInput};
 use crate::processor::PunctuationType;
 use crate::record::{RawRecord, RecordMetadata};
-use crate::runtime::record_collector::RecordCollector;
+use crate::task::record_collector::RecordCollector;
 use crate::task::task_context::{TaskContext, TaskState};
 use crate::timestamp::{InvalidTimestampPolicy, TimestampExtractor};
 use crate::topology::{SubTopology, Topology};

@@ -11,7 +11,7 @@ use streamtime_state::{KeyValueStore, SessionStore, StateStore, WindowStore};
 use crate::error::StreamsError;
 use crate::processor::{Punctuation, PunctuationType, PunctuatorId};
 use crate::record::RecordMetadata;
-use crate::runtime::record_collector::RecordCollector;
+use crate::task::record_collector::RecordCollector;
 use crate::task::TaskId;
 
 /// A registered punctuation schedule.

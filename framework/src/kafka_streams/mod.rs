@@ -16,6 +16,8 @@
 //! # }
 //! ```
 
+pub mod query;
+
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
