@@ -23,6 +23,7 @@ mod session_windowed;
 mod sliding_windowed;
 mod stream;
 mod table;
+mod table_transforms;
 mod windowed;
 mod windows;
 

@@ -115,7 +115,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
     }
 
     /// Adds a processor node fed by this stream (and `extra_parents`) running `step`.
-    fn add_step<K2: Clone + 'static, V2: Clone + 'static>(
+    pub(super) fn add_step<K2: Clone + 'static, V2: Clone + 'static>(
         &self,
         prefix: &str,
         extra_parents: &[Option<usize>],

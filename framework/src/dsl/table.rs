@@ -116,7 +116,7 @@ impl StreamsBuilder {
 /// Registers the key-value store `store` and adds a processor keeping the changes of
 /// `changes` in it; returns the stream of non-deleting updates (what `to_stream` gives) and
 /// records the change node for `to_change_stream`.
-fn materialize<K, V, X>(
+pub(super) fn materialize<K, V, X>(
     changes: &KStream<K, Option<V>>,
     prefix: &str,
     store: &str,

@@ -1,0 +1,168 @@
+//! Table operators on the test driver: filter, filter_not and map_values follow a table's
+//! changes (updates and deletions), keep timestamps, survive in their own stores, and feed
+//! joins like any other table.
+
+use streamtime::serdes::{I64Serde, OptionSerde, StringSerde};
+use streamtime::{
+    Consumed, Materialized, Produced, StreamsBuilder, StreamsConfig, TopologyTestDriver,
+};
+
+type Change = (String, Option<i64>, i64);
+
+fn set(k: &str, v: i64, ts: i64) -> Change {
+    (k.to_string(), Some(v), ts)
+}
+
+fn del(k: &str, ts: i64) -> Change {
+    (k.to_string(), None, ts)
+}
+
+fn changes(driver: &TopologyTestDriver, topic: &str) -> Vec<Change> {
+    driver
+        .output_topic(topic, StringSerde, OptionSerde(I64Serde))
+        .read_records()
+        .into_iter()
+        .map(|r| (r.key, r.value, r.timestamp))
+        .collect()
+}
+
+/// `prices` (a table of i64) through `build`, whose result's changes go to `out`.
+fn driver_for(
+    build: impl FnOnce(streamtime::KTable<String, i64>) -> streamtime::KTable<String, i64>,
+) -> TopologyTestDriver {
+    let builder = StreamsBuilder::new();
+    let prices = builder.table(
+        "prices",
+        Consumed::with(StringSerde, I64Serde),
+        Materialized::as_("prices"),
+    );
+    build(prices)
+        .to_change_stream()
+        .to("out", Produced::with(StringSerde, OptionSerde(I64Serde)));
+    TopologyTestDriver::new(
+        builder.build().unwrap(),
+        StreamsConfig::new("tables", "unused"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_filtered_table_deletes_a_row_whose_update_fails_the_predicate() {
+    let driver = driver_for(|t| t.filter(|_, p| *p >= 100, Materialized::as_("expensive")));
+    let input = driver.input_topic("prices", StringSerde, OptionSerde(I64Serde));
+    input.pipe("tv".into(), Some(400), 1).unwrap();
+    input.pipe("pen".into(), Some(2), 2).unwrap();
+    input.pipe("tv".into(), Some(90), 3).unwrap();
+    input.pipe("pen".into(), Some(150), 4).unwrap();
+    input.pipe("pen".into(), None, 5).unwrap();
+    assert_eq!(
+        changes(&driver, "out"),
+        vec![
+            set("tv", 400, 1),
+            // Kafka Streams without old values: a rejected update is a tombstone, also for
+            // a key the result never held.
+            del("pen", 2),
+            del("tv", 3),
+            set("pen", 150, 4),
+            del("pen", 5),
+        ]
+    );
+    let rows = driver
+        .key_value_store_entries("expensive", StringSerde, streamtime::serdes::BytesSerde)
+        .unwrap();
+    assert!(rows.is_empty(), "every row was deleted again: {rows:?}");
+}
+
+#[test]
+fn filter_not_keeps_exactly_the_rows_filter_drops() {
+    let driver = driver_for(|t| t.filter_not(|_, p| *p >= 100, Materialized::default()));
+    let input = driver.input_topic("prices", StringSerde, OptionSerde(I64Serde));
+    input.pipe("tv".into(), Some(400), 1).unwrap();
+    input.pipe("pen".into(), Some(2), 2).unwrap();
+    assert_eq!(
+        changes(&driver, "out"),
+        vec![del("tv", 1), set("pen", 2, 2)]
+    );
+}
+
+#[test]
+fn map_values_maps_updates_and_passes_deletions_with_their_timestamps() {
+    let driver = driver_for(|t| {
+        t.map_values(
+            |p| p * 2,
+            Materialized::as_("doubled").with_value_serde(I64Serde),
+        )
+    });
+    let input = driver.input_topic("prices", StringSerde, OptionSerde(I64Serde));
+    input.pipe("tv".into(), Some(400), 10).unwrap();
+    input.pipe("tv".into(), None, 20).unwrap();
+    input.pipe("cup".into(), Some(3), 30).unwrap();
+    assert_eq!(
+        changes(&driver, "out"),
+        vec![set("tv", 800, 10), del("tv", 20), set("cup", 6, 30)]
+    );
+    let rows = driver
+        .key_value_store_entries("doubled", StringSerde, streamtime::serdes::BytesSerde)
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "cup");
+    // A timestamped value: the timestamp (8 bytes) then the value.
+    assert_eq!(&rows[0].1[8..], &6_i64.to_be_bytes());
+}
+
+#[test]
+fn map_values_without_a_value_serde_fails_the_build_naming_the_store() {
+    let builder = StreamsBuilder::new();
+    builder
+        .table(
+            "prices",
+            Consumed::with(StringSerde, I64Serde),
+            Materialized::as_("prices"),
+        )
+        .map_values(|p| p.to_string(), Materialized::as_("as-text"));
+    let Err(err) = builder.build() else {
+        panic!("the build succeeds without the result's value serde");
+    };
+    let err = err.to_string();
+    assert!(err.contains("as-text"), "{err}");
+}
+
+#[test]
+fn a_filtered_table_joins_a_stream() {
+    let builder = StreamsBuilder::new();
+    let expensive = builder
+        .table(
+            "prices",
+            Consumed::with(StringSerde, I64Serde),
+            Materialized::as_("prices"),
+        )
+        .filter(|_, p| *p >= 100, Materialized::as_("expensive"));
+    builder
+        .stream("orders", Consumed::with(StringSerde, StringSerde))
+        .left_join_table(&expensive, |who: &String, price: Option<&i64>| {
+            format!(
+                "{who}:{}",
+                price.map_or("cheap".to_string(), i64::to_string)
+            )
+        })
+        .to("priced", Produced::with(StringSerde, StringSerde));
+    let driver =
+        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("t", "unused"))
+            .unwrap();
+    let prices = driver.input_topic("prices", StringSerde, I64Serde);
+    let orders = driver.input_topic("orders", StringSerde, StringSerde);
+    prices.pipe("tv".into(), 400, 1).unwrap();
+    orders.pipe("tv".into(), "ann".into(), 2).unwrap();
+    prices.pipe("tv".into(), 90, 3).unwrap();
+    orders.pipe("tv".into(), "bob".into(), 4).unwrap();
+    let out = driver
+        .output_topic("priced", StringSerde, StringSerde)
+        .read_key_values();
+    assert_eq!(
+        out,
+        vec![
+            ("tv".to_string(), "ann:400".to_string()),
+            ("tv".to_string(), "bob:cheap".to_string())
+        ]
+    );
+}
