@@ -111,7 +111,7 @@ pub fn topology_with_gap(
     let builder = StreamsBuilder::new();
     builder
         .stream(&topics.clicks, Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::with_serdes(StringSerde, StringSerde))
+        .group_by_key_with(Grouped::with_serdes(StringSerde, StringSerde))
         .windowed_by(SessionWindows::of_inactivity_gap_and_grace(gap, grace))
         .emit(EmitStrategy::OnWindowClose)
         .aggregate(

@@ -88,7 +88,7 @@ pub fn topology(topics: &Topics) -> Result<Topology, StreamsError> {
     let builder = StreamsBuilder::new();
     builder
         .stream(&topics.readings, Consumed::with(StringSerde, F64Serde))
-        .group_by_key(Grouped::with_serdes(StringSerde, F64Serde))
+        .group_by_key_with(Grouped::with_serdes(StringSerde, F64Serde))
         .windowed_by(TimeWindows::of_size_and_grace(WINDOW, GRACE))
         .emit(EmitStrategy::OnWindowClose)
         .late_records_to(&topics.late)

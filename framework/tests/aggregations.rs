@@ -73,7 +73,7 @@ fn aggregate_timestamps_are_the_max_of_record_and_previous_aggregate() {
     let builder = StreamsBuilder::new();
     builder
         .stream("amounts", Consumed::with(StringSerde, I64Serde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .reduce(|a, b| a + b, Materialized::as_("sums"))
         .to_stream()
         .to("sums", Produced::default());
@@ -110,7 +110,7 @@ fn aggregate_folds_from_the_initializer() {
     let builder = StreamsBuilder::new();
     builder
         .stream("words", Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .aggregate(
             String::new,
             |_k, word: String, acc: String| {
@@ -145,7 +145,7 @@ fn an_aggregate_without_a_serde_is_a_build_error() {
     let builder = StreamsBuilder::new();
     builder
         .stream("words", Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .aggregate(
             Vec::<u8>::new,
             |_k, _w, acc| acc,

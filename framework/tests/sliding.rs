@@ -11,7 +11,7 @@ use std::time::Duration;
 use streamtime::dsl::{EmitStrategy, SlidingWindows, Window, WindowedSerde};
 use streamtime::serdes::{I64Serde, StringSerde};
 use streamtime::{
-    Consumed, Grouped, Materialized, Produced, StreamsBuilder, StreamsConfig, StreamsError,
+    Consumed, Materialized, Produced, StreamsBuilder, StreamsConfig, StreamsError,
     TopologyTestDriver,
 };
 
@@ -37,7 +37,7 @@ fn run(d: u64, grace: u64, emit: EmitStrategy, input: &[(&str, i64)]) -> Run {
     let builder = StreamsBuilder::new();
     builder
         .stream("in", Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .windowed_by(SlidingWindows::of_time_difference_and_grace(
             Duration::from_millis(d),
             Duration::from_millis(grace),
@@ -390,7 +390,7 @@ fn count_and_reduce_use_the_same_windows() {
     let stream = builder.stream("in", Consumed::with(StringSerde, I64Serde));
     let windows = SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(10));
     stream
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .windowed_by(windows)
         .count(Materialized::as_("counts"))
         .to_stream()
@@ -399,7 +399,7 @@ fn count_and_reduce_use_the_same_windows() {
             Produced::with(WindowedSerde::new(StringSerde), I64Serde),
         );
     stream
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .windowed_by(windows)
         .reduce(|a, b| a + b, Materialized::as_("sums"))
         .to_stream()
@@ -440,7 +440,7 @@ fn a_retention_too_short_for_the_algorithm_fails_the_build() {
         let builder = StreamsBuilder::new();
         builder
             .stream("in", Consumed::with(StringSerde, StringSerde))
-            .group_by_key(Grouped::default())
+            .group_by_key()
             .windowed_by(SlidingWindows::of_time_difference_and_grace(
                 Duration::from_millis(10),
                 Duration::from_millis(5),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use streamtime::dsl::{EmitStrategy, SessionWindows, TimeWindows, Window, Windowed, WindowedSerde};
 use streamtime::serdes::{I64Serde, OptionSerde, StringSerde};
 use streamtime::{
-    Consumed, Grouped, Materialized, Produced, StreamsBuilder, StreamsConfig, StreamsError,
+    Consumed, Materialized, Produced, StreamsBuilder, StreamsConfig, StreamsError,
     TopologyTestDriver,
 };
 
@@ -27,7 +27,7 @@ fn tumbling_count(emit: EmitStrategy, timestamps: &[i64]) -> (Out, Vec<i64>, Vec
     let builder = StreamsBuilder::new();
     builder
         .stream("clicks", Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .windowed_by(TimeWindows::of_size_and_grace(
             Duration::from_millis(10),
             Duration::from_millis(5),
@@ -114,7 +114,7 @@ fn late_records_are_counted_per_record_not_per_window() {
     let builder = StreamsBuilder::new();
     builder
         .stream("in", Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .windowed_by(
             TimeWindows::of_size_with_no_grace(Duration::from_millis(10))
                 .advance_by(Duration::from_millis(5)),
@@ -158,7 +158,7 @@ fn windowed_aggregate_keeps_the_largest_timestamp_and_uses_the_window_store() {
     let builder = StreamsBuilder::new();
     builder
         .stream("amounts", Consumed::with(StringSerde, I64Serde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(60)))
         .aggregate(
             || 0,
@@ -208,7 +208,7 @@ fn session_count(emit: EmitStrategy, timestamps: &[i64]) -> (SessionOut, Vec<i64
     let builder = StreamsBuilder::new();
     builder
         .stream("clicks", Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .windowed_by(SessionWindows::of_inactivity_gap_and_grace(
             Duration::from_millis(10),
             Duration::from_millis(10),
@@ -275,7 +275,7 @@ fn a_retention_shorter_than_size_plus_grace_fails_the_build() {
     let builder = StreamsBuilder::new();
     builder
         .stream("in", Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .windowed_by(TimeWindows::of_size_and_grace(
             Duration::from_secs(60),
             Duration::from_secs(30),
@@ -297,7 +297,7 @@ fn invalid_windows_fail_the_build() {
     let builder = StreamsBuilder::new();
     builder
         .stream("in", Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .windowed_by(
             TimeWindows::of_size_with_no_grace(Duration::from_secs(10))
                 .advance_by(Duration::from_secs(20)),

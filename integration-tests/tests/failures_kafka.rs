@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use streamtime::lifecycle::{State, StreamThreadExceptionResponse};
 use streamtime::serdes::{I64Serde, StringSerde};
 use streamtime::{
-    Consumed, Grouped, KafkaStreams, Materialized, ProcessResult, ProcessingGuarantee, Processor,
+    Consumed, KafkaStreams, Materialized, ProcessResult, ProcessingGuarantee, Processor,
     ProcessorContext, Produced, Record, StreamsBuilder, StreamsConfig, StreamsError,
 };
 use streamtime_integration_tests::records::{self, TestRecord};
@@ -277,7 +277,7 @@ fn counting_topology(input: &str, output: &str) -> streamtime::Topology {
     let builder = StreamsBuilder::new();
     builder
         .stream(input, Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .count(Materialized::as_("counts"))
         .to_stream()
         .to(output, Produced::with(StringSerde, I64Serde));

@@ -12,7 +12,7 @@ use streamtime::faults::{FaultAction, FaultPlan, FaultPoint};
 use streamtime::lifecycle::StreamThreadExceptionResponse;
 use streamtime::serdes::{I64Serde, StringSerde};
 use streamtime::{
-    Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, StreamsBuilder,
+    Consumed, KafkaStreams, Materialized, ProcessingGuarantee, Produced, StreamsBuilder,
     StreamsConfig,
 };
 use streamtime_integration_tests::records::{self, TestRecord};
@@ -43,7 +43,7 @@ async fn count_with(prefix: &str, guarantee: ProcessingGuarantee, plan: FaultPla
     let builder = StreamsBuilder::new();
     builder
         .stream(&input, Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .count(Materialized::as_("counts"))
         .to_stream()
         .to(&output, Produced::with(StringSerde, I64Serde));

@@ -13,9 +13,7 @@ use std::time::Duration;
 use streamtime::error_policy::DeserializationErrorPolicy;
 use streamtime::partitioner::partition_for_key;
 use streamtime::serdes::{I64Serde, StringSerde};
-use streamtime::{
-    Consumed, Grouped, KafkaStreams, Materialized, Produced, StreamsBuilder, StreamsConfig,
-};
+use streamtime::{Consumed, KafkaStreams, Materialized, Produced, StreamsBuilder, StreamsConfig};
 use streamtime_integration_tests::records::{self, TestRecord};
 use streamtime_integration_tests::wait::eventually_async;
 use streamtime_integration_tests::{bootstrap_servers, topics};
@@ -117,7 +115,7 @@ fn app(
     let builder = StreamsBuilder::new();
     builder
         .stream(input, Consumed::with(StringSerde, I64Serde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .count(Materialized::as_("counts"))
         .to_stream()
         .to(output, Produced::with(StringSerde, I64Serde));

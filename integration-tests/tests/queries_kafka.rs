@@ -12,8 +12,8 @@ use streamtime::dsl::TimeWindows;
 use streamtime::partitioner::partition_for_key;
 use streamtime::serdes::{I64Serde, StringSerde};
 use streamtime::{
-    Consumed, Grouped, KafkaStreams, Materialized, ProcessResult, Processor, ProcessorContext,
-    Produced, Record, StreamsBuilder, StreamsConfig, StreamsError,
+    Consumed, KafkaStreams, Materialized, ProcessResult, Processor, ProcessorContext, Produced,
+    Record, StreamsBuilder, StreamsConfig, StreamsError,
 };
 use streamtime_integration_tests::records::{self, TestRecord};
 use streamtime_integration_tests::wait::eventually;
@@ -93,12 +93,12 @@ impl Setup {
         let builder = StreamsBuilder::new();
         let clicks = builder.stream(&self.input, Consumed::with(StringSerde, StringSerde));
         clicks
-            .group_by_key(Grouped::default())
+            .group_by_key()
             .count(Materialized::as_("counts"))
             .to_stream()
             .to(&self.output, Produced::with(StringSerde, I64Serde));
         clicks
-            .group_by_key(Grouped::default())
+            .group_by_key()
             .windowed_by(TimeWindows::of_size_and_grace(
                 Duration::from_secs(10),
                 Duration::from_secs(3600),

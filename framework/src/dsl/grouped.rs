@@ -39,7 +39,14 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
     /// Groups records by their current key, for an aggregation. If a key-changing operation
     /// came before, the aggregation first repartitions through
     /// `<app>-<name>-repartition`, where the name is the `Grouped` name or else the store's.
-    pub fn group_by_key(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
+    pub fn group_by_key(&self) -> KGroupedStream<K, V> {
+        self.group_by_key_with(Grouped::default())
+    }
+
+    /// [`group_by_key`](Self::group_by_key) with the serdes and the name of `grouped`: the
+    /// repartition topic's name, and the serdes an aggregation after a key-changing operation
+    /// needs.
+    pub fn group_by_key_with(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
         KGroupedStream::new(self.clone(), grouped)
     }
 
@@ -49,7 +56,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
         grouped: Grouped<K2, V>,
     ) -> KGroupedStream<K2, V> {
-        self.select_key(selector).group_by_key(grouped)
+        self.select_key(selector).group_by_key_with(grouped)
     }
 }
 

@@ -10,7 +10,7 @@
 //!
 //! let builder = StreamsBuilder::new();
 //! builder.stream("clicks", Consumed::with(StringSerde, StringSerde))
-//!     .group_by_key(Grouped::default())
+//!     .group_by_key()
 //!     .windowed_by(SessionWindows::of_inactivity_gap_and_grace(Duration::from_secs(30), Duration::from_secs(60)))
 //!     .count(Materialized::as_("sessions"))
 //!     .to_stream()

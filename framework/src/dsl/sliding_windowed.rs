@@ -24,7 +24,7 @@
 //!
 //! let builder = StreamsBuilder::new();
 //! builder.stream("clicks", Consumed::with(StringSerde, StringSerde))
-//!     .group_by_key(Grouped::default())
+//!     .group_by_key()
 //!     .windowed_by(SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(10)))
 //!     .count(Materialized::as_("clicks-within-10ms"))
 //!     .to_stream()

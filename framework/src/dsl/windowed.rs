@@ -9,7 +9,7 @@
 //!
 //! let builder = StreamsBuilder::new();
 //! builder.stream("clicks", Consumed::with(StringSerde, StringSerde))
-//!     .group_by_key(Grouped::default())
+//!     .group_by_key()
 //!     .windowed_by(TimeWindows::of_size_and_grace(Duration::from_secs(60), Duration::from_secs(10)))
 //!     .emit(EmitStrategy::OnWindowClose)
 //!     .count(Materialized::as_("clicks-per-minute"))

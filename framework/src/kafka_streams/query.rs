@@ -16,7 +16,7 @@
 //! # fn run() -> Result<(), streamtime::StreamsError> {
 //! let builder = StreamsBuilder::new();
 //! builder.stream("clicks", Consumed::with(StringSerde, StringSerde))
-//!     .group_by_key(Grouped::default())
+//!     .group_by_key()
 //!     .count(Materialized::as_("clicks-per-user"));
 //! let config = StreamsConfig::new("clicks-app", "localhost:9092")
 //!     .application_server("clicks-1.internal:8080");

@@ -715,13 +715,13 @@ mod tests {
     #[test]
     fn a_topology_names_exactly_its_repartition_topics_and_changelogs() {
         use crate::serdes::StringSerde;
-        use crate::{Consumed, Grouped, Materialized, Produced, Repartitioned, StreamsBuilder};
+        use crate::{Consumed, Materialized, Produced, Repartitioned, StreamsBuilder};
         let builder = StreamsBuilder::new();
         builder
             .stream("in", Consumed::with(StringSerde, StringSerde))
             .select_key(|_k, v: &String| v.clone())
             .repartition(Repartitioned::as_("by-value"))
-            .group_by_key(Grouped::default())
+            .group_by_key()
             .count(Materialized::as_("counts"))
             .to_stream()
             .to("out", Produced::with(StringSerde, crate::serdes::I64Serde));

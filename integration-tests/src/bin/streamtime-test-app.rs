@@ -47,7 +47,7 @@ use streamtime::faults::FaultPlan;
 use streamtime::lifecycle::StateRestoreListener;
 use streamtime::serdes::{BytesSerde, I64Serde, StringSerde};
 use streamtime::{
-    Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, Repartitioned,
+    Consumed, KafkaStreams, Materialized, ProcessingGuarantee, Produced, Repartitioned,
     StreamsBuilder, StreamsConfig, TopicPartition,
 };
 use streamtime_integration_tests::app_process::AppConnection;
@@ -156,19 +156,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .repartition(Repartitioned::as_("by-initial"))
             .to(&args.app.output, Produced::default()),
         "count" => input
-            .group_by_key(Grouped::default())
+            .group_by_key()
             .count(Materialized::as_("counts"))
             .to_stream()
             .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
         "rekey-count" => input
             .select_key(|_k, v: &String| v.chars().next().map(String::from).unwrap_or_default())
             .repartition(Repartitioned::as_("by-initial"))
-            .group_by_key(Grouped::default())
+            .group_by_key()
             .count(Materialized::as_("counts"))
             .to_stream()
             .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
         "hopping" => input
-            .group_by_key(Grouped::default())
+            .group_by_key()
             .windowed_by(
                 TimeWindows::of_size_and_grace(Duration::from_secs(10), Duration::from_secs(2))
                     .advance_by(Duration::from_secs(5)),
@@ -185,7 +185,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Produced::with(WindowedSerde::new(StringSerde), I64Serde),
             ),
         "seen" => input
-            .group_by_key(Grouped::default())
+            .group_by_key()
             .aggregate(
                 Vec::new,
                 |_k, v: String, seen: Vec<u8>| match v.parse::<usize>() {
@@ -214,7 +214,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .to(join_output, Produced::with(StringSerde, StringSerde));
             input
-                .group_by_key(Grouped::default())
+                .group_by_key()
                 .windowed_by(TimeWindows::of_size_and_grace(
                     chaos::WINDOW_SIZE,
                     chaos::WINDOW_GRACE,

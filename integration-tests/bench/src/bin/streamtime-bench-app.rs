@@ -19,7 +19,7 @@ use clap::Parser;
 use streamtime::dsl::{EmitStrategy, TimeWindows, WindowedSerde};
 use streamtime::serdes::{BytesSerde, I64Serde, StringSerde};
 use streamtime::{
-    Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, StreamsBuilder,
+    Consumed, KafkaStreams, Materialized, ProcessingGuarantee, Produced, StreamsBuilder,
     StreamsConfig,
 };
 use streamtime_integration_tests::app_process::AppConnection;
@@ -90,12 +90,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .to(&args.app.output, Produced::with(StringSerde, BytesSerde)),
         "count" | "restore" => input
-            .group_by_key(Grouped::default())
+            .group_by_key()
             .count(Materialized::as_("counts"))
             .to_stream()
             .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
         "hopping" => input
-            .group_by_key(Grouped::default())
+            .group_by_key()
             .windowed_by(
                 TimeWindows::of_size_and_grace(Duration::from_secs(60), Duration::from_secs(5))
                     .advance_by(Duration::from_secs(10)),

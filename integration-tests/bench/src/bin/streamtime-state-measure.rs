@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use streamtime::serdes::{I64Serde, StringSerde};
 use streamtime::{
-    Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, StreamsBuilder,
+    Consumed, KafkaStreams, Materialized, ProcessingGuarantee, Produced, StreamsBuilder,
     StreamsConfig,
 };
 use streamtime_integration_tests::records::{self, TestRecord};
@@ -28,7 +28,7 @@ fn topology(input: &str, output: &str) -> streamtime::Topology {
     let builder = StreamsBuilder::new();
     builder
         .stream(input, Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::default())
+        .group_by_key()
         .count(Materialized::as_("counts"))
         .to_stream()
         .to(output, Produced::with(StringSerde, I64Serde));
