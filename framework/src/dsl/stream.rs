@@ -315,6 +315,29 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         )
     }
 
+    /// Calls `action` on each record; a terminal operation: nothing is forwarded.
+    pub fn foreach(&self, action: impl Fn(&K, &V) + Send + Sync + 'static) {
+        self.add_step::<K, V>(
+            "KSTREAM-FOREACH",
+            &[],
+            Arc::new(move |_ctx, r| {
+                action(&r.key, &r.value);
+                Ok(())
+            }),
+        );
+    }
+
+    /// Prints each record to standard output as `[label]: key, value` (in `Debug` form), as
+    /// Kafka Streams' `print(Printed.toSysOut().withLabel(label))` does; for debugging.
+    pub fn print(&self, label: &str)
+    where
+        K: std::fmt::Debug,
+        V: std::fmt::Debug,
+    {
+        let label = label.to_string();
+        self.foreach(move |k, v| println!("[{label}]: {k:?}, {v:?}"));
+    }
+
     /// Sets a new key computed from key and value. Marks the stream for repartitioning.
     pub fn select_key<K2: Clone + 'static>(
         &self,
