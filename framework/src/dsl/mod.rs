@@ -16,6 +16,7 @@
 
 mod emit;
 mod grouped;
+mod grouped_table;
 mod join;
 mod late;
 mod options;
@@ -28,6 +29,7 @@ mod windowed;
 mod windows;
 
 pub use grouped::KGroupedStream;
+pub use grouped_table::KGroupedTable;
 pub use join::{JoinWindows, StreamJoined};
 pub use late::{LateRecord, OnLate};
 pub use options::{Consumed, Grouped, Materialized, Produced, Repartitioned};
