@@ -22,7 +22,11 @@
 //!   numbers were applied and how many applications there were, in the RocksDB store `seen`
 //!   (changelogged) → `output` (value: `seen_value` — 8 bytes of applications, i64
 //!   big-endian, then a bitset of the sequence numbers), so a test can tell a lost input from
-//!   one applied twice.
+//!   one applied twice;
+//! * `table-group`: `input` read as a table of user → region (store `users`; a null value
+//!   deletes the user) → grouped by region through `<app>-by-region-repartition` (each user's
+//!   last region in the store `by-region-rows`) → users per region in the store
+//!   `region-counts` → `output` (value: the count, i64 big-endian).
 //!
 //! With `--restore-log <file>`, every restore from a changelog and every change of the
 //! instance's state is appended to the file as it happens, one line per event:
@@ -45,9 +49,9 @@ use clap::Parser;
 use streamtime::dsl::{EmitStrategy, JoinWindows, StreamJoined, TimeWindows, WindowedSerde};
 use streamtime::faults::FaultPlan;
 use streamtime::lifecycle::StateRestoreListener;
-use streamtime::serdes::{BytesSerde, I64Serde, StringSerde};
+use streamtime::serdes::{BytesSerde, I64Serde, StringSerde, UnitSerde};
 use streamtime::{
-    Consumed, KafkaStreams, Materialized, ProcessingGuarantee, Produced, Repartitioned,
+    Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, Repartitioned,
     StreamsBuilder, StreamsConfig, TopicPartition,
 };
 use streamtime_integration_tests::app_process::AppConnection;
@@ -65,7 +69,8 @@ struct Args {
     /// Stable instance id (static membership, stable transactional id).
     #[arg(long)]
     instance_id: Option<String>,
-    /// `rekey`, `count`, `rekey-count`, `hopping` or `chaos` (see the module documentation).
+    /// `rekey`, `count`, `rekey-count`, `hopping`, `chaos`, `seen` or `table-group` (see the
+    /// module documentation).
     #[arg(long, default_value = "rekey")]
     topology: String,
     /// State directory.
@@ -148,26 +153,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let args = Args::parse();
     let builder = StreamsBuilder::new();
-    let input = builder.stream(&args.app.input, Consumed::with(StringSerde, StringSerde));
+    // Every topology but `table-group` reads the input as a stream.
+    let input = || builder.stream(&args.app.input, Consumed::with(StringSerde, StringSerde));
     match args.topology.as_str() {
-        "rekey" => input
+        "rekey" => input()
             .map_values(|v: String| v.to_uppercase())
             .select_key(|_k, v: &String| v.chars().next().map(String::from).unwrap_or_default())
             .repartition(Repartitioned::as_("by-initial"))
             .to(&args.app.output, Produced::default()),
-        "count" => input
+        "count" => input()
             .group_by_key()
             .count(Materialized::as_("counts"))
             .to_stream()
             .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
-        "rekey-count" => input
+        "rekey-count" => input()
             .select_key(|_k, v: &String| v.chars().next().map(String::from).unwrap_or_default())
             .repartition(Repartitioned::as_("by-initial"))
             .group_by_key()
             .count(Materialized::as_("counts"))
             .to_stream()
             .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
-        "hopping" => input
+        "hopping" => input()
             .group_by_key()
             .windowed_by(
                 TimeWindows::of_size_and_grace(Duration::from_secs(10), Duration::from_secs(2))
@@ -184,7 +190,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 &args.app.output,
                 Produced::with(WindowedSerde::new(StringSerde), I64Serde),
             ),
-        "seen" => input
+        "seen" => input()
             .group_by_key()
             .aggregate(
                 Vec::new,
@@ -201,6 +207,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .join_output
                 .as_deref()
                 .ok_or("--topology chaos needs --join-output")?;
+            let input = input();
             let left = input.filter(|_k, v: &String| v.starts_with(chaos::LEFT));
             let right = input.filter(|_k, v: &String| v.starts_with(chaos::RIGHT));
             left.join(
@@ -227,6 +234,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Produced::with(WindowedSerde::new(StringSerde), I64Serde),
                 )
         }
+        "table-group" => builder
+            .table(
+                &args.app.input,
+                Consumed::with(StringSerde, StringSerde),
+                Materialized::as_("users"),
+            )
+            .group_by(
+                |_user, region: &String| (region.clone(), ()),
+                Grouped::with_serdes(StringSerde, UnitSerde).named("by-region"),
+            )
+            .count(Materialized::as_("region-counts"))
+            .to_stream()
+            .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
         other => return Err(format!("unknown topology {other}").into()),
     }
     let base = match &args.config_file {
