@@ -19,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(180);
 /// Round `round`'s value for `user`: a region, or `None` (the user is deleted) for about one
 /// user in eleven.
 fn region_of(user: usize, round: usize) -> Option<String> {
-    if (user + 3 * round) % 11 == 0 {
+    if (user + 3 * round).is_multiple_of(11) {
         return None;
     }
     Some(format!(

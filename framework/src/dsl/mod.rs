@@ -14,12 +14,14 @@
 //! assert_eq!(topology.node_count(), 4);
 //! ```
 
+mod branched;
 mod emit;
 mod grouped;
 mod grouped_table;
 mod join;
 mod late;
 mod options;
+mod process;
 mod session_windowed;
 mod sliding_windowed;
 mod stream;
@@ -28,6 +30,7 @@ mod table_transforms;
 mod windowed;
 mod windows;
 
+pub use branched::{Branched, BranchedKStream};
 pub use grouped::KGroupedStream;
 pub use grouped_table::KGroupedTable;
 pub use join::{JoinWindows, StreamJoined};

@@ -68,6 +68,19 @@ impl<K, V> Produced<K, V> {
         }
     }
 
+    /// Write keys with `key_serde`; values with the stream's value serde (Kafka Streams'
+    /// `Produced.keySerde`).
+    pub fn with_key_serde(mut self, key_serde: impl Serde<K>) -> Self {
+        self.key_serde = Some(Arc::new(key_serde));
+        self
+    }
+
+    /// Write values with `value_serde`; keys with the stream's key serde.
+    pub fn with_value_serde(mut self, value_serde: impl Serde<V>) -> Self {
+        self.value_serde = Some(Arc::new(value_serde));
+        self
+    }
+
     /// Choose partitions with `(key, value, partitions) -> partition`.
     pub fn with_partitioner(
         mut self,

@@ -42,7 +42,9 @@ impl<K, V> Clone for KStream<K, V> {
 
 /// The serde of `A` as a serde of `B` when they are the same type: a type-changing operation
 /// that happens to keep the type keeps the serde.
-fn carry<A: 'static, B: 'static>(serde: &Option<Arc<dyn Serde<A>>>) -> Option<Arc<dyn Serde<B>>> {
+pub(super) fn carry<A: 'static, B: 'static>(
+    serde: &Option<Arc<dyn Serde<A>>>,
+) -> Option<Arc<dyn Serde<B>>> {
     let boxed: Box<dyn std::any::Any> = Box::new(serde.clone());
     boxed
         .downcast::<Option<Arc<dyn Serde<B>>>>()
@@ -412,21 +414,6 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
             value_serde,
             self.repartition_required || other.repartition_required,
         )
-    }
-
-    /// Runs a Processor API processor (created once per task) on the stream. The output may
-    /// have any key, so the stream is marked for repartitioning.
-    pub fn process<K2, V2, P>(
-        &self,
-        supplier: impl Fn() -> P + Send + Sync + 'static,
-    ) -> KStream<K2, V2>
-    where
-        K2: Clone + 'static,
-        V2: Clone + 'static,
-        P: Processor<K, V, K2, V2>,
-    {
-        let node = self.add_processor("KSTREAM-PROCESSOR", &[], Vec::new(), supplier);
-        self.derive(node, carry(&self.key_serde), carry(&self.value_serde), true)
     }
 
     /// Sets the serdes the stream's records are written with by later sinks and repartitions.

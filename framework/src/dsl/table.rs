@@ -54,9 +54,72 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
         self.stream.clone()
     }
 
+    /// The stream of the table's updates, each keyed by `mapper(key, value)` (Kafka Streams'
+    /// `toStream(KeyValueMapper)`): the value serde stays; the stream is marked for
+    /// repartitioning, as after any key change. For a windowed table,
+    /// `to_stream_with_key(|window, _| window.key.clone())` gives the plain keys.
+    pub fn to_stream_with_key<K2: Clone + 'static>(
+        &self,
+        mapper: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    ) -> KStream<K2, V> {
+        self.stream.select_key(mapper)
+    }
+
     /// The name of the store holding the table.
     pub fn store_name(&self) -> &str {
         &self.store
+    }
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
+    /// The table of the latest value per key of this stream (Kafka Streams' `toTable`), kept
+    /// in the store `materialized` names (or a generated one); serdes default to the
+    /// stream's. After a key change the stream is repartitioned first, through
+    /// `<app>-<store>-repartition`.
+    pub fn to_table(&self, materialized: Materialized<K, V>) -> KTable<K, V> {
+        let state = self.state().clone();
+        let store = materialized
+            .name
+            .clone()
+            .unwrap_or_else(|| state.borrow_mut().next_name("KSTREAM-TOTABLE-STATE-STORE"));
+        let key_serde = materialized.key_serde.clone().or_else(|| self.key_serde());
+        let value_serde = materialized
+            .value_serde
+            .clone()
+            .or_else(|| self.value_serde());
+        let (Some(key_serde), Some(value_serde)) = (key_serde, value_serde) else {
+            state
+                .borrow_mut()
+                .record_error(StreamsError::Topology(format!(
+                    "to_table into {store}: the serdes are unknown; pass them with \
+                 Materialized::with_serdes"
+                )));
+            return KTable {
+                stream: self.derive(None, None, None, false),
+                store,
+            };
+        };
+        let input = if self.is_repartition_required() {
+            let mut options = super::Repartitioned::<K, V>::as_(store.clone());
+            options.key_serde = Some(key_serde.clone());
+            options.value_serde = Some(value_serde.clone());
+            self.repartition(options)
+        } else {
+            self.clone()
+        };
+        let option_serde: Arc<dyn Serde<Option<V>>> = Arc::new(OptionSerde(value_serde.clone()));
+        let changes = input
+            .map_values(Some)
+            .with_serdes(key_serde.clone(), option_serde);
+        let stream = materialize(
+            &changes,
+            "KSTREAM-TOTABLE",
+            &store,
+            &materialized,
+            key_serde,
+            value_serde,
+        );
+        KTable { stream, store }
     }
 }
 

@@ -20,7 +20,13 @@ pub struct ProcessorContext<K, V> {
     node_index: usize,
     children: Vec<Child<K, V>>,
     task: Rc<TaskContext>,
+    /// Set for the processors of `KStream::process_values`: whether a forwarded key is the
+    /// key of the record being processed (any key passes outside `process`).
+    same_key: Option<KeyCheck<K>>,
 }
+
+/// Whether a forwarded key is allowed.
+pub(crate) type KeyCheck<K> = Rc<dyn Fn(&K) -> bool>;
 
 impl<K: Clone + 'static, V: Clone + 'static> ProcessorContext<K, V> {
     pub(crate) fn new(
@@ -34,12 +40,30 @@ impl<K: Clone + 'static, V: Clone + 'static> ProcessorContext<K, V> {
             node_index,
             children,
             task,
+            same_key: None,
+        }
+    }
+
+    /// Makes every forward check its key with `same_key` (see `KStream::process_values`).
+    pub(crate) fn require_same_key(&mut self, same_key: KeyCheck<K>) {
+        self.same_key = Some(same_key);
+    }
+
+    fn check_key(&self, record: &Record<K, V>) -> ProcessResult {
+        match &self.same_key {
+            Some(same) if !same(&record.key) => Err(StreamsError::processing(format!(
+                "processor {} of process_values forwarded a record with another key than the \
+                 one it was given; a processor that changes keys belongs in KStream::process",
+                self.node_name
+            ))),
+            _ => Ok(()),
         }
     }
 
     /// Sends `record` to every child, in the order the children were added, and returns when
     /// all of them (and everything downstream) have processed it.
     pub fn forward(&mut self, record: Record<K, V>) -> ProcessResult {
+        self.check_key(&record)?;
         let Some((last, rest)) = self.children.split_last() else {
             return Ok(());
         };
@@ -51,6 +75,7 @@ impl<K: Clone + 'static, V: Clone + 'static> ProcessorContext<K, V> {
 
     /// Sends `record` to the child called `child` only.
     pub fn forward_to(&mut self, child: &str, record: Record<K, V>) -> ProcessResult {
+        self.check_key(&record)?;
         match self.children.iter().find(|c| &*c.name == child) {
             Some(c) => call(&c.node, record),
             None => Err(StreamsError::Topology(format!(
@@ -62,6 +87,7 @@ impl<K: Clone + 'static, V: Clone + 'static> ProcessorContext<K, V> {
 
     /// Sends `record` to the `index`-th child (in the order children were added).
     pub fn forward_to_index(&mut self, index: usize, record: Record<K, V>) -> ProcessResult {
+        self.check_key(&record)?;
         match self.children.get(index) {
             Some(c) => call(&c.node, record),
             None => Err(StreamsError::Topology(format!(
