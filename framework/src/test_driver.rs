@@ -398,35 +398,149 @@ impl TopologyTestDriver {
             .unwrap_or_default()
     }
 
-    /// Every entry of key-value store `store`, over all tasks, in task order.
+    /// Every entry of key-value store `store`, over all tasks, in task order, with the
+    /// values as stored (see [`TopologyTestDriver::timestamped_key_value_store`] for the
+    /// DSL's tables and aggregations).
     pub fn key_value_store_entries<K: 'static, V: 'static>(
         &self,
         store: &str,
         key_serde: impl Serde<K>,
         value_serde: impl Serde<V>,
     ) -> Result<Vec<(K, V)>, StreamsError> {
+        self.store_entries(store, "key-value", |s| match s {
+            crate::stores::TaskStore::KeyValue(s) => Some(
+                s.borrow()
+                    .all()
+                    .map(|kv| {
+                        let (k, v) = kv.map_err(|e| crate::stores::state_error(store, e))?;
+                        Ok((
+                            decode(store, &key_serde, &k)?,
+                            decode(store, &value_serde, &v)?,
+                        ))
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+    }
+
+    /// Every row of the key-value store of a DSL table or aggregation, over all tasks, in
+    /// task order: `(key, value, timestamp of the row's last update)`.
+    ///
+    /// ```
+    /// use streamtime::{Consumed, Materialized, StreamsBuilder, StreamsConfig, TopologyTestDriver};
+    /// use streamtime::serdes::{I64Serde, StringSerde};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream("clicks", Consumed::with(StringSerde, StringSerde))
+    ///     .group_by_key()
+    ///     .count(Materialized::as_("clicks-per-user"));
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("t", "unused")).unwrap();
+    /// let clicks = driver.input_topic("clicks", StringSerde, StringSerde);
+    /// clicks.pipe("ann".into(), "/".into(), 5).unwrap();
+    /// clicks.pipe("ann".into(), "/about".into(), 9).unwrap();
+    /// let rows = driver.timestamped_key_value_store("clicks-per-user", StringSerde, I64Serde).unwrap();
+    /// assert_eq!(rows, [("ann".to_string(), 2, 9)]);
+    /// ```
+    pub fn timestamped_key_value_store<K: 'static, V: 'static>(
+        &self,
+        store: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<Vec<(K, V, i64)>, StreamsError> {
+        let values = crate::serdes::TimestampedSerde(Arc::new(value_serde));
+        let rows = self.key_value_store_entries(store, key_serde, values)?;
+        Ok(rows.into_iter().map(|(k, (v, ts))| (k, v, ts)).collect())
+    }
+
+    /// Every window of window store `store`, over all tasks, in task order:
+    /// `(key, window start, value as stored)`.
+    pub fn window_store_entries<K: 'static, V: 'static>(
+        &self,
+        store: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<Vec<(K, i64, V)>, StreamsError> {
+        self.store_entries(store, "window", |s| match s {
+            crate::stores::TaskStore::Window(s) => Some(
+                s.borrow()
+                    .fetch_all(i64::MIN, i64::MAX)
+                    .map(|e| {
+                        let e = e.map_err(|e| crate::stores::state_error(store, e))?;
+                        Ok((
+                            decode(store, &key_serde, &e.key)?,
+                            e.window_start,
+                            decode(store, &value_serde, &e.value)?,
+                        ))
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+    }
+
+    /// Every window of the store of a DSL time or sliding window aggregation, over all
+    /// tasks, in task order: `(key, window start, aggregate, timestamp of its last update)`.
+    pub fn timestamped_window_store<K: 'static, V: 'static>(
+        &self,
+        store: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<Vec<(K, i64, V, i64)>, StreamsError> {
+        let values = crate::serdes::TimestampedSerde(Arc::new(value_serde));
+        let rows = self.window_store_entries(store, key_serde, values)?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, start, (v, ts))| (k, start, v, ts))
+            .collect())
+    }
+
+    /// Every live session of session store `store` (DSL session aggregations store their
+    /// aggregates as they are), over all tasks, in task order: `(key, start, end, value)`.
+    pub fn session_store_entries<K: 'static, V: 'static>(
+        &self,
+        store: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<Vec<(K, i64, i64, V)>, StreamsError> {
+        self.store_entries(store, "session", |s| match s {
+            crate::stores::TaskStore::Session(s) => Some(
+                s.borrow()
+                    .fetch_ending_between(i64::MIN, i64::MAX)
+                    .map(|e| {
+                        let e = e.map_err(|e| crate::stores::state_error(store, e))?;
+                        Ok((
+                            decode(store, &key_serde, &e.key)?,
+                            e.start,
+                            e.end,
+                            decode(store, &value_serde, &e.value)?,
+                        ))
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+    }
+
+    /// The entries `read` gives for each task's store called `store`, in task order; an
+    /// error when no task has a store of that name and `kind`.
+    fn store_entries<T>(
+        &self,
+        store: &str,
+        kind: &str,
+        read: impl Fn(&crate::stores::TaskStore) -> Option<Result<Vec<T>, StreamsError>>,
+    ) -> Result<Vec<T>, StreamsError> {
         let state = self.state.borrow();
         let mut out = Vec::new();
         let mut found = false;
         for task in state.tasks.values() {
-            if let Some(crate::stores::TaskStore::KeyValue(s)) = task.store(store) {
+            if let Some(entries) = task.store(store).and_then(&read) {
                 found = true;
-                for kv in s.borrow().all() {
-                    let (k, v) = kv.map_err(|e| crate::stores::state_error(store, e))?;
-                    let serde_error = |e: crate::serdes::SerdeError| StreamsError::Serde {
-                        context: format!("store {store}"),
-                        message: e.0,
-                    };
-                    out.push((
-                        key_serde.deserialize(&k).map_err(serde_error)?,
-                        value_serde.deserialize(&v).map_err(serde_error)?,
-                    ));
-                }
+                out.extend(entries?);
             }
         }
         if !found {
             return Err(StreamsError::Topology(format!(
-                "no task has a key-value store called {store}"
+                "no task has a {kind} store called {store}"
             )));
         }
         Ok(out)
@@ -597,4 +711,12 @@ impl<K: 'static, V: 'static> TestOutputTopic<K, V> {
             .map_or(0, Vec::len);
         cursor >= len
     }
+}
+
+/// `bytes` read with `serde`, or an error naming the store.
+fn decode<T>(store: &str, serde: &impl Serde<T>, bytes: &[u8]) -> Result<T, StreamsError> {
+    serde.deserialize(bytes).map_err(|e| StreamsError::Serde {
+        context: format!("store {store}"),
+        message: e.0,
+    })
 }

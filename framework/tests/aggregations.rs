@@ -1,5 +1,6 @@
 //! DSL aggregations on the test driver: counts, reductions and aggregates per key, their
-//! output timestamps, repartitioning before grouping, and the changelog they write.
+//! output timestamps, repartitioning before grouping, the changelog they write (or not, with
+//! logging off), and typed reads of their key-value, window and session stores.
 
 use streamtime::serdes::{I64Serde, StringSerde};
 use streamtime::{
@@ -49,14 +50,11 @@ fn count_after_a_key_change_repartitions_and_counts_per_key() {
     assert_eq!(out.len(), pages.len(), "one update per record (no cache)");
 
     // The store holds the same counts, and every update went to the changelog.
-    let mut stored = driver
-        .key_value_store_entries("page-counts", StringSerde, streamtime::serdes::BytesSerde)
+    let stored = driver
+        .timestamped_key_value_store("page-counts", StringSerde, I64Serde)
         .unwrap();
-    stored.sort();
-    let counts: Vec<(String, i64)> = stored
-        .into_iter()
-        .map(|(k, v)| (k, i64::from_be_bytes(v[8..16].try_into().unwrap())))
-        .collect();
+    let mut counts: Vec<(String, i64)> = stored.into_iter().map(|(k, n, _)| (k, n)).collect();
+    counts.sort();
     assert_eq!(
         counts,
         vec![("cart".into(), 2), ("faq".into(), 1), ("home".into(), 3)]
@@ -158,4 +156,68 @@ fn an_aggregate_without_a_serde_is_a_build_error() {
         );
     let err = builder.build().unwrap_err().to_string();
     assert!(err.contains("bytes") && err.contains("serde"), "{err}");
+}
+
+#[test]
+fn a_store_materialized_without_logging_writes_no_changelog_and_still_aggregates() {
+    let builder = StreamsBuilder::new();
+    let clicks = builder.stream("clicks", Consumed::with(StringSerde, StringSerde));
+    clicks.group_by_key().count(Materialized::as_("logged"));
+    clicks
+        .group_by_key()
+        .count(Materialized::as_("unlogged").with_logging(false));
+    let driver = TopologyTestDriver::new(builder.build().unwrap(), config()).unwrap();
+    let input = driver.input_topic("clicks", StringSerde, StringSerde);
+    input.pipe("ann".into(), "/".into(), 1).unwrap();
+    input.pipe("ann".into(), "/faq".into(), 2).unwrap();
+    assert_eq!(driver.raw_records("agg-logged-changelog").len(), 2);
+    assert!(driver.raw_records("agg-unlogged-changelog").is_empty());
+    for store in ["logged", "unlogged"] {
+        let rows = driver
+            .timestamped_key_value_store(store, StringSerde, I64Serde)
+            .unwrap();
+        assert_eq!(rows, [("ann".to_string(), 2, 2)], "{store}");
+    }
+}
+
+#[test]
+fn the_driver_reads_window_and_session_stores_with_typed_keys_values_and_timestamps() {
+    use std::time::Duration;
+    use streamtime::dsl::{SessionWindows, TimeWindows};
+    let builder = StreamsBuilder::new();
+    let clicks = builder.stream("clicks", Consumed::with(StringSerde, StringSerde));
+    clicks
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(
+            10,
+        )))
+        .count(Materialized::as_("per-10ms").with_retention(Duration::from_secs(1)));
+    clicks
+        .group_by_key()
+        .windowed_by(SessionWindows::of_inactivity_gap_with_no_grace(
+            Duration::from_millis(5),
+        ))
+        .count(Materialized::as_("sessions").with_retention(Duration::from_secs(1)));
+    let driver = TopologyTestDriver::new(builder.build().unwrap(), config()).unwrap();
+    let input = driver.input_topic("clicks", StringSerde, StringSerde);
+    for ts in [1, 3, 12, 30] {
+        input.pipe("ann".into(), "/".into(), ts).unwrap();
+    }
+    let windows = driver
+        .timestamped_window_store("per-10ms", StringSerde, I64Serde)
+        .unwrap();
+    let ann = |start, n, ts| ("ann".to_string(), start, n, ts);
+    assert_eq!(windows, [ann(0, 2, 3), ann(10, 1, 12), ann(30, 1, 30)]);
+    let sessions = driver
+        .session_store_entries("sessions", StringSerde, I64Serde)
+        .unwrap();
+    assert_eq!(sessions, [ann(1, 3, 2), ann(12, 12, 1), ann(30, 30, 1)]);
+    let wrong_kind = driver
+        .session_store_entries("per-10ms", StringSerde, I64Serde)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        wrong_kind.contains("no task has a session store called per-10ms"),
+        "{wrong_kind}"
+    );
 }

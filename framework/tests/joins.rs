@@ -329,13 +329,14 @@ fn stream_table_joins_see_the_table_as_of_processing_order() {
         read(&driver, "left"),
         vec![rec("u2", "o5/null", 60), rec("u2", "o6/Cy", 80)]
     );
-    let mut table = driver
-        .key_value_store_entries("users", StringSerde, streamtime::serdes::BytesSerde)
+    let table = driver
+        .timestamped_key_value_store("users", StringSerde, StringSerde)
         .unwrap();
-    table.sort();
-    assert_eq!(table.len(), 1, "u1 was deleted");
-    assert_eq!(table[0].0, "u2");
-    assert_eq!(&table[0].1[8..], b"Cy");
+    let rows: Vec<(&str, &str)> = table
+        .iter()
+        .map(|(k, v, _)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(rows, [("u2", "Cy")], "u1 was deleted");
 }
 
 #[test]

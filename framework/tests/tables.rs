@@ -102,12 +102,9 @@ fn map_values_maps_updates_and_passes_deletions_with_their_timestamps() {
         vec![set("tv", 800, 10), del("tv", 20), set("cup", 6, 30)]
     );
     let rows = driver
-        .key_value_store_entries("doubled", StringSerde, streamtime::serdes::BytesSerde)
+        .timestamped_key_value_store("doubled", StringSerde, I64Serde)
         .unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].0, "cup");
-    // A timestamped value: the timestamp (8 bytes) then the value.
-    assert_eq!(&rows[0].1[8..], &6_i64.to_be_bytes());
+    assert_eq!(rows, [("cup".to_string(), 6, 30)]);
 }
 
 #[test]
