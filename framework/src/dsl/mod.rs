@@ -16,6 +16,7 @@
 
 mod branched;
 mod emit;
+mod foreign_key_join;
 mod grouped;
 mod grouped_table;
 mod join;

@@ -217,7 +217,7 @@ where
 
 /// The updates stream of a table whose changes node is `node`: remembers the node under the
 /// table's store name and filters the deletions out.
-fn updates_of<K, V, X>(
+pub(super) fn updates_of<K, V, X>(
     parent: &KStream<K, X>,
     node: Option<usize>,
     store: &str,
@@ -309,7 +309,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
     }
 
     /// The table's key serde and its value serde, or a build error naming `what`.
-    fn serdes(&self, what: &str) -> Result<SerdePair<K, V>, StreamsError> {
+    pub(super) fn serdes(&self, what: &str) -> Result<SerdePair<K, V>, StreamsError> {
         match (self.stream.key_serde(), self.stream.value_serde()) {
             (Some(k), Some(v)) => Ok((k, v)),
             _ => Err(StreamsError::Topology(format!(
@@ -320,7 +320,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
     }
 
     /// An error unless the table's store is a key-value store (joins look keys up in it).
-    fn check_lookup(&self, what: &str) -> Result<(), StreamsError> {
+    pub(super) fn check_lookup(&self, what: &str) -> Result<(), StreamsError> {
         let state = self.stream.state().clone();
         let s = state.borrow();
         match s.topology.stores.get(&self.store).map(|spec| spec.kind()) {

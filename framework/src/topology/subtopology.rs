@@ -137,9 +137,20 @@ impl Topology {
                 counts.insert(topic.clone(), n);
             }
         }
+        // A repartition topic co-partitioned with an input topic takes that topic's count
+        // (the group below), not its writers': the subscription topic of a foreign-key join,
+        // written by the left table's tasks, must match the right table's partitions.
+        let follows_input = |topic: &TopicName| {
+            self.copartition_groups.iter().any(|group| {
+                group.contains(topic) && group.iter().any(|t| matches!(t, TopicName::External(_)))
+            })
+        };
         loop {
             let mut changed = false;
             for topic in self.repartition_topics.keys() {
+                if follows_input(topic) {
+                    continue;
+                }
                 let derived = subs
                     .iter()
                     .filter(|s| s.sink_topics.contains(topic))
