@@ -1,6 +1,8 @@
 //! Table operators on a real broker, under exactly-once with the app SIGKILLed mid-stream and
 //! restarted: a `KGroupedTable` count whose rows keep changing group (and are deleted) gives
-//! every move's update exactly once and ends at the true counts.
+//! every move's update exactly once and ends at the true counts; a foreign-key join of
+//! tables with different partition counts, whose rows change foreign key and are deleted on
+//! both sides, ends at the true join.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -57,6 +59,8 @@ fn ground_truth(rounds: usize) -> (usize, BTreeMap<String, i64>) {
 
 struct TableApp {
     connection: AppConnection,
+    /// The `fk-join` topology's right table.
+    right_input: String,
     state_dir: PathBuf,
     status: PathBuf,
     instance: String,
@@ -69,7 +73,10 @@ impl TableApp {
         let output = topics::unique_name(&format!("{prefix}-out"));
         topics::create(&servers, &input, 3).await;
         topics::create(&servers, &output, 3).await;
+        let right_input = topics::unique_name(&format!("{prefix}-right"));
+        topics::create(&servers, &right_input, 2).await;
         TableApp {
+            right_input,
             connection: AppConnection {
                 bootstrap_servers: servers,
                 application_id: topics::unique_name(&format!("{prefix}-app")),
@@ -98,28 +105,34 @@ impl TableApp {
             &state_dir,
             "--status-file",
             &status,
+            "--right-input",
+            &self.right_input,
         ];
         args.extend(self.connection.args());
         AppProcess::start(env!("CARGO_BIN_EXE_streamtime-test-app"), &args)
     }
 
     async fn produce_round(&self, round: usize) {
-        let records = (0..USERS)
-            .map(|user| TestRecord {
-                value: region_of(user, round).map(String::into_bytes),
-                ..TestRecord::new(
-                    &format!("user-{user}"),
-                    Vec::new(),
-                    1_000 + (round * USERS + user) as i64,
-                )
+        let rows = (0..USERS).map(|user| (format!("user-{user}"), region_of(user, round)));
+        self.produce(&self.connection.input, round, rows).await;
+    }
+
+    /// `rows` (key, value or `None` for a deletion) to `topic`, stamped after every earlier
+    /// round's.
+    async fn produce(
+        &self,
+        topic: &str,
+        round: usize,
+        rows: impl Iterator<Item = (String, Option<String>)>,
+    ) {
+        let records = rows
+            .enumerate()
+            .map(|(i, (key, value))| TestRecord {
+                value: value.map(String::into_bytes),
+                ..TestRecord::new(&key, Vec::new(), 1_000 + (round * 10_000 + i) as i64)
             })
             .collect();
-        records::produce(
-            &self.connection.bootstrap_servers,
-            &self.connection.input,
-            records,
-        )
-        .await;
+        records::produce(&self.connection.bootstrap_servers, topic, records).await;
     }
 
     /// Waits until the running app reports at least `n` records processed (over both of its
@@ -212,4 +225,106 @@ async fn a_grouped_table_count_whose_rows_change_group_is_exact_under_exactly_on
         .map(|(region, counts)| (region.clone(), *counts.last().unwrap()))
         .collect();
     assert_eq!(last, truth, "every region ends at its true number of users");
+}
+
+const ORDERS: usize = 300;
+const CUSTOMERS: usize = 40;
+
+/// Round `round`'s order `order`: `o<order>-v<round>|c<customer>`, or deleted now and then.
+fn order_in(order: usize, round: usize) -> Option<String> {
+    if (order + 5 * round).is_multiple_of(17) {
+        return None;
+    }
+    let customer = (order * 7 + round * 3) % CUSTOMERS;
+    Some(format!("o{order}-v{round}|c{customer}"))
+}
+
+/// Round `round`'s customer `customer`: `name<customer>-v<round>`, or deleted now and then.
+fn customer_in(customer: usize, round: usize) -> Option<String> {
+    if (customer + round).is_multiple_of(9) {
+        return None;
+    }
+    Some(format!("name{customer}-v{round}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_key_join_is_exact_under_exactly_once_across_kills() {
+    let app = TableApp::new("fk-join").await;
+    let customers =
+        |round: usize| (0..CUSTOMERS).map(move |c| (format!("c{c}"), customer_in(c, round)));
+    let orders = |round: usize| (0..ORDERS).map(move |o| (format!("o{o}"), order_in(o, round)));
+    let round = |r: usize| {
+        let app = &app;
+        async move {
+            app.produce(&app.right_input, r, customers(r)).await;
+            app.produce(&app.connection.input, r, orders(r)).await;
+        }
+    };
+    round(0).await;
+    round(1).await;
+    let process = app.start("fk-join");
+    app.processed_at_least(400).await;
+    process.kill();
+    round(2).await;
+    round(3).await;
+    let process = app.start("fk-join");
+    app.processed_at_least(400).await;
+    process.kill();
+    round(4).await;
+    let process = app.start("fk-join");
+
+    // The true join of the last round: every order whose customer exists.
+    let last = 4;
+    let truth: BTreeMap<String, Option<String>> = (0..ORDERS)
+        .map(|o| {
+            let joined = order_in(o, last).and_then(|order| {
+                let customer: usize = order.split("|c").nth(1).unwrap().parse().unwrap();
+                customer_in(customer, last).map(|name| format!("({order},{name})"))
+            });
+            (format!("o{o}"), joined)
+        })
+        .collect();
+    let servers = &app.connection.bootstrap_servers;
+    let output = &app.connection.output;
+    let latest = |out: &[TestRecord]| {
+        let mut latest: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for r in out {
+            let value = r
+                .value
+                .as_ref()
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+            latest.insert(r.key_str(), value);
+        }
+        latest
+    };
+    // Orders that never had a result have no output; those that lost it end at null.
+    let matches = |out: &[TestRecord]| {
+        let latest = latest(out);
+        truth
+            .iter()
+            .all(|(order, want)| latest.get(order).cloned().flatten() == *want)
+    };
+    let out = records::consume_until(servers, output, WAIT, "read_committed", matches).await;
+    process.terminate();
+    let latest = latest(&out);
+    for (order, want) in &truth {
+        assert_eq!(
+            latest.get(order).cloned().flatten(),
+            *want,
+            "{order}: the join of the last round's order and customer"
+        );
+    }
+    assert!(
+        out.iter().all(|r| r.value.as_ref().is_none_or(|v| {
+            let v = String::from_utf8_lossy(v);
+            let (order, customer) = v
+                .trim_matches(|c| c == '(' || c == ')')
+                .split_once(',')
+                .unwrap();
+            // An order joins only its own customer, from the same run of rounds.
+            let wanted = order.split("|c").nth(1).unwrap();
+            customer.starts_with(&format!("name{wanted}-"))
+        })),
+        "every result joins an order with the customer its foreign key names"
+    );
 }

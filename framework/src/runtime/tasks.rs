@@ -95,8 +95,8 @@ impl Tasks {
         &'a mut BTreeMap<TaskId, StreamTask>,
         impl Fn(&TopicPartition) -> Option<i64> + 'a,
     ) {
-        let positions = &self.positions;
-        (&mut self.tasks, move |tp| lag(consumer, positions, tp))
+        let positions = fetch_positions(consumer, &self.positions);
+        (&mut self.tasks, move |tp| lag(consumer, &positions, tp))
     }
 
     /// Hands records of one partition (in offset order) to the task that owns it.
@@ -227,7 +227,7 @@ impl Tasks {
         consumer: &BaseConsumer<C>,
     ) -> Vec<TaskStatus> {
         let now = super::wall_clock_ms();
-        let positions = &self.positions;
+        let positions = &fetch_positions(consumer, &self.positions);
         for task in self.tasks.values_mut() {
             let broker_lag: Option<i64> = task
                 .partitions()
@@ -299,11 +299,12 @@ impl Tasks {
         consumer: &BaseConsumer<C>,
         threshold: i64,
     ) {
+        let positions = fetch_positions(consumer, &self.positions);
         for task in self.tasks.values() {
             let lags: Vec<i64> = task
                 .partitions()
                 .filter_map(|tp| {
-                    lag(consumer, &self.positions, tp).map(|l| l + task.buffered_in(tp) as i64)
+                    lag(consumer, &positions, tp).map(|l| l + task.buffered_in(tp) as i64)
                 })
                 .collect();
             let Some(&max_lag) = lags.iter().max() else {
@@ -322,6 +323,31 @@ impl Tasks {
             }
         }
     }
+}
+
+/// Each partition's position on the broker: one past the last record handed to its task, or
+/// the consumer's position when it is further, past entries it never hands over (the commit
+/// and abort markers of transactions, aborted records under read_committed). Without it a
+/// partition written by a transactional producer — a repartition topic under exactly-once —
+/// ends on a marker and looks one record behind forever: a task reading it with another
+/// partition would wait for that record instead of processing (librdkafka stores the offsets
+/// of control messages as the position since 1.4).
+fn fetch_positions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    handed: &HashMap<TopicPartition, i64>,
+) -> HashMap<TopicPartition, i64> {
+    let mut positions = handed.clone();
+    // A local read of the consumer's assignment and positions, no network call.
+    if let Ok(list) = consumer.position() {
+        for e in list.elements() {
+            if let rdkafka::Offset::Offset(at) = e.offset() {
+                let tp = TopicPartition::new(e.topic(), e.partition());
+                let entry = positions.entry(tp).or_insert(at);
+                *entry = (*entry).max(at);
+            }
+        }
+    }
+    positions
 }
 
 fn lag<C: ConsumerContext>(

@@ -26,7 +26,11 @@
 //! * `table-group`: `input` read as a table of user → region (store `users`; a null value
 //!   deletes the user) → grouped by region through `<app>-by-region-repartition` (each user's
 //!   last region in the store `by-region-rows`) → users per region in the store
-//!   `region-counts` → `output` (value: the count, i64 big-endian).
+//!   `region-counts` → `output` (value: the count, i64 big-endian);
+//! * `fk-join`: `input` read as a table of orders (value `<text>|<customer id>`, store
+//!   `orders`) joined by foreign key with `--right-input`, a table of customers (store
+//!   `customers`), into the table `orders-with-customers` → its changes to `output` (value
+//!   `(<order>,<customer>)`, null when an order loses its result).
 //!
 //! With `--restore-log <file>`, every restore from a changelog and every change of the
 //! instance's state is appended to the file as it happens, one line per event:
@@ -49,7 +53,7 @@ use clap::Parser;
 use streamtime::dsl::{EmitStrategy, JoinWindows, StreamJoined, TimeWindows, WindowedSerde};
 use streamtime::faults::FaultPlan;
 use streamtime::lifecycle::StateRestoreListener;
-use streamtime::serdes::{BytesSerde, I64Serde, StringSerde, UnitSerde};
+use streamtime::serdes::{BytesSerde, I64Serde, OptionSerde, StringSerde, UnitSerde};
 use streamtime::{
     Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, Repartitioned,
     StreamsBuilder, StreamsConfig, TopicPartition,
@@ -69,8 +73,8 @@ struct Args {
     /// Stable instance id (static membership, stable transactional id).
     #[arg(long)]
     instance_id: Option<String>,
-    /// `rekey`, `count`, `rekey-count`, `hopping`, `chaos`, `seen` or `table-group` (see the
-    /// module documentation).
+    /// `rekey`, `count`, `rekey-count`, `hopping`, `chaos`, `seen`, `table-group` or
+    /// `fk-join` (see the module documentation).
     #[arg(long, default_value = "rekey")]
     topology: String,
     /// State directory.
@@ -96,6 +100,9 @@ struct Args {
     /// The `chaos` topology's second output: the join results.
     #[arg(long)]
     join_output: Option<String>,
+    /// The `fk-join` topology's right table.
+    #[arg(long)]
+    right_input: Option<String>,
     /// A file every restore event is appended to (see the module documentation).
     #[arg(long)]
     restore_log: Option<String>,
@@ -153,7 +160,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let args = Args::parse();
     let builder = StreamsBuilder::new();
-    // Every topology but `table-group` reads the input as a stream.
+    // Every topology but `table-group` and `fk-join` reads the input as a stream.
     let input = || builder.stream(&args.app.input, Consumed::with(StringSerde, StringSerde));
     match args.topology.as_str() {
         "rekey" => input()
@@ -247,6 +254,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .count(Materialized::as_("region-counts"))
             .to_stream()
             .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
+        "fk-join" => {
+            let right_input = args
+                .right_input
+                .as_deref()
+                .ok_or("--topology fk-join needs --right-input")?;
+            let customers = builder.table(
+                right_input,
+                Consumed::with(StringSerde, StringSerde),
+                Materialized::as_("customers"),
+            );
+            builder
+                .table(
+                    &args.app.input,
+                    Consumed::with(StringSerde, StringSerde),
+                    Materialized::as_("orders"),
+                )
+                .join_foreign_key(
+                    &customers,
+                    |order: &String| order.split('|').nth(1).unwrap_or_default().to_string(),
+                    |order: &String, customer: &String| format!("({order},{customer})"),
+                    Materialized::as_("orders-with-customers").with_value_serde(StringSerde),
+                )
+                .to_change_stream()
+                .to(
+                    &args.app.output,
+                    Produced::with(StringSerde, OptionSerde(StringSerde)),
+                )
+        }
         other => return Err(format!("unknown topology {other}").into()),
     }
     let base = match &args.config_file {
