@@ -26,6 +26,7 @@ mod process;
 mod session_windowed;
 mod sliding_windowed;
 mod stream;
+mod suppress;
 mod table;
 mod table_transforms;
 mod windowed;
@@ -40,6 +41,7 @@ pub use options::{Consumed, Grouped, Materialized, Produced, Repartitioned};
 pub use session_windowed::SessionWindowedKStream;
 pub use sliding_windowed::SlidingWindowedKStream;
 pub use stream::KStream;
+pub use suppress::{BufferConfig, Suppressed};
 pub use table::KTable;
 pub use windowed::{TimeWindowedKStream, WindowedKStream};
 pub use windows::{
@@ -63,6 +65,9 @@ pub(crate) struct BuilderState {
     /// Tables whose updates include deletions: store name -> the node forwarding
     /// `(K, Option<V>)` changes (see `KTable::to_change_stream`).
     pub table_changes: std::collections::HashMap<String, usize>,
+    /// For the store of each windowed aggregation, how long after a window's end it closes
+    /// (grace, plus the inactivity gap for sessions): what `until_window_closes` waits.
+    pub window_close_after: std::collections::HashMap<String, i64>,
 }
 
 impl BuilderState {
@@ -102,6 +107,7 @@ impl StreamsBuilder {
                 counter: 0,
                 first_error: None,
                 table_changes: Default::default(),
+                window_close_after: Default::default(),
             })),
         }
     }

@@ -54,7 +54,9 @@ pub struct WindowedKStream<K, V, W> {
 /// A stream grouped into tumbling or hopping time windows.
 pub type TimeWindowedKStream<K, V> = WindowedKStream<K, V, TimeWindows>;
 
-impl<K: Clone + 'static, V: Clone + 'static, W> WindowedKStream<K, V, W> {
+impl<K: Clone + 'static, V: Clone + 'static, W: super::windows::WindowKind>
+    WindowedKStream<K, V, W>
+{
     pub(crate) fn new(grouped: KGroupedStream<K, V>, windows: W) -> Self {
         WindowedKStream {
             grouped,
@@ -167,6 +169,11 @@ impl<K: Clone + 'static, V: Clone + 'static, W> WindowedKStream<K, V, W> {
             move || make(&parts, late.clone(), late_serdes.clone()),
         );
         let windowed_serde: Arc<dyn Serde<Windowed<K>>> = Arc::new(WindowedSerde::new(key_serde));
+        let close_after = super::windows::close_after_end_ms(&self.windows);
+        state
+            .borrow_mut()
+            .window_close_after
+            .insert(store_name.clone(), close_after);
         KTable {
             stream: input.derive(node, Some(windowed_serde), Some(out_serde), false),
             store: store_name,

@@ -256,10 +256,31 @@ impl SessionWindows {
 pub trait WindowKind: sealed::Sealed + Copy + 'static {}
 
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::TimeWindows {}
-    impl Sealed for super::SlidingWindows {}
-    impl Sealed for super::SessionWindows {}
+    pub trait Sealed {
+        /// How long after a window's end it closes: the grace period, plus the inactivity
+        /// gap for sessions (a later record can still extend a session until then).
+        fn close_after_end_ms(&self) -> i64;
+    }
+    impl Sealed for super::TimeWindows {
+        fn close_after_end_ms(&self) -> i64 {
+            self.grace_ms
+        }
+    }
+    impl Sealed for super::SlidingWindows {
+        fn close_after_end_ms(&self) -> i64 {
+            self.grace_ms
+        }
+    }
+    impl Sealed for super::SessionWindows {
+        fn close_after_end_ms(&self) -> i64 {
+            self.gap_ms + self.grace_ms
+        }
+    }
+}
+
+/// How long after a window's end `windows` close it (see `sealed::Sealed`).
+pub(crate) fn close_after_end_ms<W: WindowKind>(windows: &W) -> i64 {
+    windows.close_after_end_ms()
 }
 
 impl WindowKind for TimeWindows {}
