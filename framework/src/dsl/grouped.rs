@@ -104,12 +104,12 @@ pub(crate) struct Prepared<K, V, A> {
 /// The one processor behind `count`, `reduce` and `aggregate`: folds each record into the
 /// stored aggregate of its key and forwards the new aggregate, stamped with the larger of
 /// the record's and the previous aggregate's timestamps.
-struct AggregateProcessor<K, V, A> {
-    store_name: String,
-    key_serde: Arc<dyn Serde<K>>,
-    agg_serde: Arc<dyn Serde<A>>,
-    step: Step<K, V, A>,
-    store: Option<KeyValueStoreHandle<K, (A, i64)>>,
+pub(super) struct AggregateProcessor<K, V, A> {
+    pub(super) store_name: String,
+    pub(super) key_serde: Arc<dyn Serde<K>>,
+    pub(super) agg_serde: Arc<dyn Serde<A>>,
+    pub(super) step: Step<K, V, A>,
+    pub(super) store: Option<KeyValueStoreHandle<K, (A, i64)>>,
 }
 
 impl<K, V, A> Processor<K, V, K, A> for AggregateProcessor<K, V, A>

@@ -15,6 +15,7 @@
 //! ```
 
 mod branched;
+mod cogrouped;
 mod emit;
 mod foreign_key_join;
 mod grouped;
@@ -33,6 +34,7 @@ mod windowed;
 mod windows;
 
 pub use branched::{Branched, BranchedKStream};
+pub use cogrouped::CogroupedKStream;
 pub use grouped::KGroupedStream;
 pub use grouped_table::KGroupedTable;
 pub use join::{JoinWindows, StreamJoined};
