@@ -5,6 +5,9 @@
 //! Offset order across the two topics says nothing about event order (the withdrawals may
 //! all have been produced first), so only timestamp-ordered processing gets the fees right.
 //!
+//! Balances live in the changelogged key-value store `balances`, so a restart, a rebalance
+//! or a crash changes no statement (exactly once under exactly-once processing).
+//!
 //! ```
 //! use streamtime::{StreamsConfig, TopologyTestDriver};
 //! use streamtime::serdes::{I64Serde, StringSerde};
@@ -22,10 +25,9 @@
 //! assert_eq!((last.balance, last.fee), (-50 - bank::OVERDRAFT_FEE, bank::OVERDRAFT_FEE));
 //! ```
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use streamtime::serdes::{I64Serde, JsonSerde, StringSerde};
+use streamtime::stores::{KeyValueStoreHandle, Stores};
 use streamtime::{
     Consumed, ProcessResult, Processor, ProcessorContext, Produced, Record, StreamsBuilder,
     StreamsError, Topology,
@@ -72,29 +74,38 @@ impl Topics {
     }
 }
 
-/// Applies transactions to balances. Balances live in the task (one task per partition).
+/// The store of the balances: account → balance.
+pub const BALANCES: &str = "balances";
+
+/// Applies transactions to the balances in the store [`BALANCES`].
 #[derive(Default)]
 pub struct Ledger {
-    balances: HashMap<String, i64>,
+    balances: Option<KeyValueStoreHandle<String, i64>>,
 }
 
 impl Processor<String, i64, String, Statement> for Ledger {
+    fn init(&mut self, ctx: &mut ProcessorContext<String, Statement>) -> ProcessResult {
+        self.balances = Some(ctx.key_value_store(BALANCES, StringSerde, I64Serde)?);
+        Ok(())
+    }
+
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<String, Statement>,
         record: Record<String, i64>,
     ) -> ProcessResult {
-        let balance = self.balances.entry(record.key.clone()).or_insert(0);
-        *balance += record.value;
-        let fee = if record.value < 0 && *balance < 0 {
+        let balances = self.balances.as_ref().expect("init ran");
+        let mut balance = balances.get(&record.key)?.unwrap_or(0) + record.value;
+        let fee = if record.value < 0 && balance < 0 {
             OVERDRAFT_FEE
         } else {
             0
         };
-        *balance -= fee;
+        balance -= fee;
+        balances.put(&record.key, &balance)?;
         let statement = Statement {
             amount: record.value,
-            balance: *balance,
+            balance,
             fee,
         };
         ctx.forward(record.with_value(statement))
@@ -104,14 +115,18 @@ impl Processor<String, i64, String, Statement> for Ledger {
 /// The bank topology: both topics merged (withdrawals negated) into one ledger.
 pub fn topology(topics: &Topics) -> Result<Topology, StreamsError> {
     let builder = StreamsBuilder::new();
+    builder.add_state_store(Stores::key_value(BALANCES));
     let deposits = builder.stream(&topics.deposits, Consumed::with(StringSerde, I64Serde));
     let withdrawals = builder
         .stream(&topics.withdrawals, Consumed::with(StringSerde, I64Serde))
         .map_values(|amount: i64| -amount);
-    deposits.merge(&withdrawals).process(Ledger::default).to(
-        &topics.statements,
-        Produced::with(StringSerde, statement_serde()),
-    );
+    deposits
+        .merge(&withdrawals)
+        .process_values_with_stores(Ledger::default, &[BALANCES])
+        .to(
+            &topics.statements,
+            Produced::with(StringSerde, statement_serde()),
+        );
     builder.build()
 }
 

@@ -1,6 +1,7 @@
 //! The bank example on a real broker: withdrawals produced before deposits are still applied
-//! in event-time order; a rerun from a reset group gives identical output; and the test
-//! driver gives the same output as the cluster.
+//! in event-time order; a second deployment gives identical output; the test driver
+//! gives the same output as the cluster; and a service SIGKILLed mid-stream and restarted
+//! changes no statement under exactly-once.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -105,15 +106,17 @@ async fn bank_on_kafka_applies_event_time_order_is_repeatable_and_matches_the_dr
         "statements follow event time, not offset order"
     );
 
-    // Reset: delete the group so the same app id reads everything again, into a new output.
-    topics::delete_group(&servers, &app_id).await;
+    // A second deployment (a new application id, so fresh state and offsets) reads
+    // everything again, into a new output. (Deleting only the group would keep the balances
+    // in the store and its changelog: a reset needs `streamtime-reset`.)
     let rerun_names = Topics::new(
         &names.deposits,
         &names.withdrawals,
         &topics::unique_name("bank-statements-2"),
     );
     topics::create(&servers, &rerun_names.statements, PARTITIONS).await;
-    let second = run_app(&servers, &app_id, &rerun_names, txs.len()).await;
+    let rerun_id = topics::unique_name("bank-app-rerun");
+    let second = run_app(&servers, &rerun_id, &rerun_names, txs.len()).await;
     let per_partition = |out: &[TestRecord]| -> BTreeMap<i32, Vec<(String, Vec<u8>, i64)>> {
         let mut map: BTreeMap<i32, Vec<_>> = BTreeMap::new();
         for r in out {
@@ -168,5 +171,69 @@ async fn bank_on_kafka_applies_event_time_order_is_repeatable_and_matches_the_dr
         per_partition(&driven),
         per_partition(&first),
         "driver output equals cluster output"
+    );
+}
+
+/// The bank service as a process: started, SIGKILLed after part of the statements, started
+/// again; under exactly-once every statement is as if nothing happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_and_restarted_bank_changes_no_statement_under_exactly_once() {
+    use streamtime_integration_tests::app_process::AppProcess;
+    let servers = bootstrap_servers();
+    let names = Topics::new(
+        &topics::unique_name("bank-kill-deposits"),
+        &topics::unique_name("bank-kill-withdrawals"),
+        &topics::unique_name("bank-kill-statements"),
+    );
+    for t in [&names.deposits, &names.withdrawals, &names.statements] {
+        topics::create(&servers, t, PARTITIONS).await;
+    }
+    let txs = transactions();
+    let (early, late) = txs.split_at(txs.len() / 2);
+    let app_id = topics::unique_name("bank-kill-app");
+    let instance = topics::unique_name("bank-kill");
+    let state_dir = std::env::temp_dir().join(topics::unique_name("bank-kill-state"));
+    let state = state_dir.to_string_lossy().into_owned();
+    let args = [
+        "--bootstrap-servers",
+        &servers,
+        "--application-id",
+        &app_id,
+        "--deposits",
+        &names.deposits,
+        "--withdrawals",
+        &names.withdrawals,
+        "--statements",
+        &names.statements,
+        "--exactly-once",
+        "--instance-id",
+        &instance,
+        "--state-dir",
+        &state,
+        "--commit-interval-ms",
+        "100",
+    ];
+    let binary = env!("CARGO_BIN_EXE_bank-service");
+    records::produce(&servers, &names.withdrawals, as_records(early, true)).await;
+    records::produce(&servers, &names.deposits, as_records(early, false)).await;
+    let service = AppProcess::start(binary, &args);
+    // Killed once a third of the statements are committed: balances are mid-stream.
+    records::consume(&servers, &names.statements, txs.len() / 3, WAIT).await;
+    service.kill();
+    records::produce(&servers, &names.withdrawals, as_records(late, true)).await;
+    records::produce(&servers, &names.deposits, as_records(late, false)).await;
+    let service = AppProcess::start(binary, &args);
+    let out = records::consume(&servers, &names.statements, txs.len(), WAIT).await;
+    service.terminate();
+    let _ = std::fs::remove_dir_all(&state_dir);
+    assert_eq!(
+        out.len(),
+        txs.len(),
+        "one committed statement per transaction"
+    );
+    assert_eq!(
+        by_account(&out),
+        expected(&txs),
+        "every statement as if the service had never stopped"
     );
 }
