@@ -2,8 +2,9 @@
 //! `prometheus_endpoint` counts its records in a changelogged store; scraping the endpoint
 //! over plain HTTP gives per-task series whose values match the input: processed and
 //! dropped records, stream time, the exact sum of record lateness, zero consumer lag,
-//! commits. A second instance with empty local state then restores the store, and the
-//! restore series match the changelog.
+//! commits; `KafkaStreams::metrics()` gives the same values in process. A second instance
+//! with empty local state then restores the store, and the restore series match the
+//! changelog.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -227,6 +228,35 @@ async fn prometheus_endpoint_serves_per_task_series_with_the_inputs_values() {
         let latency = get("streamtime_commit_latency_seconds_sum", &[]);
         assert!(latency > 0.0 && latency < 60.0, "commit latency {latency}");
     }
+    // The in-process snapshot agrees with the scrape (both are refreshed by the threads,
+    // so it may take one more refresh).
+    let first_ref = &first;
+    let want_ref = &want;
+    eventually_async(
+        WAIT,
+        "the metrics() snapshot to match the scrape",
+        move || async move {
+            let snapshot = first_ref.metrics();
+            let value = |name: &str, task: &str| {
+                snapshot
+                    .iter()
+                    .find(|m| m.name == name && m.tag("task") == Some(task))
+                    .map(|m| m.value)
+            };
+            for (task, (processed, stream_time, _)) in want_ref {
+                let got = (
+                    value("streamtime_processed_records_total", task),
+                    value("streamtime_stream_time_ms", task),
+                    value("streamtime_dropped_records_total", task),
+                );
+                if got != (Some(*processed), Some(*stream_time), Some(1.0)) {
+                    return Err(format!("task {task}: {got:?} in {snapshot:?}"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
     first.close().unwrap();
 
     // A second instance without local state restores the store from its changelog.

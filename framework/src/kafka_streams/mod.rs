@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+mod metrics_snapshot;
 pub mod query;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use streamtime_state::{RocksConfig, RocksResources, StateDirectory};
 
 pub use crate::runtime::app_shared::{PartitionStatus, TaskStatus};
 pub use crate::runtime::commit_gate::CommitRequest;
+pub use metrics_snapshot::Metric;
 
 /// Reads a running application's task status from anywhere (another thread, a status
 /// endpoint), also after the application handle moved into
