@@ -385,3 +385,49 @@ async fn a_store_cache_folds_changelog_writes_and_its_changelog_restores_exactly
         "counts restored from the folded changelog continue exactly"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_materialized_without_caching_writes_every_update_and_its_changelog_configs() {
+    let _turn = PROCESS_TESTS.lock().await;
+    // The application has a cache; the store opts out and sets a changelog config.
+    let app = CountApp::new(
+        "uncached",
+        "count",
+        &[
+            "--cache-bytes",
+            "10000000",
+            "--commit-interval-ms",
+            "600000",
+            "--store-caching",
+            "false",
+            "--changelog-config",
+            "segment.ms=3600000",
+        ],
+    )
+    .await;
+    let process = app.start();
+    app.produce(0, 30).await;
+    app.counts(30).await;
+    process.terminate();
+    let changelog = format!("{}-counts-changelog", app.app_id);
+    let written = topics::watermarks(&app.servers, &changelog)
+        .await
+        .iter()
+        .map(|(low, high)| high - low)
+        .sum::<i64>();
+    assert_eq!(
+        written,
+        30 * KEYS as i64,
+        "every update of the uncached store reaches its changelog"
+    );
+    let config = topics::config(&app.servers, &changelog).await;
+    assert_eq!(
+        config.get("segment.ms").map(String::as_str),
+        Some("3600000")
+    );
+    assert_eq!(
+        config.get("cleanup.policy").map(String::as_str),
+        Some("compact"),
+        "streamtime's own configs stay"
+    );
+}

@@ -131,12 +131,7 @@ impl<K: Clone + 'static, A: Clone + 'static> CogroupedKStream<K, A> {
                 }
             },
         };
-        let mut spec = Stores::key_value(&store)
-            .with_logging(materialized.logging)
-            .with_timestamped_values();
-        if materialized.in_memory {
-            spec = spec.in_memory();
-        }
+        let spec = materialized.configure(Stores::key_value(&store).with_timestamped_values());
         let registered = state.borrow_mut().topology.register_store(spec);
         if let Err(e) = registered {
             return failed(e);

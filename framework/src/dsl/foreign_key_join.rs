@@ -309,12 +309,8 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
         };
         let foreign_keys = format!("{base}-foreign-keys");
         let subscriptions = format!("{base}-subscriptions");
-        let mut result_spec = Stores::key_value(&base)
-            .with_logging(materialized.logging)
-            .with_timestamped_values();
-        if materialized.in_memory {
-            result_spec = result_spec.in_memory();
-        }
+        let result_spec =
+            materialized.configure(Stores::key_value(&base).with_timestamped_values());
         for spec in [
             Stores::key_value(&foreign_keys),
             Stores::key_value(&subscriptions),

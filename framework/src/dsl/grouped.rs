@@ -240,14 +240,12 @@ impl<K: Clone + 'static, V: Clone + 'static> KGroupedStream<K, V> {
         })
     }
 
-    /// Registers `spec` (in memory / logged as `materialized` says) and adds the aggregating
-    /// processor reading `input`; returns the processor's node.
+    /// Registers `spec` (configured by the aggregation's `Materialized`) and adds the
+    /// aggregating processor reading `input`; returns the processor's node.
     pub(crate) fn add_aggregate<KO, VO, P>(
         &self,
         input: &KStream<K, V>,
         spec: StoreSpec,
-        materialized_in_memory: bool,
-        materialized_logging: bool,
         supplier: impl Fn() -> P + Send + Sync + 'static,
     ) -> Option<usize>
     where
@@ -257,10 +255,6 @@ impl<K: Clone + 'static, V: Clone + 'static> KGroupedStream<K, V> {
     {
         let state = self.stream.state().clone();
         let name = spec.name.clone();
-        let mut spec = spec.with_logging(materialized_logging);
-        if materialized_in_memory {
-            spec = spec.in_memory();
-        }
         if let Err(e) = state.borrow_mut().topology.register_store(spec) {
             state.borrow_mut().record_error(e);
             return None;
@@ -310,9 +304,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KGroupedStream<K, V> {
         let (name, ks, aggs) = (store_name.clone(), key_serde.clone(), agg_serde.clone());
         let node = self.add_aggregate(
             &input,
-            Stores::key_value(&store_name).with_timestamped_values(),
-            materialized.in_memory,
-            materialized.logging,
+            materialized.configure(Stores::key_value(&store_name).with_timestamped_values()),
             move || AggregateProcessor {
                 store_name: name.clone(),
                 key_serde: ks.clone(),

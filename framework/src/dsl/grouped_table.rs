@@ -388,9 +388,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KGroupedTable<K, V> {
         let (name, ks, aggs) = (store_name.clone(), key_serde.clone(), agg_serde.clone());
         let node = self.moves.add_aggregate(
             &input,
-            Stores::key_value(&store_name).with_timestamped_values(),
-            materialized.in_memory,
-            materialized.logging,
+            materialized.configure(Stores::key_value(&store_name).with_timestamped_values()),
             move || TableAggregate {
                 store_name: name.clone(),
                 key_serde: ks.clone(),

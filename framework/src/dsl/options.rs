@@ -190,6 +190,8 @@ pub struct Materialized<K, V> {
     pub(crate) in_memory: bool,
     pub(crate) logging: bool,
     pub(crate) retention: Option<std::time::Duration>,
+    pub(crate) caching: bool,
+    pub(crate) changelog_configs: Vec<(String, String)>,
 }
 
 impl<K, V> Default for Materialized<K, V> {
@@ -201,6 +203,8 @@ impl<K, V> Default for Materialized<K, V> {
             in_memory: false,
             logging: true,
             retention: None,
+            caching: true,
+            changelog_configs: Vec::new(),
         }
     }
 }
@@ -237,6 +241,38 @@ impl<K, V> Materialized<K, V> {
     pub fn with_logging(mut self, logging: bool) -> Self {
         self.logging = logging;
         self
+    }
+
+    /// Sets a config of the store's changelog topic (`min.insync.replicas`,
+    /// `segment.bytes`...), over streamtime's own (Kafka Streams' `withLoggingEnabled`).
+    pub fn with_changelog_config(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.changelog_configs.push((key.into(), value.into()));
+        self
+    }
+
+    /// Whether the store's key-value writes go through the record cache when the
+    /// application has one (`StreamsConfig::cache_max_bytes`; default on, as in Kafka
+    /// Streams). Off, every update reaches the store and its changelog.
+    pub fn with_caching(mut self, caching: bool) -> Self {
+        self.caching = caching;
+        self
+    }
+
+    /// `spec` stored as this says: in memory or on disk, logged or not (with its changelog
+    /// configs), cached or not.
+    pub(crate) fn configure(&self, spec: crate::stores::StoreSpec) -> crate::stores::StoreSpec {
+        let mut spec = spec.with_logging(self.logging).with_caching(self.caching);
+        if self.in_memory {
+            spec = spec.in_memory();
+        }
+        for (key, value) in &self.changelog_configs {
+            spec = spec.with_changelog_config(key.clone(), value.clone());
+        }
+        spec
     }
 
     /// How long a windowed store keeps windows (default: size + grace, or longer when the

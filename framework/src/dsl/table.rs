@@ -192,12 +192,7 @@ where
     V: Clone + 'static,
 {
     let state = changes.state().clone();
-    let mut spec = Stores::key_value(store)
-        .with_logging(materialized.logging)
-        .with_timestamped_values();
-    if materialized.in_memory {
-        spec = spec.in_memory();
-    }
+    let spec = materialized.configure(Stores::key_value(store).with_timestamped_values());
     let registered = state.borrow_mut().topology.register_store(spec);
     if let Err(e) = registered {
         state.borrow_mut().record_error(e);
@@ -448,12 +443,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
             )));
         };
         require_copartitioned(&state, left_node, right_node);
-        let mut spec = Stores::key_value(&store)
-            .with_logging(materialized.logging)
-            .with_timestamped_values();
-        if materialized.in_memory {
-            spec = spec.in_memory();
-        }
+        let spec = materialized.configure(Stores::key_value(&store).with_timestamped_values());
         let registered = state.borrow_mut().topology.register_store(spec);
         if let Err(e) = registered {
             return failed(e);

@@ -161,13 +161,11 @@ impl<K: Clone + 'static, V: Clone + 'static, W: super::windows::WindowKind>
             agg_serde: agg_serde.clone(),
         };
         let out_serde = value_serde(agg_serde);
-        let node = self.grouped.add_aggregate(
-            &input,
-            spec,
-            materialized.in_memory,
-            materialized.logging,
-            move || make(&parts, late.clone(), late_serdes.clone()),
-        );
+        let node = self
+            .grouped
+            .add_aggregate(&input, materialized.configure(spec), move || {
+                make(&parts, late.clone(), late_serdes.clone())
+            });
         let windowed_serde: Arc<dyn Serde<Windowed<K>>> = Arc::new(WindowedSerde::new(key_serde));
         let close_after = super::windows::close_after_end_ms(&self.windows);
         state

@@ -18,7 +18,7 @@ use crate::topology::{TopicName, Topology};
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An internal topic to create: name, partitions, topic configs.
-type InternalTopic = (String, i32, Vec<(&'static str, String)>);
+type InternalTopic = (String, i32, Vec<(String, String)>);
 
 /// Partition counts of every topic on the cluster (name → count).
 fn cluster_topics(config: &StreamsConfig) -> Result<BTreeMap<String, i32>, StreamsError> {
@@ -155,10 +155,10 @@ pub(crate) fn prepare(
             topic.resolve(app),
             counts[topic],
             vec![
-                ("cleanup.policy", "delete".into()),
+                ("cleanup.policy".into(), "delete".into()),
                 // The app deletes consumed records itself, so the broker must not.
-                ("retention.ms", "-1".into()),
-                ("message.timestamp.type", "CreateTime".into()),
+                ("retention.ms".into(), "-1".into()),
+                ("message.timestamp.type".into(), "CreateTime".into()),
             ],
         ));
     }

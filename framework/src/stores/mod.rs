@@ -81,6 +81,10 @@ pub struct StoreSpec {
     /// Values carry the 8-byte timestamp of their latest update first (DSL aggregations and
     /// tables); interactive queries strip it.
     pub(crate) timestamped: bool,
+    /// Key-value writes go through the record cache when the application has one.
+    pub(crate) caching: bool,
+    /// Changelog topic configs over the defaults of [`StoreSpec::changelog_configs`].
+    pub(crate) changelog_overrides: Vec<(String, String)>,
 }
 
 /// Entry point for store specifications.
@@ -100,7 +104,7 @@ impl Stores {
     /// use std::time::Duration;
     /// use streamtime::stores::Stores;
     /// let spec = Stores::window("clicks-per-minute", Duration::from_secs(3600), false);
-    /// assert_eq!(spec.changelog_configs()[0], ("cleanup.policy", "compact,delete".to_string()));
+    /// assert_eq!(spec.changelog_configs()[0], ("cleanup.policy".to_string(), "compact,delete".to_string()));
     /// ```
     pub fn window(
         name: impl Into<String>,
@@ -133,6 +137,8 @@ impl Stores {
             persistent: true,
             logging: true,
             timestamped: false,
+            caching: true,
+            changelog_overrides: Vec::new(),
         }
     }
 }
@@ -163,6 +169,36 @@ impl StoreSpec {
         self
     }
 
+    /// Let key-value writes go through the record cache when the application has one
+    /// (`StreamsConfig::cache_max_bytes`; default on); off, every write reaches the store.
+    pub fn with_caching(mut self, caching: bool) -> Self {
+        self.caching = caching;
+        self
+    }
+
+    /// Sets a config of the changelog topic, over the defaults.
+    ///
+    /// ```
+    /// use streamtime::stores::Stores;
+    /// let spec = Stores::key_value("balances").with_changelog_config("min.insync.replicas", "2");
+    /// assert!(spec.changelog_configs().contains(&("min.insync.replicas".to_string(), "2".to_string())));
+    /// ```
+    pub fn with_changelog_config(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        let key = key.into();
+        self.changelog_overrides.retain(|(k, _)| *k != key);
+        self.changelog_overrides.push((key, value.into()));
+        self
+    }
+
+    /// Whether key-value writes go through the record cache (when there is one).
+    pub fn is_cached(&self) -> bool {
+        self.caching
+    }
+
     /// The store name.
     pub fn name(&self) -> &str {
         &self.name
@@ -184,20 +220,26 @@ impl StoreSpec {
     }
 
     /// Topic configs of the store's changelog: compacted; windowed stores also delete what
-    /// is older than their retention plus one day.
-    pub fn changelog_configs(&self) -> Vec<(&'static str, String)> {
-        match self.kind {
-            StoreKind::KeyValue => vec![("cleanup.policy", "compact".into())],
+    /// is older than their retention plus one day; then the ones set with
+    /// [`StoreSpec::with_changelog_config`], which win.
+    pub fn changelog_configs(&self) -> Vec<(String, String)> {
+        let mut configs: Vec<(String, String)> = match self.kind {
+            StoreKind::KeyValue => vec![("cleanup.policy".into(), "compact".into())],
             StoreKind::Window { retention_ms, .. } | StoreKind::Session { retention_ms } => vec![
-                ("cleanup.policy", "compact,delete".into()),
+                ("cleanup.policy".into(), "compact,delete".into()),
                 (
-                    "retention.ms",
+                    "retention.ms".into(),
                     retention_ms
                         .saturating_add(WINDOWED_CHANGELOG_EXTRA_RETENTION_MS)
                         .to_string(),
                 ),
             ],
+        };
+        for (key, value) in &self.changelog_overrides {
+            configs.retain(|(k, _)| k != key);
+            configs.push((key.clone(), value.clone()));
         }
+        configs
     }
 }
 

@@ -341,7 +341,7 @@ fn open_store(
             };
             // Above the logging layer, so a folded update costs neither a RocksDB write nor
             // a changelog record.
-            TaskStore::KeyValue(shared(if cache_bytes > 0 {
+            TaskStore::KeyValue(shared(if cache_bytes > 0 && spec.caching {
                 Box::new(CachingKeyValueStore::new(logged, cache_bytes))
             } else {
                 logged

@@ -97,6 +97,12 @@ struct Args {
     /// Write-back cache per key-value store, bytes (0: off).
     #[arg(long, default_value_t = 0)]
     cache_bytes: usize,
+    /// `count`: whether the store `counts` uses the cache (`Materialized::with_caching`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    store_caching: bool,
+    /// `count`: a config of the changelog of `counts`, `key=value` (repeatable).
+    #[arg(long)]
+    changelog_config: Vec<String>,
     /// The `chaos` topology's second output: the join results.
     #[arg(long)]
     join_output: Option<String>,
@@ -168,11 +174,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .select_key(|_k, v: &String| v.chars().next().map(String::from).unwrap_or_default())
             .repartition(Repartitioned::as_("by-initial"))
             .to(&args.app.output, Produced::default()),
-        "count" => input()
-            .group_by_key()
-            .count(Materialized::as_("counts"))
-            .to_stream()
-            .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
+        "count" => {
+            let mut counts = Materialized::as_("counts").with_caching(args.store_caching);
+            for config in &args.changelog_config {
+                let (key, value) = config
+                    .split_once('=')
+                    .ok_or("--changelog-config takes key=value")?;
+                counts = counts.with_changelog_config(key, value);
+            }
+            input()
+                .group_by_key()
+                .count(counts)
+                .to_stream()
+                .to(&args.app.output, Produced::with(StringSerde, I64Serde))
+        }
         "rekey-count" => input()
             .select_key(|_k, v: &String| v.chars().next().map(String::from).unwrap_or_default())
             .repartition(Repartitioned::as_("by-initial"))
