@@ -31,6 +31,7 @@ use crate::error::{ProcessResult, StreamsError};
 use crate::partitioner::partition_for_key;
 use crate::record::{Headers, RawRecord, Record, TimestampType};
 use crate::serdes::{from_bytes, to_bytes, Serde};
+use crate::task::global_stores::GlobalStores;
 use crate::task::record_collector::{OutgoingRecord, RecordCollector};
 use crate::task::state_manager::{StateManager, StoreEnv};
 use crate::task::stream_task::{StreamTask, TaskConfig};
@@ -138,6 +139,8 @@ struct DriverState {
     round_robin: BTreeMap<String, i32>,
     held: bool,
     outbox: Outbox,
+    /// Global tables: a record piped to a global table's topic updates its store at once.
+    globals: GlobalStores,
 }
 
 impl DriverState {
@@ -237,7 +240,11 @@ impl TopologyTestDriver {
         }
         let topics = Rc::new(RefCell::new(topics));
         let subs = topology.subtopologies();
-        let task_config = TaskConfig::from_config(&config);
+        let globals = GlobalStores::for_topology(&topology);
+        let task_config = TaskConfig {
+            globals: globals.clone(),
+            ..TaskConfig::from_config(&config)
+        };
         let mut tasks = BTreeMap::new();
         let outbox = Outbox::default();
         let env = StoreEnv::default();
@@ -292,6 +299,7 @@ impl TopologyTestDriver {
             round_robin: BTreeMap::new(),
             held: false,
             outbox,
+            globals,
         };
         // Processors may forward from init.
         state.run()?;
@@ -623,6 +631,16 @@ impl<K: 'static, V: 'static> TestInputTopic<K, V> {
         partition: Option<i32>,
     ) -> Result<(), StreamsError> {
         let mut state = self.state.borrow_mut();
+        // A global table's topic feeds its store directly, before anything else happens, as
+        // a global thread keeps it current.
+        let mut global = false;
+        for store in state.globals.of_topic(&self.topic) {
+            crate::task::global_stores::apply(store, key.as_deref(), value.as_deref(), timestamp);
+            global = true;
+        }
+        if global {
+            return Ok(());
+        }
         let count = state.topics.borrow().count(&self.topic);
         let partition = match (partition, &key) {
             (Some(p), _) => p,

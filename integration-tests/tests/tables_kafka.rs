@@ -2,7 +2,8 @@
 //! restarted: a `KGroupedTable` count whose rows keep changing group (and are deleted) gives
 //! every move's update exactly once and ends at the true counts; a foreign-key join of
 //! tables with different partition counts, whose rows change foreign key and are deleted on
-//! both sides, ends at the true join.
+//! both sides, ends at the true join; a stream joined with a global table (filled from
+//! every partition before processing) gives every join exactly once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -326,5 +327,85 @@ async fn a_foreign_key_join_is_exact_under_exactly_once_across_kills() {
             customer.starts_with(&format!("name{wanted}-"))
         })),
         "every result joins an order with the customer its foreign key names"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_global_table_join_is_exact_under_exactly_once_across_a_kill() {
+    let app = TableApp::new("global-join").await;
+    // 60 customers, c0..c59 (c7, c14... have no row); 2 000 orders, each naming one.
+    let customers = (0..60_usize)
+        .filter(|c| c % 7 != 0)
+        .map(|c| (format!("c{c}"), Some(format!("name{c}"))));
+    app.produce(&app.right_input, 0, customers).await;
+    let order = |o: usize| (format!("o{o}"), Some(format!("c{}", (o * 13) % 60)));
+    app.produce(&app.connection.input, 1, (0..1_000).map(order))
+        .await;
+    let process = app.start("global-join");
+    app.processed_at_least(300).await;
+    process.kill();
+    app.produce(&app.connection.input, 2, (1_000..2_000).map(order))
+        .await;
+    let process = app.start("global-join");
+
+    let want: BTreeMap<String, String> = (0..2_000_usize)
+        .filter(|o| (o * 13) % 60 % 7 != 0)
+        .map(|o| {
+            let c = (o * 13) % 60;
+            (format!("o{o}"), format!("c{c}=name{c}"))
+        })
+        .collect();
+    let servers = &app.connection.bootstrap_servers;
+    let out = records::consume(servers, &app.connection.output, want.len(), WAIT).await;
+    process.terminate();
+    let got: Vec<(String, String)> = out
+        .iter()
+        .map(|r| {
+            let value = String::from_utf8_lossy(r.value.as_deref().unwrap()).into_owned();
+            (r.key_str(), value)
+        })
+        .collect();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "every join committed once, none repeated"
+    );
+    let got: BTreeMap<String, String> = got.into_iter().collect();
+    assert_eq!(got, want, "each order joined with its customer's row");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_table_on_a_missing_topic_fails_the_start_naming_it() {
+    use streamtime::serdes::StringSerde;
+    use streamtime::{
+        Consumed, KafkaStreams, Materialized, Produced, StreamsBuilder, StreamsConfig,
+    };
+    let servers = bootstrap_servers();
+    let input = topics::unique_name("global-missing-in");
+    topics::create(&servers, &input, 1).await;
+    let missing = topics::unique_name("global-missing");
+    let builder = StreamsBuilder::new();
+    let table = builder.global_table(
+        &missing,
+        Consumed::with(StringSerde, StringSerde),
+        Materialized::as_("missing"),
+    );
+    builder
+        .stream(&input, Consumed::with(StringSerde, StringSerde))
+        .join_global(
+            &table,
+            |_k, v: &String| v.clone(),
+            |v: &String, t: &String| format!("{v}{t}"),
+        )
+        .to(&input, Produced::with(StringSerde, StringSerde));
+    let config = StreamsConfig::new(topics::unique_name("global-missing-app"), &servers);
+    let mut app = KafkaStreams::new(builder.build().unwrap(), config).unwrap();
+    let err = app
+        .start()
+        .expect_err("the global topic is missing")
+        .to_string();
+    assert!(
+        err.contains(&missing) && err.contains("does not exist"),
+        "{err}"
     );
 }

@@ -18,6 +18,7 @@ mod branched;
 mod cogrouped;
 mod emit;
 mod foreign_key_join;
+mod global_table;
 mod grouped;
 mod grouped_table;
 mod join;
@@ -35,6 +36,7 @@ mod windows;
 
 pub use branched::{Branched, BranchedKStream};
 pub use cogrouped::CogroupedKStream;
+pub use global_table::GlobalKTable;
 pub use grouped::KGroupedStream;
 pub use grouped_table::KGroupedTable;
 pub use join::{JoinWindows, StreamJoined};

@@ -32,9 +32,11 @@ use crate::lifecycle::{
 use crate::query::{KeyQueryMetadata, ReadOnlyKeyValueStore, ReadOnlyWindowStore};
 use crate::runtime::app_shared::{AppHandlers, AppShared};
 use crate::runtime::app_state::{AppState, ThreadPhase};
+use crate::runtime::global_thread::GlobalThread;
 use crate::runtime::internal_topics;
 use crate::runtime::stream_thread::StreamThread;
 use crate::serdes::Serde;
+use crate::task::global_stores::GlobalStores;
 use crate::task::state_manager::StoreEnv;
 use crate::task::stream_task::TaskConfig;
 use crate::topology::Topology;
@@ -87,6 +89,8 @@ pub struct KafkaStreams {
     state_listener: Option<Box<StateListener>>,
     exception_handler: Option<Box<UncaughtExceptionHandler>>,
     restore_listener: Option<Box<dyn StateRestoreListener>>,
+    /// Follows the global tables' topics (none without global tables).
+    global_thread: Option<GlobalThread>,
 }
 
 impl KafkaStreams {
@@ -98,6 +102,7 @@ impl KafkaStreams {
             config,
             shared: None,
             threads: Vec::new(),
+            global_thread: None,
             state_listener: None,
             exception_handler: None,
             restore_listener: None,
@@ -166,7 +171,13 @@ impl KafkaStreams {
             crate::prometheus::install(addr)?;
         }
         let partition_counts = internal_topics::prepare(&topology, &self.config)?;
-        let task_config = TaskConfig::from_config(&self.config);
+        // Global stores are full before any task processes.
+        let globals = GlobalStores::for_topology(&topology);
+        self.global_thread = GlobalThread::start(&self.config, &globals)?;
+        let task_config = TaskConfig {
+            globals,
+            ..TaskConfig::from_config(&self.config)
+        };
         let store_env = self.store_env(&topology)?;
         let identity = crate::runtime::identity::instance_identity(&self.config)?;
         let shared = Arc::new(AppShared::new(
@@ -380,6 +391,9 @@ impl KafkaStreams {
                     });
                 }
             }
+        }
+        if let Some(mut global) = self.global_thread.take() {
+            global.stop();
         }
         if let Some(shared) = &self.shared {
             match shared.state.get() {

@@ -10,6 +10,7 @@ pub(crate) mod commit_gate;
 pub(crate) mod commit_metadata;
 pub(crate) mod committer;
 pub(crate) mod consumed_record;
+pub(crate) mod global_thread;
 pub(crate) mod identity;
 pub(crate) mod internal_topics;
 pub(crate) mod kafka_collector;

@@ -1,5 +1,6 @@
 //! Tasks: one sub-topology on one partition of each of its source topics.
 
+pub(crate) mod global_stores;
 pub(crate) mod partition_group;
 pub(crate) mod record_collector;
 pub(crate) mod record_errors;

@@ -33,6 +33,8 @@ pub(crate) struct TaskConfig {
     pub error_policies: ErrorPolicies,
     pub stall_warning_after_ms: Option<i64>,
     pub faults: crate::faults::Faults,
+    /// The instance's global stores (filled before any task processes).
+    pub globals: super::global_stores::GlobalStores,
 }
 
 impl TaskConfig {
@@ -43,6 +45,7 @@ impl TaskConfig {
             invalid_timestamp_policy: config.invalid_timestamp_policy,
             default_extractor: config.default_extractor.clone(),
             faults: config.faults.clone(),
+            globals: Default::default(),
             error_policies: ErrorPolicies {
                 deserialization: config.deserialization_error_policy.clone(),
                 processing: config.processing_error_policy,
@@ -101,6 +104,7 @@ impl StreamTask {
             state: RefCell::new(TaskState::new(wall_clock_ms)),
             collector: RefCell::new(collector),
             stores: state.stores(),
+            globals: config.globals.clone(),
         });
         let graph = topology.build_task_graph(sub, ctx.clone())?;
         let mut sources: Vec<Rc<RefCell<dyn RawInput>>> = Vec::new();

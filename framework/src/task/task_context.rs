@@ -135,6 +135,8 @@ pub(crate) struct TaskContext {
     pub collector: RefCell<Box<dyn RecordCollector>>,
     /// The task's stores by name.
     pub stores: std::collections::BTreeMap<String, TaskStore>,
+    /// The instance's global stores.
+    pub globals: super::global_stores::GlobalStores,
 }
 
 pub(crate) type Shared<S> = Rc<RefCell<Box<S>>>;

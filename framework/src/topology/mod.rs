@@ -119,6 +119,9 @@ pub struct Topology {
     pub(crate) stores: BTreeMap<String, StoreSpec>,
     /// Topics processors write to besides sinks (dead-letter topics): checked at start.
     pub(crate) side_output_topics: BTreeSet<String>,
+    /// Global tables: store name → the topic it follows (every partition, on every
+    /// instance).
+    pub(crate) global_tables: BTreeMap<String, String>,
 }
 
 fn kv_type<K, V>() -> &'static str {
@@ -264,7 +267,7 @@ impl Topology {
         spec: StoreSpec,
         processors: &[&str],
     ) -> Result<&mut Self, StreamsError> {
-        if self.stores.contains_key(&spec.name) {
+        if self.stores.contains_key(&spec.name) || self.global_tables.contains_key(&spec.name) {
             return Err(StreamsError::Topology(format!(
                 "store {} is already defined",
                 spec.name
@@ -288,7 +291,7 @@ impl Topology {
 
     /// Registers a store that processor nodes name in their own store lists (the DSL).
     pub(crate) fn register_store(&mut self, spec: StoreSpec) -> Result<(), StreamsError> {
-        if self.stores.contains_key(&spec.name) {
+        if self.stores.contains_key(&spec.name) || self.global_tables.contains_key(&spec.name) {
             return Err(StreamsError::Topology(format!(
                 "store {} is already defined",
                 spec.name

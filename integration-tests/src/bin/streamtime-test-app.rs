@@ -30,7 +30,10 @@
 //! * `fk-join`: `input` read as a table of orders (value `<text>|<customer id>`, store
 //!   `orders`) joined by foreign key with `--right-input`, a table of customers (store
 //!   `customers`), into the table `orders-with-customers` → its changes to `output` (value
-//!   `(<order>,<customer>)`, null when an order loses its result).
+//!   `(<order>,<customer>)`, null when an order loses its result);
+//! * `global-join`: `input` (order id → customer id) joined with the global table of
+//!   `--right-input` (customer id → name, store `customers`) → `output` (value
+//!   `<customer id>=<name>`; orders of unknown customers give nothing).
 //!
 //! With `--restore-log <file>`, every restore from a changelog and every change of the
 //! instance's state is appended to the file as it happens, one line per event:
@@ -73,8 +76,8 @@ struct Args {
     /// Stable instance id (static membership, stable transactional id).
     #[arg(long)]
     instance_id: Option<String>,
-    /// `rekey`, `count`, `rekey-count`, `hopping`, `chaos`, `seen`, `table-group` or
-    /// `fk-join` (see the module documentation).
+    /// `rekey`, `count`, `rekey-count`, `hopping`, `chaos`, `seen`, `table-group`, `fk-join`
+    /// or `global-join` (see the module documentation).
     #[arg(long, default_value = "rekey")]
     topology: String,
     /// State directory.
@@ -106,7 +109,7 @@ struct Args {
     /// The `chaos` topology's second output: the join results.
     #[arg(long)]
     join_output: Option<String>,
-    /// The `fk-join` topology's right table.
+    /// The right table of `fk-join`, the global table of `global-join`.
     #[arg(long)]
     right_input: Option<String>,
     /// A file every restore event is appended to (see the module documentation).
@@ -296,6 +299,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     &args.app.output,
                     Produced::with(StringSerde, OptionSerde(StringSerde)),
                 )
+        }
+        "global-join" => {
+            let right_input = args
+                .right_input
+                .as_deref()
+                .ok_or("--topology global-join needs --right-input")?;
+            let customers = builder.global_table(
+                right_input,
+                Consumed::with(StringSerde, StringSerde),
+                Materialized::as_("customers"),
+            );
+            input()
+                .join_global(
+                    &customers,
+                    |_order, customer: &String| customer.clone(),
+                    |customer: &String, name: &String| format!("{customer}={name}"),
+                )
+                .to(&args.app.output, Produced::with(StringSerde, StringSerde))
         }
         other => return Err(format!("unknown topology {other}").into()),
     }
