@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use super::join::require_copartitioned;
 use super::options::{Materialized, Repartitioned};
-use super::table::{updates_of, KTable};
+use super::table::{update_joined, updates_of, KTable};
 use crate::error::StreamsError;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
@@ -764,23 +764,15 @@ where
             (Some(v), vo) if vo.is_some() || self.left_join => (self.joiner)(v, vo.as_ref()),
             _ => None,
         };
-        let value = match joined {
-            Some(vr) => {
-                result.put(&record.key, &(vr.clone(), record.timestamp))?;
-                Some(vr)
-            }
-            None if result.get(&record.key)?.is_some() => {
-                result.delete(&record.key)?;
-                None
-            }
-            None => return Ok(()),
-        };
-        ctx.forward(Record {
-            key: record.key,
-            value,
-            timestamp: record.timestamp,
-            headers: record.headers,
-        })
+        match update_joined(result, &record.key, joined, record.timestamp)? {
+            Some(value) => ctx.forward(Record {
+                key: record.key,
+                value,
+                timestamp: record.timestamp,
+                headers: record.headers,
+            }),
+            None => Ok(()),
+        }
     }
 }
 

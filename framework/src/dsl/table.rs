@@ -561,24 +561,41 @@ where
             .as_ref()
             .map_or(record.timestamp, |(_, ts)| record.timestamp.max(*ts));
         let joined = (self.joiner)(record.value.as_ref(), other_entry.as_ref().map(|(v, _)| v));
-        let value = match joined {
-            Some(v) => {
-                result.put(&record.key, &(v.clone(), timestamp))?;
-                Some(v)
-            }
-            // Only a result that existed needs a deletion; otherwise there is nothing to say.
-            None if result.get(&record.key)?.is_some() => {
-                result.delete(&record.key)?;
-                None
-            }
-            None => return Ok(()),
-        };
-        ctx.forward(Record {
-            key: record.key,
-            value,
-            timestamp,
-            headers: record.headers,
-        })
+        match update_joined(result, &record.key, joined, timestamp)? {
+            Some(value) => ctx.forward(Record {
+                key: record.key,
+                value,
+                timestamp,
+                headers: record.headers,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Applies a table join's new result for `key` to the joined table's store: stores a value,
+/// or deletes a result that existed. Returns the change to forward, or `None` when there is
+/// nothing to say (no result before, none now).
+pub(super) fn update_joined<K, VR>(
+    result: &KeyValueStoreHandle<K, (VR, i64)>,
+    key: &K,
+    joined: Option<VR>,
+    timestamp: i64,
+) -> Result<Option<Option<VR>>, StreamsError>
+where
+    K: 'static,
+    VR: Clone + 'static,
+{
+    match joined {
+        Some(v) => {
+            result.put(key, &(v.clone(), timestamp))?;
+            Ok(Some(Some(v)))
+        }
+        None if result.get(key)?.is_some() => {
+            result.delete(key)?;
+            Ok(Some(None))
+        }
+        None => Ok(None),
     }
 }
 
