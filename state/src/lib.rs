@@ -15,8 +15,10 @@
 //!       └ RocksKeyValueStore    (or InMemoryKeyValueStore, its twin)
 //! ```
 //!
-//! Window and session stores have the same `Logged*` layer; every write carries the
-//! timestamp of the record that caused it, which the changelog layer sends along. Each layer
+//! Window and session stores have the same `Logged*` layer, and versioned stores
+//! ([`VersionedStore`], values over time for as-of reads) [`LoggedVersionedStore`]; every
+//! write carries the timestamp of the record that caused it, which the changelog layer sends
+//! along. Each layer
 //! gets [`StateStore`] by implementing [`WrappedStateStore`], which passes the lifecycle calls
 //! (flush, restore, ...) down to the layer below.
 //!
@@ -58,11 +60,14 @@ mod segments;
 pub mod session;
 mod store;
 mod topic_partition;
+pub mod versioned;
 pub mod window;
 
 pub use cache::{CachingKeyValueStore, FlushListener, FlushedEntry};
 pub use changelog::{ChangelogRecord, ChangelogWriter, MemoryChangelog};
-pub use changelog::{LoggedKeyValueStore, LoggedSessionStore, LoggedWindowStore};
+pub use changelog::{
+    LoggedKeyValueStore, LoggedSessionStore, LoggedVersionedStore, LoggedWindowStore,
+};
 pub use checkpoint::{CheckpointFile, CheckpointOffsets};
 pub use directory::{StateDirectory, TaskDirectory};
 pub use error::StateError;
@@ -73,5 +78,7 @@ pub use session::{InMemorySessionStore, RocksSessionStore, SegmentedSessionStore
 pub use session::{SessionEntry, SessionIter, SessionStore};
 pub use store::{StateStore, WrappedStateStore};
 pub use topic_partition::TopicPartition;
+pub use versioned::{InMemoryVersionedStore, RocksVersionedStore, VersionedStore};
+pub use versioned::{VersionedKeyValueStore, VersionedPut, VersionedRecord};
 pub use window::{InMemoryWindowStore, RocksWindowStore, SegmentedWindowStore};
 pub use window::{WindowIter, WindowStore, WindowStoreConfig, WindowedEntry, WriteOutcome};

@@ -7,10 +7,12 @@
 
 mod kv;
 mod session;
+mod versioned;
 mod window;
 
 pub use kv::LoggedKeyValueStore;
 pub use session::LoggedSessionStore;
+pub use versioned::LoggedVersionedStore;
 pub use window::LoggedWindowStore;
 
 use std::sync::{Arc, Mutex};

@@ -12,6 +12,7 @@ mod write_buffer;
 pub use memory::InMemoryKeyValueStore;
 pub use rocks::RocksKeyValueStore;
 
+use crate::versioned::VersionedKeyValueStore;
 use crate::{StateError, StateStore};
 
 /// A key and its value, as returned by range scans.
@@ -56,6 +57,17 @@ pub trait KeyValueStore: StateStore {
 
     /// The number of entries, exact for in-memory stores and an estimate for RocksDB.
     fn approximate_num_entries(&self) -> Result<u64, StateError>;
+
+    /// The store's versioned side when it keeps history ([`crate::VersionedStore`] and its
+    /// logging layer); `None` for plain stores.
+    fn as_versioned(&self) -> Option<&dyn VersionedKeyValueStore> {
+        None
+    }
+
+    /// The store's versioned side, for writing; see [`KeyValueStore::as_versioned`].
+    fn as_versioned_mut(&mut self) -> Option<&mut dyn VersionedKeyValueStore> {
+        None
+    }
 }
 
 impl<T: KeyValueStore + ?Sized> KeyValueStore for Box<T> {
@@ -76,6 +88,12 @@ impl<T: KeyValueStore + ?Sized> KeyValueStore for Box<T> {
     }
     fn approximate_num_entries(&self) -> Result<u64, StateError> {
         (**self).approximate_num_entries()
+    }
+    fn as_versioned(&self) -> Option<&dyn VersionedKeyValueStore> {
+        (**self).as_versioned()
+    }
+    fn as_versioned_mut(&mut self) -> Option<&mut dyn VersionedKeyValueStore> {
+        (**self).as_versioned_mut()
     }
 }
 

@@ -6,4 +6,5 @@ mod common;
 
 mod kv;
 mod session;
+mod versioned;
 mod window;

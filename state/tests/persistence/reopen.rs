@@ -139,3 +139,27 @@ fn session_store_resumes_stream_time() {
     let ends: Vec<i64> = s.fetch(b"k").map(|x| x.unwrap().end).collect();
     assert_eq!(ends, vec![130_000]);
 }
+
+#[test]
+fn a_versioned_store_resumes_its_versions_and_stream_time_after_a_flushed_close() {
+    let e = env();
+    {
+        let mut s = RocksVersionedStore::open(&e.task, "v", 1_000, &e.resources).unwrap();
+        s.put_version(b"k", Some(b"a"), 100).unwrap();
+        s.put_version(b"k", Some(b"b"), 900).unwrap();
+        s.flush().unwrap();
+    }
+    let mut s = RocksVersionedStore::open(&e.task, "v", 1_000, &e.resources).unwrap();
+    assert_eq!(s.observed_stream_time(), 900);
+    assert_eq!(
+        s.get_as_of(b"k", 500).unwrap().unwrap().value,
+        b"a".to_vec()
+    );
+    // The resumed stream time still bounds the history: 2 s puts the cutoff at 1 s.
+    s.put_version(b"j", Some(b"x"), 2_000).unwrap();
+    assert_eq!(s.get_as_of(b"k", 500).unwrap(), None);
+    assert_eq!(
+        s.put_version(b"k", Some(b"c"), 999).unwrap(),
+        VersionedPut::Expired
+    );
+}
