@@ -159,8 +159,8 @@ pub mod topology;
 
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
-    Branched, Consumed, GlobalKTable, Grouped, JoinWindows, KGroupedStream, KGroupedTable, KStream,
-    KTable, Materialized, Produced, Repartitioned, StreamJoined, StreamsBuilder,
+    Branched, Consumed, GlobalKTable, Grouped, JoinWindows, Joined, KGroupedStream, KGroupedTable,
+    KStream, KTable, Materialized, Produced, Repartitioned, StreamJoined, StreamsBuilder,
 };
 pub use error::{ProcessResult, StreamsError};
 pub use kafka_streams::{CommitRequest, KafkaStreams, ShutdownHandle, StatusHandle, TaskStatus};

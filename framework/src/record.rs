@@ -64,6 +64,54 @@ impl Headers {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Appends the headers to `out` in a self-delimiting form [`Headers::decode`] reads back
+    /// (for records a store holds): count, then per header its key and its value, each
+    /// length-prefixed (a null value has length `u32::MAX`).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.0.len() as u32).to_be_bytes());
+        for h in &self.0 {
+            out.extend_from_slice(&(h.key.len() as u32).to_be_bytes());
+            out.extend_from_slice(h.key.as_bytes());
+            match &h.value {
+                Some(v) => {
+                    out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                    out.extend_from_slice(v);
+                }
+                None => out.extend_from_slice(&u32::MAX.to_be_bytes()),
+            }
+        }
+    }
+
+    /// Reads [`Headers::encode`]'s form from the start of `bytes`: the headers and the bytes
+    /// after them; `None` when the bytes are not that form.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<(Headers, &[u8])> {
+        fn take(bytes: &[u8], n: usize) -> Option<(&[u8], &[u8])> {
+            (bytes.len() >= n).then(|| bytes.split_at(n))
+        }
+        fn len(bytes: &[u8]) -> Option<(u32, &[u8])> {
+            let (n, rest) = take(bytes, 4)?;
+            Some((u32::from_be_bytes(n.try_into().ok()?), rest))
+        }
+        let (count, mut rest) = len(bytes)?;
+        let mut headers = Headers::new();
+        for _ in 0..count {
+            let (n, r) = len(rest)?;
+            let (key, r) = take(r, n as usize)?;
+            let key = std::str::from_utf8(key).ok()?;
+            let (n, r) = len(r)?;
+            let (value, r) = match n {
+                u32::MAX => (None, r),
+                n => {
+                    let (v, r) = take(r, n as usize)?;
+                    (Some(v.to_vec()), r)
+                }
+            };
+            headers.push(key, value);
+            rest = r;
+        }
+        Some((headers, rest))
+    }
 }
 
 impl FromIterator<Header> for Headers {

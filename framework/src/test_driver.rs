@@ -460,6 +460,66 @@ impl TopologyTestDriver {
         Ok(rows.into_iter().map(|(k, (v, ts))| (k, v, ts)).collect())
     }
 
+    /// The version of `key` valid at `as_of` in the versioned store `store` (a versioned
+    /// table's, or one from [`crate::stores::Stores::versioned_key_value`]), looked up in every
+    /// task: `(value, valid from, valid to)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamtime::{Consumed, Materialized, StreamsBuilder, StreamsConfig, TopologyTestDriver};
+    /// use streamtime::serdes::{I64Serde, StringSerde};
+    /// let builder = StreamsBuilder::new();
+    /// builder.table("prices", Consumed::with(StringSerde, I64Serde),
+    ///     Materialized::as_versioned("prices", Duration::from_secs(60)));
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("t", "unused")).unwrap();
+    /// let prices = driver.input_topic("prices", StringSerde, I64Serde);
+    /// prices.pipe("pen".into(), 2, 10).unwrap();
+    /// prices.pipe("pen".into(), 3, 20).unwrap();
+    /// let at = |t| driver.versioned_store_as_of("prices", StringSerde, I64Serde, &"pen".to_string(), t).unwrap();
+    /// assert_eq!(at(15), Some((2, 10, Some(20))));
+    /// assert_eq!(at(25), Some((3, 20, None)));
+    /// ```
+    pub fn versioned_store_as_of<K: 'static, V: 'static>(
+        &self,
+        store: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        key: &K,
+        as_of: i64,
+    ) -> Result<Option<(V, i64, Option<i64>)>, StreamsError> {
+        let mut key_bytes = Vec::new();
+        key_serde
+            .serialize(key, &mut key_bytes)
+            .map_err(|e| StreamsError::Serde {
+                context: format!("key read from store {store}"),
+                message: e.0,
+            })?;
+        let found = self.store_entries(store, "versioned", |s| match s {
+            crate::stores::TaskStore::KeyValue(s) => {
+                let s = s.borrow();
+                let versioned = s.as_versioned()?;
+                Some(
+                    versioned
+                        .get_as_of(&key_bytes, as_of)
+                        .map_err(|e| crate::stores::state_error(store, e))
+                        .and_then(|r| {
+                            r.map(|r| {
+                                Ok((
+                                    decode(store, &value_serde, &r.value)?,
+                                    r.timestamp,
+                                    r.valid_to,
+                                ))
+                            })
+                            .into_iter()
+                            .collect()
+                        }),
+                )
+            }
+            _ => None,
+        })?;
+        Ok(found.into_iter().next())
+    }
+
     /// Every window of window store `store`, over all tasks, in task order:
     /// `(key, window start, value as stored)`.
     pub fn window_store_entries<K: 'static, V: 'static>(
@@ -715,6 +775,11 @@ impl<K: 'static, V: 'static> TestOutputTopic<K, V> {
             .into_iter()
             .map(|r| (r.key, r.value))
             .collect()
+    }
+
+    /// The values of all unread records (Kafka Streams' `readValuesToList`).
+    pub fn read_values(&self) -> Vec<V> {
+        self.read_records().into_iter().map(|r| r.value).collect()
     }
 
     /// True when every record has been read.

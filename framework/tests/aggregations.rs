@@ -221,3 +221,13 @@ fn the_driver_reads_window_and_session_stores_with_typed_keys_values_and_timesta
         "{wrong_kind}"
     );
 }
+
+#[test]
+fn an_aggregation_into_a_store_name_already_taken_fails_the_build_with_an_error() {
+    let builder = StreamsBuilder::new();
+    let clicks = builder.stream("clicks", Consumed::with(StringSerde, StringSerde));
+    clicks.group_by_key().count(Materialized::as_("counts"));
+    clicks.group_by_key().count(Materialized::as_("counts"));
+    let err = builder.build().unwrap_err().to_string();
+    assert!(err.contains("store counts is already defined"), "{err}");
+}

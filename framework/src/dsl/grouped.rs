@@ -255,7 +255,9 @@ impl<K: Clone + 'static, V: Clone + 'static> KGroupedStream<K, V> {
     {
         let state = self.stream.state().clone();
         let name = spec.name.clone();
-        if let Err(e) = state.borrow_mut().topology.register_store(spec) {
+        // Bound first: a borrow in the condition would last into the block, which borrows again.
+        let registered = state.borrow_mut().topology.register_store(spec);
+        if let Err(e) = registered {
             state.borrow_mut().record_error(e);
             return None;
         }

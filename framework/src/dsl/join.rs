@@ -406,7 +406,9 @@ impl<K: Clone + 'static, V1: Clone + 'static> KStream<K, V1> {
                 spec = spec.in_memory();
             }
             store_names.push(spec.name().to_string());
-            if let Err(e) = state.borrow_mut().topology.register_store(spec) {
+            // Bound first: a borrow in the condition would last into the block, which borrows again.
+            let registered = state.borrow_mut().topology.register_store(spec);
+            if let Err(e) = registered {
                 state.borrow_mut().record_error(e);
                 return failed;
             }

@@ -192,6 +192,7 @@ pub struct Materialized<K, V> {
     pub(crate) retention: Option<std::time::Duration>,
     pub(crate) caching: bool,
     pub(crate) changelog_configs: Vec<(String, String)>,
+    pub(crate) history_retention: Option<std::time::Duration>,
 }
 
 impl<K, V> Default for Materialized<K, V> {
@@ -205,6 +206,7 @@ impl<K, V> Default for Materialized<K, V> {
             retention: None,
             caching: true,
             changelog_configs: Vec::new(),
+            history_retention: None,
         }
     }
 }
@@ -214,6 +216,35 @@ impl<K, V> Materialized<K, V> {
     pub fn as_(name: impl Into<String>) -> Self {
         Materialized {
             name: Some(name.into()),
+            ..Default::default()
+        }
+    }
+
+    /// A versioned store called `name` (Kafka Streams'
+    /// `Materialized.as(Stores.persistentVersionedKeyValueStore(name, historyRetention))`):
+    /// the table keeps every value `history_retention` after it was replaced, and
+    /// stream–table joins look it up as of each stream record's time. Only tables read from
+    /// a topic ([`crate::StreamsBuilder::table`], [`crate::KStream::to_table`]) can be
+    /// versioned; other operators fail the build. An update older than the key's latest
+    /// value goes into the history and is not forwarded (its change is not the table's
+    /// current state); one older than the history retention is dropped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamtime::{Consumed, Materialized, StreamsBuilder};
+    /// use streamtime::serdes::{I64Serde, StringSerde};
+    /// let builder = StreamsBuilder::new();
+    /// let prices = builder.table(
+    ///     "prices",
+    ///     Consumed::with(StringSerde, I64Serde),
+    ///     Materialized::as_versioned("prices", Duration::from_secs(3600)),
+    /// );
+    /// # let _ = prices;
+    /// ```
+    pub fn as_versioned(name: impl Into<String>, history_retention: std::time::Duration) -> Self {
+        Materialized {
+            name: Some(name.into()),
+            history_retention: Some(history_retention),
             ..Default::default()
         }
     }
@@ -263,8 +294,29 @@ impl<K, V> Materialized<K, V> {
     }
 
     /// `spec` stored as this says: in memory or on disk, logged or not (with its changelog
-    /// configs), cached or not.
-    pub(crate) fn configure(&self, spec: crate::stores::StoreSpec) -> crate::stores::StoreSpec {
+    /// configs), cached or not. A versioned store is not for the operators that call this
+    /// (aggregations, joins): their store is then rejected when registered.
+    pub(crate) fn configure(&self, mut spec: crate::stores::StoreSpec) -> crate::stores::StoreSpec {
+        if self.history_retention.is_some() {
+            spec.rejected = Some(format!(
+                "store {}: Materialized::as_versioned is for tables read from a topic \
+                 (StreamsBuilder::table, KStream::to_table) only",
+                spec.name
+            ));
+        }
+        self.configure_storage(spec)
+    }
+
+    /// [`configure`](Self::configure) for a table read from a topic, which may be versioned.
+    pub(crate) fn configure_table(&self, name: &str) -> crate::stores::StoreSpec {
+        let spec = match self.history_retention {
+            Some(retention) => crate::stores::Stores::versioned_key_value(name, retention),
+            None => crate::stores::Stores::key_value(name),
+        };
+        self.configure_storage(spec.with_timestamped_values())
+    }
+
+    fn configure_storage(&self, spec: crate::stores::StoreSpec) -> crate::stores::StoreSpec {
         let mut spec = spec.with_logging(self.logging).with_caching(self.caching);
         if self.in_memory {
             spec = spec.in_memory();

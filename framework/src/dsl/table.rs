@@ -39,7 +39,7 @@ use crate::error::StreamsError;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serdes::{OptionSerde, Serde, TimestampedSerde};
-use crate::stores::{KeyValueStoreHandle, StoreKind, Stores};
+use crate::stores::{KeyValueStoreHandle, StoreKind, Stores, VersionedPut, VersionedStoreHandle};
 use crate::ProcessResult;
 
 /// A changelog-backed table: the latest aggregate per key.
@@ -192,7 +192,8 @@ where
     V: Clone + 'static,
 {
     let state = changes.state().clone();
-    let spec = materialized.configure(Stores::key_value(store).with_timestamped_values());
+    let spec = materialized.configure_table(store);
+    let versioned = matches!(spec.kind(), StoreKind::Versioned { .. });
     let registered = state.borrow_mut().topology.register_store(spec);
     if let Err(e) = registered {
         state.borrow_mut().record_error(e);
@@ -204,7 +205,9 @@ where
             store_name: name.clone(),
             key_serde: ks.clone(),
             value_serde: vs.clone(),
+            versioned,
             store: None,
+            expired: None,
         }
     });
     updates_of(changes, node, store, key_serde, value_serde)
@@ -249,18 +252,37 @@ struct TableMaterializer<K, V> {
     store_name: String,
     key_serde: Arc<dyn Serde<K>>,
     value_serde: Arc<dyn Serde<V>>,
-    store: Option<KeyValueStoreHandle<K, (V, i64)>>,
+    versioned: bool,
+    store: Option<TableStore<K, V>>,
+    /// Updates a versioned table dropped as older than its history retention.
+    expired: Option<(u64, metrics::Counter)>,
+}
+
+/// A table's store: the latest value per key, or every key's values over time.
+enum TableStore<K, V> {
+    Latest(KeyValueStoreHandle<K, (V, i64)>),
+    Versioned(VersionedStoreHandle<K, V>),
 }
 
 impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Option<V>, K, Option<V>>
     for TableMaterializer<K, V>
 {
     fn init(&mut self, ctx: &mut ProcessorContext<K, Option<V>>) -> ProcessResult {
-        self.store = Some(ctx.key_value_store(
+        let (name, keys, values) = (
             &self.store_name,
             self.key_serde.clone(),
-            TimestampedSerde(self.value_serde.clone()),
-        )?);
+            self.value_serde.clone(),
+        );
+        self.store = Some(if self.versioned {
+            self.expired = Some((
+                0,
+                metrics::counter!("streamtime_dropped_records_total", "reason" => "late",
+                    "task" => ctx.task_id().to_string(), "node" => ctx.node_name().to_string()),
+            ));
+            TableStore::Versioned(ctx.versioned_store(name, keys, values)?)
+        } else {
+            TableStore::Latest(ctx.key_value_store(name, keys, TimestampedSerde(values))?)
+        });
         Ok(())
     }
 
@@ -269,12 +291,35 @@ impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Option<V>, K, Option<V
         ctx: &mut ProcessorContext<K, Option<V>>,
         record: Record<K, Option<V>>,
     ) -> ProcessResult {
-        let store = self.store.as_ref().expect("init ran");
-        match &record.value {
-            Some(v) => store.put(&record.key, &(v.clone(), record.timestamp))?,
-            None => store.delete(&record.key)?,
+        let (key, ts) = (&record.key, record.timestamp);
+        let outcome = match (self.store.as_ref().expect("init ran"), &record.value) {
+            (TableStore::Latest(store), Some(v)) => {
+                store.put(key, &(v.clone(), ts))?;
+                VersionedPut::Latest
+            }
+            (TableStore::Latest(store), None) => {
+                store.delete(key)?;
+                VersionedPut::Latest
+            }
+            (TableStore::Versioned(store), Some(v)) => store.put(key, v, ts)?,
+            (TableStore::Versioned(store), None) => store.delete(key, ts)?,
+        };
+        match outcome {
+            VersionedPut::Latest => ctx.forward(record),
+            // Kafka Streams' versioned tables (KIP-914) do not forward an out-of-order
+            // update either: downstream operators see the table's current state only.
+            VersionedPut::History => Ok(()),
+            VersionedPut::Expired => {
+                let (dropped, counter) = self.expired.as_mut().expect("versioned");
+                *dropped += 1;
+                counter.increment(1);
+                if *dropped == 1 || dropped.is_multiple_of(10_000) {
+                    tracing::warn!(store = %self.store_name, timestamp = ts, dropped = *dropped,
+                        "dropping a table update older than the versioned store's history retention");
+                }
+                Ok(())
+            }
         }
-        ctx.forward(record)
     }
 }
 
@@ -319,7 +364,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
         let state = self.stream.state().clone();
         let s = state.borrow();
         match s.topology.stores.get(&self.store).map(|spec| spec.kind()) {
-            Some(StoreKind::KeyValue) => Ok(()),
+            Some(StoreKind::KeyValue | StoreKind::Versioned { .. }) => Ok(()),
             Some(_) => Err(StreamsError::Topology(format!(
                 "{what}: table {} is windowed; only key-value tables can be joined by key",
                 self.store
@@ -596,146 +641,5 @@ where
             Ok(Some(None))
         }
         None => Ok(None),
-    }
-}
-
-/// A stream–table join reduced to one function: `None` when the stream record gives no
-/// result (inner join, key missing from the table).
-type StreamTableJoiner<V, VT, VR> = Arc<dyn Fn(&V, Option<&VT>) -> Option<VR> + Send + Sync>;
-
-impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
-    /// Joins each record with the current value of its key in `table`:
-    /// `joiner(value, table_value)`, stamped with the stream record's timestamp. Records
-    /// whose key the table lacks give nothing; table updates give nothing either (they only
-    /// change what later stream records see). The stream is repartitioned first if its key
-    /// changed; stream and table must be co-partitioned.
-    pub fn join_table<VT, VR>(
-        &self,
-        table: &KTable<K, VT>,
-        joiner: impl Fn(&V, &VT) -> VR + Send + Sync + 'static,
-    ) -> KStream<K, VR>
-    where
-        VT: Clone + 'static,
-        VR: Clone + 'static,
-    {
-        self.stream_table_join(
-            table,
-            Arc::new(move |v: &V, t: Option<&VT>| t.map(|t| joiner(v, t))),
-        )
-    }
-
-    /// Like [`KStream::join_table`], but a record whose key the table lacks gives
-    /// `joiner(value, None)`.
-    pub fn left_join_table<VT, VR>(
-        &self,
-        table: &KTable<K, VT>,
-        joiner: impl Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
-    ) -> KStream<K, VR>
-    where
-        VT: Clone + 'static,
-        VR: Clone + 'static,
-    {
-        self.stream_table_join(
-            table,
-            Arc::new(move |v: &V, t: Option<&VT>| Some(joiner(v, t))),
-        )
-    }
-
-    fn stream_table_join<VT, VR>(
-        &self,
-        table: &KTable<K, VT>,
-        joiner: StreamTableJoiner<V, VT, VR>,
-    ) -> KStream<K, VR>
-    where
-        VT: Clone + 'static,
-        VR: Clone + 'static,
-    {
-        let state = self.state().clone();
-        let failed = |e: StreamsError| {
-            state.borrow_mut().record_error(e);
-            self.derive::<K, VR>(None, None, None, false)
-        };
-        let what = format!("stream-table join with {}", table.store);
-        if let Err(e) = table.check_lookup(&what) {
-            return failed(e);
-        }
-        let (table_keys, table_values) = match table.serdes(&what) {
-            Ok(s) => s,
-            Err(e) => return failed(e),
-        };
-        let input = if self.is_repartition_required() {
-            match self.serdes_for(&what, None, None) {
-                Ok((k, v)) => {
-                    let name = state.borrow_mut().next_name("KSTREAM-JOIN");
-                    let mut options = super::Repartitioned::<K, V>::as_(format!("{name}-left"));
-                    options.key_serde = Some(k);
-                    options.value_serde = Some(v);
-                    self.repartition(options)
-                }
-                Err(e) => return failed(e),
-            }
-        } else {
-            self.clone()
-        };
-        let (Some(stream_node), Some(table_node)) = (input.node(), table.stream.node()) else {
-            return self.derive(None, None, None, false);
-        };
-        require_copartitioned(&state, stream_node, table_node);
-        let key_serde = input.key_serde().unwrap_or_else(|| table_keys.clone());
-        let store_name = table.store.clone();
-        let node = input.add_processor("KSTREAM-JOIN", &[], vec![store_name.clone()], move || {
-            StreamTableJoin {
-                store_name: store_name.clone(),
-                key_serde: table_keys.clone(),
-                value_serde: table_values.clone(),
-                joiner: joiner.clone(),
-                store: None,
-            }
-        });
-        input.derive(node, Some(key_serde), None, false)
-    }
-}
-
-/// Looks each stream record's key up in the table's store.
-struct StreamTableJoin<K, V, VT, VR> {
-    store_name: String,
-    key_serde: Arc<dyn Serde<K>>,
-    value_serde: Arc<dyn Serde<VT>>,
-    joiner: StreamTableJoiner<V, VT, VR>,
-    store: Option<KeyValueStoreHandle<K, (VT, i64)>>,
-}
-
-impl<K, V, VT, VR> Processor<K, V, K, VR> for StreamTableJoin<K, V, VT, VR>
-where
-    K: Clone + 'static,
-    V: 'static,
-    VT: 'static,
-    VR: Clone + 'static,
-{
-    fn init(&mut self, ctx: &mut ProcessorContext<K, VR>) -> ProcessResult {
-        self.store = Some(ctx.key_value_store(
-            &self.store_name,
-            self.key_serde.clone(),
-            TimestampedSerde(self.value_serde.clone()),
-        )?);
-        Ok(())
-    }
-
-    fn process(
-        &mut self,
-        ctx: &mut ProcessorContext<K, VR>,
-        record: Record<K, V>,
-    ) -> ProcessResult {
-        let store = self.store.as_ref().expect("init ran");
-        let current = store.get(&record.key)?;
-        match (self.joiner)(&record.value, current.as_ref().map(|(v, _)| v)) {
-            Some(value) => ctx.forward(Record {
-                key: record.key,
-                value,
-                timestamp: record.timestamp,
-                headers: record.headers,
-            }),
-            None => Ok(()),
-        }
     }
 }

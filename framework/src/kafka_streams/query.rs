@@ -80,7 +80,8 @@ impl StoreTarget {
             StreamsError::Topology(format!("the topology has no store called {name}"))
         })?;
         let matches = match spec.kind {
-            StoreKind::KeyValue => kind == "key-value",
+            // A versioned store answers key queries with its latest values.
+            StoreKind::KeyValue | StoreKind::Versioned { .. } => kind == "key-value",
             StoreKind::Window { .. } => kind == "window",
             StoreKind::Session { .. } => kind == "session",
         };
@@ -447,7 +448,7 @@ impl StoreTarget {
     /// A target for a store of any kind.
     fn new_any(shared: &Arc<AppShared>, name: &str) -> Result<Self, StreamsError> {
         let kind = match shared.topology.stores.get(name).map(|s| s.kind) {
-            Some(StoreKind::KeyValue) => "key-value",
+            Some(StoreKind::KeyValue | StoreKind::Versioned { .. }) => "key-value",
             Some(StoreKind::Window { .. }) => "window",
             Some(StoreKind::Session { .. }) => "session",
             None => "unknown",

@@ -9,7 +9,9 @@ use super::{PunctuationType, PunctuatorId};
 use crate::error::{ProcessResult, StreamsError};
 use crate::record::{Record, RecordMetadata};
 use crate::serdes::Serde;
-use crate::stores::{KeyValueStoreHandle, SessionStoreHandle, WindowStoreHandle};
+use crate::stores::{
+    KeyValueStoreHandle, SessionStoreHandle, VersionedStoreHandle, WindowStoreHandle,
+};
 use crate::task::task_context::TaskContext;
 use crate::task::TaskId;
 
@@ -192,6 +194,17 @@ impl<K, V> ProcessorContext<K, V> {
         value_serde: impl Serde<SV>,
     ) -> Result<KeyValueStoreHandle<SK, SV>, StreamsError> {
         KeyValueStoreHandle::open(&self.task, &self.node_name, name, key_serde, value_serde)
+    }
+
+    /// A typed handle on the versioned store `name` of this task (see
+    /// [`crate::stores::Stores::versioned_key_value`]), for reads as of a time.
+    pub fn versioned_store<SK: 'static, SV: 'static>(
+        &self,
+        name: &str,
+        key_serde: impl Serde<SK>,
+        value_serde: impl Serde<SV>,
+    ) -> Result<VersionedStoreHandle<SK, SV>, StreamsError> {
+        VersionedStoreHandle::open(&self.task, &self.node_name, name, key_serde, value_serde)
     }
 
     /// A typed handle on the window store `name` of this task (see

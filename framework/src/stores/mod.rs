@@ -32,10 +32,13 @@
 
 mod key_value;
 mod session;
+mod versioned;
 mod window;
 
 pub use key_value::KeyValueStoreHandle;
 pub use session::{Session, SessionStoreHandle};
+pub use streamtime_state::VersionedPut;
+pub use versioned::{Versioned, VersionedStoreHandle};
 pub use window::WindowStoreHandle;
 
 use std::rc::Rc;
@@ -48,9 +51,10 @@ use crate::serdes::{Serde, SerdeError};
 use crate::task::task_context::TaskContext;
 pub(crate) use crate::task::task_context::{Shared, TaskStore};
 
-/// Windowed changelogs keep data this much longer than the store, so a restoring instance
-/// still finds every window the store would keep (as in Kafka Streams).
-const WINDOWED_CHANGELOG_EXTRA_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+/// Windowed and versioned changelogs keep data this much longer than the store, so a
+/// restoring instance still finds every window or version the store would keep (as in Kafka
+/// Streams).
+const CHANGELOG_EXTRA_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// What kind of store a specification describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +67,12 @@ pub enum StoreKind {
         retention_ms: i64,
         /// Keep every put under its own sequence number (stream-stream joins).
         retain_duplicates: bool,
+    },
+    /// Every key's values over time, readable as of any time within `history_retention_ms`
+    /// behind the highest timestamp written (Kafka Streams' versioned store, KIP-889).
+    Versioned {
+        /// How long a replaced value stays readable (ms of stream time).
+        history_retention_ms: i64,
     },
     /// Values per key and session `[start, end]`, dropped `retention_ms` after the end.
     Session {
@@ -85,6 +95,8 @@ pub struct StoreSpec {
     pub(crate) caching: bool,
     /// Changelog topic configs over the defaults of [`StoreSpec::changelog_configs`].
     pub(crate) changelog_overrides: Vec<(String, String)>,
+    /// Why the DSL operator that made this spec cannot have it; registering fails with it.
+    pub(crate) rejected: Option<String>,
 }
 
 /// Entry point for store specifications.
@@ -95,6 +107,30 @@ impl Stores {
     /// configured otherwise.
     pub fn key_value(name: impl Into<String>) -> StoreSpec {
         Self::spec(name, StoreKind::KeyValue)
+    }
+
+    /// A versioned key-value store keeping every value `history_retention` after it was
+    /// replaced, for reads as of a time ([`crate::stores::VersionedStoreHandle`]); its key-value
+    /// side shows the latest values. RocksDB-backed and changelogged unless configured
+    /// otherwise.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamtime::stores::Stores;
+    /// let spec = Stores::versioned_key_value("prices", Duration::from_secs(3600));
+    /// // The changelog keeps uncompacted what the history still needs, plus a day.
+    /// assert!(spec.changelog_configs().contains(&("min.compaction.lag.ms".to_string(), "90000000".to_string())));
+    /// ```
+    pub fn versioned_key_value(
+        name: impl Into<String>,
+        history_retention: std::time::Duration,
+    ) -> StoreSpec {
+        Self::spec(
+            name,
+            StoreKind::Versioned {
+                history_retention_ms: history_retention.as_millis() as i64,
+            },
+        )
     }
 
     /// A segmented window store keeping each window `retention` after its start (at least
@@ -139,6 +175,7 @@ impl Stores {
             timestamped: false,
             caching: true,
             changelog_overrides: Vec::new(),
+            rejected: None,
         }
     }
 }
@@ -169,7 +206,7 @@ impl StoreSpec {
         self
     }
 
-    /// Let key-value writes go through the record cache when the application has one
+    /// Let key-value writes go through the record cache (versioned stores have none) when the application has one
     /// (`StreamsConfig::cache_max_bytes`; default on); off, every write reaches the store.
     pub fn with_caching(mut self, caching: bool) -> Self {
         self.caching = caching;
@@ -220,17 +257,31 @@ impl StoreSpec {
     }
 
     /// Topic configs of the store's changelog: compacted; windowed stores also delete what
-    /// is older than their retention plus one day; then the ones set with
+    /// is older than their retention plus one day, versioned stores compact nothing younger
+    /// than their history retention plus one day; then the ones set with
     /// [`StoreSpec::with_changelog_config`], which win.
     pub fn changelog_configs(&self) -> Vec<(String, String)> {
         let mut configs: Vec<(String, String)> = match self.kind {
             StoreKind::KeyValue => vec![("cleanup.policy".into(), "compact".into())],
+            // Compaction keeps one record per key; a replay needs every version the history
+            // still holds, so compaction waits past the retention (as in Kafka Streams).
+            StoreKind::Versioned {
+                history_retention_ms,
+            } => vec![
+                ("cleanup.policy".into(), "compact".into()),
+                (
+                    "min.compaction.lag.ms".into(),
+                    history_retention_ms
+                        .saturating_add(CHANGELOG_EXTRA_RETENTION_MS)
+                        .to_string(),
+                ),
+            ],
             StoreKind::Window { retention_ms, .. } | StoreKind::Session { retention_ms } => vec![
                 ("cleanup.policy".into(), "compact,delete".into()),
                 (
                     "retention.ms".into(),
                     retention_ms
-                        .saturating_add(WINDOWED_CHANGELOG_EXTRA_RETENTION_MS)
+                        .saturating_add(CHANGELOG_EXTRA_RETENTION_MS)
                         .to_string(),
                 ),
             ],

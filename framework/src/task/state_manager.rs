@@ -14,10 +14,11 @@ use std::sync::Arc;
 
 use streamtime_state::{
     CachingKeyValueStore, ChangelogWriter, CheckpointFile, CheckpointOffsets,
-    InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, KeyValueStore,
-    LoggedKeyValueStore, LoggedSessionStore, LoggedWindowStore, RocksKeyValueStore, RocksResources,
-    RocksSessionStore, RocksWindowStore, SessionStore, StateDirectory, StateError, StateStore,
-    TaskDirectory, TopicPartition, WindowStore, WindowStoreConfig,
+    InMemoryKeyValueStore, InMemorySessionStore, InMemoryVersionedStore, InMemoryWindowStore,
+    KeyValueStore, LoggedKeyValueStore, LoggedSessionStore, LoggedVersionedStore,
+    LoggedWindowStore, RocksKeyValueStore, RocksResources, RocksSessionStore, RocksVersionedStore,
+    RocksWindowStore, SessionStore, StateDirectory, StateError, StateStore, TaskDirectory,
+    TopicPartition, VersionedKeyValueStore, WindowStore, WindowStoreConfig,
 };
 
 use super::TaskId;
@@ -345,6 +346,24 @@ fn open_store(
                 Box::new(CachingKeyValueStore::new(logged, cache_bytes))
             } else {
                 logged
+            }))
+        }
+        // Not cached: a cache would fold the versions a late update is to be kept among.
+        StoreKind::Versioned {
+            history_retention_ms,
+        } => {
+            let base: Box<dyn VersionedKeyValueStore> = match disk {
+                Some((dir, rocks)) => Box::new(RocksVersionedStore::open(
+                    dir,
+                    name,
+                    history_retention_ms,
+                    rocks,
+                )?),
+                None => Box::new(InMemoryVersionedStore::new(name, history_retention_ms)),
+            };
+            TaskStore::KeyValue(shared(match writer {
+                Some(w) => Box::new(LoggedVersionedStore::new(base, w)),
+                None => base,
             }))
         }
         StoreKind::Window {

@@ -101,6 +101,7 @@ pub(super) fn describe(topology: &Topology) -> TopologyDescription {
             name: spec.name().to_string(),
             kind: match spec.kind() {
                 StoreKind::KeyValue => "key-value",
+                StoreKind::Versioned { .. } => "versioned key-value",
                 StoreKind::Window { .. } => "window",
                 StoreKind::Session { .. } => "session",
             },

@@ -291,6 +291,9 @@ impl Topology {
 
     /// Registers a store that processor nodes name in their own store lists (the DSL).
     pub(crate) fn register_store(&mut self, spec: StoreSpec) -> Result<(), StreamsError> {
+        if let Some(why) = &spec.rejected {
+            return Err(StreamsError::Topology(why.clone()));
+        }
         if self.stores.contains_key(&spec.name) || self.global_tables.contains_key(&spec.name) {
             return Err(StreamsError::Topology(format!(
                 "store {} is already defined",
