@@ -59,6 +59,7 @@ mod segment_filter;
 mod segments;
 pub mod session;
 mod store;
+pub mod time_key;
 mod topic_partition;
 pub mod versioned;
 pub mod window;

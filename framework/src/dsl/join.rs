@@ -60,6 +60,7 @@ use crate::serdes::{BytesSerde, Serde, SerdeError};
 use crate::stores::{KeyValueStoreHandle, Stores, WindowStoreHandle};
 use crate::topology::{NodeKind, TopicName, Topology};
 use crate::ProcessResult;
+use streamtime_state::time_key;
 
 /// Which records of a stream–stream join meet: a left record at `ts` and right records at
 /// `ts' ∈ [ts − before, ts + after]`, and how long (`grace`) out-of-order records are still
@@ -511,11 +512,11 @@ impl<K, V1, V2, VR> Shared<K, V1, V2, VR> {
 }
 
 /// Key of the outer store: the timestamp first, so unmatched records are found in time
-/// order by a range scan (sign bit flipped so byte order is numeric order), then the side
+/// order by a range scan ([`time_key`] bytes), then the side
 /// (left `0` before right `1`), then the record key's bytes.
 fn outer_key(ts: i64, left: bool, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(9 + key.len());
-    out.extend_from_slice(&((ts as u64) ^ (1 << 63)).to_be_bytes());
+    out.extend_from_slice(&time_key::encode(ts));
     out.push(if left { 0 } else { 1 });
     out.extend_from_slice(key);
     out
@@ -525,7 +526,7 @@ fn split_outer_key(bytes: &[u8]) -> Option<(i64, bool, &[u8])> {
     if bytes.len() < 9 {
         return None;
     }
-    let ts = (u64::from_be_bytes(bytes[..8].try_into().ok()?) ^ (1 << 63)) as i64;
+    let ts = time_key::decode(bytes)?;
     Some((ts, bytes[8] == 0, &bytes[9..]))
 }
 

@@ -45,6 +45,7 @@ use crate::record::{Headers, Record};
 use crate::serdes::{BytesSerde, Serde, TimestampedSerde};
 use crate::stores::{KeyValueStoreHandle, StoreKind, Stores, VersionedStoreHandle};
 use crate::ProcessResult;
+use streamtime_state::time_key;
 
 /// A stream–table join reduced to one function: `None` when the stream record gives no
 /// result (inner join, key missing from the table).
@@ -332,12 +333,9 @@ struct HeldRecords<K, V> {
 /// Commit-metadata name of the join's observed stream time.
 const OBSERVED: &str = "observed";
 
-fn sortable(ts: i64) -> [u8; 8] {
-    ((ts as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn unsortable(bytes: &[u8]) -> i64 {
-    (u64::from_be_bytes(bytes.try_into().expect("8 bytes")) ^ (1 << 63)) as i64
+/// The timestamp a held record's buffer key opens with.
+fn held_time(key: &[u8]) -> i64 {
+    time_key::decode(key).expect("held keys are 16 bytes")
 }
 
 impl<K: 'static, V: 'static> HeldRecords<K, V> {
@@ -353,6 +351,13 @@ impl<K: 'static, V: 'static> HeldRecords<K, V> {
 
     fn corrupt(&self, what: &str) -> StreamsError {
         StreamsError::State(format!("store {}: {what}", self.spec.store))
+    }
+
+    fn serde_error(&self, what: &str, e: crate::serdes::SerdeError) -> StreamsError {
+        StreamsError::Serde {
+            context: format!("{what} held in store {}", self.spec.store),
+            message: e.0,
+        }
     }
 
     fn init<KO, VO>(&mut self, ctx: &mut ProcessorContext<KO, VO>) -> ProcessResult {
@@ -386,26 +391,22 @@ impl<K: 'static, V: 'static> HeldRecords<K, V> {
             return Ok(Some(record));
         }
         let mut key = [0; 16];
-        key[..8].copy_from_slice(&sortable(record.timestamp));
+        key[..8].copy_from_slice(&time_key::encode(record.timestamp));
         key[8..].copy_from_slice(&self.next_seq.to_be_bytes());
         self.next_seq += 1;
         let mut value = Vec::new();
         let mut k = Vec::new();
-        let serde_error = |what: &str, e: crate::serdes::SerdeError| StreamsError::Serde {
-            context: format!("{what} held in store {}", self.spec.store),
-            message: e.0,
-        };
         self.spec
             .keys
             .serialize(&record.key, &mut k)
-            .map_err(|e| serde_error("key", e))?;
+            .map_err(|e| self.serde_error("key", e))?;
         value.extend_from_slice(&(k.len() as u32).to_be_bytes());
         value.extend_from_slice(&k);
         record.headers.encode(&mut value);
         self.spec
             .values
             .serialize(&record.value, &mut value)
-            .map_err(|e| serde_error("value", e))?;
+            .map_err(|e| self.serde_error("value", e))?;
         self.store
             .as_ref()
             .expect("init ran")
@@ -425,7 +426,7 @@ impl<K: 'static, V: 'static> HeldRecords<K, V> {
         let store = self.store.as_ref().expect("init ran");
         let mut records = Vec::new();
         while let Some(key) = self.index.first().copied() {
-            if unsortable(&key[..8]) > cutoff {
+            if held_time(&key) > cutoff {
                 break;
             }
             let key = key.to_vec();
@@ -447,22 +448,18 @@ impl<K: 'static, V: 'static> HeldRecords<K, V> {
         let n = u32::from_be_bytes(value[..4].try_into().expect("4 bytes")) as usize;
         let k = value.get(4..4 + n).ok_or_else(corrupt)?;
         let (headers, v) = Headers::decode(&value[4 + n..]).ok_or_else(corrupt)?;
-        let serde_error = |what: &str, e: crate::serdes::SerdeError| StreamsError::Serde {
-            context: format!("{what} held in store {}", self.spec.store),
-            message: e.0,
-        };
         Ok(Record {
             key: self
                 .spec
                 .keys
                 .deserialize(k)
-                .map_err(|e| serde_error("key", e))?,
+                .map_err(|e| self.serde_error("key", e))?,
             value: self
                 .spec
                 .values
                 .deserialize(v)
-                .map_err(|e| serde_error("value", e))?,
-            timestamp: unsortable(&key[..8]),
+                .map_err(|e| self.serde_error("value", e))?,
+            timestamp: held_time(key),
             headers,
         })
     }

@@ -4,8 +4,8 @@
 use super::{put_timestamped, split_changelog_value, timestamped};
 use super::{VersionedKeyValueStore, VersionedPut, VersionedRecord};
 use crate::kv::{KeyValueIter, KeyValueStore};
+use crate::{time_key, StateError, StateStore, TaskDirectory};
 use crate::{InMemoryKeyValueStore, KeyValueBackend, RocksKeyValueStore, RocksResources};
-use crate::{StateError, StateStore, TaskDirectory};
 
 /// Where the highest timestamp written is kept, so a reopened store resumes it.
 const META_KEY: &[u8] = &[0x00];
@@ -100,14 +100,6 @@ struct Old {
     value: Vec<u8>,
 }
 
-fn sortable(ts: i64) -> [u8; 8] {
-    ((ts as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn unsortable(bytes: &[u8]) -> i64 {
-    (u64::from_be_bytes(bytes.try_into().expect("8 bytes")) ^ (1 << 63)) as i64
-}
-
 fn latest_key(key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + key.len());
     out.push(LATEST);
@@ -126,7 +118,7 @@ fn history_prefix(key: &[u8]) -> Vec<u8> {
 fn history_key(prefix: &[u8], from: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(prefix.len() + 8);
     out.extend_from_slice(prefix);
-    out.extend_from_slice(&sortable(from));
+    out.extend_from_slice(&time_key::encode(from));
     out
 }
 
@@ -191,7 +183,7 @@ impl<B: KeyValueBackend> VersionedStore<B> {
             return Err(self.corrupt("history entry", k.len() + v.len()));
         }
         Ok(Old {
-            from: unsortable(&k[prefix_len..]),
+            from: time_key::decode(&k[prefix_len..]).expect("length checked"),
             to: i64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
             value: v[8..].to_vec(),
         })
