@@ -3,7 +3,9 @@
 //! every move's update exactly once and ends at the true counts; a foreign-key join of
 //! tables with different partition counts, whose rows change foreign key and are deleted on
 //! both sides, ends at the true join; a stream joined with a global table (filled from
-//! every partition before processing) gives every join exactly once.
+//! every partition before processing) gives every join exactly once; a stream joined with a
+//! versioned table as of each record's time, out-of-order records held for a grace period,
+//! gives every order the price it had at its time, exactly once across two kills.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -68,14 +70,19 @@ struct TableApp {
 }
 
 impl TableApp {
+    /// An app whose input has 3 partitions and whose right table has 2.
     async fn new(prefix: &str) -> Self {
+        Self::with_right_partitions(prefix, 2).await
+    }
+
+    async fn with_right_partitions(prefix: &str, right_partitions: i32) -> Self {
         let servers = bootstrap_servers();
         let input = topics::unique_name(&format!("{prefix}-in"));
         let output = topics::unique_name(&format!("{prefix}-out"));
         topics::create(&servers, &input, 3).await;
         topics::create(&servers, &output, 3).await;
         let right_input = topics::unique_name(&format!("{prefix}-right"));
-        topics::create(&servers, &right_input, 2).await;
+        topics::create(&servers, &right_input, right_partitions).await;
         TableApp {
             right_input,
             connection: AppConnection {
@@ -372,6 +379,113 @@ async fn a_stream_global_table_join_is_exact_under_exactly_once_across_a_kill() 
     );
     let got: BTreeMap<String, String> = got.into_iter().collect();
     assert_eq!(got, want, "each order joined with its customer's row");
+}
+
+const PRODUCTS: usize = 20;
+const PRICE_VERSIONS: usize = 6;
+const PRICED_ORDERS: usize = 3_000;
+
+/// Product `product`'s price from version `version` on: its time, and its value or `None`
+/// (the price is withdrawn) now and then. Versions are 20 s apart.
+fn price_version(product: usize, version: usize) -> (i64, Option<String>) {
+    let at = 35_000 + (version * 20_000 + product * 10) as i64;
+    let value = (!(product + version).is_multiple_of(7) || version == 0)
+        .then(|| format!("p{product}-v{version}"));
+    (at, value)
+}
+
+/// Order `order`: its product and its time, 40 ms after the previous order's, except that
+/// one in five is 3 s late (within the join's grace) and one in thirteen 30 s late (beyond
+/// it, joined on arrival). Every time is positive (a producer stamps a record given time 0
+/// with the wall clock).
+fn priced_order(order: usize) -> (usize, i64) {
+    let on_time = 40_000 + order as i64 * 40;
+    let late = if order.is_multiple_of(13) {
+        30_000
+    } else if order.is_multiple_of(5) {
+        3_000
+    } else {
+        0
+    };
+    ((order * 7) % PRODUCTS, on_time - late)
+}
+
+/// What order `order` joins with: the price its product had at the order's time.
+fn price_at_order(order: usize) -> String {
+    let (product, at) = priced_order(order);
+    let price = (0..PRICE_VERSIONS)
+        .map(|v| price_version(product, v))
+        .filter(|(from, _)| *from <= at)
+        .last()
+        .and_then(|(_, value)| value);
+    format!("o{order}@{}", price.as_deref().unwrap_or("none"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_versioned_stream_table_join_with_grace_is_exact_under_exactly_once_across_kills() {
+    // The stream and the table must be co-partitioned: 3 partitions each.
+    let app = TableApp::with_right_partitions("versioned-join", 3).await;
+    let servers = app.connection.bootstrap_servers.clone();
+    let stamped = |key: String, value: Option<String>, at: i64| TestRecord {
+        value: value.map(String::into_bytes),
+        ..TestRecord::new(&key, Vec::new(), at)
+    };
+    let prices: Vec<TestRecord> = (0..PRICE_VERSIONS)
+        .flat_map(|v| (0..PRODUCTS).map(move |p| (p, v)))
+        .map(|(p, v)| {
+            let (at, value) = price_version(p, v);
+            stamped(format!("p{p}"), value, at)
+        })
+        .collect();
+    let orders = |range: std::ops::Range<usize>| -> Vec<TestRecord> {
+        range
+            .map(|o| {
+                let (product, at) = priced_order(o);
+                stamped(format!("p{product}"), Some(format!("o{o}")), at)
+            })
+            .collect()
+    };
+    let input = &app.connection.input;
+
+    // Every price is in the table before the first order, so each order's as-of price is
+    // known whatever order the task reads its partitions in.
+    records::produce(&servers, &app.right_input, prices).await;
+    let process = app.start("versioned-join");
+    app.processed_at_least((PRODUCTS * PRICE_VERSIONS) as u64)
+        .await;
+    records::produce(&servers, input, orders(0..PRICED_ORDERS / 2)).await;
+    app.processed_at_least((PRODUCTS * PRICE_VERSIONS + 800) as u64)
+        .await;
+    process.kill();
+    records::produce(&servers, input, orders(PRICED_ORDERS / 2..PRICED_ORDERS)).await;
+    let process = app.start("versioned-join");
+    app.processed_at_least(1_000).await;
+    process.kill();
+    // One far-future order per product moves every partition's stream time past the last
+    // real order's grace; these are held themselves and never joined.
+    let flush = (0..PRODUCTS)
+        .map(|p| stamped(format!("p{p}"), Some("flush".into()), 1_000_000))
+        .collect();
+    records::produce(&servers, input, flush).await;
+    let process = app.start("versioned-join");
+
+    let out = records::consume(&servers, &app.connection.output, PRICED_ORDERS, WAIT).await;
+    process.terminate();
+    let mut got: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for r in &out {
+        let value = String::from_utf8_lossy(r.value.as_deref().unwrap()).into_owned();
+        let order: usize = value[1..value.find('@').unwrap()].parse().unwrap();
+        got.entry(order).or_default().push(value);
+    }
+    let repeated: Vec<_> = got.iter().filter(|(_, v)| v.len() > 1).collect();
+    assert!(repeated.is_empty(), "orders joined twice: {repeated:?}");
+    let want: BTreeMap<usize, Vec<String>> = (0..PRICED_ORDERS)
+        .map(|o| (o, vec![price_at_order(o)]))
+        .collect();
+    assert_eq!(
+        got, want,
+        "every order joined once, with its product's price at the order's time"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

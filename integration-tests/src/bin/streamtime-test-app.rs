@@ -33,7 +33,12 @@
 //!   `(<order>,<customer>)`, null when an order loses its result);
 //! * `global-join`: `input` (order id → customer id) joined with the global table of
 //!   `--right-input` (customer id → name, store `customers`) → `output` (value
-//!   `<customer id>=<name>`; orders of unknown customers give nothing).
+//!   `<customer id>=<name>`; orders of unknown customers give nothing);
+//! * `versioned-join`: `input` (order id → `<product>|<order>`, keyed by product) left-joined
+//!   with `--right-input` read as a versioned table of prices (store `prices`, history
+//!   retention 1 h) as of each order's timestamp, with a grace period of 5 s for the orders
+//!   (held in `prices-join-buffer`) → `output` (value `<order>@<price>`, `none` when the
+//!   product had no price at that time).
 //!
 //! With `--restore-log <file>`, every restore from a changelog and every change of the
 //! instance's state is appended to the file as it happens, one line per event:
@@ -58,8 +63,8 @@ use streamtime::faults::FaultPlan;
 use streamtime::lifecycle::StateRestoreListener;
 use streamtime::serdes::{BytesSerde, I64Serde, OptionSerde, StringSerde, UnitSerde};
 use streamtime::{
-    Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, Repartitioned,
-    StreamsBuilder, StreamsConfig, TopicPartition,
+    Consumed, Grouped, Joined, KafkaStreams, Materialized, ProcessingGuarantee, Produced,
+    Repartitioned, StreamsBuilder, StreamsConfig, TopicPartition,
 };
 use streamtime_integration_tests::app_process::AppConnection;
 use streamtime_integration_tests::chaos;
@@ -76,8 +81,8 @@ struct Args {
     /// Stable instance id (static membership, stable transactional id).
     #[arg(long)]
     instance_id: Option<String>,
-    /// `rekey`, `count`, `rekey-count`, `hopping`, `chaos`, `seen`, `table-group`, `fk-join`
-    /// or `global-join` (see the module documentation).
+    /// `rekey`, `count`, `rekey-count`, `hopping`, `chaos`, `seen`, `table-group`, `fk-join`,
+    /// `global-join` or `versioned-join` (see the module documentation).
     #[arg(long, default_value = "rekey")]
     topology: String,
     /// State directory.
@@ -109,7 +114,7 @@ struct Args {
     /// The `chaos` topology's second output: the join results.
     #[arg(long)]
     join_output: Option<String>,
-    /// The right table of `fk-join`, the global table of `global-join`.
+    /// The right table of `fk-join` and `versioned-join`, the global table of `global-join`.
     #[arg(long)]
     right_input: Option<String>,
     /// A file every restore event is appended to (see the module documentation).
@@ -315,6 +320,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     &customers,
                     |_order, customer: &String| customer.clone(),
                     |customer: &String, name: &String| format!("{customer}={name}"),
+                )
+                .to(&args.app.output, Produced::with(StringSerde, StringSerde))
+        }
+        "versioned-join" => {
+            let right_input = args
+                .right_input
+                .as_deref()
+                .ok_or("--topology versioned-join needs --right-input")?;
+            let prices = builder.table(
+                right_input,
+                Consumed::with(StringSerde, StringSerde),
+                Materialized::as_versioned("prices", Duration::from_secs(3600)),
+            );
+            input()
+                .left_join_table_with(
+                    &prices,
+                    |order: &String, price: Option<&String>| {
+                        format!("{order}@{}", price.map_or("none", String::as_str))
+                    },
+                    Joined::with_grace_period(Duration::from_secs(5)).with_name("prices-join"),
                 )
                 .to(&args.app.output, Produced::with(StringSerde, StringSerde))
         }
