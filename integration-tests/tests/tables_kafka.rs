@@ -414,9 +414,9 @@ fn priced_order(order: usize) -> (usize, i64) {
 fn price_at_order(order: usize) -> String {
     let (product, at) = priced_order(order);
     let price = (0..PRICE_VERSIONS)
+        .rev()
         .map(|v| price_version(product, v))
-        .filter(|(from, _)| *from <= at)
-        .last()
+        .find(|(from, _)| *from <= at)
         .and_then(|(_, value)| value);
     format!("o{order}@{}", price.as_deref().unwrap_or("none"))
 }
