@@ -14,8 +14,8 @@
 //! let lines = driver.input_topic(&topics.lines, StringSerde, StringSerde);
 //! lines.pipe("l1".into(), "the cat and the hat".into(), 1_000).unwrap();
 //! let counts = driver.output_topic(&topics.counts, StringSerde, I64Serde).read_key_values();
-//! // One update per word occurrence: "the" is counted twice.
-//! assert_eq!(counts.len(), 5);
+//! // The record cache folds the two counts of "the" into one update: one per distinct word.
+//! assert_eq!(counts.len(), 4);
 //! assert!(counts.contains(&("the".to_string(), 2)));
 //! ```
 
@@ -34,7 +34,8 @@ pub const STORE: &str = "word-counts";
 pub struct Topics {
     /// Lines of text: any key → line (UTF-8).
     pub lines: String,
-    /// Counts: word → count so far (i64, big-endian), one record per update.
+    /// Counts: word → count so far (i64, big-endian); the record cache folds a word's
+    /// updates between commits into one record.
     pub counts: String,
 }
 

@@ -34,6 +34,10 @@ pub enum ProcessingGuarantee {
     ExactlyOnce,
 }
 
+/// The default record cache of an instance (`statestore.cache.max.bytes`), as in Kafka
+/// Streams.
+const DEFAULT_CACHE_MAX_BYTES: usize = 10 << 20;
+
 /// Configuration of a streamtime application.
 #[derive(Clone)]
 pub struct StreamsConfig {
@@ -89,7 +93,7 @@ impl StreamsConfig {
             instance_id: None,
             repartition_purge_interval: Duration::from_secs(30),
             rocksdb_memory_bytes: 256 << 20,
-            cache_max_bytes: 0,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             deserialization_error_policy: DeserializationErrorPolicy::Fail,
             processing_error_policy: ProcessingErrorPolicy::Fail,
             production_error_policy: ProductionErrorPolicy::Fail,
@@ -367,10 +371,19 @@ impl StreamsConfig {
         self
     }
 
-    /// Write-back cache in front of every key-value store of every task, in bytes per store
-    /// (default 0: off). Repeated updates of a key between commits fold into one RocksDB
-    /// write and one changelog record, written at the next commit or when the cache
-    /// overflows. Downstream operators still see every update.
+    /// The record cache of the whole instance, in bytes (`statestore.cache.max.bytes`;
+    /// default 10 MiB, as in Kafka Streams), split evenly over its stream threads; each
+    /// thread's share is used by the key-value stores of all its tasks (a store opts out with
+    /// `Materialized::with_caching(false)`). Repeated updates of a key between commits fold
+    /// into one RocksDB write, one changelog record and, for aggregations and tables, one
+    /// update downstream, sent at the next commit or when the cache overflows. 0 turns
+    /// caching off: every update goes downstream as it happens.
+    ///
+    /// ```
+    /// // Every update of every count downstream, as a test reading each one wants.
+    /// let config = streamtime::StreamsConfig::new("app", "localhost:9092").cache_max_bytes(0);
+    /// # let _ = config;
+    /// ```
     pub fn cache_max_bytes(mut self, bytes: usize) -> Self {
         self.cache_max_bytes = bytes;
         self

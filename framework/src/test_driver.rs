@@ -39,7 +39,7 @@ use crate::task::{TaskId, TopicPartition};
 use crate::topology::{SubTopology, Topology};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use streamtime_state::ChangelogWriter;
+use streamtime_state::{CacheBudget, ChangelogWriter};
 
 #[derive(Default)]
 struct InMemoryTopics {
@@ -156,6 +156,7 @@ impl DriverState {
         if self.held {
             return Ok(());
         }
+        let mut committed = false;
         loop {
             self.deliver()?;
             let mut progressed = false;
@@ -168,9 +169,20 @@ impl DriverState {
                     progressed = true;
                 }
             }
-            if !progressed && self.topics.borrow().pending.is_empty() {
+            if progressed || !self.topics.borrow().pending.is_empty() {
+                committed = false;
+                continue;
+            }
+            if committed {
                 return Ok(());
             }
+            // Everything is processed: commit, as Kafka Streams' test driver does after each
+            // input record. What the caches hold goes downstream now and may feed another
+            // round through repartition topics.
+            for task in self.tasks.values_mut() {
+                task.flush_for_commit()?;
+            }
+            committed = true;
         }
     }
 
@@ -247,7 +259,11 @@ impl TopologyTestDriver {
         };
         let mut tasks = BTreeMap::new();
         let outbox = Outbox::default();
-        let env = StoreEnv::default();
+        // One stream thread, whose record cache is the instance's.
+        let env = StoreEnv {
+            cache: Some(CacheBudget::new(config.cache_max_bytes)),
+            ..StoreEnv::default()
+        };
         for sub in &subs {
             for p in 0..sub.task_count(&resolved) {
                 let tps: Vec<TopicPartition> = sub

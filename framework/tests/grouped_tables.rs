@@ -23,7 +23,7 @@ fn table(builder: &StreamsBuilder) -> KTable<String, String> {
 fn driver(builder: StreamsBuilder) -> TopologyTestDriver {
     TopologyTestDriver::new(
         builder.build().unwrap(),
-        StreamsConfig::new("grouped-tables", "unused"),
+        StreamsConfig::new("grouped-tables", "unused").cache_max_bytes(0),
     )
     .unwrap()
 }

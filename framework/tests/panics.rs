@@ -178,3 +178,31 @@ fn a_panicking_punctuator_fails_with_its_task_and_node() {
     assert!(context.contains("(punctuate)"), "{context}");
     assert!(message.contains("punctuator broke"), "{message}");
 }
+
+#[test]
+fn a_panic_on_a_cached_update_sent_at_the_commit_fails_the_commit_naming_its_task_and_node() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("nums", Consumed::with(StringSerde, I64Serde))
+        .group_by_key()
+        .count(streamtime::Materialized::as_("counts"))
+        .to_stream()
+        .map_values(|n: i64| 100 / (n - 2))
+        .to("out", Produced::with(StringSerde, I64Serde));
+    let driver =
+        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("p", "x")).unwrap();
+    let input = driver.input_topic("nums", StringSerde, I64Serde);
+    driver.hold();
+    for ts in 0..2 {
+        input.pipe("k".into(), 1, ts).unwrap();
+    }
+    // The count of 2 reaches the closure only when the commit sends it downstream.
+    let err = driver
+        .release()
+        .expect_err("division by zero at the commit");
+    let (context, message) = expect_panic_error(&err);
+    assert!(context.contains("task 0_0"), "{context}");
+    assert!(context.contains("node KSTREAM-MAPVALUES"), "{context}");
+    assert!(message.contains("divide by zero"), "{message}");
+    assert!(outputs(&driver).is_empty(), "nothing was sent");
+}

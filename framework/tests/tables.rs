@@ -39,9 +39,11 @@ fn driver_for(
     build(prices)
         .to_change_stream()
         .to("out", Produced::with(StringSerde, OptionSerde(I64Serde)));
+    // No record cache: every change goes downstream, as in Kafka Streams with
+    // statestore.cache.max.bytes=0.
     TopologyTestDriver::new(
         builder.build().unwrap(),
-        StreamsConfig::new("tables", "unused"),
+        StreamsConfig::new("tables", "unused").cache_max_bytes(0),
     )
     .unwrap()
 }

@@ -291,8 +291,10 @@ fn counting_app(
     output: &str,
     state_dir: &std::path::Path,
 ) -> KafkaStreams {
+    // No record cache: every count goes downstream, so the test can check each one.
     let config = StreamsConfig::new(app_id, servers)
         .commit_interval(Duration::from_millis(100))
+        .cache_max_bytes(0)
         .state_dir(state_dir);
     let mut app = KafkaStreams::new(counting_topology(input, output), config).unwrap();
     app.start().unwrap();

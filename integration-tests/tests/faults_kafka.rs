@@ -49,9 +49,11 @@ async fn count_with(prefix: &str, guarantee: ProcessingGuarantee, plan: FaultPla
         .to(&output, Produced::with(StringSerde, I64Serde));
     let state_dir = std::env::temp_dir().join(topics::unique_name(&format!("{prefix}-state")));
     let app_id = topics::unique_name(&format!("{prefix}-app"));
+    // No record cache: every count goes downstream, so the test can check each one.
     let config = StreamsConfig::new(&app_id, &servers)
         .processing_guarantee(guarantee)
         .commit_interval(Duration::from_millis(100))
+        .cache_max_bytes(0)
         .state_dir(&state_dir)
         .fault_injection(plan);
     let mut app = KafkaStreams::new(builder.build().unwrap(), config).unwrap();

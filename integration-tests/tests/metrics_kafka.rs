@@ -121,8 +121,10 @@ fn app(
         .to_stream()
         .to(output, Produced::with(StringSerde, I64Serde));
     let state_dir = std::env::temp_dir().join(topics::unique_name("metrics-state"));
+    // No record cache: one count per input record, which the test reads back.
     let config = StreamsConfig::new(app_id, servers)
         .commit_interval(Duration::from_millis(200))
+        .cache_max_bytes(0)
         .state_dir(state_dir)
         .deserialization_error_policy(DeserializationErrorPolicy::LogAndContinue)
         .prometheus_endpoint(endpoint);

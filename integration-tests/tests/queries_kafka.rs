@@ -131,6 +131,12 @@ fn user(i: usize) -> String {
     format!("user-{i}")
 }
 
+/// A query, retried while it fails: queries fail while the app rebalances, which it may do
+/// once more after its tasks caught up.
+fn retried<T>(what: &str, query: impl Fn() -> Result<T, StreamsError>) -> T {
+    eventually(WAIT, what, || query().map_err(|e| e.to_string()))
+}
+
 fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(f).join().expect("no panic")
 }
@@ -149,31 +155,29 @@ async fn stores_of_a_running_app_answer_queries() {
     let expected: BTreeMap<String, i64> = (0..USERS).map(|i| (user(i), i as i64 + 1)).collect();
 
     let reader = counts.clone();
-    // Queries fail while tasks restore or move: they are retried.
+    // Queries fail while tasks restore or move (the app may still rebalance once it caught
+    // up): they are retried.
     let all = blocking(move || {
-        eventually(WAIT, "every count in the store", || {
+        eventually(WAIT, "every count in the store, by scan and by key", || {
             let all = reader.all().map_err(|e| e.to_string())?;
-            if all.len() == USERS && all.iter().all(|(k, v)| expected[k] == *v) {
-                Ok(all)
-            } else {
-                Err(format!("{} of {USERS} counts: {all:?}", all.len()))
+            if all.len() != USERS || all.iter().any(|(k, v)| expected[k] != *v) {
+                return Err(format!("{} of {USERS} counts: {all:?}", all.len()));
             }
+            for i in 0..USERS {
+                let got = reader.get(&user(i)).map_err(|e| e.to_string())?;
+                if got != Some(i as i64 + 1) {
+                    return Err(format!("{}: {got:?}", user(i)));
+                }
+            }
+            Ok(all)
         })
     });
     let keys: Vec<&String> = all.iter().map(|(k, _)| k).collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted, "all() is in key order");
-    for i in 0..USERS {
-        assert_eq!(
-            counts.get(&user(i)).unwrap(),
-            Some(i as i64 + 1),
-            "{}",
-            user(i)
-        );
-    }
-    assert_eq!(counts.get(&"nobody".to_string()).unwrap(), None);
-    let range = counts.range(&user(1), &user(12)).unwrap();
+    assert_eq!(retried("get", || counts.get(&"nobody".to_string())), None);
+    let range = retried("range", || counts.range(&user(1), &user(12)));
     assert_eq!(
         range.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
         vec!["user-1", "user-10", "user-11", "user-12"]
@@ -186,16 +190,18 @@ async fn stores_of_a_running_app_answer_queries() {
         .unwrap()
         .with_timeout(Duration::from_secs(5));
     assert_eq!(
-        windows.fetch(&user(19), BASE, BASE + 60_000).unwrap(),
+        retried("fetch", || windows.fetch(&user(19), BASE, BASE + 60_000)),
         vec![(BASE, 10), (BASE + 10_000, 10)]
     );
     assert_eq!(
-        windows
-            .fetch(&user(3), BASE + 10_000, BASE + 60_000)
-            .unwrap(),
+        retried("fetch", || windows.fetch(
+            &user(3),
+            BASE + 10_000,
+            BASE + 60_000
+        )),
         vec![]
     );
-    let first_windows = windows.fetch_all(BASE, BASE).unwrap();
+    let first_windows = retried("fetch_all", || windows.fetch_all(BASE, BASE));
     assert_eq!(first_windows.len(), USERS);
     assert!(first_windows
         .iter()

@@ -10,7 +10,7 @@
 //! A store is built inside out, each layer implementing the same trait:
 //!
 //! ```text
-//! CachingKeyValueStore          folds updates, writes them out in key order on flush
+//! CachingKeyValueStore          folds updates, writes them out in write order on flush
 //!   └ LoggedKeyValueStore       sends every applied write to the changelog
 //!       └ RocksKeyValueStore    (or InMemoryKeyValueStore, its twin)
 //! ```
@@ -64,7 +64,7 @@ mod topic_partition;
 pub mod versioned;
 pub mod window;
 
-pub use cache::{CachingKeyValueStore, FlushListener, FlushedEntry};
+pub use cache::{CacheBudget, CachingKeyValueStore, FlushListener, FlushedEntry};
 pub use changelog::{ChangelogRecord, ChangelogWriter, MemoryChangelog};
 pub use changelog::{
     LoggedKeyValueStore, LoggedSessionStore, LoggedVersionedStore, LoggedWindowStore,

@@ -19,6 +19,7 @@
 
 use std::sync::Arc;
 
+use super::cached_forwarder::CachedForwarder;
 use super::options::{Grouped, Materialized, Repartitioned};
 use super::stream::KStream;
 use super::table::KTable;
@@ -26,7 +27,7 @@ use crate::error::StreamsError;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serdes::{I64Serde, Serde, TimestampedSerde};
-use crate::stores::{KeyValueStoreHandle, StoreSpec, Stores};
+use crate::stores::{StoreSpec, Stores};
 use crate::ProcessResult;
 
 /// A stream grouped by key, ready to aggregate.
@@ -109,7 +110,7 @@ pub(super) struct AggregateProcessor<K, V, A> {
     pub(super) key_serde: Arc<dyn Serde<K>>,
     pub(super) agg_serde: Arc<dyn Serde<A>>,
     pub(super) step: Step<K, V, A>,
-    pub(super) store: Option<KeyValueStoreHandle<K, (A, i64)>>,
+    pub(super) store: Option<CachedForwarder<K, A>>,
 }
 
 impl<K, V, A> Processor<K, V, K, A> for AggregateProcessor<K, V, A>
@@ -119,16 +120,17 @@ where
     A: Clone + 'static,
 {
     fn init(&mut self, ctx: &mut ProcessorContext<K, A>) -> ProcessResult {
-        self.store = Some(ctx.key_value_store(
+        self.store = Some(CachedForwarder::new(ctx.key_value_store(
             &self.store_name,
             self.key_serde.clone(),
             TimestampedSerde(self.agg_serde.clone()),
-        )?);
+        )?));
         Ok(())
     }
 
     fn process(&mut self, ctx: &mut ProcessorContext<K, A>, record: Record<K, V>) -> ProcessResult {
-        let store = self.store.as_ref().expect("init ran");
+        let forwarder = self.store.as_mut().expect("init ran");
+        let store = forwarder.store();
         let previous = store.get(&record.key)?;
         let (old, old_ts) = match previous {
             Some((a, ts)) => (Some(a), ts),
@@ -137,12 +139,18 @@ where
         let timestamp = record.timestamp.max(old_ts);
         let new = (self.step)(&record.key, record.value, old);
         store.put(&record.key, &(new.clone(), timestamp))?;
-        ctx.forward(Record {
+        let update = Record {
             key: record.key,
             value: new,
             timestamp,
             headers: record.headers,
-        })
+        };
+        forwarder.written(ctx, update, |a| a)
+    }
+
+    fn before_commit(&mut self, ctx: &mut ProcessorContext<K, A>) -> ProcessResult {
+        let forwarder = self.store.as_mut().expect("init ran");
+        forwarder.before_commit(ctx, |a| a)
     }
 }
 

@@ -32,6 +32,7 @@
 
 use std::sync::Arc;
 
+use super::cached_forwarder::CachedForwarder;
 use super::grouped::{steps, KGroupedStream, Prepared, Step};
 use super::options::{Grouped, Materialized};
 use super::table::KTable;
@@ -415,7 +416,7 @@ struct TableAggregate<K, V, A> {
     agg_serde: Arc<dyn Serde<A>>,
     add: Step<K, V, A>,
     subtract: Subtract<K, V, A>,
-    store: Option<KeyValueStoreHandle<K, (A, i64)>>,
+    store: Option<CachedForwarder<K, A>>,
 }
 
 impl<K, V, A> Processor<K, Change<V>, K, A> for TableAggregate<K, V, A>
@@ -425,11 +426,11 @@ where
     A: Clone + 'static,
 {
     fn init(&mut self, ctx: &mut ProcessorContext<K, A>) -> ProcessResult {
-        self.store = Some(ctx.key_value_store(
+        self.store = Some(CachedForwarder::new(ctx.key_value_store(
             &self.store_name,
             self.key_serde.clone(),
             TimestampedSerde(self.agg_serde.clone()),
-        )?);
+        )?));
         Ok(())
     }
 
@@ -438,7 +439,8 @@ where
         ctx: &mut ProcessorContext<K, A>,
         record: Record<K, Change<V>>,
     ) -> ProcessResult {
-        let store = self.store.as_ref().expect("init ran");
+        let forwarder = self.store.as_mut().expect("init ran");
+        let store = forwarder.store();
         let (aggregate, timestamp) = match store.get(&record.key)? {
             Some((a, ts)) => (Some(a), record.timestamp.max(ts)),
             None => (None, record.timestamp),
@@ -456,12 +458,18 @@ where
             (None, None) => return Ok(()),
         };
         store.put(&record.key, &(aggregate.clone(), timestamp))?;
-        ctx.forward(Record {
+        let update = Record {
             key: record.key,
             value: aggregate,
             timestamp,
             headers: record.headers,
-        })
+        };
+        forwarder.written(ctx, update, |a| a)
+    }
+
+    fn before_commit(&mut self, ctx: &mut ProcessorContext<K, A>) -> ProcessResult {
+        let forwarder = self.store.as_mut().expect("init ran");
+        forwarder.before_commit(ctx, |a| a)
     }
 }
 

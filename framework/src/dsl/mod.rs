@@ -15,6 +15,7 @@
 //! ```
 
 mod branched;
+mod cached_forwarder;
 mod cogrouped;
 mod emit;
 mod foreign_key_join;

@@ -285,9 +285,9 @@ impl<K, V> Materialized<K, V> {
         self
     }
 
-    /// Whether the store's key-value writes go through the record cache when the
-    /// application has one (`StreamsConfig::cache_max_bytes`; default on, as in Kafka
-    /// Streams). Off, every update reaches the store and its changelog.
+    /// Whether the store's key-value writes go through the record cache
+    /// (`StreamsConfig::cache_max_bytes`; default on, as in Kafka Streams). Off, every
+    /// update reaches the store, its changelog and the processors downstream at once.
     pub fn with_caching(mut self, caching: bool) -> Self {
         self.caching = caching;
         self

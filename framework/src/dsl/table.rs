@@ -30,6 +30,7 @@
 
 use std::sync::Arc;
 
+use super::cached_forwarder::CachedForwarder;
 use super::join::require_copartitioned;
 use super::options::Consumed;
 use super::options::Materialized;
@@ -260,7 +261,7 @@ struct TableMaterializer<K, V> {
 
 /// A table's store: the latest value per key, or every key's values over time.
 enum TableStore<K, V> {
-    Latest(KeyValueStoreHandle<K, (V, i64)>),
+    Latest(CachedForwarder<K, V>),
     Versioned(VersionedStoreHandle<K, V>),
 }
 
@@ -281,7 +282,8 @@ impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Option<V>, K, Option<V
             ));
             TableStore::Versioned(ctx.versioned_store(name, keys, values)?)
         } else {
-            TableStore::Latest(ctx.key_value_store(name, keys, TimestampedSerde(values))?)
+            let store = ctx.key_value_store(name, keys, TimestampedSerde(values))?;
+            TableStore::Latest(CachedForwarder::new(store))
         });
         Ok(())
     }
@@ -292,14 +294,13 @@ impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Option<V>, K, Option<V
         record: Record<K, Option<V>>,
     ) -> ProcessResult {
         let (key, ts) = (&record.key, record.timestamp);
-        let outcome = match (self.store.as_ref().expect("init ran"), &record.value) {
-            (TableStore::Latest(store), Some(v)) => {
-                store.put(key, &(v.clone(), ts))?;
-                VersionedPut::Latest
-            }
-            (TableStore::Latest(store), None) => {
-                store.delete(key)?;
-                VersionedPut::Latest
+        let outcome = match (self.store.as_mut().expect("init ran"), &record.value) {
+            (TableStore::Latest(forwarder), value) => {
+                match value {
+                    Some(v) => forwarder.store().put(key, &(v.clone(), ts))?,
+                    None => forwarder.store().delete(key)?,
+                }
+                return forwarder.written(ctx, record, Some);
             }
             (TableStore::Versioned(store), Some(v)) => store.put(key, v, ts)?,
             (TableStore::Versioned(store), None) => store.delete(key, ts)?,
@@ -319,6 +320,13 @@ impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Option<V>, K, Option<V
                 }
                 Ok(())
             }
+        }
+    }
+
+    fn before_commit(&mut self, ctx: &mut ProcessorContext<K, Option<V>>) -> ProcessResult {
+        match self.store.as_mut().expect("init ran") {
+            TableStore::Latest(forwarder) => forwarder.before_commit(ctx, Some),
+            TableStore::Versioned(_) => Ok(()),
         }
     }
 }

@@ -214,7 +214,6 @@ impl KafkaStreams {
         if !topology.stores.values().any(|s| s.is_persistent()) {
             return Ok(StoreEnv {
                 eos: self.config.is_exactly_once(),
-                cache_bytes: self.config.cache_max_bytes,
                 faults: self.config.faults.clone(),
                 ..StoreEnv::default()
             });
@@ -229,7 +228,7 @@ impl KafkaStreams {
             state_dir: Some(Arc::new(dir)),
             rocks: Some(rocks),
             eos: self.config.is_exactly_once(),
-            cache_bytes: self.config.cache_max_bytes,
+            cache: None,
             faults: self.config.faults.clone(),
         })
     }

@@ -81,6 +81,14 @@ pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
         Ok(())
     }
 
+    /// Called at every commit, before the task's stores write out their caches and before
+    /// the output and offsets are committed; nodes are called upstream first. A processor
+    /// that holds updates back (as the DSL's aggregations do while their store caches them)
+    /// forwards them here, so they commit with the input that caused them.
+    fn before_commit(&mut self, _ctx: &mut ProcessorContext<KOut, VOut>) -> ProcessResult {
+        Ok(())
+    }
+
     /// Called once when the task closes.
     fn close(&mut self) {}
 }

@@ -30,6 +30,9 @@ pub(crate) trait Lifecycle {
     fn punctuate(&mut self, _punctuation: Punctuation) -> ProcessResult {
         Ok(())
     }
+    fn before_commit(&mut self) -> ProcessResult {
+        Ok(())
+    }
     fn close(&mut self) {}
 }
 
@@ -172,6 +175,11 @@ impl<KIn: 'static, VIn: 'static, KOut: 'static, VOut: 'static> Lifecycle
     fn punctuate(&mut self, punctuation: Punctuation) -> ProcessResult {
         self.guarded(" (punctuate)", |node| {
             node.processor.punctuate(&mut node.ctx, punctuation)
+        })
+    }
+    fn before_commit(&mut self) -> ProcessResult {
+        self.guarded(" (before commit)", |node| {
+            node.processor.before_commit(&mut node.ctx)
         })
     }
     fn close(&mut self) {

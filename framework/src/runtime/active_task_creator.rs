@@ -18,11 +18,11 @@ use super::streams_producer::StreamsProducer;
 use super::tasks::Tasks;
 use crate::error::StreamsError;
 use crate::record::RawRecord;
-use crate::task::state_manager::StateManager;
+use crate::task::state_manager::{StateManager, StoreEnv};
 use crate::task::stream_task::StreamTask;
 use crate::task::{TaskId, TopicPartition};
 use crate::topology::Topology;
-use streamtime_state::ChangelogWriter;
+use streamtime_state::{CacheBudget, ChangelogWriter};
 
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a task waits for its state directory while another thread of this instance
@@ -67,6 +67,8 @@ pub(crate) struct ActiveTaskCreator {
     shared: Arc<AppShared>,
     producer: Arc<StreamsProducer>,
     partition_cache: PartitionCache,
+    /// The instance's store environment with this thread's share of the record cache.
+    store_env: StoreEnv,
 }
 
 impl ActiveTaskCreator {
@@ -75,10 +77,18 @@ impl ActiveTaskCreator {
         producer: Arc<StreamsProducer>,
         partition_cache: PartitionCache,
     ) -> Self {
+        // Kafka Streams splits statestore.cache.max.bytes evenly over the stream threads;
+        // every task of a thread draws on its share.
+        let threads = shared.config.num_stream_threads.max(1);
+        let store_env = StoreEnv {
+            cache: Some(CacheBudget::new(shared.config.cache_max_bytes / threads)),
+            ..shared.store_env.clone()
+        };
         ActiveTaskCreator {
             shared,
             producer,
             partition_cache,
+            store_env,
         }
     }
 
@@ -209,7 +219,7 @@ impl ActiveTaskCreator {
                 &shared.topology,
                 &sub.stores,
                 app,
-                &shared.store_env,
+                &self.store_env,
                 &writer,
             )?;
             state.limit_expiry(committed_stream_time);

@@ -94,7 +94,7 @@ impl Committer {
         let started = Instant::now();
         // A task that processed nothing since the last commit has nothing cached.
         for task in tasks.iter_mut().filter(|t| t.needs_commit()) {
-            if let Err(e) = task.state().flush_caches() {
+            if let Err(e) = task.flush_for_commit() {
                 if producer.must_abort() {
                     return Ok(CommitOutcome::MustAbort(KafkaError::MessageProduction(
                         RDKafkaErrorCode::State,

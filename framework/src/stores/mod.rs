@@ -30,11 +30,13 @@
 //! topology.add_state_store(Stores::key_value("counts"), &["count"]).unwrap();
 //! ```
 
+mod flushed;
 mod key_value;
 mod session;
 mod versioned;
 mod window;
 
+pub(crate) use flushed::{FlushedUpdates, SharedFlushes};
 pub use key_value::KeyValueStoreHandle;
 pub use session::{Session, SessionStoreHandle};
 pub use streamtime_state::VersionedPut;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use streamtime_state::{
-    CachingKeyValueStore, ChangelogWriter, CheckpointFile, CheckpointOffsets,
+    CacheBudget, CachingKeyValueStore, ChangelogWriter, CheckpointFile, CheckpointOffsets,
     InMemoryKeyValueStore, InMemorySessionStore, InMemoryVersionedStore, InMemoryWindowStore,
     KeyValueStore, LoggedKeyValueStore, LoggedSessionStore, LoggedVersionedStore,
     LoggedWindowStore, RocksKeyValueStore, RocksResources, RocksSessionStore, RocksVersionedStore,
@@ -33,8 +33,9 @@ pub(crate) struct StoreEnv {
     pub state_dir: Option<Arc<StateDirectory>>,
     pub rocks: Option<RocksResources>,
     pub eos: bool,
-    /// Write-back cache per key-value store, bytes; 0: none.
-    pub cache_bytes: usize,
+    /// The record-cache budget the task's key-value stores share (one per stream thread);
+    /// `None` or a budget of 0 bytes: no caching.
+    pub cache: Option<Arc<CacheBudget>>,
     pub faults: crate::faults::Faults,
 }
 
@@ -143,7 +144,7 @@ impl StateManager {
             let writer = changelog
                 .as_ref()
                 .map(|tp| writer(&tp.topic, tp.partition, sent.clone()));
-            let store = open_store(spec, disk, writer, env.cache_bytes)
+            let store = open_store(spec, disk, writer, env.cache.as_ref())
                 .map_err(|e| state_error(&spec.name, e))?;
             stores.push(ManagedStore {
                 name: spec.name.clone(),
@@ -324,7 +325,7 @@ fn open_store(
     spec: &StoreSpec,
     disk: Option<(&TaskDirectory, &RocksResources)>,
     writer: Option<Box<dyn ChangelogWriter>>,
-    cache_bytes: usize,
+    cache: Option<&Arc<CacheBudget>>,
 ) -> Result<TaskStore, streamtime_state::StateError> {
     fn shared<S: ?Sized>(store: Box<S>) -> crate::stores::Shared<S> {
         Rc::new(RefCell::new(store))
@@ -342,10 +343,11 @@ fn open_store(
             };
             // Above the logging layer, so a folded update costs neither a RocksDB write nor
             // a changelog record.
-            TaskStore::KeyValue(shared(if cache_bytes > 0 && spec.caching {
-                Box::new(CachingKeyValueStore::new(logged, cache_bytes))
-            } else {
-                logged
+            TaskStore::KeyValue(shared(match cache {
+                Some(budget) if budget.max_bytes() > 0 && spec.caching => {
+                    Box::new(CachingKeyValueStore::with_budget(logged, budget.clone()))
+                }
+                _ => logged,
             }))
         }
         // Not cached: a cache would fold the versions a late update is to be kept among.

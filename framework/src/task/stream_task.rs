@@ -105,6 +105,7 @@ impl StreamTask {
             collector: RefCell::new(collector),
             stores: state.stores(),
             globals: config.globals.clone(),
+            flushes: RefCell::default(),
         });
         let graph = topology.build_task_graph(sub, ctx.clone())?;
         let mut sources: Vec<Rc<RefCell<dyn RawInput>>> = Vec::new();
@@ -357,6 +358,18 @@ impl StreamTask {
     ) -> Result<bool, StreamsError> {
         self.set_wall_clock(wall_clock_ms);
         self.punctuate(PunctuationType::WallClockTime, wall_clock_ms)
+    }
+
+    /// Commit step 1: every node forwards what it held back (upstream first, so what they
+    /// forward reaches downstream nodes before those are called), then every store writes
+    /// out its cache.
+    pub(crate) fn flush_for_commit(&mut self) -> Result<(), StreamsError> {
+        for i in &self.init_order {
+            let node = &self.nodes[i];
+            self.guarded(|| node.borrow_mut().before_commit())
+                .map_err(|e| self.with_task(e))?;
+        }
+        self.state.flush_caches()
     }
 
     /// Whether anything was processed since the last commit.

@@ -137,6 +137,9 @@ pub(crate) struct TaskContext {
     pub stores: std::collections::BTreeMap<String, TaskStore>,
     /// The instance's global stores.
     pub globals: super::global_stores::GlobalStores,
+    /// Per cached key-value store whose updates processors forward: what its cache wrote
+    /// out (see `stores::FlushedUpdates`).
+    pub flushes: RefCell<std::collections::BTreeMap<String, crate::stores::SharedFlushes>>,
 }
 
 pub(crate) type Shared<S> = Rc<RefCell<Box<S>>>;

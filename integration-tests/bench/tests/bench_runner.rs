@@ -55,10 +55,11 @@ fn runner_measures_every_workload_and_reports_it() {
             // read_committed reader sees each of the others once.
             assert_eq!(r[11], "1800", "pass-through output of {g}/{c}");
         }
-        // Uncached, every input record updates the count once.
+        // The record cache folds a key's updates between commits: every one of the 100
+        // keys goes out at least once, and no more often than its records.
         let count = row("count", g, "streamtime");
         let output: i64 = count[10].parse().expect("output offsets");
-        assert!(output >= 1000, "count output {output}");
+        assert!((100..=1000).contains(&output), "count output {output}");
         let hopping = row("hopping", g, "streamtime");
         assert!(hopping[10].parse::<i64>().expect("output offsets") > 0);
     }

@@ -2,7 +2,7 @@
 
 use super::lru::{size, LruCache};
 use super::merge::MergeIter;
-use super::{FlushListener, FlushedEntry};
+use super::{CacheBudget, FlushListener, FlushedEntry};
 use crate::{KeyValueIter, KeyValueStore, StateError, WrappedStateStore};
 
 /// A write-back cache over a [`KeyValueStore`] (usually a
@@ -11,10 +11,11 @@ use crate::{KeyValueIter, KeyValueStore, StateError, WrappedStateStore};
 /// * Writes go to the cache only; repeated writes to a key between flushes fold into one.
 /// * Reads (get, range, all) see cached values first, including pending deletes.
 /// * [`crate::StateStore::flush_cache`] (commit step 1) writes every dirty entry to the
-///   store in key order and, when a [`FlushListener`] is set, hands each to it right after
-///   writing it, with the timestamp of the entry's last update.
-/// * When the cache exceeds `max_bytes`, the least recently *written* entries are evicted;
-///   a dirty one is written through (and reported to a listener) at once.
+///   store, least recently written first, and, when a [`FlushListener`] is set, hands each
+///   to it right after writing it, with the timestamp of the entry's last update.
+/// * When the cache exceeds `max_bytes` (or the caches sharing its [`CacheBudget`] exceed
+///   theirs), its least recently *written* entries are evicted; a dirty one is written
+///   through (and reported to a listener) at once.
 /// * A pending delete of a key the store does not hold is dropped silently: nothing to
 ///   write, log or forward.
 /// * An entry larger than `max_bytes` goes straight through; with `max_bytes = 0` (caching
@@ -46,9 +47,14 @@ impl<S: KeyValueStore> CachingKeyValueStore<S> {
     /// Caches up to `max_bytes` (keys + values + a fixed per-entry overhead) in front of
     /// `inner`; 0 disables caching.
     pub fn new(inner: S, max_bytes: usize) -> Self {
+        Self::with_budget(inner, CacheBudget::new(max_bytes))
+    }
+
+    /// Caches in front of `inner` within a budget shared with other caches.
+    pub fn with_budget(inner: S, budget: std::sync::Arc<CacheBudget>) -> Self {
         CachingKeyValueStore {
             inner,
-            cache: LruCache::new(max_bytes),
+            cache: LruCache::new(budget),
             listener: None,
             send_old_values: false,
         }
@@ -58,11 +64,6 @@ impl<S: KeyValueStore> CachingKeyValueStore<S> {
     pub fn with_listener(mut self, listener: FlushListener) -> Self {
         self.listener = Some(listener);
         self
-    }
-
-    /// Replaces the listener.
-    pub fn set_listener(&mut self, listener: Option<FlushListener>) {
-        self.listener = listener;
     }
 
     /// Also read and report each flushed key's previous value (one extra read per flushed
@@ -192,6 +193,11 @@ impl<S: KeyValueStore> KeyValueStore for CachingKeyValueStore<S> {
 
     fn all(&self) -> KeyValueIter<'_> {
         Box::new(MergeIter::new(self.cache.all(), self.inner.all()))
+    }
+
+    fn set_flush_listener(&mut self, listener: FlushListener) -> bool {
+        self.listener = Some(listener);
+        true
     }
 
     fn approximate_num_entries(&self) -> Result<u64, StateError> {

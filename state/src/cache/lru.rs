@@ -1,6 +1,9 @@
 //! The cache's bookkeeping: entries in key order, their write recency and their byte size.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::CacheBudget;
 
 /// Per-entry bookkeeping overhead counted against the size bound, so a cache of many tiny
 /// entries is bounded too (map nodes and the recency index are not free).
@@ -20,10 +23,11 @@ pub(crate) struct Cached {
     tick: u64,
 }
 
-/// Entries in key order plus a least-recently-written index.
-#[derive(Debug, Default)]
+/// Entries in key order plus a least-recently-written index; the bytes it holds count
+/// against a budget it may share with other caches.
+#[derive(Debug)]
 pub(crate) struct LruCache {
-    max_bytes: usize,
+    budget: Arc<CacheBudget>,
     bytes: usize,
     next_tick: u64,
     entries: BTreeMap<Vec<u8>, Cached>,
@@ -36,15 +40,28 @@ pub(crate) fn size(key: &[u8], value: Option<&[u8]>) -> usize {
 }
 
 impl LruCache {
-    pub(crate) fn new(max_bytes: usize) -> Self {
+    pub(crate) fn new(budget: Arc<CacheBudget>) -> Self {
         LruCache {
-            max_bytes,
-            ..Default::default()
+            budget,
+            bytes: 0,
+            next_tick: 0,
+            entries: BTreeMap::new(),
+            by_recency: BTreeMap::new(),
         }
     }
 
     pub(crate) fn max_bytes(&self) -> usize {
-        self.max_bytes
+        self.budget.max_bytes()
+    }
+
+    fn grow(&mut self, bytes: usize) {
+        self.bytes += bytes;
+        self.budget.add(bytes);
+    }
+
+    fn shrink(&mut self, bytes: usize) {
+        self.bytes -= bytes;
+        self.budget.sub(bytes);
     }
 
     pub(crate) fn bytes(&self) -> usize {
@@ -55,8 +72,9 @@ impl LruCache {
         self.entries.len()
     }
 
+    /// Whether the caches on this one's budget hold more than it allows.
     pub(crate) fn over_limit(&self) -> bool {
-        self.bytes > self.max_bytes
+        self.budget.over_limit()
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Cached> {
@@ -68,7 +86,7 @@ impl LruCache {
         self.remove(key);
         let tick = self.next_tick;
         self.next_tick += 1;
-        self.bytes += size(key, value.as_deref());
+        self.grow(size(key, value.as_deref()));
         self.by_recency.insert(tick, key.to_vec());
         self.entries.insert(
             key.to_vec(),
@@ -84,7 +102,7 @@ impl LruCache {
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Cached> {
         let old = self.entries.remove(key)?;
         self.by_recency.remove(&old.tick);
-        self.bytes -= size(key, old.value.as_deref());
+        self.shrink(size(key, old.value.as_deref()));
         Some(old)
     }
 
@@ -100,16 +118,20 @@ impl LruCache {
             .entries
             .remove(key)
             .expect("recency index and entries agree");
-        self.bytes -= size(key, entry.value.as_deref());
+        self.shrink(size(key, entry.value.as_deref()));
         entry
     }
 
-    /// Dirty entries in key order (copies; mark each clean once it is written).
+    /// Dirty entries, least recently written first (copies; mark each clean once it is
+    /// written). This is the order of the updates that last changed them, which is the
+    /// order Kafka Streams' cache forwards them in.
     pub(crate) fn dirty(&self) -> Vec<(Vec<u8>, Option<Vec<u8>>, i64)> {
-        self.entries
-            .iter()
-            .filter(|(_, e)| e.dirty)
-            .map(|(k, e)| (k.clone(), e.value.clone(), e.timestamp))
+        self.by_recency
+            .values()
+            .filter_map(|k| {
+                let e = &self.entries[k];
+                e.dirty.then(|| (k.clone(), e.value.clone(), e.timestamp))
+            })
             .collect()
     }
 
@@ -154,19 +176,26 @@ impl LruCache {
     }
 }
 
+impl Drop for LruCache {
+    fn drop(&mut self) {
+        self.budget.sub(self.bytes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn oldest_is_least_recently_written_and_size_is_tracked() {
-        let mut c = LruCache::new(1_000);
+        let budget = CacheBudget::new(1_000);
+        let mut c = LruCache::new(budget.clone());
         c.put(b"a", Some(vec![1]), 0);
         c.put(b"b", Some(vec![2]), 0);
         c.put(b"a", Some(vec![3, 3]), 0);
         assert_eq!(c.bytes(), 2 * ENTRY_OVERHEAD + 1 + 1 + 1 + 2);
         assert_eq!(c.pop_oldest().map(|(k, _)| k), Some(b"b".to_vec()));
         assert_eq!(c.pop_oldest().map(|(k, _)| k), Some(b"a".to_vec()));
-        assert_eq!((c.bytes(), c.len()), (0, 0));
+        assert_eq!((c.bytes(), c.len(), budget.used_bytes()), (0, 0, 0));
     }
 }

@@ -2,14 +2,16 @@
 //! (logged) store underneath only when flushed or evicted, so the store and its changelog see
 //! one write per key per commit interval instead of one per record.
 //!
-//! An optional [`FlushListener`] receives every entry written out. The framework attaches
-//! none today: its operators forward each update themselves, so caching folds store and
-//! changelog writes but not the updates downstream processors see.
+//! An optional [`FlushListener`] receives every entry written out, so the operator that
+//! owns the store can pass the folded updates downstream as Kafka Streams' caches do. Caches
+//! can share one [`CacheBudget`].
 
+mod budget;
 mod kv;
 mod lru;
 mod merge;
 
+pub use budget::CacheBudget;
 pub use kv::CachingKeyValueStore;
 
 /// An entry leaving the cache for the store underneath.

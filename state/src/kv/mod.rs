@@ -13,7 +13,7 @@ pub use memory::InMemoryKeyValueStore;
 pub use rocks::RocksKeyValueStore;
 
 use crate::versioned::VersionedKeyValueStore;
-use crate::{StateError, StateStore};
+use crate::{FlushListener, StateError, StateStore};
 
 /// A key and its value, as returned by range scans.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
@@ -68,6 +68,14 @@ pub trait KeyValueStore: StateStore {
     fn as_versioned_mut(&mut self) -> Option<&mut dyn VersionedKeyValueStore> {
         None
     }
+
+    /// Hands every entry the store's cache writes out to `listener` from now on; `false`
+    /// (and the listener dropped) when the store has no cache, so every write reaches the
+    /// store at once. See [`crate::CachingKeyValueStore`].
+    fn set_flush_listener(&mut self, listener: FlushListener) -> bool {
+        drop(listener);
+        false
+    }
 }
 
 impl<T: KeyValueStore + ?Sized> KeyValueStore for Box<T> {
@@ -94,6 +102,9 @@ impl<T: KeyValueStore + ?Sized> KeyValueStore for Box<T> {
     }
     fn as_versioned_mut(&mut self) -> Option<&mut dyn VersionedKeyValueStore> {
         (**self).as_versioned_mut()
+    }
+    fn set_flush_listener(&mut self, listener: FlushListener) -> bool {
+        (**self).set_flush_listener(listener)
     }
 }
 

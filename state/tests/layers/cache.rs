@@ -36,13 +36,15 @@ fn flushed_keys(flushed: &Flushed) -> Vec<Vec<u8>> {
 
 contract_tests!(
     three_updates_fold_into_one_write_and_one_changelog_record,
-    flush_writes_dirty_entries_in_key_order,
+    flush_writes_dirty_entries_in_the_order_they_were_last_written,
     eviction_writes_the_least_recently_written_entry_through,
     reads_see_cached_values_and_pending_deletes,
     delete_of_a_never_stored_key_writes_nothing,
     zero_bytes_writes_through,
     old_values_are_reported_on_request,
     restore_replaces_cached_entries,
+    caches_on_one_budget_evict_their_own_entries_when_together_they_are_full,
+    a_listener_set_through_the_trait_reports_flushes_and_a_plain_store_refuses_one,
 );
 
 fn three_updates_fold_into_one_write_and_one_changelog_record<B: Backend>(b: &B) {
@@ -76,12 +78,13 @@ fn three_updates_fold_into_one_write_and_one_changelog_record<B: Backend>(b: &B)
     assert_eq!(s.get(b"k").unwrap(), Some(b"3".to_vec()));
 }
 
-fn flush_writes_dirty_entries_in_key_order<B: Backend>(b: &B) {
+fn flush_writes_dirty_entries_in_the_order_they_were_last_written<B: Backend>(b: &B) {
     let (mut s, log, flushed) = cached(b, 1 << 20);
-    for k in [b"c", b"a", b"b"] {
+    for k in [b"c", b"a", b"b", b"c"] {
         s.put(k, b"v", 0).unwrap();
     }
     s.flush().unwrap();
+    // `c` was written again after `a` and `b`: it goes last, as its last update came last.
     let abc = vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()];
     assert_eq!(flushed_keys(&flushed), abc);
     let logged: Vec<Vec<u8>> = log.records().into_iter().map(|r| r.key).collect();
@@ -196,4 +199,45 @@ fn restore_replaces_cached_entries<B: Backend>(b: &B) {
         log.is_empty(),
         "restoring does not log, and the stale entry is gone"
     );
+}
+
+fn caches_on_one_budget_evict_their_own_entries_when_together_they_are_full<B: Backend>(b: &B) {
+    // Entries of 1 + 10 bytes count 75 bytes each: the two caches together hold two.
+    let budget = CacheBudget::new(160);
+    let log = MemoryChangelog::new();
+    let mut one = CachingKeyValueStore::with_budget(
+        LoggedKeyValueStore::new(b.kv("one"), log.clone()),
+        budget.clone(),
+    );
+    let mut two = CachingKeyValueStore::with_budget(
+        LoggedKeyValueStore::new(b.kv("two"), log.clone()),
+        budget.clone(),
+    );
+    one.put(b"a", &[1; 10], 1).unwrap();
+    two.put(b"b", &[2; 10], 2).unwrap();
+    assert!(log.is_empty(), "two entries fit the shared budget");
+    two.put(b"c", &[3; 10], 3).unwrap();
+    // `two` is over the shared limit and evicts its own oldest entry, not `one`'s.
+    assert_eq!(log.records().len(), 1);
+    assert_eq!(log.records()[0].key, b"b".to_vec());
+    assert_eq!((one.cached_entries(), two.cached_entries()), (1, 1));
+    assert_eq!(budget.used_bytes(), one.cached_bytes() + two.cached_bytes());
+    assert!(budget.used_bytes() <= 160);
+    drop(two);
+    assert_eq!(budget.used_bytes(), one.cached_bytes());
+}
+
+fn a_listener_set_through_the_trait_reports_flushes_and_a_plain_store_refuses_one<B: Backend>(
+    b: &B,
+) {
+    let flushed: Flushed = Arc::default();
+    let sink = flushed.clone();
+    let mut store: Box<dyn KeyValueStore> = Box::new(CachingKeyValueStore::new(b.kv("s"), 1 << 20));
+    assert!(store.set_flush_listener(Box::new(move |e| sink.lock().unwrap().push(e))));
+    store.put(b"k", b"1", 1).unwrap();
+    store.put(b"k", b"2", 2).unwrap();
+    store.flush_cache().unwrap();
+    assert_eq!(flushed_keys(&flushed), vec![b"k".to_vec()]);
+    let mut plain: Box<dyn KeyValueStore> = Box::new(b.kv("plain"));
+    assert!(!plain.set_flush_listener(Box::new(|_| {})));
 }

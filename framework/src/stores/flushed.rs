@@ -1,0 +1,91 @@
+//! The updates a cached key-value store writes out, typed, for the processors that write the
+//! store to pass downstream (Kafka Streams' cache flush listener).
+//!
+//! A task keeps one collector per store, so several processors writing one store (the
+//! inputs of a cogroup) see the same updates and headers: whichever forwards first sends
+//! them all, once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::HandleBase;
+use crate::error::StreamsError;
+use crate::record::Headers;
+use streamtime_state::{FlushListener, FlushedEntry};
+
+/// One update the cache wrote out: the key (typed and as stored), its value (`None`: deleted),
+/// the timestamp of the write that last changed it and the headers noted for it.
+pub(crate) struct FlushedUpdate<K, V> {
+    pub key: K,
+    pub value: Option<V>,
+    pub write_timestamp: i64,
+    pub headers: Headers,
+}
+
+/// What one store's cache wrote out and its owners have not forwarded yet.
+#[derive(Default)]
+pub(crate) struct PendingFlushes {
+    entries: Vec<FlushedEntry>,
+    /// Headers of the last update of each cached key that had any: they go downstream with
+    /// the folded update, as Kafka Streams' cache keeps each entry's record context.
+    headers: HashMap<Vec<u8>, Headers>,
+}
+
+/// The collector of one store, shared by the task's handles on it.
+pub(crate) type SharedFlushes = Arc<Mutex<PendingFlushes>>;
+
+/// A listener that feeds `pending`.
+pub(crate) fn listener(pending: &SharedFlushes) -> FlushListener {
+    let sink = pending.clone();
+    Box::new(move |entry| {
+        sink.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entries
+            .push(entry)
+    })
+}
+
+/// A typed view of one store's collector.
+pub(crate) struct FlushedUpdates<K, V> {
+    pending: SharedFlushes,
+    base: HandleBase<K, V>,
+}
+
+impl<K: 'static, V: 'static> FlushedUpdates<K, V> {
+    pub(crate) fn new(pending: SharedFlushes, base: HandleBase<K, V>) -> Self {
+        FlushedUpdates { pending, base }
+    }
+
+    /// Notes the headers of the update just written under `key` (replacing those of an
+    /// earlier update), to go downstream with it.
+    pub(crate) fn note_headers(&self, key: &K, headers: Headers) -> Result<(), StreamsError> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if headers.is_empty() && pending.headers.is_empty() {
+            return Ok(());
+        }
+        let key = self.base.key_bytes(key)?;
+        if headers.is_empty() {
+            pending.headers.remove(&key);
+        } else {
+            pending.headers.insert(key, headers);
+        }
+        Ok(())
+    }
+
+    /// The updates written out since the last call, in write order.
+    pub(crate) fn take(&self) -> Result<Vec<FlushedUpdate<K, V>>, StreamsError> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = std::mem::take(&mut pending.entries);
+        entries
+            .into_iter()
+            .map(|e| {
+                Ok(FlushedUpdate {
+                    key: self.base.key(&e.key)?,
+                    value: e.new_value.map(|v| self.base.value(&v)).transpose()?,
+                    write_timestamp: e.timestamp,
+                    headers: pending.headers.remove(&e.key).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,208 @@
+//! The record cache on the test driver: between commits an aggregation's or a table's
+//! updates of a key fold into one, sent downstream at the commit (the driver commits after
+//! each piped record, or after `release` of records piped while held) or when the cache
+//! overflows, as Kafka Streams' `statestore.cache.max.bytes` does; with no cache, or a store
+//! that opts out, every update goes downstream.
+
+use streamtime::serdes::{I64Serde, OptionSerde, StringSerde};
+use streamtime::{
+    Consumed, Grouped, Headers, Materialized, Produced, Record, StreamsBuilder, StreamsConfig,
+    TopologyTestDriver,
+};
+
+/// `words` (key: word) counted per word into `counts`.
+fn word_count(config: StreamsConfig, counts: Materialized<String, i64>) -> TopologyTestDriver {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("words", Consumed::with(StringSerde, StringSerde))
+        .group_by_key()
+        .count(counts)
+        .to_stream()
+        .to("counts", Produced::with(StringSerde, I64Serde));
+    TopologyTestDriver::new(builder.build().unwrap(), config).unwrap()
+}
+
+fn config() -> StreamsConfig {
+    StreamsConfig::new("record-cache", "unused")
+}
+
+/// Pipes `words` while the driver holds them, then processes them all before one commit.
+fn pipe_between_commits(driver: &TopologyTestDriver, words: &[&str]) {
+    let input = driver.input_topic("words", StringSerde, StringSerde);
+    driver.hold();
+    for (i, w) in words.iter().enumerate() {
+        input.pipe(w.to_string(), String::new(), i as i64).unwrap();
+    }
+    driver.release().unwrap();
+}
+
+fn counts(driver: &TopologyTestDriver) -> Vec<(String, i64, i64)> {
+    driver
+        .output_topic("counts", StringSerde, I64Serde)
+        .read_records()
+        .into_iter()
+        .map(|r| (r.key, r.value, r.timestamp))
+        .collect()
+}
+
+fn count(word: &str, n: i64, ts: i64) -> (String, i64, i64) {
+    (word.to_string(), n, ts)
+}
+
+#[test]
+fn a_count_sends_one_update_per_key_per_commit_in_the_order_of_the_last_updates() {
+    let driver = word_count(config(), Materialized::as_("counts"));
+    pipe_between_commits(&driver, &["a", "b", "a", "c", "a", "b"]);
+    assert_eq!(
+        counts(&driver),
+        vec![count("c", 1, 3), count("a", 3, 4), count("b", 2, 5)],
+        "each key's last count, stamped with its last update, in last-update order"
+    );
+    // The next commit sends only what changed since; a count keeps the time of its latest
+    // update, also when later records carry earlier times.
+    pipe_between_commits(&driver, &["c", "c"]);
+    assert_eq!(counts(&driver), vec![count("c", 3, 3)]);
+}
+
+#[test]
+fn without_a_cache_or_with_caching_off_for_the_store_every_update_goes_downstream() {
+    let every_update = vec![
+        count("a", 1, 0),
+        count("b", 1, 1),
+        count("a", 2, 2),
+        count("b", 2, 3),
+    ];
+    let words = ["a", "b", "a", "b"];
+    let driver = word_count(config().cache_max_bytes(0), Materialized::as_("counts"));
+    pipe_between_commits(&driver, &words);
+    assert_eq!(counts(&driver), every_update);
+    let driver = word_count(config(), Materialized::as_("counts").with_caching(false));
+    pipe_between_commits(&driver, &words);
+    assert_eq!(counts(&driver), every_update);
+}
+
+#[test]
+fn a_cache_too_small_for_every_key_sends_evicted_counts_early_and_loses_none() {
+    // Entries count about 85 bytes: three fit. A hot key written every other record stays
+    // cached; five cold keys take turns in the other two places, each evicted (and sent)
+    // before it comes round again.
+    let driver = word_count(config().cache_max_bytes(300), Materialized::as_("counts"));
+    let words: Vec<String> = (0..40)
+        .map(|i| match i % 2 {
+            0 => "hot".to_string(),
+            _ => format!("cold{}", (i / 2) % 5),
+        })
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    pipe_between_commits(&driver, &words);
+    let out = counts(&driver);
+    let of = |key: &str| -> Vec<i64> { out.iter().filter(|c| c.0 == key).map(|c| c.1).collect() };
+    assert_eq!(of("hot"), vec![20], "the hot key folds into one update");
+    for cold in 0..5 {
+        let key = format!("cold{cold}");
+        assert_eq!(
+            of(&key),
+            vec![1, 2, 3, 4],
+            "{key}: each eviction sent its count"
+        );
+    }
+}
+
+#[test]
+fn a_folded_update_carries_the_headers_of_the_last_record_that_changed_it() {
+    let driver = word_count(config(), Materialized::as_("counts"));
+    let input = driver.input_topic("words", StringSerde, StringSerde);
+    driver.hold();
+    for (i, trace) in ["t1", "t2", "t3"].iter().enumerate() {
+        let headers = Headers::new().with("trace", trace.as_bytes());
+        let record = Record {
+            headers,
+            ..Record::new("a".to_string(), String::new(), i as i64)
+        };
+        input.pipe_record(record, None).unwrap();
+    }
+    input.pipe("b".into(), String::new(), 9).unwrap();
+    driver.release().unwrap();
+    let out = driver
+        .output_topic("counts", StringSerde, I64Serde)
+        .read_records();
+    assert_eq!(out.len(), 2);
+    assert_eq!((out[0].key.as_str(), out[0].value), ("a", 3));
+    assert_eq!(out[0].headers.last("trace"), Some(&b"t3"[..]));
+    assert_eq!((out[1].key.as_str(), out[1].value), ("b", 1));
+    assert!(out[1].headers.is_empty(), "b's record had no headers");
+}
+
+#[test]
+fn a_table_folds_its_updates_and_sends_nothing_for_a_row_added_and_deleted_between_commits() {
+    let builder = StreamsBuilder::new();
+    builder
+        .table(
+            "prices",
+            Consumed::with(StringSerde, I64Serde),
+            Materialized::as_("prices"),
+        )
+        .to_change_stream()
+        .to(
+            "changes",
+            Produced::with(StringSerde, OptionSerde(I64Serde)),
+        );
+    let driver = TopologyTestDriver::new(builder.build().unwrap(), config()).unwrap();
+    let input = driver.input_topic("prices", StringSerde, OptionSerde(I64Serde));
+    input.pipe("tv".into(), Some(400), 1).unwrap();
+    driver.hold();
+    input.pipe("tv".into(), Some(390), 2).unwrap();
+    input.pipe("tv".into(), Some(380), 3).unwrap();
+    input.pipe("pen".into(), Some(2), 4).unwrap();
+    input.pipe("pen".into(), None, 5).unwrap();
+    input.pipe("tv".into(), None, 6).unwrap();
+    driver.release().unwrap();
+    let changes: Vec<(String, Option<i64>, i64)> = driver
+        .output_topic("changes", StringSerde, OptionSerde(I64Serde))
+        .read_records()
+        .into_iter()
+        .map(|r| (r.key, r.value, r.timestamp))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            ("tv".to_string(), Some(400), 1),
+            // The held updates: tv's three fold into its deletion; pen never reached the
+            // store, so its addition and deletion send nothing.
+            ("tv".to_string(), None, 6),
+        ]
+    );
+}
+
+#[test]
+fn a_grouped_table_count_folds_the_moves_of_one_commit_through_its_repartition_topic() {
+    let builder = StreamsBuilder::new();
+    builder
+        .table(
+            "users",
+            Consumed::with(StringSerde, StringSerde),
+            Materialized::as_("users"),
+        )
+        .group_by(
+            |_user, region: &String| (region.clone(), ()),
+            Grouped::with_serdes(StringSerde, streamtime::serdes::UnitSerde).named("by-region"),
+        )
+        .count(Materialized::as_("region-counts"))
+        .to_stream()
+        .to("counts", Produced::with(StringSerde, I64Serde));
+    let driver = TopologyTestDriver::new(builder.build().unwrap(), config()).unwrap();
+    let input = driver.input_topic("users", StringSerde, StringSerde);
+    driver.hold();
+    for (i, (user, region)) in [("ann", "eu"), ("bob", "eu"), ("ann", "us"), ("cy", "us")]
+        .iter()
+        .enumerate()
+    {
+        input
+            .pipe(user.to_string(), region.to_string(), i as i64)
+            .unwrap();
+    }
+    driver.release().unwrap();
+    // The users table sends bob's, ann's (last: us) and cy's rows once each; the counts
+    // store folds what they do to each region.
+    assert_eq!(counts(&driver), vec![count("eu", 1, 1), count("us", 2, 3)]);
+}
