@@ -193,6 +193,7 @@ pub struct Materialized<K, V> {
     pub(crate) caching: bool,
     pub(crate) changelog_configs: Vec<(String, String)>,
     pub(crate) history_retention: Option<std::time::Duration>,
+    pub(crate) supplier: Option<Arc<dyn crate::stores::KeyValueStoreSupplier>>,
 }
 
 impl<K, V> Default for Materialized<K, V> {
@@ -207,6 +208,7 @@ impl<K, V> Default for Materialized<K, V> {
             caching: true,
             changelog_configs: Vec::new(),
             history_retention: None,
+            supplier: None,
         }
     }
 }
@@ -293,6 +295,18 @@ impl<K, V> Materialized<K, V> {
         self
     }
 
+    /// Keep the table in a store of your own, which `supplier` opens in each task (Kafka
+    /// Streams' `Materialized.as(KeyValueBytesStoreSupplier)`); see
+    /// [`crate::stores::KeyValueStoreSupplier`]. Only key-value stores can be supplied: a
+    /// windowed, session or versioned table with a supplier fails the build.
+    pub fn with_store_supplier(
+        mut self,
+        supplier: impl crate::stores::KeyValueStoreSupplier,
+    ) -> Self {
+        self.supplier = Some(Arc::new(supplier));
+        self
+    }
+
     /// `spec` stored as this says: in memory or on disk, logged or not (with its changelog
     /// configs), cached or not. A versioned store is not for the operators that call this
     /// (aggregations, joins): their store is then rejected when registered.
@@ -318,6 +332,9 @@ impl<K, V> Materialized<K, V> {
 
     fn configure_storage(&self, spec: crate::stores::StoreSpec) -> crate::stores::StoreSpec {
         let mut spec = spec.with_logging(self.logging).with_caching(self.caching);
+        if let Some(supplier) = &self.supplier {
+            spec = spec.with_supplier(supplier.clone());
+        }
         if self.in_memory {
             spec = spec.in_memory();
         }

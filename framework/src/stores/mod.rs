@@ -33,6 +33,7 @@
 mod flushed;
 mod key_value;
 mod session;
+mod supplier;
 mod versioned;
 mod window;
 
@@ -40,13 +41,18 @@ pub(crate) use flushed::{FlushedUpdates, SharedFlushes};
 pub use key_value::KeyValueStoreHandle;
 pub use session::{Session, SessionStoreHandle};
 pub use streamtime_state::VersionedPut;
+/// What a custom store implements (see [`KeyValueStoreSupplier`]), and the in-memory store
+/// one may wrap.
+pub use streamtime_state::{
+    InMemoryKeyValueStore, KeyValueIter, KeyValueStore, StateError, StateStore,
+};
+pub(crate) use supplier::Supplied;
+pub use supplier::{KeyValueStoreSupplier, StoreLocation};
 pub use versioned::{Versioned, VersionedStoreHandle};
 pub use window::WindowStoreHandle;
 
 use std::rc::Rc;
 use std::sync::Arc;
-
-use streamtime_state::StateError;
 
 use crate::error::StreamsError;
 use crate::serdes::{Serde, SerdeError};
@@ -99,6 +105,8 @@ pub struct StoreSpec {
     pub(crate) changelog_overrides: Vec<(String, String)>,
     /// Why the DSL operator that made this spec cannot have it; registering fails with it.
     pub(crate) rejected: Option<String>,
+    /// Opens the store instead of the built-in RocksDB and in-memory stores.
+    pub(crate) supplier: Option<Supplied>,
 }
 
 /// Entry point for store specifications.
@@ -178,11 +186,45 @@ impl Stores {
             caching: true,
             changelog_overrides: Vec::new(),
             rejected: None,
+            supplier: None,
         }
+    }
+
+    /// A key-value store that `supplier` opens in each task, changelogged and cached like
+    /// the built-in ones; on disk when the supplier says its stores are persistent (see
+    /// [`KeyValueStoreSupplier`]).
+    pub fn key_value_from(
+        name: impl Into<String>,
+        supplier: impl KeyValueStoreSupplier,
+    ) -> StoreSpec {
+        Self::key_value(name).with_supplier(std::sync::Arc::new(supplier))
     }
 }
 
 impl StoreSpec {
+    /// Opens the store with `supplier`, which also decides whether it is persistent. Only
+    /// key-value stores can be supplied; other kinds are rejected when registered.
+    pub(crate) fn with_supplier(
+        mut self,
+        supplier: std::sync::Arc<dyn KeyValueStoreSupplier>,
+    ) -> Self {
+        let kind = match self.kind {
+            StoreKind::KeyValue => None,
+            StoreKind::Window { .. } => Some("window"),
+            StoreKind::Session { .. } => Some("session"),
+            StoreKind::Versioned { .. } => Some("versioned"),
+        };
+        if let Some(kind) = kind {
+            self.rejected = Some(format!(
+                "store {}: a key-value store supplier cannot back a {kind} store",
+                self.name
+            ));
+        }
+        self.persistent = supplier.persistent();
+        self.supplier = Some(Supplied(supplier));
+        self
+    }
+
     /// Marks the values as timestamped (see the field).
     pub(crate) fn with_timestamped_values(mut self) -> Self {
         self.timestamped = true;
@@ -195,8 +237,18 @@ impl StoreSpec {
         self
     }
 
-    /// Keep the data in RocksDB under the state directory (the default).
+    /// Keep the data in RocksDB under the state directory (the default). A supplied store
+    /// is persistent only if its supplier says so; asking for more fails the registration.
     pub fn persistent(mut self) -> Self {
+        if let Some(s) = &self.supplier {
+            if !s.0.persistent() {
+                self.rejected = Some(format!(
+                    "store {}: its supplier's stores are not persistent",
+                    self.name
+                ));
+                return self;
+            }
+        }
         self.persistent = true;
         self
     }

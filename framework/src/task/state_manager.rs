@@ -23,7 +23,7 @@ use streamtime_state::{
 
 use super::TaskId;
 use crate::error::StreamsError;
-use crate::stores::{state_error, StoreKind, StoreSpec, TaskStore};
+use crate::stores::{state_error, StoreKind, StoreLocation, StoreSpec, TaskStore};
 use crate::topology::Topology;
 
 /// Where and how a task's stores live.
@@ -144,7 +144,7 @@ impl StateManager {
             let writer = changelog
                 .as_ref()
                 .map(|tp| writer(&tp.topic, tp.partition, sent.clone()));
-            let store = open_store(spec, disk, writer, env.cache.as_ref())
+            let store = open_store(task, spec, disk, writer, env.cache.as_ref())
                 .map_err(|e| state_error(&spec.name, e))?;
             stores.push(ManagedStore {
                 name: spec.name.clone(),
@@ -322,6 +322,7 @@ impl StateManager {
 /// Opens one store of a spec: on disk or in memory, wrapped in its change-logging layer when
 /// it has a changelog writer.
 fn open_store(
+    task: TaskId,
     spec: &StoreSpec,
     disk: Option<(&TaskDirectory, &RocksResources)>,
     writer: Option<Box<dyn ChangelogWriter>>,
@@ -333,9 +334,17 @@ fn open_store(
     let name = spec.name.as_str();
     Ok(match spec.kind {
         StoreKind::KeyValue => {
-            let base: Box<dyn KeyValueStore> = match disk {
-                Some((dir, rocks)) => Box::new(RocksKeyValueStore::open(dir, name, rocks)?),
-                None => Box::new(InMemoryKeyValueStore::new(name)),
+            let base: Box<dyn KeyValueStore> = match (&spec.supplier, disk) {
+                (Some(supplied), disk) => {
+                    let directory = disk.map(|(dir, _)| dir.store_path(name)).transpose()?;
+                    supplied.0.open(&StoreLocation {
+                        name,
+                        task,
+                        directory: directory.as_deref(),
+                    })?
+                }
+                (None, Some((dir, rocks))) => Box::new(RocksKeyValueStore::open(dir, name, rocks)?),
+                (None, None) => Box::new(InMemoryKeyValueStore::new(name)),
             };
             let logged: Box<dyn KeyValueStore> = match writer {
                 Some(w) => Box::new(LoggedKeyValueStore::new(base, w)),

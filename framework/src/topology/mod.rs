@@ -267,6 +267,9 @@ impl Topology {
         spec: StoreSpec,
         processors: &[&str],
     ) -> Result<&mut Self, StreamsError> {
+        if let Some(why) = &spec.rejected {
+            return Err(StreamsError::Topology(why.clone()));
+        }
         if self.stores.contains_key(&spec.name) || self.global_tables.contains_key(&spec.name) {
             return Err(StreamsError::Topology(format!(
                 "store {} is already defined",

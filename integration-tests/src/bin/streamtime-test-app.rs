@@ -4,8 +4,9 @@
 //! Topologies (`--topology`):
 //! * `rekey` (default): `input` → upper-case values → re-key by the first character of the
 //!   value → repartition (`<app>-by-initial-repartition`) → `output`;
-//! * `count`: `input` → count per key in the RocksDB store `counts` (changelogged) →
-//!   `output` (value: the count, i64 big-endian);
+//! * `count`: `input` → count per key in the RocksDB store `counts` (changelogged; with
+//!   `--supplied-store`, an in-memory store the app supplies) → `output` (value: the count,
+//!   i64 big-endian);
 //! * `rekey-count`: `input` → re-key by the first character of the value → repartition
 //!   (`<app>-by-initial-repartition`) → count per key in the store `counts`
 //!   (`<app>-counts-changelog`) → `output` (value: the count, i64 big-endian);
@@ -62,6 +63,9 @@ use streamtime::dsl::{EmitStrategy, JoinWindows, StreamJoined, TimeWindows, Wind
 use streamtime::faults::FaultPlan;
 use streamtime::lifecycle::StateRestoreListener;
 use streamtime::serdes::{BytesSerde, I64Serde, OptionSerde, StringSerde, UnitSerde};
+use streamtime::stores::{
+    InMemoryKeyValueStore, KeyValueStore, KeyValueStoreSupplier, StateError, StoreLocation,
+};
 use streamtime::{
     Consumed, Grouped, Joined, KafkaStreams, Materialized, ProcessingGuarantee, Produced,
     Repartitioned, StreamsBuilder, StreamsConfig, TopicPartition,
@@ -108,6 +112,10 @@ struct Args {
     /// `count`: whether the store `counts` uses the cache (`Materialized::with_caching`).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     store_caching: bool,
+    /// `count`: keep `counts` in a store of the app's own, opened by a
+    /// `KeyValueStoreSupplier` (in memory, restored from the changelog on every start).
+    #[arg(long)]
+    supplied_store: bool,
     /// `count`: a config of the changelog of `counts`, `key=value` (repeatable).
     #[arg(long)]
     changelog_config: Vec<String>,
@@ -124,6 +132,15 @@ struct Args {
     /// its application.id and bootstrap.servers must match the flags.
     #[arg(long)]
     config_file: Option<String>,
+}
+
+/// Opens plain in-memory stores through the custom-store interface.
+struct MemoryStores;
+
+impl KeyValueStoreSupplier for MemoryStores {
+    fn open(&self, at: &StoreLocation<'_>) -> Result<Box<dyn KeyValueStore>, StateError> {
+        Ok(Box::new(InMemoryKeyValueStore::new(at.name)))
+    }
 }
 
 /// Appends restore events and state changes to a file, each line written as the event
@@ -184,6 +201,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .to(&args.app.output, Produced::default()),
         "count" => {
             let mut counts = Materialized::as_("counts").with_caching(args.store_caching);
+            if args.supplied_store {
+                counts = counts.with_store_supplier(MemoryStores);
+            }
             for config in &args.changelog_config {
                 let (key, value) = config
                     .split_once('=')
