@@ -1,6 +1,7 @@
 //! Windowed aggregation on a real broker: a hopping-window count with grace over 200 000
 //! out-of-order records gives exactly the per-window results computed independently here,
-//! with final results only, under exactly-once, across SIGKILLs of the app — every window is
+//! with final results only (emit on window close, or every update suppressed until the
+//! window closes), under exactly-once, across SIGKILLs of the app — every window is
 //! emitted exactly once; and under at-least-once, a changelog holding writes from past the
 //! last commit neither expires the windows the records processed again still emit nor hides
 //! the join partners they still meet.
@@ -22,14 +23,15 @@ const WAIT: Duration = Duration::from_secs(600);
 fn start_app(
     servers: &str,
     app_id: &str,
-    input: &str,
-    output: &str,
+    (input, output): (&str, &str),
     state: &Path,
     instance: &str,
+    emit: &str,
 ) -> AppProcess {
-    start_with_guarantee(servers, app_id, input, output, state, instance, true)
+    start_with_guarantee(servers, app_id, input, output, state, instance, true, emit)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn start_with_guarantee(
     servers: &str,
     app_id: &str,
@@ -38,8 +40,9 @@ fn start_with_guarantee(
     state: &Path,
     instance: &str,
     exactly_once: bool,
+    emit: &str,
 ) -> AppProcess {
-    let mut extra = vec!["--emit", "final", "--instance-id", instance];
+    let mut extra = vec!["--emit", emit, "--instance-id", instance];
     if exactly_once {
         extra.push("--exactly-once");
     }
@@ -89,6 +92,20 @@ async fn write_partition_zero(servers: &str, topic: &str, key: Vec<u8>, value: V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hopping_count_with_grace_is_exact_and_emitted_once_across_sigkills_under_eos() {
+    final_windows_across_sigkills("final").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hopping_count_suppressed_until_its_windows_close_is_exact_and_emitted_once_across_sigkills_under_eos(
+) {
+    // Every update goes to suppress, whose changelogged buffer holds it until the window
+    // closes: what a kill loses of the buffer its changelog restores.
+    final_windows_across_sigkills("suppress").await;
+}
+
+/// The hopping workload with `emit` (`final` or `suppress`) under exactly-once, the app
+/// SIGKILLed after each of the first rounds: every window's final count, each exactly once.
+async fn final_windows_across_sigkills(emit: &str) {
     let servers = bootstrap_servers();
     let input_topic = topics::unique_name("hop-in");
     let output_topic = topics::unique_name("hop-out");
@@ -97,6 +114,7 @@ async fn hopping_count_with_grace_is_exact_and_emitted_once_across_sigkills_unde
     let app_id = topics::unique_name("hop-app");
     let instance = topics::unique_name("hop-instance");
     let state = std::env::temp_dir().join(topics::unique_name("hop-state"));
+    let topics = (input_topic.as_str(), output_topic.as_str());
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -113,28 +131,14 @@ async fn hopping_count_with_grace_is_exact_and_emitted_once_across_sigkills_unde
     assert!(late > 0, "the input must contain records beyond grace");
     let last_ts = records.iter().map(|r| r.timestamp).max().unwrap();
 
-    let mut process = start_app(
-        &servers,
-        &app_id,
-        &input_topic,
-        &output_topic,
-        &state,
-        &instance,
-    );
+    let mut process = start_app(&servers, &app_id, topics, &state, &instance, emit);
     let per_round = records.len() / ROUNDS;
     for (round, chunk) in records.chunks(per_round).enumerate() {
         records::produce(&servers, &input_topic, chunk.to_vec()).await;
         tokio::time::sleep(Duration::from_millis(1_500 + 500 * round as u64)).await;
         if round + 1 < ROUNDS {
             process.kill();
-            process = start_app(
-                &servers,
-                &app_id,
-                &input_topic,
-                &output_topic,
-                &state,
-                &instance,
-            );
+            process = start_app(&servers, &app_id, topics, &state, &instance, emit);
         }
     }
     records::produce(&servers, &input_topic, closers(last_ts, PARTITIONS)).await;
@@ -191,6 +195,7 @@ async fn at_least_once_restore_of_writes_past_the_last_commit_still_emits_every_
             &state,
             &instance,
             false,
+            "final",
         )
     };
 

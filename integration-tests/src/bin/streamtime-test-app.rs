@@ -12,7 +12,8 @@
 //!   (`<app>-counts-changelog`) → `output` (value: the count, i64 big-endian);
 //! * `hopping`: `input` → count per key in hopping windows (size 10 s, advance 5 s, grace
 //!   2 s) in the window store `hop-counts`, final results only (`--emit update` for every
-//!   change) → `output` (key: windowed key, value: the count);
+//!   change; `--emit suppress` for every change suppressed until the window closes, in the
+//!   buffer `hop-final`) → `output` (key: windowed key, value: the count);
 //! * `chaos`: the chaos runner's workload ([`streamtime_integration_tests::chaos`]): `input` →
 //!   (a) count per key in tumbling windows (size 10 s, grace 2 s, final results only) in the
 //!   window store `chaos-counts` → `output` (key: windowed key, value: the count); (b) the
@@ -59,7 +60,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::Parser;
-use streamtime::dsl::{EmitStrategy, JoinWindows, StreamJoined, TimeWindows, WindowedSerde};
+use streamtime::dsl::{
+    BufferConfig, EmitStrategy, JoinWindows, StreamJoined, Suppressed, TimeWindows, WindowedSerde,
+};
 use streamtime::faults::FaultPlan;
 use streamtime::lifecycle::StateRestoreListener;
 use streamtime::serdes::{BytesSerde, I64Serde, OptionSerde, StringSerde, UnitSerde};
@@ -223,23 +226,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .count(Materialized::as_("counts"))
             .to_stream()
             .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
-        "hopping" => input()
-            .group_by_key()
-            .windowed_by(
-                TimeWindows::of_size_and_grace(Duration::from_secs(10), Duration::from_secs(2))
-                    .advance_by(Duration::from_secs(5)),
-            )
-            .emit(match args.emit.as_str() {
-                "final" => EmitStrategy::OnWindowClose,
-                "update" => EmitStrategy::OnWindowUpdate,
-                other => return Err(format!("unknown emit strategy {other}").into()),
-            })
-            .count(Materialized::as_("hop-counts"))
-            .to_stream()
-            .to(
+        "hopping" => {
+            let counts = input()
+                .group_by_key()
+                .windowed_by(
+                    TimeWindows::of_size_and_grace(Duration::from_secs(10), Duration::from_secs(2))
+                        .advance_by(Duration::from_secs(5)),
+                )
+                .emit(match args.emit.as_str() {
+                    "final" => EmitStrategy::OnWindowClose,
+                    "update" | "suppress" => EmitStrategy::OnWindowUpdate,
+                    other => return Err(format!("unknown emit strategy {other}").into()),
+                })
+                .count(Materialized::as_("hop-counts"));
+            let counts = match args.emit.as_str() {
+                "suppress" => counts.suppress(
+                    Suppressed::until_window_closes(BufferConfig::unbounded())
+                        .with_name("hop-final"),
+                ),
+                _ => counts,
+            };
+            counts.to_stream().to(
                 &args.app.output,
                 Produced::with(WindowedSerde::new(StringSerde), I64Serde),
-            ),
+            )
+        }
         "seen" => input()
             .group_by_key()
             .aggregate(
