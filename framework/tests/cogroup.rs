@@ -1,6 +1,7 @@
 //! Cogrouping on the test driver: grouped streams of different value types fold into one
 //! aggregate per key, in timestamp order, with each input repartitioned on its own after a
-//! key change. The first test follows Kafka Streams' `CogroupedKStreamImplTest`
+//! key change; windowed, both inputs fold into each window and records beyond grace are
+//! dropped. The first test follows Kafka Streams' `CogroupedKStreamImplTest`
 //! (`shouldCogroupAndAggregateTwoKStreamsWithDistinctKeys`: adders that append and subtract
 //! characters over `""`).
 
@@ -130,4 +131,87 @@ fn a_cogroup_without_an_aggregate_serde_fails_the_build_naming_the_store() {
         panic!("the aggregate needs a serde");
     };
     assert!(err.to_string().contains("cogroup into no-serde"), "{err}");
+}
+
+#[test]
+fn a_windowed_cogroup_folds_both_inputs_into_each_window_and_drops_what_is_too_late() {
+    use std::time::Duration;
+    use streamtime::dsl::{TimeWindows, WindowedSerde};
+    let builder = StreamsBuilder::new();
+    let one = builder
+        .stream("one", Consumed::with(StringSerde, StringSerde))
+        .group_by_key();
+    let two = builder
+        .stream("two", Consumed::with(StringSerde, StringSerde))
+        .group_by_key();
+    one.cogroup(|_k, v: String, agg: String| agg + &v)
+        .cogroup(two, |_k, v: String, agg: String| format!("{agg}-{v}"))
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_secs(10),
+            Duration::from_secs(5),
+        ))
+        .aggregate(
+            String::new,
+            Materialized::as_("per-window").with_value_serde(StringSerde),
+        )
+        .to_stream()
+        .to(
+            "out",
+            Produced::with(WindowedSerde::new(StringSerde), StringSerde),
+        );
+    let driver = driver(builder);
+    let one = driver.input_topic("one", StringSerde, StringSerde);
+    let two = driver.input_topic("two", StringSerde, StringSerde);
+    one.pipe("k".into(), "A".into(), 1_000).unwrap();
+    two.pipe("k".into(), "B".into(), 2_000).unwrap();
+    one.pipe("k".into(), "C".into(), 12_000).unwrap();
+    two.pipe("k".into(), "D".into(), 9_000).unwrap();
+    // Within grace: [0, 10 s) closes at 15 s.
+    one.pipe("k".into(), "E".into(), 4_000).unwrap();
+    one.pipe("k".into(), "F".into(), 25_000).unwrap();
+    // Too late for [0, 10 s) now that the input's stream time is 25 s.
+    one.pipe("k".into(), "G".into(), 3_000).unwrap();
+    let out: Vec<String> = driver
+        .output_topic("out", WindowedSerde::new(StringSerde), StringSerde)
+        .read_records()
+        .into_iter()
+        .map(|r| {
+            format!(
+                "{}@{}:{}@{}",
+                r.key.key, r.key.window.start, r.value, r.timestamp
+            )
+        })
+        .collect();
+    assert_eq!(
+        out,
+        [
+            "k@0:A@1000",
+            "k@0:A-B@2000",
+            "k@10000:C@12000",
+            "k@0:A-B-D@9000",
+            "k@0:A-B-DE@9000",
+            "k@20000:F@25000",
+        ]
+    );
+    let stored = driver
+        .timestamped_window_store("per-window", StringSerde, StringSerde)
+        .unwrap();
+    // The window store keeps a window size + grace after its start: [0, 10 s) is gone.
+    let windows: Vec<(i64, String)> = stored.into_iter().map(|(_, s, v, _)| (s, v)).collect();
+    assert_eq!(windows, [(10_000, "C".into()), (20_000, "F".into())]);
+}
+
+#[test]
+fn a_windowed_cogroup_without_the_aggregate_serde_fails_the_build() {
+    use std::time::Duration;
+    use streamtime::dsl::TimeWindows;
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("one", Consumed::with(StringSerde, I64Serde))
+        .group_by_key()
+        .cogroup(|_k, v: i64, agg: i64| agg + v)
+        .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(1)))
+        .aggregate(|| 0, Materialized::as_("sums"));
+    let err = builder.build().expect_err("no serde for the aggregate");
+    assert!(err.to_string().contains("sums"), "{err}");
 }

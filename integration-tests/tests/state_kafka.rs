@@ -234,37 +234,21 @@ fn expect_abort(process: &AppProcess, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_count_is_exact_under_exactly_once_across_kills_mid_stream_mid_commit_and_mid_restore(
 ) {
-    let instance = topics::unique_name("count-eos");
-    let app = CountApp::new(
-        "count-eos",
-        "count",
-        &["--exactly-once", "--instance-id", &instance],
-    )
-    .await;
-    let _turn = PROCESS_TESTS.lock().await;
-    let process = run_with_kills(&app, "commit.transaction=abort@3").await;
-    let counts = app.counts(100).await;
-    process.terminate();
-    for (key, seen) in &counts {
-        let expected: Vec<i64> = (1..=100).collect();
-        assert_eq!(seen, &expected, "{key}: every count exactly once, in order");
-    }
+    exact_count_across_kills("count-eos", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_count_in_a_supplied_store_is_exact_under_exactly_once_across_kills_and_restores() {
-    let instance = topics::unique_name("supplied-eos");
-    let app = CountApp::new(
-        "supplied-eos",
-        "count",
-        &[
-            "--exactly-once",
-            "--instance-id",
-            &instance,
-            "--supplied-store",
-        ],
-    )
-    .await;
+    exact_count_across_kills("supplied-eos", &["--supplied-store"]).await;
+}
+
+/// The `count` topology (with `extra` options) under exactly-once through
+/// [`run_with_kills`]: every key counted 1, 2, … 100 exactly once, in order.
+async fn exact_count_across_kills(prefix: &str, extra: &[&str]) {
+    let instance = topics::unique_name(prefix);
+    let mut options = vec!["--exactly-once", "--instance-id", &instance];
+    options.extend_from_slice(extra);
+    let app = CountApp::new(prefix, "count", &options).await;
     let _turn = PROCESS_TESTS.lock().await;
     let process = run_with_kills(&app, "commit.transaction=abort@3").await;
     let counts = app.counts(100).await;

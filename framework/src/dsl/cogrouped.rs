@@ -29,27 +29,33 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use super::emit::EmitClock;
 use super::grouped::{steps, AggregateProcessor, KGroupedStream};
 use super::join::require_copartitioned;
 use super::options::{Materialized, Repartitioned};
 use super::stream::KStream;
 use super::table::KTable;
+use super::windowed::TimeWindowAggregate;
+use super::windows::{TimeWindows, Windowed, WindowedSerde};
 use crate::error::StreamsError;
 use crate::serdes::Serde;
-use crate::stores::Stores;
+use crate::stores::{StoreSpec, Stores};
 
-/// Where a cogroup's inputs fold into: the store, its serdes and the shared initializer.
+/// Where a cogroup's inputs fold into: the store, its serdes, the shared initializer and,
+/// for a windowed cogroup, the windows.
 struct Target<K, A> {
     store: String,
     key_serde: Arc<dyn Serde<K>>,
     agg_serde: Arc<dyn Serde<A>>,
     initializer: Arc<dyn Fn() -> A + Send + Sync>,
+    windows: Option<TimeWindows>,
 }
 
 /// Adds one input's aggregating processor (the input numbered by the `usize`); returns its
-/// output stream, or an error for the build.
-type AddInput<K, A> = Box<dyn FnOnce(&Target<K, A>, usize) -> Result<KStream<K, A>, StreamsError>>;
+/// node, or an error for the build.
+type AddInput<K, A> = Box<dyn FnOnce(&Target<K, A>, usize) -> Result<usize, StreamsError>>;
 
 /// Grouped streams being cogrouped into one aggregate; end with
 /// [`CogroupedKStream::aggregate`].
@@ -101,6 +107,59 @@ impl<K: Clone + 'static, A: Clone + 'static> CogroupedKStream<K, A> {
         initializer: impl Fn() -> A + Send + Sync + 'static,
         materialized: Materialized<K, A>,
     ) -> KTable<K, A> {
+        let first = self.first.clone();
+        let built = self.build(Arc::new(initializer), &materialized, None, |store| {
+            Stores::key_value(store).with_timestamped_values()
+        });
+        match built {
+            Ok((nodes, key_serde, agg_serde, store)) => KTable {
+                stream: merged(&first, &nodes, Some(key_serde), agg_serde),
+                store,
+            },
+            Err(store) => KTable {
+                stream: first.derive(None, None, None, false),
+                store,
+            },
+        }
+    }
+
+    /// Cuts the cogroup into tumbling or hopping time windows (Kafka Streams'
+    /// `CogroupedKStream.windowedBy`): each input folds its records into every window that
+    /// contains them, and every update of a window is forwarded.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamtime::dsl::TimeWindows;
+    /// use streamtime::{Consumed, Materialized, StreamsBuilder};
+    /// use streamtime::serdes::{I64Serde, StringSerde};
+    /// let builder = StreamsBuilder::new();
+    /// let views = builder.stream("views", Consumed::with(StringSerde, I64Serde)).group_by_key();
+    /// let clicks = builder.stream("clicks", Consumed::with(StringSerde, I64Serde)).group_by_key();
+    /// let per_minute = views
+    ///     .cogroup(|_page, _v: i64, (views, clicks): (i64, i64)| (views + 1, clicks))
+    ///     .cogroup(clicks, |_page, _c: i64, (views, clicks): (i64, i64)| (views, clicks + 1))
+    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(60)))
+    ///     .aggregate(|| (0, 0), Materialized::as_("engagement")
+    ///         .with_value_serde(streamtime::serdes::JsonSerde::<(i64, i64)>::new()));
+    /// # let _ = per_minute;
+    /// ```
+    pub fn windowed_by(self, windows: TimeWindows) -> TimeWindowedCogroupedKStream<K, A> {
+        TimeWindowedCogroupedKStream {
+            cogroup: self,
+            windows,
+        }
+    }
+
+    /// Registers the store `spec(name)` describes and adds every input's processor: their
+    /// nodes and the serdes, or the store name after recording a build error.
+    #[allow(clippy::type_complexity)]
+    fn build(
+        self,
+        initializer: Arc<dyn Fn() -> A + Send + Sync>,
+        materialized: &Materialized<K, A>,
+        windows: Option<TimeWindows>,
+        spec: impl FnOnce(&str) -> StoreSpec,
+    ) -> Result<(Vec<usize>, Arc<dyn Serde<K>>, Arc<dyn Serde<A>>, String), String> {
         let state = self.first.state().clone();
         let store = materialized.name.clone().unwrap_or_else(|| {
             state
@@ -109,63 +168,141 @@ impl<K: Clone + 'static, A: Clone + 'static> CogroupedKStream<K, A> {
         });
         let failed = |e: StreamsError| {
             state.borrow_mut().record_error(e);
-            KTable {
-                stream: self.first.derive(None, None, None, false),
-                store: store.clone(),
-            }
+            store.clone()
         };
         let Some(agg_serde) = materialized.value_serde.clone() else {
-            return failed(StreamsError::Topology(format!(
+            return Err(failed(StreamsError::Topology(format!(
                 "cogroup into {store}: the aggregate's serde is unknown; pass it in Materialized"
-            )));
+            ))));
         };
         let key_serde = match materialized.key_serde.clone() {
             Some(k) => k,
             None => match self.first.key_serde() {
                 Some(k) => k,
                 None => {
-                    return failed(StreamsError::Topology(format!(
+                    return Err(failed(StreamsError::Topology(format!(
                         "cogroup into {store}: the key serde is unknown; pass it in Grouped or \
                          Materialized"
-                    )))
+                    ))))
                 }
             },
         };
-        let spec = materialized.configure(Stores::key_value(&store).with_timestamped_values());
-        let registered = state.borrow_mut().topology.register_store(spec);
+        let registered = state
+            .borrow_mut()
+            .topology
+            .register_store(materialized.configure(spec(&store)));
         if let Err(e) = registered {
-            return failed(e);
+            return Err(failed(e));
         }
         let target = Target {
             store: store.clone(),
             key_serde: key_serde.clone(),
             agg_serde: agg_serde.clone(),
-            initializer: Arc::new(initializer),
+            initializer,
+            windows,
         };
-        let mut outputs: Vec<KStream<K, A>> = Vec::new();
+        let mut nodes = Vec::new();
         for (n, add) in self.inputs.into_iter().enumerate() {
             match add(&target, n + 1) {
-                Ok(out) => outputs.push(out),
-                Err(e) => return failed(e),
+                Ok(node) => nodes.push(node),
+                Err(e) => return Err(failed(e)),
             }
         }
-        let nodes: Option<Vec<usize>> = outputs.iter().map(|o| o.node()).collect();
-        let Some(nodes) = nodes else {
-            return failed(StreamsError::Topology(format!(
-                "cogroup into {store}: an input failed to build"
-            )));
-        };
         for pair in nodes.windows(2) {
             require_copartitioned(&state, pair[0], pair[1]);
         }
-        let mut merged = outputs.remove(0);
-        for other in &outputs {
-            merged = merged.merge(other);
-        }
-        KTable {
-            stream: merged.with_serdes(key_serde, agg_serde),
+        Ok((nodes, key_serde, agg_serde, store))
+    }
+}
+
+/// A cogroup cut into time windows; end with [`TimeWindowedCogroupedKStream::aggregate`].
+#[must_use = "a cogroup builds nothing until aggregate"]
+pub struct TimeWindowedCogroupedKStream<K, A> {
+    cogroup: CogroupedKStream<K, A>,
+    windows: TimeWindows,
+}
+
+impl<K: Clone + 'static, A: Clone + 'static> TimeWindowedCogroupedKStream<K, A> {
+    /// The aggregate per key and window of every input, each window starting from
+    /// `initializer()`, kept in the window store `materialized` names (or a generated one),
+    /// which must give the aggregate's serde. Records later than the windows' grace are
+    /// dropped and counted, as in a windowed aggregation; each input judges lateness by the
+    /// stream time of its own records, as each input's processor does in Kafka Streams.
+    pub fn aggregate(
+        self,
+        initializer: impl Fn() -> A + Send + Sync + 'static,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A> {
+        let windows = self.windows;
+        let first = self.cogroup.first.clone();
+        let state = first.state().clone();
+        let placeholder = |store: String| KTable {
+            stream: first.derive(None, None, None, false),
             store,
+        };
+        if let Err(e) = windows.validate() {
+            state
+                .borrow_mut()
+                .record_error(StreamsError::Topology(format!("time windows: {e}")));
         }
+        let needed = windows.size_ms + EmitClock::retention_beyond_end(None, windows.grace_ms);
+        let retention_ms = match materialized.retention {
+            Some(r) if (r.as_millis() as i64) < needed => {
+                let store = materialized.name.clone().unwrap_or_default();
+                state
+                    .borrow_mut()
+                    .record_error(StreamsError::Topology(format!(
+                    "windowed store {store}: retention {} ms is shorter than the {needed} ms its \
+                     windows need (size + grace)",
+                    r.as_millis()
+                )));
+                return placeholder(store);
+            }
+            Some(r) => r.as_millis() as i64,
+            None => needed,
+        };
+        let retention = Duration::from_millis(retention_ms.max(0) as u64);
+        let built = self.cogroup.build(
+            Arc::new(initializer),
+            &materialized,
+            Some(windows),
+            |store| Stores::window(store, retention, false).with_timestamped_values(),
+        );
+        match built {
+            Ok((nodes, key_serde, agg_serde, store)) => {
+                state
+                    .borrow_mut()
+                    .window_close_after
+                    .insert(store.clone(), super::windows::close_after_end_ms(&windows));
+                let windowed: Arc<dyn Serde<Windowed<K>>> = Arc::new(WindowedSerde::new(key_serde));
+                KTable {
+                    stream: merged(&first, &nodes, Some(windowed), agg_serde),
+                    store,
+                }
+            }
+            Err(store) => placeholder(store),
+        }
+    }
+}
+
+/// The outputs of a cogroup's input processors `nodes`, merged into one stream.
+fn merged<K: Clone + 'static, KO: Clone + 'static, A: Clone + 'static>(
+    first: &KStream<K, ()>,
+    nodes: &[usize],
+    key_serde: Option<Arc<dyn Serde<KO>>>,
+    agg_serde: Arc<dyn Serde<A>>,
+) -> KStream<KO, A> {
+    let streams: Vec<KStream<KO, A>> = nodes
+        .iter()
+        .map(|n| first.derive(Some(*n), key_serde.clone(), Some(agg_serde.clone()), false))
+        .collect();
+    let mut merged = streams[0].clone();
+    for other in &streams[1..] {
+        merged = merged.merge(other);
+    }
+    match key_serde {
+        Some(keys) => merged.with_serdes(keys, agg_serde),
+        None => merged,
     }
 }
 
@@ -201,23 +338,35 @@ where
             target.key_serde.clone(),
             target.agg_serde.clone(),
         );
-        let node = input.add_processor(
-            "COGROUPKSTREAM-AGGREGATE",
-            &[],
-            vec![target.store.clone()],
-            move || AggregateProcessor {
-                store_name: store.clone(),
-                key_serde: ks.clone(),
-                agg_serde: aggs.clone(),
-                step: step.clone(),
-                store: None,
-            },
-        );
-        Ok(input.derive(
-            node,
-            Some(target.key_serde.clone()),
-            Some(target.agg_serde.clone()),
-            false,
-        ))
+        let stores = vec![target.store.clone()];
+        let node = match target.windows {
+            None => input.add_processor("COGROUPKSTREAM-AGGREGATE", &[], stores, move || {
+                AggregateProcessor {
+                    store_name: store.clone(),
+                    key_serde: ks.clone(),
+                    agg_serde: aggs.clone(),
+                    step: step.clone(),
+                    store: None,
+                }
+            }),
+            Some(windows) => input.add_processor(
+                "COGROUPKSTREAM-WINDOWED-AGGREGATE",
+                &[],
+                stores,
+                move || {
+                    TimeWindowAggregate::on_update(
+                        (store.clone(), ks.clone(), aggs.clone()),
+                        windows,
+                        step.clone(),
+                    )
+                },
+            ),
+        };
+        node.ok_or_else(|| {
+            StreamsError::Topology(format!(
+                "cogroup into {}: input {n} failed to build",
+                target.store
+            ))
+        })
     })
 }

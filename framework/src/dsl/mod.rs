@@ -37,7 +37,7 @@ mod windowed;
 mod windows;
 
 pub use branched::{Branched, BranchedKStream};
-pub use cogrouped::CogroupedKStream;
+pub use cogrouped::{CogroupedKStream, TimeWindowedCogroupedKStream};
 pub use global_table::GlobalKTable;
 pub use grouped::KGroupedStream;
 pub use grouped_table::KGroupedTable;

@@ -280,7 +280,7 @@ impl<K: Clone + 'static, V: Clone + 'static> TimeWindowedKStream<K, V> {
 
 /// Time-window aggregation: folds each record into every window containing it that is not
 /// closed yet, and forwards results as the [`EmitStrategy`] says.
-struct TimeWindowAggregate<K, V, A> {
+pub(super) struct TimeWindowAggregate<K, V, A> {
     store_name: String,
     key_serde: Arc<dyn Serde<K>>,
     agg_serde: Arc<dyn Serde<A>>,
@@ -299,6 +299,27 @@ where
     V: Clone + 'static,
     A: Clone + 'static,
 {
+    /// Every update of every window forwarded, late records dropped and counted (the
+    /// inputs of a windowed cogroup, which has no emit strategy of its own).
+    pub(super) fn on_update(
+        (store_name, key_serde, agg_serde): (String, Arc<dyn Serde<K>>, Arc<dyn Serde<A>>),
+        windows: TimeWindows,
+        step: Step<K, V, A>,
+    ) -> Self {
+        TimeWindowAggregate {
+            store_name,
+            key_serde,
+            agg_serde,
+            windows,
+            delay: None,
+            step,
+            late: Some((LatePolicy::default(), None)),
+            handler: None,
+            store: None,
+            clock: None,
+        }
+    }
+
     /// Forwards the stored results of windows whose end is in `(from, to]`.
     fn emit_due(
         &self,
