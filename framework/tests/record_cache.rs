@@ -206,3 +206,46 @@ fn a_grouped_table_count_folds_the_moves_of_one_commit_through_its_repartition_t
     // store folds what they do to each region.
     assert_eq!(counts(&driver), vec![count("eu", 1, 1), count("us", 2, 3)]);
 }
+
+#[test]
+fn a_table_join_sends_one_result_per_key_per_commit_and_none_for_a_result_made_and_undone() {
+    let builder = StreamsBuilder::new();
+    let prices = builder.table(
+        "prices",
+        Consumed::with(StringSerde, I64Serde),
+        Materialized::as_("prices"),
+    );
+    let stock = builder.table(
+        "stock",
+        Consumed::with(StringSerde, I64Serde),
+        Materialized::as_("stock"),
+    );
+    prices
+        .join(
+            &stock,
+            |price: &i64, units: &i64| price * units,
+            Materialized::as_("worth").with_value_serde(I64Serde),
+        )
+        .to_change_stream()
+        .to("worth", Produced::with(StringSerde, OptionSerde(I64Serde)));
+    let driver = TopologyTestDriver::new(builder.build().unwrap(), config()).unwrap();
+    let prices = driver.input_topic("prices", StringSerde, OptionSerde(I64Serde));
+    let stock = driver.input_topic("stock", StringSerde, OptionSerde(I64Serde));
+    driver.hold();
+    prices.pipe("tv".into(), Some(400), 1).unwrap();
+    stock.pipe("tv".into(), Some(2), 2).unwrap();
+    prices.pipe("tv".into(), Some(390), 3).unwrap();
+    prices.pipe("pen".into(), Some(2), 4).unwrap();
+    stock.pipe("pen".into(), Some(10), 5).unwrap();
+    stock.pipe("pen".into(), None, 6).unwrap();
+    driver.release().unwrap();
+    let changes: Vec<(String, Option<i64>, i64)> = driver
+        .output_topic("worth", StringSerde, OptionSerde(I64Serde))
+        .read_records()
+        .into_iter()
+        .map(|r| (r.key, r.value, r.timestamp))
+        .collect();
+    // tv's two results fold into the last; pen's result was made and undone before the
+    // commit, so nothing is said about it.
+    assert_eq!(changes, [("tv".to_string(), Some(780), 3)]);
+}

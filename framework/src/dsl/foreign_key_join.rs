@@ -41,6 +41,7 @@
 
 use std::sync::Arc;
 
+use super::cached_forwarder::CachedForwarder;
 use super::join::require_copartitioned;
 use super::options::{Materialized, Repartitioned};
 use super::table::{update_joined, updates_of, KTable};
@@ -715,7 +716,7 @@ struct ResponseJoin<K, V, VO, VR> {
     result_serde: Arc<dyn Serde<VR>>,
     joiner: FkJoiner<V, VO, VR>,
     left_join: bool,
-    stores: Option<(Timestamped<K, V>, Timestamped<K, VR>)>,
+    stores: Option<(Timestamped<K, V>, CachedForwarder<K, VR>)>,
 }
 
 impl<K, V, VO, VR> Processor<K, Response<VO>, K, Option<VR>> for ResponseJoin<K, V, VO, VR>
@@ -732,13 +733,18 @@ where
                 self.key_serde.clone(),
                 TimestampedSerde(self.value_serde.clone()),
             )?,
-            ctx.key_value_store(
+            CachedForwarder::new(ctx.key_value_store(
                 &self.result_name,
                 self.key_serde.clone(),
                 TimestampedSerde(self.result_serde.clone()),
-            )?,
+            )?),
         ));
         Ok(())
+    }
+
+    fn before_commit(&mut self, ctx: &mut ProcessorContext<K, Option<VR>>) -> ProcessResult {
+        let (_, result) = self.stores.as_ref().expect("init ran");
+        result.before_commit(ctx, Some)
     }
 
     fn process(
@@ -764,13 +770,16 @@ where
             (Some(v), vo) if vo.is_some() || self.left_join => (self.joiner)(v, vo.as_ref()),
             _ => None,
         };
-        match update_joined(result, &record.key, joined, record.timestamp)? {
-            Some(value) => ctx.forward(Record {
-                key: record.key,
-                value,
-                timestamp: record.timestamp,
-                headers: record.headers,
-            }),
+        match update_joined(result.store(), &record.key, joined, record.timestamp)? {
+            Some(value) => {
+                let change = Record {
+                    key: record.key,
+                    value,
+                    timestamp: record.timestamp,
+                    headers: record.headers,
+                };
+                result.written(ctx, change, Some)
+            }
             None => Ok(()),
         }
     }

@@ -564,7 +564,7 @@ type TableJoiner<V1, V2, VR> = Arc<dyn Fn(Option<&V1>, Option<&V2>) -> Option<VR
 
 type StoreHandles<K, VOther, VR> = (
     KeyValueStoreHandle<K, (VOther, i64)>,
-    KeyValueStoreHandle<K, (VR, i64)>,
+    CachedForwarder<K, VR>,
 );
 
 /// One side of a table–table join: on a change of its table it looks the key up in the
@@ -594,11 +594,11 @@ where
                 self.key_serde.clone(),
                 TimestampedSerde(self.other_serde.clone()),
             )?,
-            ctx.key_value_store(
+            CachedForwarder::new(ctx.key_value_store(
                 &self.result_store_name,
                 self.key_serde.clone(),
                 TimestampedSerde(self.result_serde.clone()),
-            )?,
+            )?),
         ));
         Ok(())
     }
@@ -614,15 +614,23 @@ where
             .as_ref()
             .map_or(record.timestamp, |(_, ts)| record.timestamp.max(*ts));
         let joined = (self.joiner)(record.value.as_ref(), other_entry.as_ref().map(|(v, _)| v));
-        match update_joined(result, &record.key, joined, timestamp)? {
-            Some(value) => ctx.forward(Record {
-                key: record.key,
-                value,
-                timestamp,
-                headers: record.headers,
-            }),
+        match update_joined(result.store(), &record.key, joined, timestamp)? {
+            Some(value) => {
+                let change = Record {
+                    key: record.key,
+                    value,
+                    timestamp,
+                    headers: record.headers,
+                };
+                result.written(ctx, change, Some)
+            }
             None => Ok(()),
         }
+    }
+
+    fn before_commit(&mut self, ctx: &mut ProcessorContext<K, Option<VR>>) -> ProcessResult {
+        let (_, result) = self.stores.as_ref().expect("init ran");
+        result.before_commit(ctx, Some)
     }
 }
 

@@ -92,6 +92,11 @@ impl ActiveTaskCreator {
         }
     }
 
+    /// What the record caches of this thread's tasks hold, bytes.
+    pub(crate) fn cached_bytes(&self) -> usize {
+        self.store_env.cache.as_ref().map_or(0, |c| c.used_bytes())
+    }
+
     /// Sends of tasks created from now on go through `producer` (after a task migration).
     pub(crate) fn set_producer(&mut self, producer: Arc<StreamsProducer>) {
         self.producer = producer;

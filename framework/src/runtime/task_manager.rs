@@ -607,6 +607,8 @@ impl TaskManager {
             restoring: true,
         }));
         self.shared.publish_status(statuses);
+        metrics::gauge!("streamtime_record_cache_bytes", "thread" => self.thread.to_string())
+            .set(self.creator.cached_bytes() as f64);
     }
 
     /// The instances of store `name` in this thread's tasks (interactive queries).
