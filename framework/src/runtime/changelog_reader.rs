@@ -37,6 +37,9 @@ const BATCH: usize = 2_000;
 const RESTORE_WAIT: Duration = Duration::from_millis(10);
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the second try of a failed watermark read may take, metadata refresh included
+/// (short: the assignment is retried anyway).
+const METADATA_REFRESH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a restore that waits for another producer's open transaction says so.
 const WAIT_REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -218,6 +221,14 @@ impl StoreChangelogReader {
         }
         let fetch = |c: &BaseConsumer<RestoreContext>| {
             c.fetch_watermarks(&tp.topic, tp.partition, METADATA_TIMEOUT)
+                .or_else(|_| {
+                    // After a broker restart librdkafka can hold a partition it saw no
+                    // metadata for as unknown until its next periodic refresh
+                    // (topic.metadata.refresh.interval.ms, 5 min): a chaos run's restore
+                    // retried for those 5 minutes. Asking for the topic refreshes it.
+                    let _ = c.fetch_metadata(Some(&tp.topic), METADATA_REFRESH_TIMEOUT);
+                    c.fetch_watermarks(&tp.topic, tp.partition, METADATA_REFRESH_TIMEOUT)
+                })
                 .map_err(|e| {
                     StreamsError::Kafka(format!("cannot read the end of changelog {tp}: {e}"))
                 })
