@@ -1,9 +1,12 @@
 //! The record cache on the test driver: between commits an aggregation's or a table's
 //! updates of a key fold into one, sent downstream at the commit (the driver commits after
 //! each piped record, or after `release` of records piped while held) or when the cache
-//! overflows, as Kafka Streams' `statestore.cache.max.bytes` does; with no cache, or a store
-//! that opts out, every update goes downstream.
+//! overflows, as Kafka Streams' `statestore.cache.max.bytes` does, for key-value and window
+//! stores alike; with no cache, or a store that opts out, every update goes downstream.
 
+use std::time::Duration;
+
+use streamtime::dsl::{TimeWindows, WindowedSerde};
 use streamtime::serdes::{I64Serde, OptionSerde, StringSerde};
 use streamtime::{
     Consumed, Grouped, Headers, Materialized, Produced, Record, StreamsBuilder, StreamsConfig,
@@ -248,4 +251,68 @@ fn a_table_join_sends_one_result_per_key_per_commit_and_none_for_a_result_made_a
     // tv's two results fold into the last; pen's result was made and undone before the
     // commit, so nothing is said about it.
     assert_eq!(changes, [("tv".to_string(), Some(780), 3)]);
+}
+
+/// `clicks` counted per key in hopping windows (10 s, advancing 5 s), every update emitted.
+fn hopping_count(config: StreamsConfig) -> TopologyTestDriver {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("clicks", Consumed::with(StringSerde, StringSerde))
+        .group_by_key()
+        .windowed_by(
+            TimeWindows::of_size_and_grace(Duration::from_secs(10), Duration::from_secs(60))
+                .advance_by(Duration::from_secs(5)),
+        )
+        .count(Materialized::as_("hopping-counts"))
+        .to_stream()
+        .to(
+            "window-counts",
+            Produced::with(WindowedSerde::new(StringSerde), I64Serde),
+        );
+    let topology = builder.build().unwrap();
+    TopologyTestDriver::new(topology, config).unwrap()
+}
+
+#[test]
+fn a_windowed_count_sends_one_update_per_key_and_window_per_commit() {
+    let clicks = [("a", 1_000), ("a", 6_000), ("b", 7_000), ("a", 8_000)];
+    let run = |config: StreamsConfig| -> Vec<(String, i64, i64, i64)> {
+        let driver = hopping_count(config);
+        let input = driver.input_topic("clicks", StringSerde, StringSerde);
+        driver.hold();
+        for (key, ts) in clicks {
+            input.pipe(key.to_string(), String::new(), ts).unwrap();
+        }
+        driver.release().unwrap();
+        driver
+            .output_topic("window-counts", WindowedSerde::new(StringSerde), I64Serde)
+            .read_records()
+            .into_iter()
+            .map(|r| (r.key.key, r.key.window.start, r.value, r.timestamp))
+            .collect()
+    };
+    let update = |key: &str, start, n, ts| (key.to_string(), start, n, ts);
+    assert_eq!(
+        run(config()),
+        vec![
+            update("b", 0, 1, 7_000),
+            update("b", 5_000, 1, 7_000),
+            update("a", 0, 3, 8_000),
+            update("a", 5_000, 2, 8_000),
+        ],
+        "each window's last count, stamped with its latest record, in last-update order"
+    );
+    assert_eq!(
+        run(config().cache_max_bytes(0)),
+        vec![
+            update("a", 0, 1, 1_000),
+            update("a", 0, 2, 6_000),
+            update("a", 5_000, 1, 6_000),
+            update("b", 0, 1, 7_000),
+            update("b", 5_000, 1, 7_000),
+            update("a", 0, 3, 8_000),
+            update("a", 5_000, 2, 8_000),
+        ],
+        "without a cache every update goes downstream"
+    );
 }

@@ -20,17 +20,6 @@ const RECORDS: usize = 200_000;
 const ROUNDS: usize = 4;
 const WAIT: Duration = Duration::from_secs(600);
 
-fn start_app(
-    servers: &str,
-    app_id: &str,
-    (input, output): (&str, &str),
-    state: &Path,
-    instance: &str,
-    emit: &str,
-) -> AppProcess {
-    start_with_guarantee(servers, app_id, input, output, state, instance, true, emit)
-}
-
 #[allow(clippy::too_many_arguments)]
 fn start_with_guarantee(
     servers: &str,
@@ -103,8 +92,9 @@ async fn a_hopping_count_suppressed_until_its_windows_close_is_exact_and_emitted
     final_windows_across_sigkills("suppress").await;
 }
 
-/// The hopping workload with `emit` (`final` or `suppress`) under exactly-once, the app
-/// SIGKILLed after each of the first rounds: every window's final count, each exactly once.
+/// The hopping workload with `emit` (`final` or `suppress`) under exactly-once and a record
+/// cache (the window store's updates fold between commits), the app SIGKILLed after each of
+/// the first rounds: every window's final count, each exactly once.
 async fn final_windows_across_sigkills(emit: &str) {
     let servers = bootstrap_servers();
     let input_topic = topics::unique_name("hop-in");
@@ -131,14 +121,24 @@ async fn final_windows_across_sigkills(emit: &str) {
     assert!(late > 0, "the input must contain records beyond grace");
     let last_ts = records.iter().map(|r| r.timestamp).max().unwrap();
 
-    let mut process = start_app(&servers, &app_id, topics, &state, &instance, emit);
+    let options = [
+        "--emit",
+        emit,
+        "--instance-id",
+        &instance,
+        "--exactly-once",
+        "--cache-bytes",
+        "1048576",
+    ];
+    let start = || start_test_app("hopping", &servers, &app_id, topics, &state, &options);
+    let mut process = start();
     let per_round = records.len() / ROUNDS;
     for (round, chunk) in records.chunks(per_round).enumerate() {
         records::produce(&servers, &input_topic, chunk.to_vec()).await;
         tokio::time::sleep(Duration::from_millis(1_500 + 500 * round as u64)).await;
         if round + 1 < ROUNDS {
             process.kill();
-            process = start_app(&servers, &app_id, topics, &state, &instance, emit);
+            process = start();
         }
     }
     records::produce(&servers, &input_topic, closers(last_ts, PARTITIONS)).await;

@@ -64,7 +64,8 @@ mod topic_partition;
 pub mod versioned;
 pub mod window;
 
-pub use cache::{CacheBudget, CachingKeyValueStore, FlushListener, FlushedEntry};
+pub use cache::{CacheBudget, CachingKeyValueStore, CachingWindowStore};
+pub use cache::{FlushListener, FlushedEntry};
 pub use changelog::{ChangelogRecord, ChangelogWriter, MemoryChangelog};
 pub use changelog::{
     LoggedKeyValueStore, LoggedSessionStore, LoggedVersionedStore, LoggedWindowStore,

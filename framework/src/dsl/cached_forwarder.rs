@@ -3,30 +3,68 @@
 //! updates of a key between commits reach downstream processors folded into one, as in
 //! Kafka Streams.
 
+use crate::dsl::windows::{Window, Windowed};
 use crate::error::ProcessResult;
+use crate::error::StreamsError;
 use crate::processor::ProcessorContext;
 use crate::record::Record;
-use crate::stores::{FlushedUpdates, KeyValueStoreHandle};
+use crate::stores::{FlushedUpdates, KeyValueStoreHandle, WindowStoreHandle};
 
-/// Forwards the updates of one timestamped key-value store. Several forwarders may share a
-/// store (the inputs of a cogroup, whose outputs merge): each update goes out once, through
-/// whichever of them takes it first.
-pub(crate) struct CachedForwarder<K, V> {
-    store: KeyValueStoreHandle<K, (V, i64)>,
+/// A store whose cache can be written out on demand.
+pub(crate) trait CachedStore {
+    fn flush_cache(&self) -> Result<(), StreamsError>;
+}
+
+impl<K: 'static, V: 'static> CachedStore for KeyValueStoreHandle<K, V> {
+    fn flush_cache(&self) -> Result<(), StreamsError> {
+        KeyValueStoreHandle::flush_cache(self)
+    }
+}
+
+impl<K: 'static, V: 'static> CachedStore for WindowStoreHandle<K, V> {
+    fn flush_cache(&self) -> Result<(), StreamsError> {
+        WindowStoreHandle::flush_cache(self)
+    }
+}
+
+/// Forwards the updates of one timestamped store, keyed as forwarded (`K`). Several
+/// forwarders may share a store (the inputs of a cogroup, whose outputs merge): each update
+/// goes out once, through whichever of them takes it first.
+pub(crate) struct CachedForwarder<K, V, S = KeyValueStoreHandle<K, (V, i64)>> {
+    store: S,
     /// `None`: the store has no cache.
     flushed: Option<FlushedUpdates<K, (V, i64)>>,
 }
 
 impl<K: Clone + 'static, V: Clone + 'static> CachedForwarder<K, V> {
+    /// Forwards a key-value store's updates.
     pub(crate) fn new(store: KeyValueStoreHandle<K, (V, i64)>) -> Self {
         CachedForwarder {
             flushed: store.collect_flushed(),
             store,
         }
     }
+}
 
+impl<K: Clone + 'static, V: Clone + 'static>
+    CachedForwarder<Windowed<K>, V, WindowStoreHandle<K, (V, i64)>>
+{
+    /// Forwards a store's updates of windows `size_ms` long.
+    pub(crate) fn windowed(store: WindowStoreHandle<K, (V, i64)>, size_ms: i64) -> Self {
+        let to_key = move |key, start: i64| {
+            Windowed::new(key, Window::new(start, start.saturating_add(size_ms)))
+        };
+        let from_key: fn(&Windowed<K>) -> (&K, i64) = |w| (&w.key, w.window.start);
+        CachedForwarder {
+            flushed: store.collect_flushed(to_key, from_key),
+            store,
+        }
+    }
+}
+
+impl<K: Clone + 'static, V: Clone + 'static, S: CachedStore> CachedForwarder<K, V, S> {
     /// The store.
-    pub(crate) fn store(&self) -> &KeyValueStoreHandle<K, (V, i64)> {
+    pub(crate) fn store(&self) -> &S {
         &self.store
     }
 

@@ -28,6 +28,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cached_forwarder::CachedForwarder;
 use super::emit::EmitClock;
 use super::grouped::{steps, KGroupedStream, Prepared, Step};
 use super::late::{LatePolicy, LateRecord, LateRecordHandler, LateSerdes};
@@ -271,6 +272,7 @@ impl<K: Clone + 'static, V: Clone + 'static> TimeWindowedKStream<K, V> {
                 late: Some((late, late_serdes)),
                 handler: None,
                 store: None,
+                forwarder: None,
                 clock: None,
             },
             |agg| agg,
@@ -290,8 +292,12 @@ pub(super) struct TimeWindowAggregate<K, V, A> {
     late: Option<(LatePolicy<K, V>, LateSerdes<K, V>)>,
     handler: Option<LateRecordHandler<K, V>>,
     store: Option<WindowStoreHandle<K, (A, i64)>>,
+    /// Emitting every update: the updates the store's cache folds between commits.
+    forwarder: Option<WindowForwarder<K, A>>,
     clock: Option<EmitClock>,
 }
+
+type WindowForwarder<K, A> = CachedForwarder<Windowed<K>, A, WindowStoreHandle<K, (A, i64)>>;
 
 impl<K, V, A> TimeWindowAggregate<K, V, A>
 where
@@ -316,6 +322,7 @@ where
             late: Some((LatePolicy::default(), None)),
             handler: None,
             store: None,
+            forwarder: None,
             clock: None,
         }
     }
@@ -351,11 +358,20 @@ where
     A: Clone + 'static,
 {
     fn init(&mut self, ctx: &mut ProcessorContext<Windowed<K>, A>) -> ProcessResult {
-        self.store = Some(ctx.window_store(
+        let store = ctx.window_store(
             &self.store_name,
             self.key_serde.clone(),
             TimestampedSerde(self.agg_serde.clone()),
-        )?);
+        )?;
+        // Final results come from the store when due; only updates emitted as they happen
+        // are folded by the cache on their way downstream.
+        if self.delay.is_none() {
+            self.forwarder = Some(CachedForwarder::windowed(
+                store.clone(),
+                self.windows.size_ms,
+            ));
+        }
+        self.store = Some(store);
         self.clock = Some(EmitClock::load(ctx, self.delay, self.windows.grace_ms));
         self.handler = (self.late.take())
             .map(|(policy, serdes)| LateRecordHandler::for_node(ctx, policy, serdes));
@@ -387,12 +403,16 @@ where
             let new = (self.step)(&record.key, record.value.clone(), old);
             store.put(&record.key, window.start, &(new.clone(), timestamp))?;
             if clock.is_due(window.end) {
-                ctx.forward(Record {
+                let update = Record {
                     key: Windowed::new(record.key.clone(), window),
                     value: new,
                     timestamp,
                     headers: record.headers.clone(),
-                })?;
+                };
+                match &self.forwarder {
+                    Some(forwarder) => forwarder.written(ctx, update, |a| a)?,
+                    None => ctx.forward(update)?,
+                }
             }
         }
         if let Some(window) = latest_closed {
@@ -401,5 +421,12 @@ where
             handler.drop_late(ctx, &record, window, observed)?;
         }
         Ok(())
+    }
+
+    fn before_commit(&mut self, ctx: &mut ProcessorContext<Windowed<K>, A>) -> ProcessResult {
+        match &self.forwarder {
+            Some(forwarder) => forwarder.before_commit(ctx, |a| a),
+            None => Ok(()),
+        }
     }
 }

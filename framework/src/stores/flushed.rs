@@ -45,15 +45,58 @@ pub(crate) fn listener(pending: &SharedFlushes) -> FlushListener {
     })
 }
 
+/// Hands `base`'s store's cache flushes to the task's collector for that store, registering
+/// one through `set_listener` on first use; `None` when the store has no cache (the setter
+/// refuses the listener).
+pub(crate) fn collector<K, V>(
+    base: &HandleBase<K, V>,
+    set_listener: impl FnOnce(FlushListener) -> bool,
+) -> Option<SharedFlushes> {
+    let mut flushes = base.task.flushes.borrow_mut();
+    if let Some(pending) = flushes.get(&*base.name) {
+        return Some(pending.clone());
+    }
+    let pending = SharedFlushes::default();
+    if !set_listener(listener(&pending)) {
+        return None;
+    }
+    flushes.insert(base.name.to_string(), pending.clone());
+    Some(pending)
+}
+
+/// How a flushed entry's bytes turn into the typed key and value processors forward, and a
+/// typed key back into the store's key bytes.
+pub(crate) trait FlushedCodec<K, V>: 'static {
+    fn key_bytes(&self, key: &K) -> Result<Vec<u8>, StreamsError>;
+    fn key(&self, raw: &[u8]) -> Result<K, StreamsError>;
+    fn value(&self, raw: &[u8]) -> Result<V, StreamsError>;
+}
+
+/// A key-value store's layout is the serialized key and value.
+impl<K: 'static, V: 'static> FlushedCodec<K, V> for HandleBase<K, V> {
+    fn key_bytes(&self, key: &K) -> Result<Vec<u8>, StreamsError> {
+        HandleBase::key_bytes(self, key)
+    }
+    fn key(&self, raw: &[u8]) -> Result<K, StreamsError> {
+        HandleBase::key(self, raw)
+    }
+    fn value(&self, raw: &[u8]) -> Result<V, StreamsError> {
+        HandleBase::value(self, raw)
+    }
+}
+
 /// A typed view of one store's collector.
 pub(crate) struct FlushedUpdates<K, V> {
     pending: SharedFlushes,
-    base: HandleBase<K, V>,
+    codec: Box<dyn FlushedCodec<K, V>>,
 }
 
 impl<K: 'static, V: 'static> FlushedUpdates<K, V> {
-    pub(crate) fn new(pending: SharedFlushes, base: HandleBase<K, V>) -> Self {
-        FlushedUpdates { pending, base }
+    pub(crate) fn new(pending: SharedFlushes, codec: impl FlushedCodec<K, V>) -> Self {
+        FlushedUpdates {
+            pending,
+            codec: Box::new(codec),
+        }
     }
 
     /// Notes the headers of the update just written under `key` (replacing those of an
@@ -63,7 +106,7 @@ impl<K: 'static, V: 'static> FlushedUpdates<K, V> {
         if headers.is_empty() && pending.headers.is_empty() {
             return Ok(());
         }
-        let key = self.base.key_bytes(key)?;
+        let key = self.codec.key_bytes(key)?;
         if headers.is_empty() {
             pending.headers.remove(&key);
         } else {
@@ -80,8 +123,8 @@ impl<K: 'static, V: 'static> FlushedUpdates<K, V> {
             .into_iter()
             .map(|e| {
                 Ok(FlushedUpdate {
-                    key: self.base.key(&e.key)?,
-                    value: e.new_value.map(|v| self.base.value(&v)).transpose()?,
+                    key: self.codec.key(&e.key)?,
+                    value: e.new_value.map(|v| self.codec.value(&v)).transpose()?,
                     write_timestamp: e.timestamp,
                     headers: pending.headers.remove(&e.key).unwrap_or_default(),
                 })

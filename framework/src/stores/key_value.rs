@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use super::{FlushedUpdates, HandleBase, Shared, SharedFlushes, TaskStore};
+use super::{FlushedUpdates, HandleBase, Shared, TaskStore};
 use crate::error::StreamsError;
 use crate::serdes::Serde;
 use crate::task::task_context::TaskContext;
@@ -103,22 +103,9 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
     /// Hands the updates the store's cache writes out to the returned collector from now on;
     /// `None` when the store has no cache (every write reaches it at once).
     pub(crate) fn collect_flushed(&self) -> Option<FlushedUpdates<K, V>> {
-        let mut flushes = self.base.task.flushes.borrow_mut();
-        let pending = match flushes.get(&*self.base.name) {
-            Some(pending) => pending.clone(),
-            None => {
-                let pending = SharedFlushes::default();
-                if !self
-                    .store
-                    .borrow_mut()
-                    .set_flush_listener(super::flushed::listener(&pending))
-                {
-                    return None;
-                }
-                flushes.insert(self.base.name.to_string(), pending.clone());
-                pending
-            }
-        };
+        let pending = super::flushed::collector(&self.base, |listener| {
+            self.store.borrow_mut().set_flush_listener(listener)
+        })?;
         Some(FlushedUpdates::new(pending, self.base.clone()))
     }
 

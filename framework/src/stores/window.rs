@@ -3,11 +3,13 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{HandleBase, Shared, TaskStore};
+use super::flushed::FlushedCodec;
+use super::{FlushedUpdates, HandleBase, Shared, TaskStore};
 use crate::error::StreamsError;
 use crate::serdes::Serde;
 use crate::task::task_context::TaskContext;
-use streamtime_state::{WindowIter, WindowStore, WriteOutcome};
+use streamtime_state::window::{split_window_key, window_key};
+use streamtime_state::{StateError, WindowIter, WindowStore, WriteOutcome};
 
 /// A typed view of a window store: values per key and window start, expiring with the
 /// store's stream time. Writes carry the current record's timestamp into the changelog.
@@ -165,6 +167,33 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
         .collect()
     }
 
+    /// Hands the updates the store's cache writes out to the returned collector from now on,
+    /// keyed by `to_key(key, window start)` (`from_key` undoes it); `None` when the store has
+    /// no cache (every write reaches it at once).
+    pub(crate) fn collect_flushed<KO: 'static>(
+        &self,
+        to_key: impl Fn(K, i64) -> KO + 'static,
+        from_key: fn(&KO) -> (&K, i64),
+    ) -> Option<FlushedUpdates<KO, V>> {
+        let pending = super::flushed::collector(&self.base, |listener| {
+            self.store.borrow_mut().set_flush_listener(listener)
+        })?;
+        let codec = WindowCodec {
+            base: self.base.clone(),
+            to_key: Box::new(to_key),
+            from_key,
+        };
+        Some(FlushedUpdates::new(pending, codec))
+    }
+
+    /// Writes the store's cached updates out now.
+    pub(crate) fn flush_cache(&self) -> Result<(), StreamsError> {
+        self.store
+            .borrow_mut()
+            .flush_cache()
+            .map_err(|e| self.base.state_error(e))
+    }
+
     /// The largest window start written so far (the store's stream time).
     pub fn observed_stream_time(&self) -> Option<i64> {
         self.store.borrow().observed_stream_time()
@@ -173,5 +202,34 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
     /// The store's retention in milliseconds.
     pub fn retention_ms(&self) -> i64 {
         self.store.borrow().retention_ms()
+    }
+}
+
+/// A window store's flushed entries (`key ++ window start`) as the keys its operator
+/// forwards.
+struct WindowCodec<K, V, KO> {
+    base: HandleBase<K, V>,
+    to_key: Box<dyn Fn(K, i64) -> KO>,
+    from_key: fn(&KO) -> (&K, i64),
+}
+
+impl<K: 'static, V: 'static, KO: 'static> FlushedCodec<KO, V> for WindowCodec<K, V, KO> {
+    fn key_bytes(&self, key: &KO) -> Result<Vec<u8>, StreamsError> {
+        let (key, start) = (self.from_key)(key);
+        Ok(window_key(&self.base.key_bytes(key)?, start, None))
+    }
+
+    fn key(&self, raw: &[u8]) -> Result<KO, StreamsError> {
+        let (key, start, _) = split_window_key(raw, false).ok_or_else(|| {
+            self.base.state_error(StateError::corrupt(
+                format!("window store {}", self.base.name),
+                format!("flushed key of {} bytes is too short", raw.len()),
+            ))
+        })?;
+        Ok((self.to_key)(self.base.key(key)?, start))
+    }
+
+    fn value(&self, raw: &[u8]) -> Result<V, StreamsError> {
+        self.base.value(raw)
     }
 }

@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use streamtime_state::{
-    CacheBudget, CachingKeyValueStore, ChangelogWriter, CheckpointFile, CheckpointOffsets,
-    InMemoryKeyValueStore, InMemorySessionStore, InMemoryVersionedStore, InMemoryWindowStore,
-    KeyValueStore, LoggedKeyValueStore, LoggedSessionStore, LoggedVersionedStore,
-    LoggedWindowStore, RocksKeyValueStore, RocksResources, RocksSessionStore, RocksVersionedStore,
-    RocksWindowStore, SessionStore, StateDirectory, StateError, StateStore, TaskDirectory,
-    TopicPartition, VersionedKeyValueStore, WindowStore, WindowStoreConfig,
+    CacheBudget, CachingKeyValueStore, CachingWindowStore, ChangelogWriter, CheckpointFile,
+    CheckpointOffsets, InMemoryKeyValueStore, InMemorySessionStore, InMemoryVersionedStore,
+    InMemoryWindowStore, KeyValueStore, LoggedKeyValueStore, LoggedSessionStore,
+    LoggedVersionedStore, LoggedWindowStore, RocksKeyValueStore, RocksResources, RocksSessionStore,
+    RocksVersionedStore, RocksWindowStore, SessionStore, StateDirectory, StateError, StateStore,
+    TaskDirectory, TopicPartition, VersionedKeyValueStore, WindowStore, WindowStoreConfig,
 };
 
 use super::TaskId;
@@ -386,9 +386,16 @@ fn open_store(
                 Some((dir, rocks)) => Box::new(RocksWindowStore::open(dir, name, config, rocks)?),
                 None => Box::new(InMemoryWindowStore::new(name, config)?),
             };
-            TaskStore::Window(shared(match writer {
+            let logged: Box<dyn WindowStore> = match writer {
                 Some(w) => Box::new(LoggedWindowStore::new(base, w)),
                 None => base,
+            };
+            // A join's window store keeps every record: nothing to fold.
+            TaskStore::Window(shared(match cache {
+                Some(budget) if budget.max_bytes() > 0 && spec.caching && !retain_duplicates => {
+                    Box::new(CachingWindowStore::with_budget(logged, budget.clone()))
+                }
+                _ => logged,
             }))
         }
         StoreKind::Session { retention_ms } => {

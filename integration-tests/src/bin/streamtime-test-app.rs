@@ -109,7 +109,7 @@ struct Args {
     /// restored=<so far>` or `standby <task>`.
     #[arg(long)]
     status_file: Option<String>,
-    /// Write-back cache per key-value store, bytes (0: off).
+    /// The instance's record cache (`StreamsConfig::cache_max_bytes`), bytes (0: off).
     #[arg(long, default_value_t = 0)]
     cache_bytes: usize,
     /// `count`: whether the store `counts` uses the cache (`Materialized::with_caching`).

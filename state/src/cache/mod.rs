@@ -10,9 +10,11 @@ mod budget;
 mod kv;
 mod lru;
 mod merge;
+mod window;
 
 pub use budget::CacheBudget;
 pub use kv::CachingKeyValueStore;
+pub use window::CachingWindowStore;
 
 /// An entry leaving the cache for the store underneath.
 #[derive(Debug, Clone, PartialEq, Eq)]

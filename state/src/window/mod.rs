@@ -112,6 +112,20 @@ pub trait WindowStore: StateStore {
     /// How many writes were dropped because their segment had expired (since open).
     fn expired_puts(&self) -> u64;
 
+    /// The stream time expiry is measured against: [`WindowStore::observed_stream_time`],
+    /// held back while [`crate::StateStore::limit_expiry`] applies. Reads return no window
+    /// starting at or before this minus retention.
+    fn expiry_stream_time(&self) -> Option<i64> {
+        self.observed_stream_time()
+    }
+
+    /// Hands every entry a cache layer writes to the store underneath to `listener` (key in
+    /// the store's layout, `key ++ window start`) and returns true; stores without a cache
+    /// return false and drop it.
+    fn set_flush_listener(&mut self, _listener: crate::FlushListener) -> bool {
+        false
+    }
+
     /// Stores `value` for `key`'s window starting at `window_start` (milliseconds, not
     /// negative). `timestamp` is the causing record's timestamp, for the changelog.
     fn put(
@@ -169,6 +183,12 @@ impl<T: WindowStore + ?Sized> WindowStore for Box<T> {
     }
     fn expired_puts(&self) -> u64 {
         (**self).expired_puts()
+    }
+    fn expiry_stream_time(&self) -> Option<i64> {
+        (**self).expiry_stream_time()
+    }
+    fn set_flush_listener(&mut self, listener: crate::FlushListener) -> bool {
+        (**self).set_flush_listener(listener)
     }
     fn put(
         &mut self,

@@ -210,6 +210,10 @@ impl<B: KeyValueBackend> WindowStore for SegmentedWindowStore<B> {
         self.core.expired()
     }
 
+    fn expiry_stream_time(&self) -> Option<i64> {
+        self.core.expiry_time()
+    }
+
     fn put(
         &mut self,
         key: &[u8],

@@ -6,3 +6,4 @@ mod common;
 
 mod cache;
 mod changelog;
+mod window_cache;
