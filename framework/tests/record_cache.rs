@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use streamtime::dsl::{TimeWindows, WindowedSerde};
+use streamtime::dsl::{SessionWindows, TimeWindows, WindowedSerde};
 use streamtime::serdes::{I64Serde, OptionSerde, StringSerde};
 use streamtime::{
     Consumed, Grouped, Headers, Materialized, Produced, Record, StreamsBuilder, StreamsConfig,
@@ -314,5 +314,77 @@ fn a_windowed_count_sends_one_update_per_key_and_window_per_commit() {
             update("a", 5_000, 2, 8_000),
         ],
         "without a cache every update goes downstream"
+    );
+}
+
+/// `clicks` counted per key in sessions with a 10 s gap, every update emitted.
+fn session_count(config: StreamsConfig) -> TopologyTestDriver {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("clicks", Consumed::with(StringSerde, StringSerde))
+        .group_by_key()
+        .windowed_by(SessionWindows::of_inactivity_gap_and_grace(
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+        ))
+        .count(Materialized::as_("session-counts"))
+        .to_stream()
+        .to(
+            "session-counts",
+            Produced::with(WindowedSerde::new(StringSerde), OptionSerde(I64Serde)),
+        );
+    TopologyTestDriver::new(builder.build().unwrap(), config).unwrap()
+}
+
+type SessionUpdate = (i64, i64, Option<i64>, i64);
+
+/// Pipes each batch of click times (key `u`) between two commits; the updates sent.
+fn sessions_per_commit(config: StreamsConfig, batches: &[&[i64]]) -> Vec<SessionUpdate> {
+    let driver = session_count(config);
+    let input = driver.input_topic("clicks", StringSerde, StringSerde);
+    for batch in batches {
+        driver.hold();
+        for ts in *batch {
+            input.pipe("u".to_string(), String::new(), *ts).unwrap();
+        }
+        driver.release().unwrap();
+    }
+    driver
+        .output_topic(
+            "session-counts",
+            WindowedSerde::new(StringSerde),
+            OptionSerde(I64Serde),
+        )
+        .read_records()
+        .into_iter()
+        .map(|r| (r.key.window.start, r.key.window.end, r.value, r.timestamp))
+        .collect()
+}
+
+#[test]
+fn a_session_count_sends_one_update_per_commit_and_no_retraction_of_a_session_never_sent() {
+    let batches: [&[i64]; 2] = [&[0, 5_000, 8_000], &[12_000]];
+    assert_eq!(
+        sessions_per_commit(config(), &batches),
+        vec![
+            // [0, 0] and [0, 5 s] were made and merged away before the first commit.
+            (0, 8_000, Some(3), 8_000),
+            (0, 8_000, None, 8_000),
+            (0, 12_000, Some(4), 12_000),
+        ],
+        "each session at its end; a session sent is retracted when merged away"
+    );
+    assert_eq!(
+        sessions_per_commit(config().cache_max_bytes(0), &batches),
+        vec![
+            (0, 0, Some(1), 0),
+            (0, 0, None, 0),
+            (0, 5_000, Some(2), 5_000),
+            (0, 5_000, None, 5_000),
+            (0, 8_000, Some(3), 8_000),
+            (0, 8_000, None, 8_000),
+            (0, 12_000, Some(4), 12_000),
+        ],
+        "without a cache every session update and retraction goes downstream"
     );
 }

@@ -15,8 +15,10 @@
 //!       └ RocksKeyValueStore    (or InMemoryKeyValueStore, its twin)
 //! ```
 //!
-//! Window and session stores have the same `Logged*` layer, and versioned stores
-//! ([`VersionedStore`], values over time for as-of reads) [`LoggedVersionedStore`]; every
+//! Window and session stores have the same `Caching*` and `Logged*` layers (a window store
+//! that retains duplicates, for joins, has nothing to fold and passes writes straight through
+//! its cache), and versioned stores ([`VersionedStore`], values over time for as-of reads)
+//! only [`LoggedVersionedStore`]: a cache would fold the versions they keep. Every
 //! write carries the timestamp of the record that caused it, which the changelog layer sends
 //! along. Each layer
 //! gets [`StateStore`] by implementing [`WrappedStateStore`], which passes the lifecycle calls
@@ -64,7 +66,7 @@ mod topic_partition;
 pub mod versioned;
 pub mod window;
 
-pub use cache::{CacheBudget, CachingKeyValueStore, CachingWindowStore};
+pub use cache::{CacheBudget, CachingKeyValueStore, CachingSessionStore, CachingWindowStore};
 pub use cache::{FlushListener, FlushedEntry};
 pub use changelog::{ChangelogRecord, ChangelogWriter, MemoryChangelog};
 pub use changelog::{

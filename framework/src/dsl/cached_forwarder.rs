@@ -8,7 +8,7 @@ use crate::error::ProcessResult;
 use crate::error::StreamsError;
 use crate::processor::ProcessorContext;
 use crate::record::Record;
-use crate::stores::{FlushedUpdates, KeyValueStoreHandle, WindowStoreHandle};
+use crate::stores::{FlushedUpdates, KeyValueStoreHandle, SessionStoreHandle, WindowStoreHandle};
 
 /// A store whose cache can be written out on demand.
 pub(crate) trait CachedStore {
@@ -24,6 +24,12 @@ impl<K: 'static, V: 'static> CachedStore for KeyValueStoreHandle<K, V> {
 impl<K: 'static, V: 'static> CachedStore for WindowStoreHandle<K, V> {
     fn flush_cache(&self) -> Result<(), StreamsError> {
         WindowStoreHandle::flush_cache(self)
+    }
+}
+
+impl<K: 'static, V: 'static> CachedStore for SessionStoreHandle<K, V> {
+    fn flush_cache(&self) -> Result<(), StreamsError> {
+        SessionStoreHandle::flush_cache(self)
     }
 }
 
@@ -55,6 +61,21 @@ impl<K: Clone + 'static, V: Clone + 'static>
             Windowed::new(key, Window::new(start, start.saturating_add(size_ms)))
         };
         let from_key: fn(&Windowed<K>) -> (&K, i64) = |w| (&w.key, w.window.start);
+        CachedForwarder {
+            flushed: store.collect_flushed(to_key, from_key),
+            store,
+        }
+    }
+}
+
+impl<K: Clone + 'static, V: Clone + 'static>
+    CachedForwarder<Windowed<K>, V, SessionStoreHandle<K, V>>
+{
+    /// Forwards a session store's updates, each at its session's end.
+    pub(crate) fn sessions(store: SessionStoreHandle<K, V>) -> Self {
+        let to_key = |key, start, end| Windowed::new(key, Window::new(start, end));
+        let from_key: fn(&Windowed<K>) -> (&K, i64, i64) =
+            |w| (&w.key, w.window.start, w.window.end);
         CachedForwarder {
             flushed: store.collect_flushed(to_key, from_key),
             store,

@@ -33,6 +33,7 @@
 
 use std::sync::Arc;
 
+use super::cached_forwarder::CachedForwarder;
 use super::emit::EmitClock;
 use super::grouped::KGroupedStream;
 use super::late::LateSerdes;
@@ -146,6 +147,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SessionWindowedKStream<K, V> {
                 late: Some((late, late_serdes)),
                 handler: None,
                 store: None,
+                forwarder: None,
                 clock: None,
             },
             |agg| -> Arc<dyn Serde<Option<A>>> { Arc::new(OptionSerde(agg)) },
@@ -165,6 +167,8 @@ struct SessionWindowAggregate<K, V, A> {
     late: Option<(LatePolicy<K, V>, LateSerdes<K, V>)>,
     handler: Option<LateRecordHandler<K, V>>,
     store: Option<SessionStoreHandle<K, A>>,
+    /// Emitting every update: the updates the store's cache folds between commits.
+    forwarder: Option<CachedForwarder<Windowed<K>, A, SessionStoreHandle<K, A>>>,
     clock: Option<EmitClock>,
 }
 
@@ -177,6 +181,18 @@ where
     /// A session's close point: no record can join it once stream time − grace reaches it.
     fn close_point(&self, end: i64) -> i64 {
         end.saturating_add(self.windows.gap_ms).saturating_add(1)
+    }
+
+    /// Forwards a session's update or retraction: through the cache when there is one.
+    fn forward(
+        &self,
+        ctx: &mut ProcessorContext<Windowed<K>, Option<A>>,
+        record: Record<Windowed<K>, Option<A>>,
+    ) -> ProcessResult {
+        match &self.forwarder {
+            Some(forwarder) => forwarder.written(ctx, record, Some),
+            None => ctx.forward(record),
+        }
     }
 
     fn emit_due(
@@ -209,11 +225,17 @@ where
     A: Clone + 'static,
 {
     fn init(&mut self, ctx: &mut ProcessorContext<Windowed<K>, Option<A>>) -> ProcessResult {
-        self.store = Some(ctx.session_store(
+        let store = ctx.session_store(
             &self.store_name,
             self.key_serde.clone(),
             self.agg_serde.clone(),
-        )?);
+        )?;
+        // Final results come from the store when due; only updates emitted as they happen
+        // are folded by the cache on their way downstream.
+        if self.delay.is_none() {
+            self.forwarder = Some(CachedForwarder::sessions(store.clone()));
+        }
+        self.store = Some(store);
         self.clock = Some(EmitClock::load(ctx, self.delay, self.windows.grace_ms));
         self.handler = (self.late.take())
             .map(|(policy, serdes)| LateRecordHandler::for_node(ctx, policy, serdes));
@@ -251,25 +273,37 @@ where
             if (s.start, s.end) != (merged.start, merged.end) {
                 store.remove(&record.key, s.start, s.end)?;
                 if clock.is_due(self.close_point(s.end)) {
-                    ctx.forward(Record {
+                    let retraction = Record {
                         key: Windowed::new(record.key.clone(), Window::new(s.start, s.end)),
                         value: None,
                         timestamp: s.end,
                         headers: record.headers.clone(),
-                    })?;
+                    };
+                    self.forward(ctx, retraction)?;
                 }
             }
         }
         let agg = (self.aggregator)(&record.key, record.value, agg);
         store.put(&record.key, merged.start, merged.end, &agg)?;
         if clock.is_due(self.close_point(merged.end)) {
-            ctx.forward(Record {
+            let update = Record {
                 key: Windowed::new(record.key, merged),
                 value: Some(agg),
                 timestamp: merged.end,
                 headers: record.headers,
-            })?;
+            };
+            self.forward(ctx, update)?;
         }
         Ok(())
+    }
+
+    fn before_commit(
+        &mut self,
+        ctx: &mut ProcessorContext<Windowed<K>, Option<A>>,
+    ) -> ProcessResult {
+        match &self.forwarder {
+            Some(forwarder) => forwarder.before_commit(ctx, Some),
+            None => Ok(()),
+        }
     }
 }

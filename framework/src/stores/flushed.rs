@@ -13,8 +13,8 @@ use crate::error::StreamsError;
 use crate::record::Headers;
 use streamtime_state::{FlushListener, FlushedEntry};
 
-/// One update the cache wrote out: the key (typed and as stored), its value (`None`: deleted),
-/// the timestamp of the write that last changed it and the headers noted for it.
+/// One update the cache wrote out: the key, its value (`None`: deleted), the time a deletion
+/// goes downstream with and the headers noted for it.
 pub(crate) struct FlushedUpdate<K, V> {
     pub key: K,
     pub value: Option<V>,
@@ -64,24 +64,22 @@ pub(crate) fn collector<K, V>(
     Some(pending)
 }
 
-/// How a flushed entry's bytes turn into the typed key and value processors forward, and a
-/// typed key back into the store's key bytes.
+/// How a flushed entry turns into the typed key and value processors forward (and the time
+/// a deletion goes downstream with), and a typed key back into the store's key bytes.
 pub(crate) trait FlushedCodec<K, V>: 'static {
     fn key_bytes(&self, key: &K) -> Result<Vec<u8>, StreamsError>;
-    fn key(&self, raw: &[u8]) -> Result<K, StreamsError>;
-    fn value(&self, raw: &[u8]) -> Result<V, StreamsError>;
+    fn decode(&self, entry: &FlushedEntry) -> Result<(K, Option<V>, i64), StreamsError>;
 }
 
-/// A key-value store's layout is the serialized key and value.
+/// A key-value store's layout is the serialized key and value; a deletion goes downstream
+/// with the time of the write that made it.
 impl<K: 'static, V: 'static> FlushedCodec<K, V> for HandleBase<K, V> {
     fn key_bytes(&self, key: &K) -> Result<Vec<u8>, StreamsError> {
         HandleBase::key_bytes(self, key)
     }
-    fn key(&self, raw: &[u8]) -> Result<K, StreamsError> {
-        HandleBase::key(self, raw)
-    }
-    fn value(&self, raw: &[u8]) -> Result<V, StreamsError> {
-        HandleBase::value(self, raw)
+    fn decode(&self, e: &FlushedEntry) -> Result<(K, Option<V>, i64), StreamsError> {
+        let value = e.new_value.as_deref().map(|v| self.value(v)).transpose()?;
+        Ok((self.key(&e.key)?, value, e.timestamp))
     }
 }
 
@@ -122,10 +120,11 @@ impl<K: 'static, V: 'static> FlushedUpdates<K, V> {
         entries
             .into_iter()
             .map(|e| {
+                let (key, value, write_timestamp) = self.codec.decode(&e)?;
                 Ok(FlushedUpdate {
-                    key: self.codec.key(&e.key)?,
-                    value: e.new_value.map(|v| self.codec.value(&v)).transpose()?,
-                    write_timestamp: e.timestamp,
+                    key,
+                    value,
+                    write_timestamp,
                     headers: pending.headers.remove(&e.key).unwrap_or_default(),
                 })
             })

@@ -3,11 +3,13 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{HandleBase, Shared, TaskStore};
+use super::flushed::FlushedCodec;
+use super::{FlushedUpdates, HandleBase, Shared, TaskStore};
 use crate::error::StreamsError;
 use crate::serdes::Serde;
 use crate::task::task_context::TaskContext;
-use streamtime_state::{SessionStore, WriteOutcome};
+use streamtime_state::session::{session_key, split_session_key};
+use streamtime_state::{FlushedEntry, SessionStore, StateError, WriteOutcome};
 
 /// One session of a key: `[start, end]` (both inclusive) and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +51,34 @@ impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
             _ => None,
         })?;
         Ok(SessionStoreHandle { base, store })
+    }
+
+    /// Hands the updates the store's cache writes out to the returned collector from now on,
+    /// keyed by `to_key(key, start, end)` (`from_key` undoes it), each value with its
+    /// session's end, the time a session's update (or removal) goes downstream with; `None`
+    /// when the store has no cache.
+    pub(crate) fn collect_flushed<KO: 'static>(
+        &self,
+        to_key: impl Fn(K, i64, i64) -> KO + 'static,
+        from_key: fn(&KO) -> (&K, i64, i64),
+    ) -> Option<FlushedUpdates<KO, (V, i64)>> {
+        let pending = super::flushed::collector(&self.base, |listener| {
+            self.store.borrow_mut().set_flush_listener(listener)
+        })?;
+        let codec = SessionCodec {
+            base: self.base.clone(),
+            to_key: Box::new(to_key),
+            from_key,
+        };
+        Some(FlushedUpdates::new(pending, codec))
+    }
+
+    /// Writes the store's cached updates out now.
+    pub(crate) fn flush_cache(&self) -> Result<(), StreamsError> {
+        self.store
+            .borrow_mut()
+            .flush_cache()
+            .map_err(|e| self.base.state_error(e))
     }
 
     /// Stores `value` for `key`'s session `[start, end]`. Returns `false` when the session
@@ -143,5 +173,36 @@ impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
             .fetch_session(&key, start, end)
             .map_err(|e| self.base.state_error(e))?;
         bytes.map(|b| self.base.value(&b)).transpose()
+    }
+}
+
+/// A session store's flushed entries (`key ++ end ++ start`) as the keys its operator
+/// forwards, stamped with the session's end.
+struct SessionCodec<K, V, KO> {
+    base: HandleBase<K, V>,
+    to_key: Box<dyn Fn(K, i64, i64) -> KO>,
+    from_key: fn(&KO) -> (&K, i64, i64),
+}
+
+impl<K: 'static, V: 'static, KO: 'static> FlushedCodec<KO, (V, i64)> for SessionCodec<K, V, KO> {
+    fn key_bytes(&self, key: &KO) -> Result<Vec<u8>, StreamsError> {
+        let (key, start, end) = (self.from_key)(key);
+        Ok(session_key(&self.base.key_bytes(key)?, start, end))
+    }
+
+    fn decode(&self, e: &FlushedEntry) -> Result<(KO, Option<(V, i64)>, i64), StreamsError> {
+        let (key, start, end) = split_session_key(&e.key).ok_or_else(|| {
+            self.base.state_error(StateError::corrupt(
+                format!("session store {}", self.base.name),
+                format!("flushed key of {} bytes is too short", e.key.len()),
+            ))
+        })?;
+        let value = e
+            .new_value
+            .as_deref()
+            .map(|v| self.base.value(v))
+            .transpose()?;
+        let key = (self.to_key)(self.base.key(key)?, start, end);
+        Ok((key, value.map(|v| (v, end)), end))
     }
 }

@@ -9,7 +9,7 @@ use crate::error::StreamsError;
 use crate::serdes::Serde;
 use crate::task::task_context::TaskContext;
 use streamtime_state::window::{split_window_key, window_key};
-use streamtime_state::{StateError, WindowIter, WindowStore, WriteOutcome};
+use streamtime_state::{FlushedEntry, StateError, WindowIter, WindowStore, WriteOutcome};
 
 /// A typed view of a window store: values per key and window start, expiring with the
 /// store's stream time. Writes carry the current record's timestamp into the changelog.
@@ -219,17 +219,22 @@ impl<K: 'static, V: 'static, KO: 'static> FlushedCodec<KO, V> for WindowCodec<K,
         Ok(window_key(&self.base.key_bytes(key)?, start, None))
     }
 
-    fn key(&self, raw: &[u8]) -> Result<KO, StreamsError> {
-        let (key, start, _) = split_window_key(raw, false).ok_or_else(|| {
+    fn decode(&self, e: &FlushedEntry) -> Result<(KO, Option<V>, i64), StreamsError> {
+        let (key, start, _) = split_window_key(&e.key, false).ok_or_else(|| {
             self.base.state_error(StateError::corrupt(
                 format!("window store {}", self.base.name),
-                format!("flushed key of {} bytes is too short", raw.len()),
+                format!("flushed key of {} bytes is too short", e.key.len()),
             ))
         })?;
-        Ok((self.to_key)(self.base.key(key)?, start))
-    }
-
-    fn value(&self, raw: &[u8]) -> Result<V, StreamsError> {
-        self.base.value(raw)
+        let value = e
+            .new_value
+            .as_deref()
+            .map(|v| self.base.value(v))
+            .transpose()?;
+        Ok((
+            (self.to_key)(self.base.key(key)?, start),
+            value,
+            e.timestamp,
+        ))
     }
 }

@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use streamtime_state::{
-    CacheBudget, CachingKeyValueStore, CachingWindowStore, ChangelogWriter, CheckpointFile,
-    CheckpointOffsets, InMemoryKeyValueStore, InMemorySessionStore, InMemoryVersionedStore,
-    InMemoryWindowStore, KeyValueStore, LoggedKeyValueStore, LoggedSessionStore,
-    LoggedVersionedStore, LoggedWindowStore, RocksKeyValueStore, RocksResources, RocksSessionStore,
-    RocksVersionedStore, RocksWindowStore, SessionStore, StateDirectory, StateError, StateStore,
-    TaskDirectory, TopicPartition, VersionedKeyValueStore, WindowStore, WindowStoreConfig,
+    CacheBudget, CachingKeyValueStore, CachingSessionStore, CachingWindowStore, ChangelogWriter,
+    CheckpointFile, CheckpointOffsets, InMemoryKeyValueStore, InMemorySessionStore,
+    InMemoryVersionedStore, InMemoryWindowStore, KeyValueStore, LoggedKeyValueStore,
+    LoggedSessionStore, LoggedVersionedStore, LoggedWindowStore, RocksKeyValueStore,
+    RocksResources, RocksSessionStore, RocksVersionedStore, RocksWindowStore, SessionStore,
+    StateDirectory, StateError, StateStore, TaskDirectory, TopicPartition, VersionedKeyValueStore,
+    WindowStore, WindowStoreConfig,
 };
 
 use super::TaskId;
@@ -405,9 +406,15 @@ fn open_store(
                 }
                 None => Box::new(InMemorySessionStore::new(name, retention_ms)?),
             };
-            TaskStore::Session(shared(match writer {
+            let logged: Box<dyn SessionStore> = match writer {
                 Some(w) => Box::new(LoggedSessionStore::new(base, w)),
                 None => base,
+            };
+            TaskStore::Session(shared(match cache {
+                Some(budget) if budget.max_bytes() > 0 && spec.caching => {
+                    Box::new(CachingSessionStore::with_budget(logged, budget.clone()))
+                }
+                _ => logged,
             }))
         }
     })

@@ -1,6 +1,7 @@
-//! Write-back caching: updates to a key between flushes fold into one entry, written to the
-//! (logged) store underneath only when flushed or evicted, so the store and its changelog see
-//! one write per key per commit interval instead of one per record.
+//! Write-back caching for key-value, window and session stores: updates to a key (a window,
+//! a session) between flushes fold into one entry, written to the (logged) store underneath
+//! only when flushed or evicted, so the store and its changelog see one write per key per
+//! commit interval instead of one per record.
 //!
 //! An optional [`FlushListener`] receives every entry written out, so the operator that
 //! owns the store can pass the folded updates downstream as Kafka Streams' caches do. Caches
@@ -10,10 +11,13 @@ mod budget;
 mod kv;
 mod lru;
 mod merge;
+mod segmented;
+mod session;
 mod window;
 
 pub use budget::CacheBudget;
 pub use kv::CachingKeyValueStore;
+pub use session::CachingSessionStore;
 pub use window::CachingWindowStore;
 
 /// An entry leaving the cache for the store underneath.

@@ -2,15 +2,12 @@
 
 use std::sync::Arc;
 
-use super::lru::{size, CachedPair, LruCache};
-use super::merge::MergeIter;
-use super::{CacheBudget, FlushListener, FlushedEntry};
+use super::lru::CachedPair;
+use super::segmented::{self, layout_key, Below, Pending, SegmentedCache};
+use super::{CacheBudget, FlushListener};
 use crate::window::{split_window_key, window_key};
 use crate::WriteOutcome;
 use crate::{StateError, WindowIter, WindowStore, WindowedEntry, WrappedStateStore};
-
-/// Bytes of the segment id that prefixes every cache key.
-const SEGMENT_LEN: usize = 8;
 
 /// A write-back cache over a [`WindowStore`] (usually a [`crate::LoggedWindowStore`]), as
 /// [`crate::CachingKeyValueStore`] is for key-value stores: repeated writes to one window of
@@ -40,15 +37,7 @@ const SEGMENT_LEN: usize = 8;
 /// ```
 pub struct CachingWindowStore<S> {
     inner: S,
-    /// Keyed by `segment id (8 bytes, big-endian) ++ window key`, so that key order is the
-    /// store's scan order (segment, then window key) and a time range is a key range.
-    cache: LruCache,
-    listener: Option<FlushListener>,
-    /// The largest window start the cache accepted. The store underneath will measure expiry
-    /// by the larger of this and its own expiry time once the cache is written out.
-    cached_time: Option<i64>,
-    expired: u64,
-    expired_counter: metrics::Counter,
+    cache: SegmentedCache,
 }
 
 impl<S: WindowStore> CachingWindowStore<S> {
@@ -59,23 +48,13 @@ impl<S: WindowStore> CachingWindowStore<S> {
 
     /// Caches in front of `inner` within a budget shared with other caches.
     pub fn with_budget(inner: S, budget: Arc<CacheBudget>) -> Self {
-        let expired_counter = metrics::counter!(
-            "streamtime_store_expired_puts_total",
-            "store" => inner.name().to_owned()
-        );
-        CachingWindowStore {
-            inner,
-            cache: LruCache::new(budget),
-            listener: None,
-            cached_time: None,
-            expired: 0,
-            expired_counter,
-        }
+        let cache = SegmentedCache::new(inner.name(), budget);
+        CachingWindowStore { inner, cache }
     }
 
     /// Reports every entry written to the store underneath to `listener`.
     pub fn with_listener(mut self, listener: FlushListener) -> Self {
-        self.listener = Some(listener);
+        self.cache.set_listener(listener);
         self
     }
 
@@ -93,32 +72,13 @@ impl<S: WindowStore> CachingWindowStore<S> {
         self.inner.retains_duplicates()
     }
 
-    fn segment(&self, start: i64) -> i64 {
-        start.div_euclid(self.inner.segment_interval_ms())
-    }
-
-    fn cache_key(&self, key: &[u8], start: i64) -> Vec<u8> {
-        segment_key(self.segment(start), &window_key(key, start, None))
-    }
-
-    fn expiry_time(&self) -> Option<i64> {
-        self.inner.expiry_stream_time().max(self.cached_time)
-    }
-
-    /// The oldest window start reads may return.
-    fn live_from(&self) -> i64 {
-        self.expiry_time().map_or(0, |t| {
-            t.saturating_sub(self.inner.retention_ms())
-                .saturating_add(1)
-                .max(0)
-        })
-    }
-
-    /// `[from, to]` narrowed to starts that may hold data; `None` when nothing can.
-    fn live_range(&self, from: i64, to: i64) -> Option<(i64, i64)> {
-        let latest = self.inner.observed_stream_time().max(self.cached_time)?;
-        let (from, to) = (from.max(self.live_from()), to.min(latest));
-        (from <= to).then_some((from, to))
+    fn below(&self) -> Below {
+        Below {
+            retention: self.inner.retention_ms(),
+            interval: self.inner.segment_interval_ms(),
+            expiry: self.inner.expiry_stream_time(),
+            observed: self.inner.observed_stream_time(),
+        }
     }
 
     fn write(
@@ -135,106 +95,47 @@ impl<S: WindowStore> CachingWindowStore<S> {
                 None => self.inner.delete(key, start, timestamp),
             };
         }
-        // The same rule the store applies on write, by the time it will have then.
-        let expiry = self.expiry_time().map_or(start, |t| t.max(start));
-        let oldest_live = self.segment(expiry.saturating_sub(self.inner.retention_ms()));
-        if self.segment(start) < oldest_live {
-            self.expired += 1;
-            self.expired_counter.increment(1);
-            tracing::debug!(
-                store = self.inner.name(),
-                window_start = start,
-                stream_time = expiry,
-                "dropping write into an expired segment"
-            );
+        let store_key = window_key(key, start, None);
+        let Some(to_write) = self
+            .cache
+            .write(self.below(), start, &store_key, value, timestamp)
+        else {
             return Ok(WriteOutcome::Expired);
-        }
-        self.cached_time = Some(expiry);
-        let cache_key = self.cache_key(key, start);
-        let store_key = cache_key[SEGMENT_LEN..].to_vec();
-        // An entry that cannot fit would evict everything else and then itself.
-        if size(&cache_key, value.as_deref()) > self.cache.max_bytes() {
-            self.cache.remove(&cache_key);
-            self.write_through(&cache_key, value, timestamp)?;
-            return Ok(WriteOutcome::Written { store_key });
-        }
-        self.cache.put(&cache_key, value, timestamp);
-        while self.cache.over_limit() {
-            let Some((evicted, entry)) = self.cache.pop_oldest() else {
-                break;
-            };
-            if entry.dirty {
-                self.write_through(&evicted, entry.value, entry.timestamp)?;
-            }
+        };
+        for pending in to_write {
+            self.write_through(pending)?;
         }
         Ok(WriteOutcome::Written { store_key })
     }
 
     /// Writes one entry to the store and reports it.
-    fn write_through(
-        &mut self,
-        cache_key: &[u8],
-        value: Option<Vec<u8>>,
-        timestamp: i64,
-    ) -> Result<(), StateError> {
-        let store_key = &cache_key[SEGMENT_LEN..];
-        let (key, start, _) =
-            split_window_key(store_key, false).expect("cache keys are made whole");
+    fn write_through(&mut self, (cache_key, value, timestamp): Pending) -> Result<(), StateError> {
+        let store_key = layout_key(&cache_key);
+        let (key, start, _) = split_window_key(store_key, false).expect("cache keys are whole");
         let outcome = match &value {
             Some(v) => self.inner.put(key, start, v, timestamp)?,
             // A pending delete of a window the store does not hold has nothing to write.
             None if self.inner.get(key, start)?.is_none() => return Ok(()),
             None => self.inner.delete(key, start, timestamp)?,
         };
-        if let (WriteOutcome::Written { .. }, Some(listener)) = (outcome, &mut self.listener) {
-            listener(FlushedEntry {
-                key: store_key.to_vec(),
-                new_value: value,
-                old_value: None,
-                timestamp,
-            });
+        if let WriteOutcome::Written { .. } = outcome {
+            self.cache.report(store_key, value, timestamp);
         }
         Ok(())
     }
 
-    /// Cached entries of segments `[first, last]` whose keys lie in `[lo, hi]` within each
-    /// segment (`hi` `None`: to the segment's end), keeping those `keep(key, start)` accepts.
-    fn cached(
-        &self,
-        (first, last): (i64, i64),
-        lo: &[u8],
-        hi: Option<&[u8]>,
-        keep: impl Fn(&[u8], i64) -> bool,
-    ) -> Vec<CachedPair> {
-        let mut out = Vec::new();
-        for segment in first..=last {
-            let upper = match hi {
-                Some(hi) => segment_key(segment, hi),
-                // The bare prefix of the next segment is never a cache key.
-                None => (segment + 1).to_be_bytes().to_vec(),
-            };
-            let entries = self.cache.range(&segment_key(segment, lo), &upper);
-            out.extend(entries.into_iter().filter(|(k, _)| {
-                split_window_key(&k[SEGMENT_LEN..], false).is_some_and(|(k, s, _)| keep(k, s))
-            }));
-        }
-        out
-    }
-
-    /// The store's scan merged with cached entries, in the store's order.
+    /// The store's scan merged with `cached`, in the store's order.
     fn merged<'a>(&self, cached: Vec<CachedPair>, stored: WindowIter<'a>) -> WindowIter<'a> {
-        let interval = self.inner.segment_interval_ms();
-        let stored = Box::new(stored.map(move |e| {
+        let stored = stored.map(|e| {
             e.map(|e| {
-                let segment = e.window_start.div_euclid(interval);
-                let key = segment_key(segment, &window_key(&e.key, e.window_start, None));
-                (key, e.value)
+                let layout = window_key(&e.key, e.window_start, None);
+                (e.window_start, layout, e.value)
             })
-        }));
-        Box::new(MergeIter::new(cached, stored).map(|item| {
+        });
+        Box::new(segmented::merge(self.below(), cached, stored).map(|item| {
             let (k, value) = item?;
             let (key, window_start, _) =
-                split_window_key(&k[SEGMENT_LEN..], false).expect("merged keys are made whole");
+                split_window_key(&k, false).expect("merged keys are whole");
             Ok(WindowedEntry {
                 key: key.to_vec(),
                 window_start,
@@ -242,13 +143,20 @@ impl<S: WindowStore> CachingWindowStore<S> {
             })
         }))
     }
-}
 
-fn segment_key(segment: i64, rest: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(SEGMENT_LEN + rest.len());
-    k.extend_from_slice(&segment.to_be_bytes());
-    k.extend_from_slice(rest);
-    k
+    /// Cached windows of `[from, to]` whose layout keys (`key ++ start`) lie in `[lo, hi]`
+    /// within each segment, that `keep(key, start)` accepts.
+    fn cached(
+        &self,
+        range: (i64, i64),
+        lo: &[u8],
+        hi: Option<&[u8]>,
+        keep: impl Fn(&[u8], i64) -> bool,
+    ) -> Vec<CachedPair> {
+        self.cache.scan(self.below(), range, lo, hi, |layout| {
+            split_window_key(layout, false).is_some_and(|(k, s, _)| keep(k, s))
+        })
+    }
 }
 
 impl<S: WindowStore> WrappedStateStore for CachingWindowStore<S> {
@@ -262,8 +170,9 @@ impl<S: WindowStore> WrappedStateStore for CachingWindowStore<S> {
 
     fn write_pending(&mut self) -> Result<(), StateError> {
         // Each entry turns clean only once written, so a failed write leaves the rest dirty.
-        for (key, value, timestamp) in self.cache.dirty() {
-            self.write_through(&key, value, timestamp)?;
+        for pending in self.cache.dirty() {
+            let key = pending.0.clone();
+            self.write_through(pending)?;
             self.cache.mark_clean(&key);
         }
         Ok(())
@@ -274,9 +183,9 @@ impl<S: WindowStore> WrappedStateStore for CachingWindowStore<S> {
             return;
         }
         // Restored data is newer than anything a cache could hold for the window.
-        if let Some((key, start, _)) = split_window_key(key, false) {
-            let cache_key = self.cache_key(key, start);
-            self.cache.remove(&cache_key);
+        if let Some((_, start, _)) = split_window_key(key, false) {
+            let below = self.below();
+            self.cache.remove(below, start, key);
         }
     }
 }
@@ -292,19 +201,19 @@ impl<S: WindowStore> WindowStore for CachingWindowStore<S> {
         self.inner.retains_duplicates()
     }
     fn observed_stream_time(&self) -> Option<i64> {
-        self.inner.observed_stream_time().max(self.cached_time)
+        self.cache.observed(self.below())
     }
     fn expired_puts(&self) -> u64 {
-        self.inner.expired_puts() + self.expired
+        self.inner.expired_puts() + self.cache.expired()
     }
     fn expiry_stream_time(&self) -> Option<i64> {
-        self.expiry_time()
+        self.cache.expiry_time(self.below())
     }
     fn set_flush_listener(&mut self, listener: FlushListener) -> bool {
         if self.bypass() {
             return false;
         }
-        self.listener = Some(listener);
+        self.cache.set_listener(listener);
         true
     }
 
@@ -331,11 +240,15 @@ impl<S: WindowStore> WindowStore for CachingWindowStore<S> {
         if self.bypass() || window_start < 0 {
             return self.inner.get(key, window_start);
         }
-        if window_start < self.live_from() {
+        let below = self.below();
+        if window_start < self.cache.live_from(below) {
             return Ok(None);
         }
-        match self.cache.get(&self.cache_key(key, window_start)) {
-            Some(entry) => Ok(entry.value.clone()),
+        match self
+            .cache
+            .get(below, window_start, &window_key(key, window_start, None))
+        {
+            Some(value) => Ok(value),
             None => self.inner.get(key, window_start),
         }
     }
@@ -344,13 +257,12 @@ impl<S: WindowStore> WindowStore for CachingWindowStore<S> {
         if self.bypass() {
             return self.inner.fetch(key, time_from, time_to);
         }
-        let Some((from, to)) = self.live_range(time_from, time_to) else {
+        let Some((from, to)) = self.cache.live_range(self.below(), time_from, time_to) else {
             return Box::new(std::iter::empty());
         };
-        let segments = (self.segment(from), self.segment(to));
         let (lo, hi) = (window_key(key, from, None), window_key(key, to, None));
         // Longer keys sharing this one as a prefix can sort inside the bounds.
-        let cached = self.cached(segments, &lo, Some(&hi), |k, s| {
+        let cached = self.cached((from, to), &lo, Some(&hi), |k, s| {
             k == key && (from..=to).contains(&s)
         });
         self.merged(cached, self.inner.fetch(key, from, to))
@@ -360,11 +272,10 @@ impl<S: WindowStore> WindowStore for CachingWindowStore<S> {
         if self.bypass() {
             return self.inner.fetch_all(time_from, time_to);
         }
-        let Some((from, to)) = self.live_range(time_from, time_to) else {
+        let Some((from, to)) = self.cache.live_range(self.below(), time_from, time_to) else {
             return Box::new(std::iter::empty());
         };
-        let segments = (self.segment(from), self.segment(to));
-        let cached = self.cached(segments, &[], None, |_, s| (from..=to).contains(&s));
+        let cached = self.cached((from, to), &[], None, |_, s| (from..=to).contains(&s));
         self.merged(cached, self.inner.fetch_all(from, to))
     }
 
@@ -380,14 +291,13 @@ impl<S: WindowStore> WindowStore for CachingWindowStore<S> {
                 .inner
                 .fetch_key_range(key_from, key_to, time_from, time_to);
         }
-        let Some((from, to)) = self.live_range(time_from, time_to) else {
+        let Some((from, to)) = self.cache.live_range(self.below(), time_from, time_to) else {
             return Box::new(std::iter::empty());
         };
         if key_from > key_to {
             return Box::new(std::iter::empty());
         }
-        let segments = (self.segment(from), self.segment(to));
-        let cached = self.cached(segments, key_from, None, |k, s| {
+        let cached = self.cached((from, to), key_from, None, |k, s| {
             k >= key_from && k <= key_to && (from..=to).contains(&s)
         });
         let stored = self.inner.fetch_key_range(key_from, key_to, from, to);

@@ -73,6 +73,9 @@ impl<S: SessionStore> SessionStore for LoggedSessionStore<S> {
     fn expired_puts(&self) -> u64 {
         self.inner.expired_puts()
     }
+    fn expiry_stream_time(&self) -> Option<i64> {
+        self.inner.expiry_stream_time()
+    }
 
     fn put(
         &mut self,

@@ -56,6 +56,19 @@ pub trait SessionStore: StateStore {
     /// How many writes were dropped because their segment had expired (since open).
     fn expired_puts(&self) -> u64;
 
+    /// The stream time expiry is measured against: [`SessionStore::observed_stream_time`],
+    /// held back while [`crate::StateStore::limit_expiry`] applies.
+    fn expiry_stream_time(&self) -> Option<i64> {
+        self.observed_stream_time()
+    }
+
+    /// Hands every entry a cache layer writes to the store underneath to `listener` (key in
+    /// the store's layout, `key ++ end ++ start`) and returns true; stores without a cache
+    /// return false and drop it.
+    fn set_flush_listener(&mut self, _listener: crate::FlushListener) -> bool {
+        false
+    }
+
     /// Stores `value` for `key`'s session `[start, end]` (`0 <= start <= end`).
     fn put(
         &mut self,
@@ -116,6 +129,12 @@ impl<T: SessionStore + ?Sized> SessionStore for Box<T> {
     }
     fn expired_puts(&self) -> u64 {
         (**self).expired_puts()
+    }
+    fn expiry_stream_time(&self) -> Option<i64> {
+        (**self).expiry_stream_time()
+    }
+    fn set_flush_listener(&mut self, listener: crate::FlushListener) -> bool {
+        (**self).set_flush_listener(listener)
     }
     fn put(
         &mut self,

@@ -147,6 +147,10 @@ impl<B: KeyValueBackend> SessionStore for SegmentedSessionStore<B> {
         self.core.expired()
     }
 
+    fn expiry_stream_time(&self) -> Option<i64> {
+        self.core.expiry_time()
+    }
+
     fn put(
         &mut self,
         key: &[u8],

@@ -102,3 +102,16 @@ pub fn sessions(iter: SessionIter<'_>) -> Vec<(i64, i64, Vec<u8>)> {
     })
     .collect()
 }
+
+/// A deterministic pseudo-random sequence (xorshift), so a failure replays exactly.
+pub struct Xorshift(pub u64);
+
+impl Xorshift {
+    /// The next number in `[0, n)`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}

@@ -1,4 +1,4 @@
-//! The layers over byte stores: change logging and the write-back cache.
+//! The layers over byte stores: change logging and the write-back caches.
 
 #[macro_use]
 #[path = "../common/mod.rs"]
@@ -6,4 +6,5 @@ mod common;
 
 mod cache;
 mod changelog;
+mod session_cache;
 mod window_cache;

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::common::{windows, Backend};
+use crate::common::{windows, Backend, Xorshift};
 use streamtime_state::window::window_key;
 use streamtime_state::*;
 
@@ -161,18 +161,6 @@ fn a_store_retaining_duplicates_passes_every_write_straight_through<B: Backend>(
     assert_eq!(log.records().len(), 2);
     assert_eq!(windows(s.fetch(b"k", 0, 0)).len(), 2);
     assert!(!s.set_flush_listener(Box::new(|_| {})));
-}
-
-/// A deterministic pseudo-random sequence (xorshift), so a failure replays exactly.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 fn a_cached_store_reads_exactly_as_the_store_alone_under_random_writes_and_flushes<B: Backend>(
