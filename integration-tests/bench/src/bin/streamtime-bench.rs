@@ -940,7 +940,7 @@ async fn main() {
         "{} input records (pass), {} (count, hopping), {} keys, 100-byte values, {} partitions, {} restore entries; \
          1 stream thread; commit interval 30 s at-least-once / 100 ms exactly-once; linger {} ms; \
          {} round(s) of every run, contenders' order rotated each round, ratios from medians; \
-         store cache {} bytes per instance (streamtime: shared by its key-value stores, folding their downstream updates too; its window stores are uncached); \
+         store cache {} bytes per instance (streamtime: shared by its key-value, window and session stores, folding their downstream updates too); \
          RocksDB memory: defaults (streamtime: 256 MiB per instance; Kafka Streams: per store, 50 MiB block cache and up to 3 x 16 MiB memtables); {}. \
          CPU s: utime + stime of the contender process between its first input record and the end of its \
          closing commit (restore: from start to all stores restored); process CPU s: the whole process \
