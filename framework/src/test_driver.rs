@@ -252,7 +252,7 @@ impl TopologyTestDriver {
         }
         let topics = Rc::new(RefCell::new(topics));
         let subs = topology.subtopologies();
-        let globals = GlobalStores::for_topology(&topology);
+        let globals = GlobalStores::in_memory(&topology);
         let task_config = TaskConfig {
             globals: globals.clone(),
             ..TaskConfig::from_config(&config)
@@ -710,8 +710,8 @@ impl<K: 'static, V: 'static> TestInputTopic<K, V> {
         // A global table's topic feeds its store directly, before anything else happens, as
         // a global thread keeps it current.
         let mut global = false;
-        for store in state.globals.of_topic(&self.topic) {
-            crate::task::global_stores::apply(store, key.as_deref(), value.as_deref(), timestamp);
+        for store in state.globals.of_topic(&self.topic).stores {
+            store.apply(key.as_deref(), value.as_deref(), timestamp)?;
             global = true;
         }
         if global {

@@ -5,7 +5,8 @@
 //! both sides, ends at the true join; a stream joined with a global table (filled from
 //! every partition before processing) gives every join exactly once; a stream joined with a
 //! versioned table as of each record's time, out-of-order records held for a grace period,
-//! gives every order the price it had at its time, exactly once across two kills.
+//! gives every order the price it had at its time, exactly once across two kills; a global
+//! table restarts from its checkpoint, reading only what its topic gained meanwhile.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -98,6 +99,11 @@ impl TableApp {
     }
 
     fn start(&self, topology: &str) -> AppProcess {
+        self.start_with(topology, &[])
+    }
+
+    /// [`TableApp::start`] with `extra` options.
+    fn start_with(&self, topology: &str, extra: &[&str]) -> AppProcess {
         let _ = std::fs::remove_file(&self.status);
         let state_dir = self.state_dir.to_string_lossy().into_owned();
         let status = self.status.to_string_lossy().into_owned();
@@ -116,6 +122,7 @@ impl TableApp {
             "--right-input",
             &self.right_input,
         ];
+        args.extend_from_slice(extra);
         args.extend(self.connection.args());
         AppProcess::start(env!("CARGO_BIN_EXE_streamtime-test-app"), &args)
     }
@@ -486,6 +493,110 @@ async fn a_versioned_stream_table_join_with_grace_is_exact_under_exactly_once_ac
         got, want,
         "every order joined once, with its product's price at the order's time"
     );
+}
+
+/// What the restore log at `path` says of the restores from `topic`: per partition, the
+/// `(from, to)` offsets of each restore started and the records each finished one read.
+fn restores_from(path: &PathBuf, topic: &str) -> (Vec<(i32, i64, i64)>, Vec<u64>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let (mut started, mut ended) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let of_topic = |tp: &str| {
+            tp.rsplit_once(':')
+                .filter(|(t, _)| *t == topic)
+                .map(|(_, p)| p.parse::<i32>().unwrap())
+        };
+        match parts.as_slice() {
+            ["start", tp, _store, from, to] => {
+                if let Some(p) = of_topic(tp) {
+                    started.push((p, from.parse().unwrap(), to.parse().unwrap()));
+                }
+            }
+            ["end", tp, _store, total] if of_topic(tp).is_some() => {
+                ended.push(total.parse().unwrap());
+            }
+            _ => {}
+        }
+    }
+    started.sort();
+    (started, ended)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_table_restarts_from_its_checkpoint_reading_only_what_its_topic_gained() {
+    let app = TableApp::new("global-checkpoint").await;
+    let log = std::env::temp_dir().join(topics::unique_name("global-restore-log"));
+    let log_arg = log.to_string_lossy().into_owned();
+    // 51 customers (c7, c14... have no row) over the table topic's 2 partitions.
+    let customers = (0..60_usize)
+        .filter(|c| c % 7 != 0)
+        .map(|c| (format!("c{c}"), Some(format!("name{c}"))));
+    app.produce(&app.right_input, 0, customers).await;
+    let order = |o: usize| (format!("o{o}"), Some(format!("c{}", (o * 13) % 60)));
+    app.produce(&app.connection.input, 1, (0..300).map(order))
+        .await;
+    let process = app.start_with("global-join", &["--restore-log", &log_arg]);
+    app.processed_at_least(300).await;
+    process.terminate();
+    let (started, ended) = restores_from(&log, &app.right_input);
+    assert!(started.iter().all(|(_, from, _)| *from == 0), "{started:?}");
+    assert_eq!(
+        ended.iter().sum::<u64>(),
+        51,
+        "the first start reads the whole topic"
+    );
+    let ends: BTreeMap<i32, i64> = started.iter().map(|(p, _, to)| (*p, *to)).collect();
+
+    // While the app is down, eleven customers are renamed and c13 is removed.
+    let renamed = |c: usize| (1..=12).contains(&c) && !c.is_multiple_of(7);
+    let changes = (1..=13_usize)
+        .filter(|&c| renamed(c) || c == 13)
+        .map(|c| (format!("c{c}"), (c != 13).then(|| format!("new{c}"))));
+    app.produce(&app.right_input, 2, changes).await;
+    app.produce(&app.connection.input, 3, (300..600).map(order))
+        .await;
+    let _ = std::fs::remove_file(&log);
+    let process = app.start_with("global-join", &["--restore-log", &log_arg]);
+    let want: BTreeMap<String, String> = (0..600_usize)
+        .filter_map(|o| {
+            let c = (o * 13) % 60;
+            let name = match c {
+                _ if c % 7 == 0 => return None,
+                13 if o >= 300 => return None,
+                _ if o >= 300 && renamed(c) => format!("new{c}"),
+                _ => format!("name{c}"),
+            };
+            Some((format!("o{o}"), format!("c{c}={name}")))
+        })
+        .collect();
+    let servers = &app.connection.bootstrap_servers;
+    let out = records::consume(servers, &app.connection.output, want.len(), WAIT).await;
+    process.terminate();
+    let (started, ended) = restores_from(&log, &app.right_input);
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_dir_all(&app.state_dir);
+
+    for (p, from, _) in &started {
+        assert_eq!(
+            Some(from),
+            ends.get(p),
+            "partition {p} continues where the first run's read ended"
+        );
+    }
+    assert_eq!(
+        ended.iter().sum::<u64>(),
+        12,
+        "the restart reads only the twelve changes"
+    );
+    let got: BTreeMap<String, String> = out
+        .iter()
+        .map(|r| {
+            let value = String::from_utf8_lossy(r.value.as_deref().unwrap()).into_owned();
+            (r.key_str(), value)
+        })
+        .collect();
+    assert_eq!(got, want, "orders after the restart join the changed table");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,10 +3,13 @@
 //!
 //! A global table holds every partition of its topic on every instance, so a stream joins
 //! it by any key it computes from a record, with no repartitioning and no co-partitioning.
-//! Each instance reads the topic from the beginning into memory before any task processes
+//! Each instance reads the topic into its global store before any task processes
 //! (read_committed under exactly-once), then a global thread keeps it current; the topic is
-//! its changelog, so nothing else is written and a restart reads it again. Memory grows with
-//! the topic's live keys.
+//! its changelog, so nothing else is written. The store is in RocksDB with a checkpoint of
+//! the offsets it holds, so a restart reads only what the topic gained since (a checkpoint
+//! the topic no longer matches, after it was recreated or its records expired, empties the
+//! store and reads the topic again); with `Materialized::in_memory` it is read whole on
+//! every start.
 //!
 //! ```
 //! use streamtime::{Consumed, Materialized, Produced, StreamsBuilder, StreamsConfig, TopologyTestDriver};
@@ -81,10 +84,11 @@ impl StreamsBuilder {
                 "store {store} is already defined"
             )));
         } else {
-            state
-                .topology
-                .global_tables
-                .insert(store.clone(), topic.to_string());
+            let spec = crate::topology::GlobalTableSpec {
+                topic: topic.to_string(),
+                persistent: !materialized.in_memory,
+            };
+            state.topology.global_tables.insert(store.clone(), spec);
         }
         GlobalKTable {
             store,
@@ -216,11 +220,7 @@ where
         self.key_serde
             .serialize(&key, &mut key_bytes)
             .map_err(serde_error)?;
-        let bytes = {
-            let store = self.store.as_ref().expect("init ran");
-            let entries = store.read().unwrap_or_else(|e| e.into_inner());
-            entries.get(&key_bytes).cloned()
-        };
+        let bytes = self.store.as_ref().expect("init ran").get(&key_bytes)?;
         let row = match bytes {
             Some(b) => Some(self.value_serde.deserialize(&b).map_err(serde_error)?.0),
             None => None,

@@ -88,7 +88,7 @@ pub struct KafkaStreams {
     threads: Vec<JoinHandle<Result<(), StreamsError>>>,
     state_listener: Option<Box<StateListener>>,
     exception_handler: Option<Box<UncaughtExceptionHandler>>,
-    restore_listener: Option<Box<dyn StateRestoreListener>>,
+    restore_listener: Option<Arc<dyn StateRestoreListener>>,
     /// Follows the global tables' topics (none without global tables).
     global_thread: Option<GlobalThread>,
 }
@@ -139,7 +139,7 @@ impl KafkaStreams {
         listener: impl StateRestoreListener + 'static,
     ) -> Result<(), StreamsError> {
         self.before_start("set_global_state_restore_listener")?;
-        self.restore_listener = Some(Box::new(listener));
+        self.restore_listener = Some(Arc::new(listener));
         Ok(())
     }
 
@@ -171,14 +171,19 @@ impl KafkaStreams {
             crate::prometheus::install(addr)?;
         }
         let partition_counts = internal_topics::prepare(&topology, &self.config)?;
+        let store_env = self.store_env(&topology)?;
         // Global stores are full before any task processes.
-        let globals = GlobalStores::for_topology(&topology);
-        self.global_thread = GlobalThread::start(&self.config, &globals)?;
+        let globals = GlobalStores::open(
+            &topology,
+            store_env.state_dir.as_deref(),
+            store_env.rocks.as_ref(),
+        )?;
+        self.global_thread =
+            GlobalThread::start(&self.config, &globals, self.restore_listener.clone())?;
         let task_config = TaskConfig {
             globals,
             ..TaskConfig::from_config(&self.config)
         };
-        let store_env = self.store_env(&topology)?;
         let identity = crate::runtime::identity::instance_identity(&self.config)?;
         let shared = Arc::new(AppShared::new(
             topology,
@@ -211,7 +216,8 @@ impl KafkaStreams {
 
     /// The state directory and the RocksDB memory shared by every store of this instance.
     fn store_env(&self, topology: &Topology) -> Result<StoreEnv, StreamsError> {
-        if !topology.stores.values().any(|s| s.is_persistent()) {
+        let persistent_globals = topology.global_tables.values().any(|g| g.persistent);
+        if !topology.stores.values().any(|s| s.is_persistent()) && !persistent_globals {
             return Ok(StoreEnv {
                 eos: self.config.is_exactly_once(),
                 faults: self.config.faults.clone(),

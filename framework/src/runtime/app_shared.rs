@@ -60,7 +60,7 @@ pub struct TaskStatus {
 pub(crate) struct AppHandlers {
     pub state: AppState,
     pub exception_handler: Option<Box<UncaughtExceptionHandler>>,
-    pub restore_listener: Option<Box<dyn StateRestoreListener>>,
+    pub restore_listener: Option<Arc<dyn StateRestoreListener>>,
 }
 
 pub(crate) struct AppShared {
@@ -90,7 +90,7 @@ pub(crate) struct AppShared {
     /// What a thread failure does; `None`: shut this instance down.
     pub exception_handler: Option<Box<UncaughtExceptionHandler>>,
     /// Told of every active task's restore progress.
-    pub restore_listener: Option<Box<dyn StateRestoreListener>>,
+    pub restore_listener: Option<Arc<dyn StateRestoreListener>>,
 }
 
 impl AppShared {

@@ -119,9 +119,19 @@ pub struct Topology {
     pub(crate) stores: BTreeMap<String, StoreSpec>,
     /// Topics processors write to besides sinks (dead-letter topics): checked at start.
     pub(crate) side_output_topics: BTreeSet<String>,
-    /// Global tables: store name → the topic it follows (every partition, on every
+    /// Global tables by store name: the topic each follows (every partition, on every
     /// instance).
-    pub(crate) global_tables: BTreeMap<String, String>,
+    pub(crate) global_tables: BTreeMap<String, GlobalTableSpec>,
+}
+
+/// A global table's store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GlobalTableSpec {
+    /// The topic it follows.
+    pub topic: String,
+    /// In RocksDB with a checkpoint (else in memory, read from the topic's start on every
+    /// start).
+    pub persistent: bool,
 }
 
 fn kv_type<K, V>() -> &'static str {
