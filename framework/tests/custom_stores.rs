@@ -1,15 +1,20 @@
-//! Custom key-value stores on the test driver: a store a `KeyValueStoreSupplier` opens backs
-//! a DSL aggregation or a Processor API store in every task that uses it, under the record
-//! cache (it sees the folded writes), and a supplier where a key-value store cannot be (a
-//! windowed count) or a persistence it cannot give fails the build naming the store.
+//! Custom stores on the test driver: a store a supplier opens (key-value, window or
+//! session) backs a DSL aggregation or a Processor API store in every task that uses it,
+//! under the record cache (it sees the folded writes), and a supplier of the wrong kind of
+//! store (a key-value supplier behind a windowed count) or a persistence it cannot give
+//! fails the build naming the store.
 
 use std::sync::{Arc, Mutex};
 
-use streamtime::dsl::TimeWindows;
-use streamtime::serdes::{I64Serde, StringSerde};
+use std::time::Duration;
+
+use streamtime::dsl::{SessionWindows, TimeWindows, WindowedSerde};
+use streamtime::serdes::{I64Serde, OptionSerde, StringSerde};
 use streamtime::stores::{
-    InMemoryKeyValueStore, KeyValueIter, KeyValueStore, KeyValueStoreSupplier, StateError,
-    StateStore, StoreLocation, Stores,
+    InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, KeyValueIter, KeyValueStore,
+    KeyValueStoreSupplier, SessionIter, SessionStore, SessionStoreSupplier, StateError, StateStore,
+    StoreLocation, Stores, WindowIter, WindowStore, WindowStoreConfig, WindowStoreSupplier,
+    WriteOutcome,
 };
 use streamtime::{
     Consumed, Materialized, ProcessResult, Processor, ProcessorContext, Produced, Record,
@@ -23,6 +28,11 @@ struct Seen {
     opened: Vec<(String, String, bool)>,
     /// (store, key) per put that reached a store.
     puts: Vec<(String, Vec<u8>)>,
+    /// (store, retention in ms) per window or session store opened.
+    retentions: Vec<(String, i64)>,
+    /// (store, key, window start or session start, session end or window start) per put
+    /// that reached a window or session store.
+    timed_puts: Vec<(String, Vec<u8>, i64, i64)>,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -84,6 +94,185 @@ impl KeyValueStore for RecordingStore {
     }
     fn approximate_num_entries(&self) -> Result<u64, StateError> {
         self.inner.approximate_num_entries()
+    }
+}
+
+impl Recording {
+    fn opened(&self, at: &StoreLocation<'_>, retention_ms: i64) {
+        let mut seen = self.0.lock().unwrap();
+        seen.opened.push((
+            at.name.to_string(),
+            at.task.to_string(),
+            at.directory.is_some(),
+        ));
+        seen.retentions.push((at.name.to_string(), retention_ms));
+    }
+
+    fn put(&self, store: &str, key: &[u8], from: i64, to: i64) {
+        self.0
+            .lock()
+            .unwrap()
+            .timed_puts
+            .push((store.to_string(), key.to_vec(), from, to));
+    }
+}
+
+impl WindowStoreSupplier for Recording {
+    fn open(
+        &self,
+        at: &StoreLocation<'_>,
+        config: WindowStoreConfig,
+    ) -> Result<Box<dyn WindowStore>, StateError> {
+        self.opened(at, config.retention_ms);
+        Ok(Box::new(RecordingWindows {
+            inner: InMemoryWindowStore::new(at.name, config)?,
+            seen: Recording(self.0.clone()),
+        }))
+    }
+}
+
+impl SessionStoreSupplier for Recording {
+    fn open(
+        &self,
+        at: &StoreLocation<'_>,
+        retention_ms: i64,
+    ) -> Result<Box<dyn SessionStore>, StateError> {
+        self.opened(at, retention_ms);
+        Ok(Box::new(RecordingSessions {
+            inner: InMemorySessionStore::new(at.name, retention_ms)?,
+            seen: Recording(self.0.clone()),
+        }))
+    }
+}
+
+/// Forwards the state-store methods of a recording store to its `inner` store.
+macro_rules! state_store_of_inner {
+    ($t:ty) => {
+        impl StateStore for $t {
+            fn name(&self) -> &str {
+                self.inner.name()
+            }
+            fn persistent(&self) -> bool {
+                false
+            }
+            fn flush(&mut self) -> Result<(), StateError> {
+                self.inner.flush()
+            }
+            fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StateError> {
+                self.inner.restore(key, value)
+            }
+        }
+    };
+}
+
+struct RecordingWindows {
+    inner: InMemoryWindowStore,
+    seen: Recording,
+}
+
+state_store_of_inner!(RecordingWindows);
+
+impl WindowStore for RecordingWindows {
+    fn retention_ms(&self) -> i64 {
+        self.inner.retention_ms()
+    }
+    fn segment_interval_ms(&self) -> i64 {
+        self.inner.segment_interval_ms()
+    }
+    fn retains_duplicates(&self) -> bool {
+        self.inner.retains_duplicates()
+    }
+    fn observed_stream_time(&self) -> Option<i64> {
+        self.inner.observed_stream_time()
+    }
+    fn expired_puts(&self) -> u64 {
+        self.inner.expired_puts()
+    }
+    fn put(
+        &mut self,
+        key: &[u8],
+        start: i64,
+        value: &[u8],
+        timestamp: i64,
+    ) -> Result<WriteOutcome, StateError> {
+        self.seen.put(self.inner.name(), key, start, start);
+        self.inner.put(key, start, value, timestamp)
+    }
+    fn delete(
+        &mut self,
+        key: &[u8],
+        start: i64,
+        timestamp: i64,
+    ) -> Result<WriteOutcome, StateError> {
+        self.inner.delete(key, start, timestamp)
+    }
+    fn get(&self, key: &[u8], start: i64) -> Result<Option<Vec<u8>>, StateError> {
+        self.inner.get(key, start)
+    }
+    fn fetch(&self, key: &[u8], from: i64, to: i64) -> WindowIter<'_> {
+        self.inner.fetch(key, from, to)
+    }
+    fn fetch_all(&self, from: i64, to: i64) -> WindowIter<'_> {
+        self.inner.fetch_all(from, to)
+    }
+    fn fetch_key_range(&self, k0: &[u8], k1: &[u8], from: i64, to: i64) -> WindowIter<'_> {
+        self.inner.fetch_key_range(k0, k1, from, to)
+    }
+}
+
+struct RecordingSessions {
+    inner: InMemorySessionStore,
+    seen: Recording,
+}
+
+state_store_of_inner!(RecordingSessions);
+
+impl SessionStore for RecordingSessions {
+    fn retention_ms(&self) -> i64 {
+        self.inner.retention_ms()
+    }
+    fn segment_interval_ms(&self) -> i64 {
+        self.inner.segment_interval_ms()
+    }
+    fn observed_stream_time(&self) -> Option<i64> {
+        self.inner.observed_stream_time()
+    }
+    fn expired_puts(&self) -> u64 {
+        self.inner.expired_puts()
+    }
+    fn put(
+        &mut self,
+        key: &[u8],
+        start: i64,
+        end: i64,
+        value: &[u8],
+        timestamp: i64,
+    ) -> Result<WriteOutcome, StateError> {
+        self.seen.put(self.inner.name(), key, start, end);
+        self.inner.put(key, start, end, value, timestamp)
+    }
+    fn remove(
+        &mut self,
+        key: &[u8],
+        start: i64,
+        end: i64,
+        timestamp: i64,
+    ) -> Result<WriteOutcome, StateError> {
+        self.inner.remove(key, start, end, timestamp)
+    }
+    fn fetch_session(
+        &self,
+        key: &[u8],
+        start: i64,
+        end: i64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        self.inner.fetch_session(key, start, end)
+    }
+    fn find_sessions(&self, key: &[u8], earliest_end: i64, latest_start: i64) -> SessionIter<'_> {
+        self.inner.find_sessions(key, earliest_end, latest_start)
+    }
+    fn fetch_ending_between(&self, earliest_end: i64, latest_end: i64) -> SessionIter<'_> {
+        self.inner.fetch_ending_between(earliest_end, latest_end)
     }
 }
 
@@ -182,8 +371,223 @@ fn a_processor_api_store_from_a_supplier_is_opened_in_every_task_of_its_processo
     assert_eq!(seen.puts.len(), 4, "every key reached a supplied store");
 }
 
+/// Pipes `(key, time)` clicks while the driver holds them, then processes them all before
+/// one commit.
+fn clicks_between_commits(driver: &TopologyTestDriver, clicks: &[(&str, i64)]) {
+    let input = driver.input_topic("clicks", StringSerde, StringSerde);
+    driver.hold();
+    for (key, time) in clicks {
+        input.pipe(key.to_string(), String::new(), *time).unwrap();
+    }
+    driver.release().unwrap();
+}
+
 #[test]
-fn a_supplier_behind_a_windowed_count_fails_the_build_naming_the_store() {
+fn a_windowed_count_kept_in_a_supplied_window_store_is_exact_and_its_store_sees_folded_writes() {
+    let seen = Shared::default();
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("clicks", Consumed::with(StringSerde, StringSerde))
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_secs(10),
+            Duration::from_secs(5),
+        ))
+        .count(Materialized::as_("per-10s").with_window_store_supplier(Recording(seen.clone())))
+        .to_stream()
+        .to(
+            "counts",
+            Produced::with(WindowedSerde::new(StringSerde), I64Serde),
+        );
+    let driver = TopologyTestDriver::new(
+        builder.build().unwrap(),
+        StreamsConfig::new("custom", "unused"),
+    )
+    .unwrap();
+    clicks_between_commits(
+        &driver,
+        &[("a", 1_000), ("b", 2_000), ("a", 3_000), ("a", 12_000)],
+    );
+    let out: Vec<(String, i64, i64)> = driver
+        .output_topic("counts", WindowedSerde::new(StringSerde), I64Serde)
+        .read_records()
+        .into_iter()
+        .map(|r| (r.key.key, r.key.window.start, r.value))
+        .collect();
+    assert_eq!(
+        out,
+        [
+            ("b".into(), 0, 1),
+            ("a".into(), 0, 2),
+            ("a".into(), 10_000, 1)
+        ]
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.opened, [("per-10s".into(), "0_0".into(), false)]);
+    assert_eq!(
+        seen.retentions,
+        [("per-10s".into(), 15_000)],
+        "opened keeping size + grace"
+    );
+    let puts: Vec<(&[u8], i64)> = seen
+        .timed_puts
+        .iter()
+        .map(|(_, k, start, _)| (k.as_slice(), *start))
+        .collect();
+    assert_eq!(
+        puts,
+        [(&b"b"[..], 0), (&b"a"[..], 0), (&b"a"[..], 10_000)],
+        "four updates, three folded writes"
+    );
+    let stored = driver
+        .timestamped_window_store("per-10s", StringSerde, I64Serde)
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        3,
+        "the driver reads the supplied store: {stored:?}"
+    );
+}
+
+#[test]
+fn a_session_count_kept_in_a_supplied_session_store_is_exact_and_merges_in_it() {
+    let seen = Shared::default();
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("clicks", Consumed::with(StringSerde, StringSerde))
+        .group_by_key()
+        .windowed_by(SessionWindows::of_inactivity_gap_and_grace(
+            Duration::from_secs(20),
+            Duration::from_secs(60),
+        ))
+        .count(
+            Materialized::as_("visits")
+                .with_session_store_supplier(Recording(seen.clone()))
+                .with_caching(false),
+        )
+        .to_stream()
+        .to(
+            "visits",
+            Produced::with(WindowedSerde::new(StringSerde), OptionSerde(I64Serde)),
+        );
+    let driver = TopologyTestDriver::new(
+        builder.build().unwrap(),
+        StreamsConfig::new("custom", "unused"),
+    )
+    .unwrap();
+    // Two sessions of `u`, then a click that bridges them into one.
+    clicks_between_commits(&driver, &[("u", 0), ("u", 30_000), ("u", 15_000)]);
+    let out: Vec<(i64, i64, Option<i64>)> = driver
+        .output_topic(
+            "visits",
+            WindowedSerde::new(StringSerde),
+            OptionSerde(I64Serde),
+        )
+        .read_records()
+        .into_iter()
+        .map(|r| (r.key.window.start, r.key.window.end, r.value))
+        .collect();
+    assert_eq!(
+        out,
+        [
+            (0, 0, Some(1)),
+            (30_000, 30_000, Some(1)),
+            (0, 0, None),
+            (30_000, 30_000, None),
+            (0, 30_000, Some(3)),
+        ],
+        "the bridging click retracts both sessions and sends the merged one"
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.retentions,
+        [("visits".into(), 80_001)],
+        "gap + grace, and the millisecond of a gap reaching its bound"
+    );
+    let puts: Vec<(i64, i64)> = seen
+        .timed_puts
+        .iter()
+        .map(|(_, _, s, e)| (*s, *e))
+        .collect();
+    assert_eq!(puts, [(0, 0), (30_000, 30_000), (0, 30_000)]);
+    let stored = driver
+        .session_store_entries("visits", StringSerde, I64Serde)
+        .unwrap();
+    assert_eq!(stored, [("u".to_string(), 0, 30_000, 3)]);
+}
+
+#[test]
+fn a_processor_api_window_store_from_a_supplier_backs_its_processor() {
+    /// Keeps each record's value in the window of its timestamp, rounded down to seconds.
+    struct PerSecond;
+    impl Processor<String, String, String, String> for PerSecond {
+        fn process(
+            &mut self,
+            ctx: &mut ProcessorContext<String, String>,
+            r: Record<String, String>,
+        ) -> ProcessResult {
+            let store = ctx.window_store("per-second", StringSerde, StringSerde)?;
+            store.put(&r.key, r.timestamp - r.timestamp % 1_000, &r.value)?;
+            ctx.forward(r)
+        }
+    }
+    let seen = Shared::default();
+    let mut topology = Topology::new();
+    topology
+        .add_source("in", &["events"], StringSerde, StringSerde)
+        .unwrap();
+    topology
+        .add_processor("keep", || PerSecond, &["in"])
+        .unwrap();
+    topology
+        .add_state_store(
+            Stores::window_from(
+                "per-second",
+                Duration::from_secs(60),
+                false,
+                Recording(seen.clone()),
+            )
+            .with_caching(false),
+            &["keep"],
+        )
+        .unwrap();
+    let driver = TopologyTestDriver::new(topology, StreamsConfig::new("custom", "unused")).unwrap();
+    let input = driver.input_topic("events", StringSerde, StringSerde);
+    input.pipe("k".to_string(), "x".to_string(), 1_500).unwrap();
+    input.pipe("k".to_string(), "y".to_string(), 2_500).unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.retentions, [("per-second".into(), 60_000)]);
+    let starts: Vec<i64> = seen.timed_puts.iter().map(|(_, _, s, _)| *s).collect();
+    assert_eq!(starts, [1_000, 2_000]);
+    let stored = driver
+        .window_store_entries("per-second", StringSerde, StringSerde)
+        .unwrap();
+    assert_eq!(
+        stored,
+        [
+            ("k".to_string(), 1_000, "x".to_string()),
+            ("k".to_string(), 2_000, "y".to_string())
+        ]
+    );
+}
+
+#[test]
+fn a_window_store_supplier_behind_a_key_value_count_fails_the_build_naming_the_store() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("words", Consumed::with(StringSerde, StringSerde))
+        .group_by_key()
+        .count(Materialized::as_("plain").with_window_store_supplier(Recording(Shared::default())));
+    let message = builder.build().expect_err("a key-value store").to_string();
+    assert!(
+        message.contains("plain")
+            && message.contains("a window store supplier cannot back a key-value store"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_key_value_supplier_behind_a_windowed_count_fails_the_build_naming_the_store() {
     let builder = StreamsBuilder::new();
     builder
         .stream("words", Consumed::with(StringSerde, StringSerde))
@@ -197,7 +601,8 @@ fn a_supplier_behind_a_windowed_count_fails_the_build_naming_the_store() {
         .expect_err("a window store cannot be supplied");
     let message = err.to_string();
     assert!(
-        message.contains("windowed") && message.contains("cannot back a window store"),
+        message.contains("windowed")
+            && message.contains("a key-value store supplier cannot back a window store"),
         "{message}"
     );
 }

@@ -239,7 +239,26 @@ async fn keyed_count_is_exact_under_exactly_once_across_kills_mid_stream_mid_com
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_count_in_a_supplied_store_is_exact_under_exactly_once_across_kills_and_restores() {
-    exact_count_across_kills("supplied-eos", &["--supplied-store"]).await;
+    let log = std::env::temp_dir().join(topics::unique_name("supplied-eos-restores"));
+    let log_arg = log.to_string_lossy().into_owned();
+    exact_count_across_kills(
+        "supplied-eos",
+        &["--supplied-store", "--restore-log", &log_arg],
+    )
+    .await;
+    // The count above would be as exact in the built-in store: what proves the supplier
+    // backs `counts` in every task is the app's own note of each store it opened.
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    let opened: BTreeSet<&str> = lines
+        .lines()
+        .filter_map(|l| l.strip_prefix("supplied counts "))
+        .collect();
+    assert_eq!(
+        opened,
+        BTreeSet::from(["0_0", "0_1", "0_2"]),
+        "the supplier opened the store of every task:\n{lines}"
+    );
+    let _ = std::fs::remove_file(&log);
 }
 
 /// The `count` topology (with `extra` options) under exactly-once through

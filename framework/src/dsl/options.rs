@@ -193,7 +193,7 @@ pub struct Materialized<K, V> {
     pub(crate) caching: bool,
     pub(crate) changelog_configs: Vec<(String, String)>,
     pub(crate) history_retention: Option<std::time::Duration>,
-    pub(crate) supplier: Option<Arc<dyn crate::stores::KeyValueStoreSupplier>>,
+    pub(crate) supplier: Option<crate::stores::Supplied>,
 }
 
 impl<K, V> Default for Materialized<K, V> {
@@ -297,13 +297,60 @@ impl<K, V> Materialized<K, V> {
 
     /// Keep the table in a store of your own, which `supplier` opens in each task (Kafka
     /// Streams' `Materialized.as(KeyValueBytesStoreSupplier)`); see
-    /// [`crate::stores::KeyValueStoreSupplier`]. Only key-value stores can be supplied: a
-    /// windowed, session or versioned table with a supplier fails the build.
+    /// [`crate::stores::KeyValueStoreSupplier`]. A windowed, session or versioned table
+    /// with a key-value store supplier fails the build naming the store.
     pub fn with_store_supplier(
         mut self,
         supplier: impl crate::stores::KeyValueStoreSupplier,
     ) -> Self {
-        self.supplier = Some(Arc::new(supplier));
+        self.supplier = Some(crate::stores::Supplied::KeyValue(Arc::new(supplier)));
+        self
+    }
+
+    /// Keep a windowed aggregation's windows (time or sliding windows) in a store of your
+    /// own (Kafka Streams' `Materialized.as(WindowBytesStoreSupplier)`); see
+    /// [`crate::stores::WindowStoreSupplier`]. Behind any other store, the build fails
+    /// naming the store.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamtime::stores::{InMemoryWindowStore, StateError, StoreLocation};
+    /// # use streamtime::stores::{WindowStore, WindowStoreConfig, WindowStoreSupplier};
+    /// use streamtime::dsl::TimeWindows;
+    /// use streamtime::serdes::StringSerde;
+    /// use streamtime::{Consumed, Materialized, StreamsBuilder};
+    /// # struct MyWindows;
+    /// # impl WindowStoreSupplier for MyWindows {
+    /// #     fn open(&self, at: &StoreLocation<'_>, config: WindowStoreConfig)
+    /// #         -> Result<Box<dyn WindowStore>, StateError> {
+    /// #         Ok(Box::new(InMemoryWindowStore::new(at.name, config)?))
+    /// #     }
+    /// # }
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream("clicks", Consumed::with(StringSerde, StringSerde))
+    ///     .group_by_key()
+    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(60)))
+    ///     .count(Materialized::as_("per-minute").with_window_store_supplier(MyWindows));
+    /// # builder.build().unwrap();
+    /// ```
+    pub fn with_window_store_supplier(
+        mut self,
+        supplier: impl crate::stores::WindowStoreSupplier,
+    ) -> Self {
+        self.supplier = Some(crate::stores::Supplied::Window(Arc::new(supplier)));
+        self
+    }
+
+    /// Keep a session aggregation's sessions in a store of your own (Kafka Streams'
+    /// `Materialized.as(SessionBytesStoreSupplier)`); see
+    /// [`crate::stores::SessionStoreSupplier`]. Behind any other store, the build fails
+    /// naming the store.
+    pub fn with_session_store_supplier(
+        mut self,
+        supplier: impl crate::stores::SessionStoreSupplier,
+    ) -> Self {
+        self.supplier = Some(crate::stores::Supplied::Session(Arc::new(supplier)));
         self
     }
 

@@ -41,13 +41,16 @@ pub(crate) use flushed::{FlushedUpdates, SharedFlushes};
 pub use key_value::KeyValueStoreHandle;
 pub use session::{Session, SessionStoreHandle};
 pub use streamtime_state::VersionedPut;
-/// What a custom store implements (see [`KeyValueStoreSupplier`]), and the in-memory store
-/// one may wrap.
+/// What a custom store implements (see [`KeyValueStoreSupplier`], [`WindowStoreSupplier`],
+/// [`SessionStoreSupplier`]), and the in-memory stores one may wrap.
 pub use streamtime_state::{
-    InMemoryKeyValueStore, KeyValueIter, KeyValueStore, StateError, StateStore,
+    InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, KeyValueIter, KeyValueStore,
+    SessionEntry, SessionIter, SessionStore, StateError, StateStore, WindowIter, WindowStore,
+    WindowStoreConfig, WindowedEntry, WriteOutcome,
 };
 pub(crate) use supplier::Supplied;
-pub use supplier::{KeyValueStoreSupplier, StoreLocation};
+pub use supplier::WindowStoreSupplier;
+pub use supplier::{KeyValueStoreSupplier, SessionStoreSupplier, StoreLocation};
 pub use versioned::{Versioned, VersionedStoreHandle};
 pub use window::WindowStoreHandle;
 
@@ -197,31 +200,52 @@ impl Stores {
         name: impl Into<String>,
         supplier: impl KeyValueStoreSupplier,
     ) -> StoreSpec {
-        Self::key_value(name).with_supplier(std::sync::Arc::new(supplier))
+        Self::key_value(name).with_supplier(Supplied::KeyValue(Arc::new(supplier)))
+    }
+
+    /// A window store (as [`Stores::window`]) that `supplier` opens in each task,
+    /// changelogged and cached like the built-in ones (see [`WindowStoreSupplier`]).
+    pub fn window_from(
+        name: impl Into<String>,
+        retention: std::time::Duration,
+        retain_duplicates: bool,
+        supplier: impl WindowStoreSupplier,
+    ) -> StoreSpec {
+        Self::window(name, retention, retain_duplicates)
+            .with_supplier(Supplied::Window(Arc::new(supplier)))
+    }
+
+    /// A session store (as [`Stores::session`]) that `supplier` opens in each task,
+    /// changelogged and cached like the built-in ones (see [`SessionStoreSupplier`]).
+    pub fn session_from(
+        name: impl Into<String>,
+        retention: std::time::Duration,
+        supplier: impl SessionStoreSupplier,
+    ) -> StoreSpec {
+        Self::session(name, retention).with_supplier(Supplied::Session(Arc::new(supplier)))
     }
 }
 
 impl StoreSpec {
-    /// Opens the store with `supplier`, which also decides whether it is persistent. Only
-    /// key-value stores can be supplied; other kinds are rejected when registered.
-    pub(crate) fn with_supplier(
-        mut self,
-        supplier: std::sync::Arc<dyn KeyValueStoreSupplier>,
-    ) -> Self {
+    /// Opens the store with `supplier`, which also decides whether it is persistent. A
+    /// supplier of another kind of store than the spec's (and any supplier behind a
+    /// versioned store) is rejected when the spec is registered.
+    pub(crate) fn with_supplier(mut self, supplier: Supplied) -> Self {
         let kind = match self.kind {
-            StoreKind::KeyValue => None,
-            StoreKind::Window { .. } => Some("window"),
-            StoreKind::Session { .. } => Some("session"),
-            StoreKind::Versioned { .. } => Some("versioned"),
+            StoreKind::KeyValue => "key-value",
+            StoreKind::Window { .. } => "window",
+            StoreKind::Session { .. } => "session",
+            StoreKind::Versioned { .. } => "versioned",
         };
-        if let Some(kind) = kind {
+        if supplier.kind() != kind {
             self.rejected = Some(format!(
-                "store {}: a key-value store supplier cannot back a {kind} store",
-                self.name
+                "store {}: a {} store supplier cannot back a {kind} store",
+                self.name,
+                supplier.kind()
             ));
         }
         self.persistent = supplier.persistent();
-        self.supplier = Some(Supplied(supplier));
+        self.supplier = Some(supplier);
         self
     }
 
@@ -241,7 +265,7 @@ impl StoreSpec {
     /// is persistent only if its supplier says so; asking for more fails the registration.
     pub fn persistent(mut self) -> Self {
         if let Some(s) = &self.supplier {
-            if !s.0.persistent() {
+            if !s.persistent() {
                 self.rejected = Some(format!(
                     "store {}: its supplier's stores are not persistent",
                     self.name

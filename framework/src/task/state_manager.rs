@@ -24,7 +24,7 @@ use streamtime_state::{
 
 use super::TaskId;
 use crate::error::StreamsError;
-use crate::stores::{state_error, StoreKind, StoreLocation, StoreSpec, TaskStore};
+use crate::stores::{state_error, StoreKind, StoreLocation, StoreSpec, Supplied, TaskStore};
 use crate::topology::Topology;
 
 /// Where and how a task's stores live.
@@ -336,14 +336,10 @@ fn open_store(
     Ok(match spec.kind {
         StoreKind::KeyValue => {
             let base: Box<dyn KeyValueStore> = match (&spec.supplier, disk) {
-                (Some(supplied), disk) => {
-                    let directory = disk.map(|(dir, _)| dir.store_path(name)).transpose()?;
-                    supplied.0.open(&StoreLocation {
-                        name,
-                        task,
-                        directory: directory.as_deref(),
-                    })?
+                (Some(Supplied::KeyValue(supplier)), disk) => {
+                    with_location(task, name, disk, |at| supplier.open(at))?
                 }
+                (Some(other), _) => return Err(mismatched(name, other)),
                 (None, Some((dir, rocks))) => Box::new(RocksKeyValueStore::open(dir, name, rocks)?),
                 (None, None) => Box::new(InMemoryKeyValueStore::new(name)),
             };
@@ -383,9 +379,15 @@ fn open_store(
             retain_duplicates,
         } => {
             let config = WindowStoreConfig::new(retention_ms).retain_duplicates(retain_duplicates);
-            let base: Box<dyn WindowStore> = match disk {
-                Some((dir, rocks)) => Box::new(RocksWindowStore::open(dir, name, config, rocks)?),
-                None => Box::new(InMemoryWindowStore::new(name, config)?),
+            let base: Box<dyn WindowStore> = match (&spec.supplier, disk) {
+                (Some(Supplied::Window(supplier)), disk) => {
+                    with_location(task, name, disk, |at| supplier.open(at, config))?
+                }
+                (Some(other), _) => return Err(mismatched(name, other)),
+                (None, Some((dir, rocks))) => {
+                    Box::new(RocksWindowStore::open(dir, name, config, rocks)?)
+                }
+                (None, None) => Box::new(InMemoryWindowStore::new(name, config)?),
             };
             let logged: Box<dyn WindowStore> = match writer {
                 Some(w) => Box::new(LoggedWindowStore::new(base, w)),
@@ -400,11 +402,15 @@ fn open_store(
             }))
         }
         StoreKind::Session { retention_ms } => {
-            let base: Box<dyn SessionStore> = match disk {
-                Some((dir, rocks)) => {
+            let base: Box<dyn SessionStore> = match (&spec.supplier, disk) {
+                (Some(Supplied::Session(supplier)), disk) => {
+                    with_location(task, name, disk, |at| supplier.open(at, retention_ms))?
+                }
+                (Some(other), _) => return Err(mismatched(name, other)),
+                (None, Some((dir, rocks))) => {
                     Box::new(RocksSessionStore::open(dir, name, retention_ms, rocks)?)
                 }
-                None => Box::new(InMemorySessionStore::new(name, retention_ms)?),
+                (None, None) => Box::new(InMemorySessionStore::new(name, retention_ms)?),
             };
             let logged: Box<dyn SessionStore> = match writer {
                 Some(w) => Box::new(LoggedSessionStore::new(base, w)),
@@ -418,4 +424,29 @@ fn open_store(
             }))
         }
     })
+}
+
+/// Calls a supplier with the location of one task's store: its own directory under the
+/// task's when the store is on disk.
+fn with_location<T>(
+    task: TaskId,
+    name: &str,
+    disk: Option<(&TaskDirectory, &RocksResources)>,
+    open: impl FnOnce(&StoreLocation<'_>) -> Result<T, streamtime_state::StateError>,
+) -> Result<T, streamtime_state::StateError> {
+    let directory = disk.map(|(dir, _)| dir.store_path(name)).transpose()?;
+    open(&StoreLocation {
+        name,
+        task,
+        directory: directory.as_deref(),
+    })
+}
+
+/// A supplier of another kind than its store: registration rejects these, so this is a
+/// spec built around the checks.
+fn mismatched(name: &str, supplied: &Supplied) -> streamtime_state::StateError {
+    streamtime_state::StateError::InvalidArgument(format!(
+        "store {name}: opened by a {} store supplier",
+        supplied.kind()
+    ))
 }

@@ -47,7 +47,8 @@
 //! `start <topic>:<partition> <store> <from> <to>`,
 //! `batch <topic>:<partition> <store> <last offset> <records>`,
 //! `end <topic>:<partition> <store> <records>` and `state <new state>` (`state Running`: every
-//! restore is done and the tasks process).
+//! restore is done and the tasks process); with `--supplied-store`, also
+//! `supplied <store> <task>` for every store the app's supplier opened.
 //!
 //! With `--config-file <file>`, the configuration starts from a properties file (security
 //! settings, for example).
@@ -137,11 +138,15 @@ struct Args {
     config_file: Option<String>,
 }
 
-/// Opens plain in-memory stores through the custom-store interface.
-struct MemoryStores;
+/// Opens plain in-memory stores through the custom-store interface, noting each in the
+/// restore log (`supplied <store> <task>`) when there is one.
+struct MemoryStores(Option<RestoreLog>);
 
 impl KeyValueStoreSupplier for MemoryStores {
     fn open(&self, at: &StoreLocation<'_>) -> Result<Box<dyn KeyValueStore>, StateError> {
+        if let Some(log) = &self.0 {
+            log.line(format!("supplied {} {}\n", at.name, at.task));
+        }
         Ok(Box::new(InMemoryKeyValueStore::new(at.name)))
     }
 }
@@ -193,6 +198,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    let restore_log = match &args.restore_log {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            Some(RestoreLog(std::sync::Arc::new(Mutex::new(file))))
+        }
+        None => None,
+    };
     let builder = StreamsBuilder::new();
     // Every topology but `table-group` and `fk-join` reads the input as a stream.
     let input = || builder.stream(&args.app.input, Consumed::with(StringSerde, StringSerde));
@@ -205,7 +220,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "count" => {
             let mut counts = Materialized::as_("counts").with_caching(args.store_caching);
             if args.supplied_store {
-                counts = counts.with_store_supplier(MemoryStores);
+                counts = counts.with_store_supplier(MemoryStores(restore_log.clone()));
             }
             for config in &args.changelog_config {
                 let (key, value) = config
@@ -408,12 +423,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .num_standby_replicas(args.standbys)
         .num_stream_threads(args.threads);
     let mut app = KafkaStreams::new(builder.build()?, config)?;
-    if let Some(path) = &args.restore_log {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        let log = RestoreLog(std::sync::Arc::new(Mutex::new(file)));
+    if let Some(log) = restore_log {
         app.set_global_state_restore_listener(log.clone())?;
         app.set_state_listener(move |new, _old| log.line(format!("state {new:?}\n")))?;
     }
