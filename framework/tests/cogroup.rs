@@ -1,7 +1,9 @@
 //! Cogrouping on the test driver: grouped streams of different value types fold into one
 //! aggregate per key, in timestamp order, with each input repartitioned on its own after a
-//! key change; windowed, both inputs fold into each window and records beyond grace are
-//! dropped. The first test follows Kafka Streams' `CogroupedKStreamImplTest`
+//! key change; windowed (time, sliding and session windows), both inputs fold into each
+//! window and records beyond grace are dropped. The sliding and session tests port Kafka
+//! Streams' `SlidingWindowedCogroupedKStreamImplTest` and
+//! `SessionWindowedCogroupedKStreamImplTest`. The first test follows Kafka Streams' `CogroupedKStreamImplTest`
 //! (`shouldCogroupAndAggregateTwoKStreamsWithDistinctKeys`: adders that append and subtract
 //! characters over `""`).
 
@@ -214,4 +216,179 @@ fn a_windowed_cogroup_without_the_aggregate_serde_fails_the_build() {
         .aggregate(|| 0, Materialized::as_("sums"));
     let err = builder.build().expect_err("no serde for the aggregate");
     assert!(err.to_string().contains("sums"), "{err}");
+}
+
+/// The cogroup of Kafka Streams' windowed cogroup tests: `one` appends `+v`, `two` appends
+/// `-v`, both to an aggregate starting at `"0"`.
+fn adder_and_remover(
+    builder: &StreamsBuilder,
+) -> streamtime::dsl::CogroupedKStream<String, String> {
+    let one = builder
+        .stream("one", Consumed::with(StringSerde, StringSerde))
+        .group_by_key();
+    let two = builder
+        .stream("two", Consumed::with(StringSerde, StringSerde))
+        .group_by_key();
+    one.cogroup(|_k, v: String, agg: String| format!("{agg}+{v}"))
+        .cogroup(two, |_k, v: String, agg: String| format!("{agg}-{v}"))
+}
+
+/// Kafka Streams' `SlidingWindowedCogroupedKStreamImplTest.slidingWindowAggregateStreamsTest`
+/// (time difference 500 ms, grace 2 s): every update of every left, right and existing
+/// window, in Kafka Streams' order.
+#[test]
+fn a_sliding_windowed_cogroup_makes_the_windows_of_a_sliding_aggregation() {
+    use std::time::Duration;
+    use streamtime::dsl::{SlidingWindows, WindowedSerde};
+    let builder = StreamsBuilder::new();
+    adder_and_remover(&builder)
+        .windowed_by(SlidingWindows::of_time_difference_and_grace(
+            Duration::from_millis(500),
+            Duration::from_secs(2),
+        ))
+        .aggregate(
+            || "0".to_string(),
+            Materialized::as_("sliding").with_value_serde(StringSerde),
+        )
+        .to_stream()
+        .to(
+            "out",
+            Produced::with(WindowedSerde::new(StringSerde), StringSerde),
+        );
+    let driver = driver(builder);
+    let one = driver.input_topic("one", StringSerde, StringSerde);
+    for (key, value, ts) in [
+        ("k1", "A", 500),
+        ("k2", "A", 500),
+        ("k2", "A", 501),
+        ("k1", "A", 502),
+        ("k1", "B", 503),
+        ("k2", "B", 503),
+        ("k2", "B", 504),
+        ("k1", "B", 504),
+    ] {
+        one.pipe(key.into(), value.into(), ts).unwrap();
+    }
+    let out: Vec<String> = driver
+        .output_topic("out", WindowedSerde::new(StringSerde), StringSerde)
+        .read_records()
+        .into_iter()
+        .map(|r| {
+            let w = r.key.window;
+            format!(
+                "{}[{},{}]:{}@{}",
+                r.key.key, w.start, w.end, r.value, r.timestamp
+            )
+        })
+        .collect();
+    assert_eq!(
+        out,
+        [
+            "k1[0,500]:0+A@500",
+            "k2[0,500]:0+A@500",
+            "k2[501,1001]:0+A@501",
+            "k2[1,501]:0+A+A@501",
+            "k1[501,1001]:0+A@502",
+            "k1[2,502]:0+A+A@502",
+            "k1[501,1001]:0+A+B@503",
+            "k1[503,1003]:0+B@503",
+            "k1[3,503]:0+A+A+B@503",
+            "k2[501,1001]:0+A+B@503",
+            "k2[502,1002]:0+B@503",
+            "k2[3,503]:0+A+A+B@503",
+            "k2[502,1002]:0+B+B@504",
+            "k2[501,1001]:0+A+B+B@504",
+            "k2[504,1004]:0+B@504",
+            "k2[4,504]:0+A+A+B+B@504",
+            "k1[503,1003]:0+B+B@504",
+            "k1[501,1001]:0+A+B+B@504",
+            "k1[504,1004]:0+B@504",
+            "k1[4,504]:0+A+A+B+B@504",
+        ]
+    );
+}
+
+/// Kafka Streams' `SessionWindowedCogroupedKStreamImplTest.sessionWindowMixAggregatorsTest`
+/// (gap 100 ms, merger `a+b`): a record joining a session merges the initial aggregate with
+/// it first (`0+0+A+A`); each merged-away session is retracted before the merged one is
+/// sent.
+#[test]
+fn a_session_windowed_cogroup_merges_sessions_across_its_inputs() {
+    use std::time::Duration;
+    use streamtime::dsl::{SessionWindows, WindowedSerde};
+    use streamtime::serdes::OptionSerde;
+    let builder = StreamsBuilder::new();
+    adder_and_remover(&builder)
+        .windowed_by(SessionWindows::of_inactivity_gap_and_grace(
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        ))
+        .aggregate(
+            || "0".to_string(),
+            |_k, a: String, b: String| format!("{a}+{b}"),
+            Materialized::as_("sessions").with_value_serde(StringSerde),
+        )
+        .to_stream()
+        .to(
+            "out",
+            Produced::with(WindowedSerde::new(StringSerde), OptionSerde(StringSerde)),
+        );
+    let driver = driver(builder);
+    let one = driver.input_topic("one", StringSerde, StringSerde);
+    let two = driver.input_topic("two", StringSerde, StringSerde);
+    one.pipe("k1".into(), "A".into(), 0).unwrap();
+    one.pipe("k11".into(), "A".into(), 0).unwrap();
+    one.pipe("k11".into(), "A".into(), 1).unwrap();
+    one.pipe("k1".into(), "A".into(), 2).unwrap();
+    two.pipe("k1".into(), "B".into(), 3).unwrap();
+    two.pipe("k11".into(), "B".into(), 3).unwrap();
+    two.pipe("k11".into(), "B".into(), 444).unwrap();
+    two.pipe("k1".into(), "B".into(), 444).unwrap();
+    let out: Vec<String> = driver
+        .output_topic(
+            "out",
+            WindowedSerde::new(StringSerde),
+            OptionSerde(StringSerde),
+        )
+        .read_records()
+        .into_iter()
+        .map(|r| {
+            let w = r.key.window;
+            let value = r.value.unwrap_or_else(|| "-".into());
+            format!(
+                "{}[{},{}]:{value}@{}",
+                r.key.key, w.start, w.end, r.timestamp
+            )
+        })
+        .collect();
+    assert_eq!(
+        out,
+        [
+            "k1[0,0]:0+A@0",
+            "k11[0,0]:0+A@0",
+            "k11[0,0]:-@0",
+            "k11[0,1]:0+0+A+A@1",
+            "k1[0,0]:-@0",
+            "k1[0,2]:0+0+A+A@2",
+            "k1[0,2]:-@2",
+            "k1[0,3]:0+0+0+A+A-B@3",
+            "k11[0,1]:-@1",
+            "k11[0,3]:0+0+0+A+A-B@3",
+            "k11[444,444]:0-B@444",
+            "k1[444,444]:0-B@444",
+        ]
+    );
+    let mut stored = driver
+        .session_store_entries("sessions", StringSerde, StringSerde)
+        .unwrap();
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            ("k1".into(), 0, 3, "0+0+0+A+A-B".into()),
+            ("k1".into(), 444, 444, "0-B".into()),
+            ("k11".into(), 0, 3, "0+0+0+A+A-B".into()),
+            ("k11".into(), 444, 444, "0-B".into()),
+        ]
+    );
 }

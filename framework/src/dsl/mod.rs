@@ -37,7 +37,8 @@ mod windowed;
 mod windows;
 
 pub use branched::{Branched, BranchedKStream};
-pub use cogrouped::{CogroupedKStream, TimeWindowedCogroupedKStream};
+pub use cogrouped::{CogroupedKStream, TimeWindowedCogroupedKStream, WindowedCogroupedKStream};
+pub use cogrouped::{SessionWindowedCogroupedKStream, SlidingWindowedCogroupedKStream};
 pub use global_table::GlobalKTable;
 pub use grouped::KGroupedStream;
 pub use grouped_table::KGroupedTable;

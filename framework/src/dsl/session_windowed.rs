@@ -155,7 +155,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SessionWindowedKStream<K, V> {
     }
 }
 
-struct SessionWindowAggregate<K, V, A> {
+pub(super) struct SessionWindowAggregate<K, V, A> {
     store_name: String,
     key_serde: Arc<dyn Serde<K>>,
     agg_serde: Arc<dyn Serde<A>>,
@@ -178,6 +178,34 @@ where
     V: Clone + 'static,
     A: Clone + 'static,
 {
+    /// Every update and retraction forwarded (through the cache when the store has one),
+    /// late records dropped and counted (the inputs of a session-windowed cogroup): a record
+    /// starts from `initializer()`, merged with the sessions it joins, then folded in by
+    /// `step`.
+    pub(super) fn on_update(
+        (store_name, key_serde, agg_serde): (String, Arc<dyn Serde<K>>, Arc<dyn Serde<A>>),
+        windows: SessionWindows,
+        initializer: Initializer<A>,
+        step: Fold<K, V, A>,
+        merger: Merger<K, A>,
+    ) -> Self {
+        SessionWindowAggregate {
+            store_name,
+            key_serde,
+            agg_serde,
+            windows,
+            delay: None,
+            initializer: Some(initializer),
+            aggregator: step,
+            merger,
+            late: Some((LatePolicy::default(), None)),
+            handler: None,
+            store: None,
+            forwarder: None,
+            clock: None,
+        }
+    }
+
     /// A session's close point: no record can join it once stream time − grace reaches it.
     fn close_point(&self, end: i64) -> i64 {
         end.saturating_add(self.windows.gap_ms).saturating_add(1)

@@ -137,7 +137,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SlidingWindowedKStream<K, V> {
 ///   window: for a record that is not dropped and whose windows are open, that window can
 ///   start as early as `observed − grace − 2d − 1` (Kafka Streams asks for `2d + grace` with a
 ///   store that counts retention one millisecond differently).
-fn needed_retention_ms(windows: SlidingWindows, delay: Option<i64>) -> i64 {
+pub(super) fn needed_retention_ms(windows: SlidingWindows, delay: Option<i64>) -> i64 {
     let d = windows.time_difference_ms;
     let grace = windows.grace_ms;
     let emission = d
@@ -149,7 +149,7 @@ fn needed_retention_ms(windows: SlidingWindows, delay: Option<i64>) -> i64 {
 
 /// Sliding-window aggregation: creates and updates windows per record as Kafka Streams does,
 /// and forwards results as the [`super::EmitStrategy`] says.
-struct SlidingWindowAggregate<K, V, A> {
+pub(super) struct SlidingWindowAggregate<K, V, A> {
     store_name: String,
     key_serde: Arc<dyn Serde<K>>,
     agg_serde: Arc<dyn Serde<A>>,
@@ -172,6 +172,27 @@ where
     V: Clone + 'static,
     A: Clone + 'static,
 {
+    /// Every update of every window forwarded, late records dropped and counted (the
+    /// inputs of a sliding-windowed cogroup, which has no emit strategy of its own).
+    pub(super) fn on_update(
+        (store_name, key_serde, agg_serde): (String, Arc<dyn Serde<K>>, Arc<dyn Serde<A>>),
+        windows: SlidingWindows,
+        step: Step<K, V, A>,
+    ) -> Self {
+        SlidingWindowAggregate {
+            store_name,
+            key_serde,
+            agg_serde,
+            windows,
+            delay: None,
+            step,
+            late: Some((LatePolicy::default(), None)),
+            handler: None,
+            store: None,
+            clock: None,
+        }
+    }
+
     fn d(&self) -> i64 {
         self.windows.time_difference_ms
     }
