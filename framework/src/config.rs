@@ -34,6 +34,19 @@ pub enum ProcessingGuarantee {
     ExactlyOnce,
 }
 
+/// Rewrites of the topology that save topics and work (Kafka Streams'
+/// `topology.optimization`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TopologyOptimization {
+    /// Run the topology as written (the default, as in Kafka Streams).
+    #[default]
+    None,
+    /// A table read from a topic (`StreamsBuilder::table`) restores from that topic instead
+    /// of writing a changelog of its own (Kafka Streams' `reuse.ktable.source.topics`; `all`
+    /// means this too: streamtime does not merge repartition topics).
+    ReuseSourceTopics,
+}
+
 /// The default record cache of an instance (`statestore.cache.max.bytes`), as in Kafka
 /// Streams.
 const DEFAULT_CACHE_MAX_BYTES: usize = 10 << 20;
@@ -59,6 +72,7 @@ pub struct StreamsConfig {
     pub(crate) repartition_purge_interval: std::time::Duration,
     pub(crate) rocksdb_memory_bytes: usize,
     pub(crate) cache_max_bytes: usize,
+    pub(crate) optimization: TopologyOptimization,
     pub(crate) deserialization_error_policy: DeserializationErrorPolicy,
     pub(crate) processing_error_policy: ProcessingErrorPolicy,
     pub(crate) production_error_policy: ProductionErrorPolicy,
@@ -94,6 +108,7 @@ impl StreamsConfig {
             repartition_purge_interval: Duration::from_secs(30),
             rocksdb_memory_bytes: 256 << 20,
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+            optimization: TopologyOptimization::None,
             deserialization_error_policy: DeserializationErrorPolicy::Fail,
             processing_error_policy: ProcessingErrorPolicy::Fail,
             production_error_policy: ProductionErrorPolicy::Fail,
@@ -387,6 +402,37 @@ impl StreamsConfig {
     pub fn cache_max_bytes(mut self, bytes: usize) -> Self {
         self.cache_max_bytes = bytes;
         self
+    }
+
+    /// Rewrites the topology to save topics (`topology.optimization`; default none).
+    ///
+    /// With [`TopologyOptimization::ReuseSourceTopics`], a table read from a topic keeps no
+    /// changelog: its store restores from the topic itself, up to the offset the application
+    /// committed on it (what processing had reached), and a clean stop checkpoints that
+    /// offset. This saves a topic and a copy of every row. It applies where the topic holds
+    /// exactly what the store keeps: the table's `Materialized` sets no serdes or versioning
+    /// of its own, its `Consumed` no timestamp extractor, and the table is logged. A restored
+    /// row whose key or value the table's serdes cannot read is skipped with a warning, as a
+    /// processing run that skips bad records would have. A standby keeps no warm copy of such
+    /// a table (it would run ahead of the committed offset); taking over restores it from the
+    /// topic. Switching the optimization on for an application that ran without it leaves
+    /// its old changelog unused.
+    ///
+    /// ```
+    /// use streamtime::config::TopologyOptimization;
+    /// let config = streamtime::StreamsConfig::new("app", "localhost:9092")
+    ///     .topology_optimization(TopologyOptimization::ReuseSourceTopics);
+    /// # let _ = config;
+    /// ```
+    pub fn topology_optimization(mut self, optimization: TopologyOptimization) -> Self {
+        self.optimization = optimization;
+        self
+    }
+
+    /// Whether tables read from a topic restore from it (see
+    /// [`StreamsConfig::topology_optimization`]).
+    pub(crate) fn reuses_source_topics(&self) -> bool {
+        self.optimization == TopologyOptimization::ReuseSourceTopics
     }
 
     /// Static group membership: a stable id for this instance (`group.instance.id`). It is

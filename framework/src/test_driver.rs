@@ -245,9 +245,14 @@ impl TopologyTestDriver {
         for sub in topology.subtopologies() {
             let n = sub.task_count(&resolved);
             for store in &sub.stores {
-                topics
-                    .counts
-                    .insert(Topology::changelog_topic(store).resolve(&application_id), n);
+                let own = topology
+                    .stores
+                    .get(store)
+                    .is_none_or(|s| s.has_own_changelog(config.reuses_source_topics()));
+                if own {
+                    let changelog = Topology::changelog_topic(store).resolve(&application_id);
+                    topics.counts.insert(changelog, n);
+                }
             }
         }
         let topics = Rc::new(RefCell::new(topics));
@@ -262,6 +267,7 @@ impl TopologyTestDriver {
         // One stream thread, whose record cache is the instance's.
         let env = StoreEnv {
             cache: Some(CacheBudget::new(config.cache_max_bytes)),
+            reuse_source_topics: config.reuses_source_topics(),
             ..StoreEnv::default()
         };
         for sub in &subs {

@@ -165,3 +165,70 @@ fn a_filtered_table_joins_a_stream() {
         ]
     );
 }
+
+/// `prices` read as a table (stored as read, or with serdes of its store's own) and
+/// `expensive` derived from it, under `config`.
+fn source_tables(config: StreamsConfig) -> TopologyTestDriver {
+    let builder = StreamsBuilder::new();
+    builder
+        .table(
+            "prices",
+            Consumed::with(StringSerde, I64Serde),
+            Materialized::as_("prices"),
+        )
+        .filter(|_k, v: &i64| *v >= 100, Materialized::as_("expensive"))
+        .to_change_stream()
+        .to(
+            "expensive",
+            Produced::with(StringSerde, OptionSerde(I64Serde)),
+        );
+    builder.table(
+        "rates",
+        Consumed::with(StringSerde, I64Serde),
+        Materialized::as_("rates").with_serdes(StringSerde, I64Serde),
+    );
+    TopologyTestDriver::new(builder.build().unwrap(), config).unwrap()
+}
+
+#[test]
+fn reusing_source_topics_a_table_read_from_a_topic_writes_no_changelog_of_its_own() {
+    use streamtime::config::TopologyOptimization;
+    let run = |config: StreamsConfig| {
+        let driver = source_tables(config);
+        driver
+            .input_topic("prices", StringSerde, I64Serde)
+            .pipe("tv".into(), 400, 1)
+            .unwrap();
+        driver
+            .input_topic("rates", StringSerde, I64Serde)
+            .pipe("eur".into(), 2, 1)
+            .unwrap();
+        let logged = |store: &str| {
+            driver
+                .raw_records(&format!("tables-{store}-changelog"))
+                .len()
+        };
+        let stored = driver
+            .timestamped_key_value_store("prices", StringSerde, I64Serde)
+            .unwrap();
+        (
+            [logged("prices"), logged("expensive"), logged("rates")],
+            stored,
+            changes(&driver, "expensive"),
+        )
+    };
+    let config = || StreamsConfig::new("tables", "unused");
+    let (plain, plain_rows, plain_out) = run(config());
+    let (reused, reused_rows, reused_out) =
+        run(config().topology_optimization(TopologyOptimization::ReuseSourceTopics));
+    assert_eq!(plain, [1, 1, 1], "every table logs its rows");
+    assert_eq!(
+        reused,
+        [0, 1, 1],
+        "only the table stored as its topic holds it goes without a changelog; a derived \
+         table and one with serdes of its own keep theirs"
+    );
+    assert_eq!(reused_rows, plain_rows, "the table holds the same rows");
+    assert_eq!(reused_out, plain_out);
+    assert_eq!(reused_out, [set("tv", 400, 1)]);
+}

@@ -208,6 +208,26 @@ pub async fn watermarks(servers: &str, topic: &str) -> Vec<(i64, i64)> {
     .expect("watermark task")
 }
 
+/// The names of every topic on the cluster.
+pub async fn names(servers: &str) -> Vec<String> {
+    let servers = servers.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = crate::kafka::client_config(&servers)
+            .create()
+            .expect("consumer config is valid");
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .expect("metadata");
+        metadata
+            .topics()
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect()
+    })
+    .await
+    .expect("metadata task")
+}
+
 /// The committed offset of `group` for each of `topic`'s partitions, in partition order
 /// (`None`: nothing committed).
 pub async fn committed_offsets(servers: &str, group: &str, topic: &str) -> Vec<Option<i64>> {

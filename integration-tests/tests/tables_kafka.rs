@@ -6,7 +6,9 @@
 //! every partition before processing) gives every join exactly once; a stream joined with a
 //! versioned table as of each record's time, out-of-order records held for a grace period,
 //! gives every order the price it had at its time, exactly once across two kills; a global
-//! table restarts from its checkpoint, reading only what its topic gained meanwhile.
+//! table restarts from its checkpoint, reading only what its topic gained meanwhile; a table
+//! restoring from its source topic (`topology.optimization`) holds, after a kill, only what
+//! was committed on that topic, and after a clean stop restores nothing.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -240,6 +242,93 @@ async fn a_grouped_table_count_whose_rows_change_group_is_exact_under_exactly_on
         .map(|(region, counts)| (region.clone(), *counts.last().unwrap()))
         .collect();
     assert_eq!(last, truth, "every region ends at its true number of users");
+}
+
+const JOINED_PRODUCTS: usize = 30;
+
+/// Orders `range` (`o<n>`, keyed by product `p0`…), stamped from `from` on.
+fn orders_from(range: std::ops::Range<usize>, from: i64) -> impl Iterator<Item = TestRecord> {
+    range.map(move |o| {
+        TestRecord::new(
+            &format!("p{}", o % JOINED_PRODUCTS),
+            format!("o{o}").into_bytes(),
+            from + o as i64,
+        )
+    })
+}
+
+/// Every product's price `price`, stamped from `at` on.
+fn prices(price: &str, at: i64) -> Vec<TestRecord> {
+    (0..JOINED_PRODUCTS)
+        .map(|p| TestRecord::new(&format!("p{p}"), price.as_bytes().to_vec(), at + p as i64))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_restoring_from_its_source_topic_holds_only_what_was_committed_on_it() {
+    // The stream and the table must be co-partitioned: 3 partitions each.
+    let app = TableApp::with_right_partitions("table-source", 3).await;
+    let servers = app.connection.bootstrap_servers.clone();
+    let log = std::env::temp_dir().join(topics::unique_name("table-source-restores"));
+    let log_arg = log.to_string_lossy().into_owned();
+    let extra = ["--reuse-source-topics", "--restore-log", &log_arg];
+    let (input, output) = (&app.connection.input, &app.connection.output);
+
+    // Orders 0..300 join the first prices; the app is killed once they are out.
+    records::produce(&servers, &app.right_input, prices("v0", 1_000)).await;
+    records::produce(&servers, input, orders_from(0..300, 2_000).collect()).await;
+    let process = app.start_with("table-join", &extra);
+    records::consume(&servers, output, 300, WAIT).await;
+    process.kill();
+    // While it is down: orders 300..600, then new prices stamped after them. The table's
+    // topic now runs past what was committed on it: a restore reading to its end would
+    // join orders 300..600 with prices they precede.
+    records::produce(&servers, input, orders_from(300..600, 10_000).collect()).await;
+    records::produce(&servers, &app.right_input, prices("v1", 20_000)).await;
+    let process = app.start_with("table-join", &extra);
+    records::consume(&servers, output, 600, WAIT).await;
+    process.terminate();
+    // The first start had nothing to restore; the one after the kill read each partition
+    // of the table's topic from its start to the committed offset: the 30 first prices.
+    let (started, _) = restores_from(&log, &app.right_input);
+    assert_eq!(started.len(), 3, "{started:?}");
+    assert!(started.iter().all(|(_, from, _)| *from == 0), "{started:?}");
+    let restored: i64 = started.iter().map(|(_, _, to)| to).sum();
+    assert_eq!(
+        restored, JOINED_PRODUCTS as i64,
+        "up to the committed offsets: {started:?}"
+    );
+    let app_id = &app.connection.application_id;
+    let names = topics::names(&servers).await;
+    assert!(
+        !names.contains(&format!("{app_id}-prices-changelog")),
+        "the table writes no changelog of its own"
+    );
+
+    // After the clean stop, the checkpoint holds: the next start restores nothing, and the
+    // table still has every price (orders 600..900 come after the second prices).
+    let _ = std::fs::remove_file(&log);
+    let process = app.start_with("table-join", &extra);
+    records::produce(&servers, input, orders_from(600..900, 30_000).collect()).await;
+    let out = records::consume(&servers, output, 900, WAIT).await;
+    process.terminate();
+    let (again, _) = restores_from(&log, &app.right_input);
+    assert_eq!(again, [], "restarted from its checkpoint");
+    let _ = std::fs::remove_file(&log);
+
+    let mut got: Vec<String> = out
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap()).into_owned())
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..900)
+        .map(|o| format!("o{o}@{}", if o < 600 { "v0" } else { "v1" }))
+        .collect();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "every order joined once, with the price before it"
+    );
 }
 
 const ORDERS: usize = 300;

@@ -4,12 +4,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{ProcessingGuarantee, StreamsConfig};
+use super::{ProcessingGuarantee, StreamsConfig, TopologyOptimization};
 use crate::client_config::{is_secret, owned_reason};
 use crate::error::StreamsError;
 
 /// The Kafka Streams keys streamtime reads; every other key is a client property.
-const STREAMS_KEYS: [&str; 13] = [
+const STREAMS_KEYS: [&str; 14] = [
     "application.id",
     "bootstrap.servers",
     "processing.guarantee",
@@ -23,6 +23,7 @@ const STREAMS_KEYS: [&str; 13] = [
     "poll.ms",
     "max.task.idle.ms",
     "application.server",
+    "topology.optimization",
 ];
 
 /// Java client keys librdkafka does not have, with what to write instead.
@@ -272,6 +273,9 @@ pub(crate) fn build(
                 })
             }
             "application.server" => config.application_server(value),
+            "topology.optimization" => config.topology_optimization(
+                optimization(value).map_err(|e| StreamsError::Config(format!("{source}: {e}")))?,
+            ),
             "sasl.jaas.config" => {
                 let (user, password) = jaas_credentials(value)
                     .map_err(|e| StreamsError::Config(format!("{source}: {e}")))?;
@@ -354,6 +358,32 @@ pub(crate) fn from_file(
     build(pairs, &source)
 }
 
+/// `topology.optimization`: `none`, `all`, or a comma-separated list of Kafka Streams'
+/// optimizations. `merge.repartition.topics` and `single.store.self.join` are accepted and
+/// change nothing: streamtime has neither rewrite.
+fn optimization(value: &str) -> Result<TopologyOptimization, String> {
+    let mut reuse = false;
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item {
+            "none" => {}
+            "all" | "reuse.ktable.source.topics" => reuse = true,
+            "merge.repartition.topics" | "single.store.self.join" => {}
+            other => {
+                return Err(format!(
+                    "topology.optimization must be none, all or a list of \
+                     reuse.ktable.source.topics, merge.repartition.topics, \
+                     single.store.self.join; got {other:?}"
+                ))
+            }
+        }
+    }
+    Ok(if reuse {
+        TopologyOptimization::ReuseSourceTopics
+    } else {
+        TopologyOptimization::None
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +394,25 @@ mod tests {
             .into_iter()
             .map(|(_, k, v)| (k, v))
             .collect()
+    }
+
+    #[test]
+    fn topology_optimization_takes_kafka_streams_values_and_rejects_others() {
+        assert_eq!(
+            optimization("all"),
+            Ok(TopologyOptimization::ReuseSourceTopics)
+        );
+        assert_eq!(optimization("none"), Ok(TopologyOptimization::None));
+        assert_eq!(
+            optimization("merge.repartition.topics, reuse.ktable.source.topics"),
+            Ok(TopologyOptimization::ReuseSourceTopics)
+        );
+        assert_eq!(
+            optimization("merge.repartition.topics"),
+            Ok(TopologyOptimization::None)
+        );
+        let err = optimization("fast").unwrap_err();
+        assert!(err.contains("\"fast\""), "{err}");
     }
 
     #[test]

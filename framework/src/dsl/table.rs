@@ -151,6 +151,18 @@ impl StreamsBuilder {
             .value_serde
             .clone()
             .unwrap_or_else(|| consumed.value_serde.clone());
+        // The topic is the store's changelog as is only when the store keeps it as read:
+        // its own serdes, versioning or timestamps would make the rows differ.
+        let reusable = materialized.key_serde.is_none()
+            && materialized.value_serde.is_none()
+            && materialized.history_retention.is_none()
+            && consumed.extractor.is_none();
+        let readable = {
+            let (keys, values) = (key_serde.clone(), value_serde.clone());
+            move |key: &[u8], value: Option<&[u8]>| {
+                keys.deserialize(key).is_ok() && value.is_none_or(|v| values.deserialize(v).is_ok())
+            }
+        };
         // Null values are deletions, so the source reads `Option<V>`.
         let source = KStream::<K, Option<V>>::source(
             self.state.clone(),
@@ -170,6 +182,17 @@ impl StreamsBuilder {
             key_serde,
             value_serde,
         );
+        if reusable {
+            let mut state = self.state.borrow_mut();
+            if let Some(spec) = state.topology.stores.get_mut(&store) {
+                if spec.kind == StoreKind::KeyValue {
+                    spec.source_changelog = Some(crate::stores::SourceChangelog {
+                        topic: topic.to_string(),
+                        readable: Arc::new(readable),
+                    });
+                }
+            }
+        }
         KTable {
             stream: changes,
             store,

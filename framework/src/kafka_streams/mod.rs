@@ -221,6 +221,7 @@ impl KafkaStreams {
             return Ok(StoreEnv {
                 eos: self.config.is_exactly_once(),
                 faults: self.config.faults.clone(),
+                reuse_source_topics: self.config.reuses_source_topics(),
                 ..StoreEnv::default()
             });
         }
@@ -236,6 +237,7 @@ impl KafkaStreams {
             eos: self.config.is_exactly_once(),
             cache: None,
             faults: self.config.faults.clone(),
+            reuse_source_topics: self.config.reuses_source_topics(),
         })
     }
 

@@ -232,13 +232,19 @@ impl ActiveTaskCreator {
         };
         let mut state = retry_while_locked(id, &open)?;
         let listener = shared.restore_listener.as_deref();
-        let registered = match reader.register_active(id, &state, listener) {
+        let committed_offset = |tp: &TopicPartition| {
+            committed
+                .iter()
+                .find(|(c, _, _)| c == tp)
+                .and_then(|(_, offset, _)| *offset)
+        };
+        let registered = match reader.register_active(id, &state, listener, &committed_offset) {
             Ok(Registration::StaleCheckpoint) => {
                 // Reopened without a checkpoint, the task's stores start empty and are
                 // restored from the start of their changelogs.
                 state.discard()?;
                 state = retry_while_locked(id, &open)?;
-                reader.register_active(id, &state, listener)
+                reader.register_active(id, &state, listener, &committed_offset)
             }
             other => other,
         };

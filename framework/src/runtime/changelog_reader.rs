@@ -148,6 +148,10 @@ fn consumer_with(
     Ok(cc.create_with_context(RestoreContext::default())?)
 }
 
+/// The records collected for one changelog partition, read in place from librdkafka's
+/// buffers, and their timestamps.
+type PendingRun<'r, 'm> = (&'r mut Vec<(&'m [u8], Option<&'m [u8]>)>, &'r mut Vec<i64>);
+
 /// One changelog partition being read.
 struct ChangelogPartition {
     task: TaskId,
@@ -248,15 +252,24 @@ impl StoreChangelogReader {
     /// `transaction.timeout.ms`): its stable offset then stops short of records committed
     /// after that transaction began. Reading only to the stable offset would lose them, so
     /// the restore is complete only at the high watermark, and says every 10 s that it waits.
+    ///
+    /// A table's source topic serving as its changelog is restored only up to `committed`,
+    /// the offset the application committed on it: processing goes on from there, and
+    /// nothing after it is in the table yet. Nothing committed: nothing to restore.
     pub(crate) fn register_active(
         &mut self,
         task: TaskId,
         state: &StateManager,
         listener: Option<&dyn StateRestoreListener>,
+        committed: &dyn Fn(&TopicPartition) -> Option<i64>,
     ) -> Result<Registration, StreamsError> {
         let mut plan = Vec::new();
         for changelog in state.changelogs() {
             let (low, high) = self.range(&changelog.tp)?;
+            let high = match changelog.source {
+                true => committed(&changelog.tp).unwrap_or(low).clamp(low, high),
+                false => high,
+            };
             if changelog.from.is_some_and(|from| from > high) {
                 tracing::warn!(%task, partition = %changelog.tp,
                     checkpoint = changelog.from.map(|f| f - 1), end = high,
@@ -311,8 +324,11 @@ impl StoreChangelogReader {
 
     /// Registers the changelogs of a standby whose stores `state` holds, each from its
     /// checkpointed offset (or the start), to be read for as long as the standby lives.
+    ///
+    /// A table's source topic is not followed: the standby would run ahead of what the
+    /// active task committed. Taking over restores such a table from its topic.
     pub(crate) fn register_standby(&mut self, task: TaskId, state: &StateManager) {
-        for changelog in state.changelogs() {
+        for changelog in state.changelogs().into_iter().filter(|c| !c.source) {
             self.partitions.push(ChangelogPartition {
                 task,
                 kind: Kind::Standby,
@@ -420,13 +436,15 @@ impl StoreChangelogReader {
         // Messages come in runs of one partition (one fetch each); each run is written to
         // its store as one batch, keys and values read in place from librdkafka's buffers.
         let mut records: Vec<(&[u8], Option<&[u8]>)> = Vec::with_capacity(BATCH);
+        let mut timestamps: Vec<i64> = Vec::with_capacity(BATCH);
         let mut run: Option<(usize, i64)> = None;
         for m in batch.iter() {
             let at = match run {
                 Some((at, _)) if self.partitions[at].is(&m) => at,
                 _ => {
                     if let Some((at, last)) = run.take() {
-                        self.write_run(at, owners, &mut records, last, &mut outcome)?;
+                        let pending = (&mut records, &mut timestamps);
+                        self.write_run(at, owners, pending, last, &mut outcome)?;
                     }
                     let Some(at) = self.partitions.iter().position(|p| p.is(&m)) else {
                         continue;
@@ -453,8 +471,15 @@ impl StoreChangelogReader {
             if p.next.is_some_and(|next| m.offset() < next) {
                 continue;
             }
+            if p.kind == Kind::Active && m.offset() >= p.end {
+                // A source topic goes on past the committed offset the restore stops at
+                // (records after a transaction marker can come first).
+                done.push(at);
+                continue;
+            }
             if let Some(key) = m.key() {
                 records.push((key, m.payload()));
+                timestamps.push(m.timestamp().to_millis().unwrap_or(-1));
                 run = Some((at, m.offset()));
             } else {
                 tracing::warn!(partition = %p.tp, offset = m.offset(), "skipping changelog record without key");
@@ -466,7 +491,8 @@ impl StoreChangelogReader {
             }
         }
         if let Some((at, last)) = run {
-            self.write_run(at, owners, &mut records, last, &mut outcome)?;
+            let pending = (&mut records, &mut timestamps);
+            self.write_run(at, owners, pending, last, &mut outcome)?;
         }
         drop(records);
         drop(batch);
@@ -489,12 +515,13 @@ impl StoreChangelogReader {
         }
     }
 
-    /// Writes the records collected for one changelog partition to its store.
+    /// Writes the records collected for one changelog partition (with their timestamps) to
+    /// its store.
     fn write_run(
         &mut self,
         at: usize,
         owners: &mut dyn ChangelogOwners,
-        records: &mut Vec<(&[u8], Option<&[u8]>)>,
+        (records, timestamps): PendingRun<'_, '_>,
         last_offset: i64,
         outcome: &mut ReadOutcome,
     ) -> Result<(), StreamsError> {
@@ -505,6 +532,7 @@ impl StoreChangelogReader {
         let p = &mut self.partitions[at];
         if p.kind == Kind::Active && self.config.faults.fail_at(FaultPoint::Restore) {
             records.clear();
+            timestamps.clear();
             return Err(StreamsError::State(format!(
                 "task {}: store {}: {}",
                 p.task,
@@ -513,10 +541,11 @@ impl StoreChangelogReader {
             )));
         }
         let result = match owners.state(p.task, p.kind) {
-            Some(state) => state.restore(p.store, records, last_offset),
+            Some(state) => state.restore(p.store, records, timestamps, last_offset),
             None => Ok(()),
         };
         records.clear();
+        timestamps.clear();
         result?;
         p.restored += n as u64;
         match p.kind {

@@ -195,7 +195,7 @@ fn checkpoint_busy_tasks(
     for task in tasks.iter_mut() {
         let state = task.state();
         if state.checkpoints_while_running() && state.sent_since_checkpoint() > CHECKPOINT_AFTER {
-            state.checkpoint(&|tp| deliveries.changelog_offset(tp))?;
+            task.checkpoint(&|tp| deliveries.changelog_offset(tp))?;
         }
     }
     Ok(())

@@ -166,7 +166,12 @@ pub(crate) fn prepare(
     for sub in topology.subtopologies() {
         let tasks = sub.task_count(&counts);
         for store in &sub.stores {
-            if let Some(spec) = topology.stores.get(store).filter(|s| s.is_logged()) {
+            let reuse = config.reuses_source_topics();
+            if let Some(spec) = topology
+                .stores
+                .get(store)
+                .filter(|s| s.has_own_changelog(reuse))
+            {
                 wanted_topics.push((
                     Topology::changelog_topic(store).resolve(app),
                     tasks,

@@ -191,10 +191,7 @@ impl Tasks {
         self.resume_paused(consumer);
         for (id, mut task) in std::mem::take(&mut self.tasks) {
             if how == Close::Clean {
-                if let Err(e) = task
-                    .state()
-                    .checkpoint(&|tp| deliveries.changelog_offset(tp))
-                {
+                if let Err(e) = task.checkpoint(&|tp| deliveries.changelog_offset(tp)) {
                     tracing::warn!(task = %id, error = %e, "cannot checkpoint on close; the next start restores from scratch");
                 }
             }

@@ -110,7 +110,35 @@ pub struct StoreSpec {
     pub(crate) rejected: Option<String>,
     /// Opens the store instead of the built-in RocksDB and in-memory stores.
     pub(crate) supplier: Option<Supplied>,
+    /// A table read from a topic that holds exactly what the store keeps: with
+    /// `TopologyOptimization::ReuseSourceTopics`, that topic is the store's changelog.
+    pub(crate) source_changelog: Option<SourceChangelog>,
 }
+
+/// The topic a table's store can restore from in place of a changelog, and the check a
+/// restored row must pass: the table's serdes read its key and value.
+#[derive(Clone)]
+pub(crate) struct SourceChangelog {
+    pub(crate) topic: String,
+    pub(crate) readable: Readable,
+}
+
+/// Whether a table's serdes read a key and (unless a deletion) a value.
+pub(crate) type Readable = Arc<dyn Fn(&[u8], Option<&[u8]>) -> bool + Send + Sync>;
+
+impl std::fmt::Debug for SourceChangelog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SourceChangelog({})", self.topic)
+    }
+}
+
+impl PartialEq for SourceChangelog {
+    fn eq(&self, other: &Self) -> bool {
+        self.topic == other.topic
+    }
+}
+
+impl Eq for SourceChangelog {}
 
 /// Entry point for store specifications.
 pub struct Stores;
@@ -190,6 +218,7 @@ impl Stores {
             changelog_overrides: Vec::new(),
             rejected: None,
             supplier: None,
+            source_changelog: None,
         }
     }
 
@@ -327,6 +356,12 @@ impl StoreSpec {
     /// Whether the store is changelogged.
     pub fn is_logged(&self) -> bool {
         self.logging
+    }
+
+    /// Whether the store writes a changelog topic of its own: it is logged, and is not a
+    /// table restoring from its source topic (`reuse_source_topics`).
+    pub(crate) fn has_own_changelog(&self, reuse_source_topics: bool) -> bool {
+        self.logging && !(reuse_source_topics && self.source_changelog.is_some())
     }
 
     /// Whether the store is on disk.

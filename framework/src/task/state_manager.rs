@@ -24,7 +24,8 @@ use streamtime_state::{
 
 use super::TaskId;
 use crate::error::StreamsError;
-use crate::stores::{state_error, StoreKind, StoreLocation, StoreSpec, Supplied, TaskStore};
+use crate::stores::{state_error, SourceChangelog, StoreKind, StoreLocation, StoreSpec};
+use crate::stores::{Supplied, TaskStore};
 use crate::topology::Topology;
 
 /// Where and how a task's stores live.
@@ -38,6 +39,8 @@ pub(crate) struct StoreEnv {
     /// `None` or a budget of 0 bytes: no caching.
     pub cache: Option<Arc<CacheBudget>>,
     pub faults: crate::faults::Faults,
+    /// `TopologyOptimization::ReuseSourceTopics`: tables read from a topic restore from it.
+    pub reuse_source_topics: bool,
 }
 
 /// Creates the changelog writer of one store: (topic, partition, sent-records counter).
@@ -52,12 +55,18 @@ pub(crate) struct Changelog {
     pub tp: TopicPartition,
     /// First offset to read; `None` from the beginning.
     pub from: Option<i64>,
+    /// The partition is the table's source topic: it is restored only up to the offset the
+    /// application committed on it, and standbys do not follow it.
+    pub source: bool,
 }
 
 struct ManagedStore {
     name: String,
     store: TaskStore,
     changelog: Option<TopicPartition>,
+    /// The changelog is the table's source topic: rows are checked and stamped with their
+    /// record's timestamp when restored, and checkpointed at the offset processed.
+    source: Option<SourceChangelog>,
     persistent: bool,
 }
 
@@ -133,17 +142,26 @@ impl StateManager {
                 _ => None,
             };
             let persistent = disk.is_some();
-            let changelog = spec.logging.then(|| {
-                let topic = Topology::changelog_topic(&spec.name).resolve(application_id);
-                TopicPartition::new(topic, task.partition)
+            let source = spec
+                .source_changelog
+                .clone()
+                .filter(|_| spec.logging && env.reuse_source_topics);
+            let changelog = spec.logging.then(|| match &source {
+                Some(s) => TopicPartition::new(s.topic.as_str(), task.partition),
+                None => {
+                    let topic = Topology::changelog_topic(&spec.name).resolve(application_id);
+                    TopicPartition::new(topic, task.partition)
+                }
             });
             if let (Some(tp), true) = (&changelog, persistent) {
                 if let Some(&o) = offsets.get(tp) {
                     restore_from.insert(tp.clone(), o + 1);
                 }
             }
+            // A store restoring from its source topic writes no changelog of its own.
             let writer = changelog
                 .as_ref()
+                .filter(|_| source.is_none())
                 .map(|tp| writer(&tp.topic, tp.partition, sent.clone()));
             let store = open_store(task, spec, disk, writer, env.cache.as_ref())
                 .map_err(|e| state_error(&spec.name, e))?;
@@ -151,6 +169,7 @@ impl StateManager {
                 name: spec.name.clone(),
                 store,
                 changelog,
+                source,
                 persistent,
             });
         }
@@ -185,23 +204,34 @@ impl StateManager {
                     store_name: s.name.clone(),
                     tp: tp.clone(),
                     from: self.restore_from.get(tp).copied(),
+                    source: s.source.is_some(),
                 })
             })
             .collect()
     }
 
-    /// Applies restored changelog records (in order) to store `store`; `last_offset` is the
-    /// offset of the last of them.
+    /// Applies restored changelog records (in order) to store `store`, `timestamps` giving
+    /// each record's timestamp; `last_offset` is the offset of the last of them. Records of
+    /// a source topic become rows stamped with their timestamp, as the table's processor
+    /// writes them; a row the table's serdes cannot read is skipped and counted.
     pub(crate) fn restore(
         &mut self,
         store: usize,
         records: &[(&[u8], Option<&[u8]>)],
+        timestamps: &[i64],
         last_offset: i64,
     ) -> Result<(), StreamsError> {
         let s = &self.stores[store];
-        s.store
-            .with_state(|st| st.restore_batch(records))
-            .map_err(|e| state_error(&s.name, e))?;
+        let result = match &s.source {
+            None => s.store.with_state(|st| st.restore_batch(records)),
+            Some(source) => {
+                let rows = source_rows(&self.task, &s.name, source, records, timestamps);
+                let rows: Vec<(&[u8], Option<&[u8]>)> =
+                    rows.iter().map(|(k, v)| (*k, v.as_deref())).collect();
+                s.store.with_state(|st| st.restore_batch(&rows))
+            }
+        };
+        result.map_err(|e| state_error(&s.name, e))?;
         if let Some(tp) = &s.changelog {
             self.offsets.insert(tp.clone(), last_offset);
         }
@@ -275,15 +305,31 @@ impl StateManager {
     }
 
     /// Commit step 4: flush the stores, then record the changelog offsets they contain.
-    /// `delivered` gives the last acknowledged offset of a changelog partition.
+    /// `delivered` gives the last acknowledged offset of a changelog partition; stores
+    /// restoring from a source topic keep the offset they were restored to.
     pub(crate) fn checkpoint(
         &mut self,
         delivered: &dyn Fn(&TopicPartition) -> Option<i64>,
     ) -> Result<(), StreamsError> {
+        self.checkpoint_with(delivered, &|_| None)
+    }
+
+    /// [`checkpoint`](Self::checkpoint) of an active task: `processed` gives the offset of
+    /// the last record processed from an input partition, which stores restoring from that
+    /// topic hold.
+    pub(crate) fn checkpoint_with(
+        &mut self,
+        delivered: &dyn Fn(&TopicPartition) -> Option<i64>,
+        processed: &dyn Fn(&TopicPartition) -> Option<i64>,
+    ) -> Result<(), StreamsError> {
         self.flush_stores()?;
         for s in &self.stores {
             if let (Some(tp), true) = (&s.changelog, s.persistent) {
-                if let Some(o) = delivered(tp) {
+                let offset = match s.source {
+                    Some(_) => processed(tp),
+                    None => delivered(tp),
+                };
+                if let Some(o) = offset {
                     self.offsets.insert(tp.clone(), o);
                 }
             }
@@ -449,4 +495,65 @@ fn mismatched(name: &str, supplied: &Supplied) -> streamtime_state::StateError {
         "store {name}: opened by a {} store supplier",
         supplied.kind()
     ))
+}
+
+/// The rows restored from a table's source topic: each value stamped with its record's
+/// timestamp (8 bytes, big-endian, first), as the table's processor stores it; a record
+/// whose key or value the table cannot read is left out, with a warning and a count.
+fn source_rows<'a>(
+    task: &TaskId,
+    store: &str,
+    source: &SourceChangelog,
+    records: &[(&'a [u8], Option<&[u8]>)],
+    timestamps: &[i64],
+) -> Vec<(&'a [u8], Option<Vec<u8>>)> {
+    let mut rows = Vec::with_capacity(records.len());
+    for (&(key, value), &ts) in records.iter().zip(timestamps) {
+        if !(source.readable)(key, value) {
+            tracing::warn!(%task, store, topic = %source.topic,
+                "skipping a source record the table cannot read while restoring the table from its topic");
+            metrics::counter!("streamtime_dropped_records_total", "reason" => "deserialization_error",
+                "task" => task.to_string())
+            .increment(1);
+            continue;
+        }
+        rows.push((
+            key,
+            value.map(|v| {
+                let mut row = Vec::with_capacity(8 + v.len());
+                row.extend_from_slice(&ts.to_be_bytes());
+                row.extend_from_slice(v);
+                row
+            }),
+        ));
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_restored_from_a_source_topic_carry_their_timestamps_and_skip_what_is_unreadable() {
+        let source = SourceChangelog {
+            topic: "prices".into(),
+            // Values must be 8 bytes (an i64), keys anything.
+            readable: Arc::new(|_k: &[u8], v: Option<&[u8]>| v.is_none_or(|v| v.len() == 8)),
+        };
+        let price = 400i64.to_be_bytes();
+        let records: Vec<(&[u8], Option<&[u8]>)> = vec![
+            (b"tv", Some(&price[..])),
+            (b"radio", Some(b"oops")),
+            (b"lamp", None),
+        ];
+        let task = TaskId {
+            subtopology: 0,
+            partition: 0,
+        };
+        let rows = source_rows(&task, "prices", &source, &records, &[7, 8, 9]);
+        let mut tv = 7i64.to_be_bytes().to_vec();
+        tv.extend_from_slice(&price);
+        assert_eq!(rows, [(&b"tv"[..], Some(tv)), (&b"lamp"[..], None)]);
+    }
 }

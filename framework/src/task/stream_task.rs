@@ -404,6 +404,29 @@ impl StreamTask {
             .collect()
     }
 
+    /// Checkpoints the task's stores (see `StateManager::checkpoint_with`): changelog
+    /// offsets as `delivered` gives them, and for a table restoring from its source topic
+    /// the offset of the last record processed from it.
+    pub(crate) fn checkpoint(
+        &mut self,
+        delivered: &dyn Fn(&TopicPartition) -> Option<i64>,
+    ) -> Result<(), StreamsError> {
+        let processed: Vec<(TopicPartition, i64)> = self
+            .group
+            .queues()
+            .iter()
+            .zip(&self.consumed)
+            .filter_map(|(q, offset)| offset.map(|o| (q.tp.clone(), o)))
+            .collect();
+        let processed_offset = |tp: &TopicPartition| {
+            processed
+                .iter()
+                .find(|(p, _)| p == tp)
+                .map(|(_, offset)| *offset)
+        };
+        self.state.checkpoint_with(delivered, &processed_offset)
+    }
+
     pub(crate) fn mark_committed(&mut self) {
         self.uncommitted = false;
         self.state.committed_at(self.group.stream_time());

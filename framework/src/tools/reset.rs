@@ -156,7 +156,10 @@ impl ResetOptions {
     /// Deletes the internal topics of `topology` (its repartition topics and the changelogs
     /// of its logged stores) instead of finding them by name on the cluster.
     pub fn topology(self, topology: &Topology) -> Self {
-        let names = topology.internal_topic_names(&self.config.application_id);
+        let names = topology.internal_topic_names(
+            &self.config.application_id,
+            self.config.reuses_source_topics(),
+        );
         self.internal_topics(names)
     }
 

@@ -340,14 +340,23 @@ impl Topology {
     }
 
     /// The internal topics the application `application_id` runs this topology with: its
-    /// repartition topics and the changelogs of its logged stores, by full name.
-    pub(crate) fn internal_topic_names(&self, application_id: &str) -> Vec<String> {
+    /// repartition topics and the changelogs of its logged stores, by full name (none for
+    /// tables restoring from their source topics, with `reuse_source_topics`).
+    pub(crate) fn internal_topic_names(
+        &self,
+        application_id: &str,
+        reuse_source_topics: bool,
+    ) -> Vec<String> {
         let repartition = self.repartition_topics.keys();
         let changelogs = self
             .subtopologies()
             .into_iter()
             .flat_map(|sub| sub.stores)
-            .filter(|store| self.stores.get(store).is_some_and(|s| s.is_logged()))
+            .filter(|store| {
+                self.stores
+                    .get(store)
+                    .is_some_and(|s| s.has_own_changelog(reuse_source_topics))
+            })
             .map(|store| Topology::changelog_topic(&store));
         let mut names: Vec<String> = repartition
             .cloned()

@@ -40,7 +40,10 @@
 //!   with `--right-input` read as a versioned table of prices (store `prices`, history
 //!   retention 1 h) as of each order's timestamp, with a grace period of 5 s for the orders
 //!   (held in `prices-join-buffer`) → `output` (value `<order>@<price>`, `none` when the
-//!   product had no price at that time).
+//!   product had no price at that time);
+//! * `table-join`: `input` (key: product, value: order) left-joined with `--right-input` read
+//!   as a plain table of prices (store `prices`) → `output` (value `<order>@<price>`,
+//!   `none` when the product has no price).
 //!
 //! With `--restore-log <file>`, every restore from a changelog and every change of the
 //! instance's state is appended to the file as it happens, one line per event:
@@ -61,6 +64,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::Parser;
+use streamtime::config::TopologyOptimization;
 use streamtime::dsl::{
     BufferConfig, EmitStrategy, JoinWindows, StreamJoined, Suppressed, TimeWindows, WindowedSerde,
 };
@@ -90,7 +94,7 @@ struct Args {
     #[arg(long)]
     instance_id: Option<String>,
     /// `rekey`, `count`, `rekey-count`, `hopping`, `chaos`, `seen`, `table-group`, `fk-join`,
-    /// `global-join` or `versioned-join` (see the module documentation).
+    /// `global-join`, `versioned-join` or `table-join` (see the module documentation).
     #[arg(long, default_value = "rekey")]
     topology: String,
     /// State directory.
@@ -126,12 +130,17 @@ struct Args {
     /// The `chaos` topology's second output: the join results.
     #[arg(long)]
     join_output: Option<String>,
-    /// The right table of `fk-join` and `versioned-join`, the global table of `global-join`.
+    /// The right table of `fk-join`, `versioned-join` and `table-join`, the global table of
+    /// `global-join`.
     #[arg(long)]
     right_input: Option<String>,
     /// A file every restore event is appended to (see the module documentation).
     #[arg(long)]
     restore_log: Option<String>,
+    /// Tables read from a topic restore from it instead of a changelog
+    /// (`topology.optimization=all`).
+    #[arg(long)]
+    reuse_source_topics: bool,
     /// A properties file (`StreamsConfig::from_properties`) the configuration starts from;
     /// its application.id and bootstrap.servers must match the flags.
     #[arg(long)]
@@ -389,6 +398,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
                 .to(&args.app.output, Produced::with(StringSerde, StringSerde))
         }
+        "table-join" => {
+            let right_input = args
+                .right_input
+                .as_deref()
+                .ok_or("--topology table-join needs --right-input")?;
+            let prices = builder.table(
+                right_input,
+                Consumed::with(StringSerde, StringSerde),
+                Materialized::as_("prices"),
+            );
+            input()
+                .left_join_table(&prices, |order: &String, price: Option<&String>| {
+                    format!("{order}@{}", price.map_or("none", String::as_str))
+                })
+                .to(&args.app.output, Produced::with(StringSerde, StringSerde))
+        }
         other => return Err(format!("unknown topology {other}").into()),
     }
     let base = match &args.config_file {
@@ -406,6 +431,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = base
         .commit_interval(Duration::from_millis(args.commit_interval_ms))
         .cache_max_bytes(args.cache_bytes);
+    if args.reuse_source_topics {
+        config = config.topology_optimization(TopologyOptimization::ReuseSourceTopics);
+    }
     if args.exactly_once {
         config = config.processing_guarantee(ProcessingGuarantee::ExactlyOnce);
     }
