@@ -16,6 +16,9 @@ pub(crate) enum ClientRole {
     /// The consumer that restores stores and feeds standbys (`restore.consumer.`, then
     /// `consumer.`).
     RestoreConsumer,
+    /// The consumer that fills and follows the global tables (`global.consumer.`, then
+    /// `consumer.`).
+    GlobalConsumer,
     /// The short-lived consumers that read metadata, committed offsets and group membership
     /// (`consumer.`).
     Consumer,
@@ -135,6 +138,7 @@ impl ClientProperties {
         match role {
             ClientRole::MainConsumer => &["", "consumer.", "main.consumer."],
             ClientRole::RestoreConsumer => &["", "consumer.", "restore.consumer."],
+            ClientRole::GlobalConsumer => &["", "consumer.", "global.consumer."],
             ClientRole::Consumer => &["", "consumer."],
             ClientRole::Producer => &["", "producer."],
             ClientRole::Admin => &["", "admin."],
@@ -211,6 +215,7 @@ mod tests {
             ("consumer.fetch.max.bytes", "1000"),
             ("main.consumer.fetch.max.bytes", "2000"),
             ("restore.consumer.max.poll.records", "10"),
+            ("global.consumer.max.poll.records", "30"),
             ("producer.linger.ms", "20"),
             ("admin.request.timeout.ms", "9000"),
         ]);
@@ -234,6 +239,10 @@ mod tests {
         assert_eq!(
             get(ClientRole::RestoreConsumer),
             [s("SASL_SSL"), s("1000"), s("10"), None, None]
+        );
+        assert_eq!(
+            get(ClientRole::GlobalConsumer),
+            [s("SASL_SSL"), s("1000"), s("30"), None, None]
         );
         assert_eq!(
             get(ClientRole::Consumer),

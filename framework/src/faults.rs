@@ -50,6 +50,9 @@ pub enum FaultPoint {
     Process,
     /// A batch of changelog records about to be applied to a restoring task's store.
     Restore,
+    /// A record about to be applied to the global stores by the thread following their
+    /// topic, once the stores were filled.
+    GlobalApply,
 }
 
 /// The faults one application was given; what the runtime's checks consult.

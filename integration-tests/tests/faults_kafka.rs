@@ -204,3 +204,61 @@ async fn under_at_least_once_a_flush_that_times_out_postpones_the_commit_and_los
     // Nothing was processed twice: no thread failed, so no input was replayed.
     assert_exact(&run);
 }
+
+#[tokio::test]
+async fn a_global_store_that_cannot_be_written_stops_the_instance_with_the_error() {
+    let servers = bootstrap_servers();
+    let countries = topics::unique_name("fault-global-countries");
+    let logins = topics::unique_name("fault-global-logins");
+    topics::create(&servers, &countries, 2).await;
+    topics::create(&servers, &logins, 2).await;
+    let row = |i: usize| TestRecord::new(&format!("c{i}"), format!("country {i}").into_bytes(), 1);
+    records::produce(&servers, &countries, (0..10).map(row).collect()).await;
+    let builder = StreamsBuilder::new();
+    let table = builder.global_table(
+        &countries,
+        Consumed::with(StringSerde, StringSerde),
+        Materialized::as_("countries"),
+    );
+    builder
+        .stream(&logins, Consumed::with(StringSerde, StringSerde))
+        .join_global(
+            &table,
+            |_k, v: &String| v.clone(),
+            |l: &String, c: &String| format!("{l} from {c}"),
+        )
+        .to(&logins, Produced::with(StringSerde, StringSerde));
+    let state_dir = std::env::temp_dir().join(topics::unique_name("fault-global-state"));
+    // The fill applies its 10 rows unchecked; the 3rd row the global thread follows fails.
+    let plan = FaultPlan::new().at(FaultPoint::GlobalApply, 3, FaultAction::Fail);
+    let config = StreamsConfig::new(topics::unique_name("fault-global-app"), &servers)
+        .state_dir(&state_dir)
+        .fault_injection(plan);
+    let mut app = KafkaStreams::new(builder.build().unwrap(), config).unwrap();
+    app.start().unwrap();
+    records::produce(&servers, &countries, (10..20).map(row).collect()).await;
+    let app_ref = &app;
+    eventually_async(
+        WAIT,
+        "the instance to stop on the global error",
+        || async move {
+            match app_ref.state() {
+                streamtime::lifecycle::State::PendingError
+                | streamtime::lifecycle::State::Error => Ok(()),
+                other => Err(format!("state {other:?}")),
+            }
+        },
+    )
+    .await;
+    let error = app
+        .error()
+        .expect("the instance names its error")
+        .to_string();
+    assert!(
+        error.contains("injected fault at GlobalApply") && error.contains(&countries),
+        "{error}"
+    );
+    let _ = app.close();
+    assert_eq!(app.state(), streamtime::lifecycle::State::Error);
+    let _ = std::fs::remove_dir_all(&state_dir);
+}

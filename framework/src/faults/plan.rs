@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::FaultPoint;
 
 impl FaultPoint {
-    const ALL: [(FaultPoint, &'static str); 9] = [
+    const ALL: [(FaultPoint, &'static str); 10] = [
         (FaultPoint::Send, "send"),
         (
             FaultPoint::SendInFailedTransaction,
@@ -20,6 +20,7 @@ impl FaultPoint {
         (FaultPoint::StoreFlush, "store.flush"),
         (FaultPoint::Process, "process"),
         (FaultPoint::Restore, "restore"),
+        (FaultPoint::GlobalApply, "global.apply"),
     ];
 
     fn parse(name: &str) -> Option<Self> {

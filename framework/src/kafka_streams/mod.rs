@@ -178,8 +178,7 @@ impl KafkaStreams {
             store_env.state_dir.as_deref(),
             store_env.rocks.as_ref(),
         )?;
-        self.global_thread =
-            GlobalThread::start(&self.config, &globals, self.restore_listener.clone())?;
+        let restore_listener = self.restore_listener.clone();
         let task_config = TaskConfig {
             globals,
             ..TaskConfig::from_config(&self.config)
@@ -198,6 +197,13 @@ impl KafkaStreams {
                 restore_listener: self.restore_listener.take(),
             },
         ));
+        let failing = shared.clone();
+        self.global_thread = GlobalThread::start(
+            &self.config,
+            &shared.task_config.globals,
+            restore_listener,
+            Arc::new(move |e| failing.fail(e)),
+        )?;
         shared.state.transition(State::Rebalancing);
         for index in 0..self.config.num_stream_threads {
             let shared = shared.clone();

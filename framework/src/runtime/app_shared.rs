@@ -202,7 +202,7 @@ impl AppShared {
 
     /// Records a thread's fatal error and stops the instance (state `PendingError`).
     pub(crate) fn fail(&self, error: StreamsError) {
-        tracing::error!(error = %error, "stream thread failed; shutting the instance down");
+        tracing::error!(error = %error, "a thread of the instance failed; shutting the instance down");
         self.errors
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -28,6 +28,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::client_config::ClientRole;
 use crate::config::StreamsConfig;
 use crate::error::StreamsError;
+use crate::faults::FaultPoint;
 use crate::lifecycle::StateRestoreListener;
 use crate::task::global_stores::{GlobalStores, TopicStores};
 use streamtime_state::{CheckpointOffsets, TopicPartition};
@@ -43,11 +44,14 @@ pub(crate) struct GlobalThread {
 
 impl GlobalThread {
     /// Reads every global table's topic to its current end into `stores`, then starts a
-    /// thread per topic that applies what follows. `None` without global tables.
+    /// thread per topic that applies what follows. `None` without global tables. A thread
+    /// whose stores cannot be written stops and hands the error to `failed`, which stops
+    /// the instance (as in Kafka Streams, where the global thread's death is the client's).
     pub(crate) fn start(
         config: &StreamsConfig,
         stores: &GlobalStores,
         listener: Option<Arc<dyn StateRestoreListener>>,
+        failed: Arc<dyn Fn(StreamsError) + Send + Sync>,
     ) -> Result<Option<GlobalThread>, StreamsError> {
         if stores.is_empty() {
             return Ok(None);
@@ -67,9 +71,14 @@ impl GlobalThread {
             reader.fill(&consumer, &ends, listener.as_deref())?;
             reader.save()?;
             let stop = stop.clone();
+            let (failed, faults) = (failed.clone(), config.faults.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("{}-GlobalStreamThread", config.application_id))
-                .spawn(move || reader.follow(&consumer, &stop))?;
+                .spawn(move || {
+                    if let Err(e) = reader.follow(&consumer, &stop, &faults) {
+                        failed(e);
+                    }
+                })?;
             handles.push(handle);
         }
         Ok(Some(GlobalThread { stop, handles }))
@@ -107,7 +116,7 @@ fn consumer(config: &StreamsConfig, topic: &str) -> Result<(BaseConsumer, Vec<i3
                 "read_uncommitted"
             },
         );
-    config.with_client_properties(ClientRole::RestoreConsumer, &mut cc);
+    config.with_client_properties(ClientRole::GlobalConsumer, &mut cc);
     let consumer: BaseConsumer = cc.create()?;
     let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
     let partitions: Vec<i32> = metadata
@@ -293,8 +302,13 @@ impl TopicReader {
     }
 
     /// Applies the records of the topic as they come, checkpointing once per interval and
-    /// on the way out, until `stop`.
-    fn follow(mut self, consumer: &BaseConsumer, stop: &AtomicBool) {
+    /// on the way out, until `stop`; an error writing the stores ends it.
+    fn follow(
+        mut self,
+        consumer: &BaseConsumer,
+        stop: &AtomicBool,
+        faults: &crate::faults::Faults,
+    ) -> Result<(), StreamsError> {
         let topic = self.topic.clone();
         let records =
             metrics::counter!("streamtime_global_records_total", "topic" => topic.clone());
@@ -302,11 +316,18 @@ impl TopicReader {
         while !stop.load(Ordering::SeqCst) {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
-                    if let Err(e) = self.apply(&m) {
+                    let applied = match faults.fail_at(FaultPoint::GlobalApply) {
+                        true => Err(StreamsError::State(format!(
+                            "global store of {topic}: {}",
+                            crate::faults::injected(FaultPoint::GlobalApply)
+                        ))),
+                        false => self.apply(&m),
+                    };
+                    if let Err(e) = applied {
                         // The stores cannot be written: serving them ever staler is worse
-                        // than stopping here, loudly.
-                        tracing::error!(topic, error = %e, "global stores stop following their topic");
-                        return;
+                        // than stopping the instance, loudly.
+                        tracing::error!(topic, error = %e, "global stores stop following their topic; stopping the instance");
+                        return Err(e);
                     }
                     records.increment(1);
                 }
@@ -326,5 +347,6 @@ impl TopicReader {
         if let Err(e) = self.save() {
             tracing::warn!(topic, error = %e, "global store checkpoint failed on close; the next start reads more");
         }
+        Ok(())
     }
 }
