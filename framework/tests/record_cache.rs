@@ -1,12 +1,12 @@
 //! The record cache on the test driver: between commits an aggregation's or a table's
 //! updates of a key fold into one, sent downstream at the commit (the driver commits after
 //! each piped record, or after `release` of records piped while held) or when the cache
-//! overflows, as Kafka Streams' `statestore.cache.max.bytes` does, for key-value and window
-//! stores alike; with no cache, or a store that opts out, every update goes downstream.
+//! overflows, as Kafka Streams' `statestore.cache.max.bytes` does, for key-value, window
+//! (time and sliding) and session stores alike; with no cache, or a store that opts out, every update goes downstream.
 
 use std::time::Duration;
 
-use streamtime::dsl::{SessionWindows, TimeWindows, WindowedSerde};
+use streamtime::dsl::{SessionWindows, SlidingWindows, TimeWindows, WindowedSerde};
 use streamtime::serdes::{I64Serde, OptionSerde, StringSerde};
 use streamtime::{
     Consumed, Grouped, Headers, Materialized, Produced, Record, StreamsBuilder, StreamsConfig,
@@ -314,6 +314,65 @@ fn a_windowed_count_sends_one_update_per_key_and_window_per_commit() {
             update("a", 5_000, 2, 8_000),
         ],
         "without a cache every update goes downstream"
+    );
+}
+
+/// `clicks` counted per key in sliding windows of 10 ms, every update emitted.
+fn sliding_updates(config: StreamsConfig, clicks: &[i64]) -> Vec<(i64, i64, i64, i64)> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("clicks", Consumed::with(StringSerde, StringSerde))
+        .group_by_key()
+        .windowed_by(SlidingWindows::of_time_difference_and_grace(
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+        ))
+        .count(Materialized::as_("sliding-counts"))
+        .to_stream()
+        .to(
+            "sliding-counts",
+            Produced::with(WindowedSerde::new(StringSerde), I64Serde),
+        );
+    let driver = TopologyTestDriver::new(builder.build().unwrap(), config).unwrap();
+    let input = driver.input_topic("clicks", StringSerde, StringSerde);
+    driver.hold();
+    for ts in clicks {
+        input.pipe("a".to_string(), String::new(), *ts).unwrap();
+    }
+    driver.release().unwrap();
+    driver
+        .output_topic("sliding-counts", WindowedSerde::new(StringSerde), I64Serde)
+        .read_records()
+        .into_iter()
+        .map(|r| (r.key.window.start, r.key.window.end, r.value, r.timestamp))
+        .collect()
+}
+
+#[test]
+fn a_sliding_window_count_sends_one_update_per_window_per_commit() {
+    let clicks = [20, 25, 27];
+    assert_eq!(
+        sliding_updates(config().cache_max_bytes(0), &clicks),
+        [
+            (10, 20, 1, 20),
+            (21, 31, 1, 25),
+            (15, 25, 2, 25),
+            (21, 31, 2, 27),
+            (26, 36, 1, 27),
+            (17, 27, 3, 27),
+        ],
+        "without a cache every update goes downstream"
+    );
+    assert_eq!(
+        sliding_updates(config(), &clicks),
+        [
+            (10, 20, 1, 20),
+            (15, 25, 2, 25),
+            (21, 31, 2, 27),
+            (26, 36, 1, 27),
+            (17, 27, 3, 27),
+        ],
+        "[21, 31] sends only its last count, each window in last-update order"
     );
 }
 

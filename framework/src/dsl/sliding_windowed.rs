@@ -45,6 +45,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::cached_forwarder::CachedForwarder;
 use super::emit::EmitClock;
 use super::grouped::{steps, KGroupedStream, Step};
 use super::late::LateSerdes;
@@ -119,6 +120,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SlidingWindowedKStream<K, V> {
                 late: Some((late, late_serdes)),
                 handler: None,
                 store: None,
+                forwarder: None,
                 clock: None,
             },
             |agg| agg,
@@ -160,6 +162,8 @@ pub(super) struct SlidingWindowAggregate<K, V, A> {
     handler: Option<LateRecordHandler<K, V>>,
     /// Per key and window start: the aggregate and the largest timestamp of its records.
     store: Option<WindowStoreHandle<K, (A, i64)>>,
+    /// Emitting every update: the updates the store's cache folds between commits.
+    forwarder: Option<CachedForwarder<Windowed<K>, A, WindowStoreHandle<K, (A, i64)>>>,
     clock: Option<EmitClock>,
 }
 
@@ -189,6 +193,7 @@ where
             late: Some((LatePolicy::default(), None)),
             handler: None,
             store: None,
+            forwarder: None,
             clock: None,
         }
     }
@@ -244,12 +249,16 @@ where
         timestamp: i64,
     ) -> ProcessResult {
         if self.clock().is_due(Self::close_point(window)) {
-            ctx.forward(Record {
+            let update = Record {
                 key: Windowed::new(record.key.clone(), window),
                 value,
                 timestamp,
                 headers: record.headers.clone(),
-            })?;
+            };
+            match &self.forwarder {
+                Some(forwarder) => forwarder.written(ctx, update, |a| a)?,
+                None => ctx.forward(update)?,
+            }
         }
         Ok(())
     }
@@ -432,11 +441,17 @@ where
     A: Clone + 'static,
 {
     fn init(&mut self, ctx: &mut ProcessorContext<Windowed<K>, A>) -> ProcessResult {
-        self.store = Some(ctx.window_store(
+        let store = ctx.window_store(
             &self.store_name,
             self.key_serde.clone(),
             TimestampedSerde(self.agg_serde.clone()),
-        )?);
+        )?;
+        // As for time windows: only updates emitted as they happen are folded by the cache.
+        if self.delay.is_none() {
+            let d = self.windows.time_difference_ms;
+            self.forwarder = Some(CachedForwarder::windowed(store.clone(), d));
+        }
+        self.store = Some(store);
         self.clock = Some(EmitClock::load(ctx, self.delay, self.windows.grace_ms));
         self.handler = (self.late.take())
             .map(|(policy, serdes)| LateRecordHandler::for_node(ctx, policy, serdes));
@@ -487,6 +502,13 @@ where
             handler.drop_late(ctx, &record, window, observed)?;
         }
         Ok(())
+    }
+
+    fn before_commit(&mut self, ctx: &mut ProcessorContext<Windowed<K>, A>) -> ProcessResult {
+        match &self.forwarder {
+            Some(forwarder) => forwarder.before_commit(ctx, |a| a),
+            None => Ok(()),
+        }
     }
 }
 
