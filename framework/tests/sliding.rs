@@ -233,6 +233,24 @@ fn out_of_order_within_grace_is_aggregated_and_late_records_are_dropped() {
 }
 
 #[test]
+fn a_record_late_for_its_left_window_but_in_an_open_one_is_aggregated_and_not_dropped() {
+    // Time difference 10, no grace: at stream time 30, 25's left window [15, 25] is closed,
+    // but [20, 30] is open and takes it; its right window [26, 36] holds 30 only.
+    let run = run(10, 0, EmitStrategy::OnWindowUpdate, &one_key(&[10, 30, 25]));
+    assert_eq!(
+        outputs(&run),
+        vec![
+            o(0, 10, "10", 10),
+            o(20, 30, "30", 30),
+            o(20, 30, "30+25", 30),
+            o(26, 36, "30", 30),
+        ]
+    );
+    assert_eq!(run.late, [], "a record some window took is not dropped");
+    assert_eq!(run.dead_letters, []);
+}
+
+#[test]
 fn emit_on_window_close_forwards_each_final_result_once() {
     let mut input = LATE_INPUT.to_vec();
     input.push(100);

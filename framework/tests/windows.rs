@@ -105,30 +105,109 @@ fn emit_after_a_custom_delay_gives_an_early_result_then_corrections() {
     assert_eq!(late, vec![3, 2]);
 }
 
+/// Counts what the `metrics` facade records on this thread, by name and labels.
+#[derive(Default)]
+struct Counters(
+    Mutex<
+        Vec<(
+            String,
+            Vec<(String, String)>,
+            Arc<std::sync::atomic::AtomicU64>,
+        )>,
+    >,
+);
+
+impl Counters {
+    /// The sum of counter `name` over every label set.
+    fn total(&self, name: &str) -> u64 {
+        use std::sync::atomic::Ordering;
+        let counters = self.0.lock().unwrap();
+        counters
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, _, c)| c.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+impl metrics::Recorder for Counters {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let labels = key
+            .labels()
+            .map(|l| (l.key().to_string(), l.value().to_string()))
+            .collect();
+        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let name = key.name().to_string();
+        self.0.lock().unwrap().push((name, labels, counter.clone()));
+        metrics::Counter::from_arc(counter)
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
 #[test]
-fn late_records_are_counted_per_record_not_per_window() {
+fn a_record_late_for_some_of_its_hopping_windows_counts_in_the_others_and_is_not_dropped() {
     // Hopping 10 / 5, grace 0: the record at 9 belongs to [0, 10) and [5, 15); at stream time
-    // 12, [0, 10) is closed but [5, 15) is open, so it still counts there.
+    // 12, [0, 10) is closed but [5, 15) is open, so it counts there and is not dropped. The
+    // record at 1 belongs to [0, 10) only: dropped, its one closed window named.
     let late = Arc::new(Mutex::new(Vec::new()));
     let seen = late.clone();
-    let builder = StreamsBuilder::new();
-    builder
-        .stream("in", Consumed::with(StringSerde, StringSerde))
-        .group_by_key()
-        .windowed_by(
-            TimeWindows::of_size_with_no_grace(Duration::from_millis(10))
-                .advance_by(Duration::from_millis(5)),
-        )
-        .on_late(move |l| seen.lock().unwrap().push((l.record.timestamp, l.window)))
-        .count(Materialized::as_("hops"))
-        .to_stream()
-        .to(
-            "out",
-            Produced::with(WindowedSerde::new(StringSerde), I64Serde),
-        );
-    let driver = TopologyTestDriver::new(builder.build().unwrap(), config()).unwrap();
+    let counters = Counters::default();
+    let driver = metrics::with_local_recorder(&counters, || {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("in", Consumed::with(StringSerde, StringSerde))
+            .group_by_key()
+            .windowed_by(
+                TimeWindows::of_size_with_no_grace(Duration::from_millis(10))
+                    .advance_by(Duration::from_millis(5)),
+            )
+            .on_late(move |l| {
+                let windows = l.windows.to_vec();
+                seen.lock()
+                    .unwrap()
+                    .push((l.record.timestamp, l.window, windows))
+            })
+            .late_records_to("too-late")
+            .count(Materialized::as_("hops"))
+            .to_stream()
+            .to(
+                "out",
+                Produced::with(WindowedSerde::new(StringSerde), I64Serde),
+            );
+        TopologyTestDriver::new(builder.build().unwrap(), config()).unwrap()
+    });
     let input = driver.input_topic("in", StringSerde, StringSerde);
-    for ts in [3, 12, 9, 1] {
+    for ts in [3, 12, 9, 1, 4] {
         input.pipe("k".into(), "v".into(), ts).unwrap();
     }
     let out: Vec<(Window, i64)> = driver
@@ -146,10 +225,28 @@ fn late_records_are_counted_per_record_not_per_window() {
             (Window::new(5, 15), 2),
         ]
     );
-    // 9 was late for [0, 10) only; 1 was late for its one window.
+    let w = Window::new(0, 10);
     assert_eq!(
         *late.lock().unwrap(),
-        vec![(9, Window::new(0, 10)), (1, Window::new(0, 10))]
+        vec![(1, w, vec![w]), (4, w, vec![w])],
+        "only records no window took reach the hook"
+    );
+    let dead: Vec<i64> = driver
+        .output_topic("too-late", StringSerde, StringSerde)
+        .read_records()
+        .into_iter()
+        .map(|r| r.timestamp)
+        .collect();
+    assert_eq!(
+        dead,
+        [1, 4],
+        "replaying the dead letters counts nothing twice"
+    );
+    assert_eq!(counters.total("streamtime_dropped_records_total"), 2);
+    assert_eq!(
+        counters.total("streamtime_late_window_drops_total"),
+        3,
+        "one per closed window missed: 9, 1 and 4 each missed [0, 10)"
     );
 }
 

@@ -750,7 +750,7 @@ where
                 ts.saturating_add(sh.ahead_ms(left)),
             );
             let rt = self.runtime.as_mut().expect("init ran");
-            return rt.late.drop_late(ctx, &record, window, stream_time);
+            return rt.late.drop_late(ctx, &record, &[window], stream_time);
         }
         if previous.is_none_or(|p| stream_time > p) {
             self.emit_closed(ctx, stream_time)?;

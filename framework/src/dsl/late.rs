@@ -1,6 +1,9 @@
-//! What happens to records too late for their window: they are dropped, counted in
-//! `streamtime_dropped_records_total{reason="late"}`, logged with their coordinates, and
-//! handed to an optional hook and/or written to a dead-letter topic.
+//! What happens to records too late for their windows: a record no window takes is dropped,
+//! counted in `streamtime_dropped_records_total{reason="late"}`, logged with its
+//! coordinates, and handed to an optional hook and/or written to a dead-letter topic. A
+//! record late for some of its windows (hopping and sliding windows) but taken by others is
+//! not dropped: only `streamtime_late_window_drops_total`, one per closed window a record
+//! missed (Kafka Streams' `dropped-records` unit), counts it.
 
 use std::sync::Arc;
 
@@ -13,13 +16,15 @@ use crate::ProcessResult;
 /// Serdes of a windowed operation's input, for its dead-letter topic.
 pub(crate) type LateSerdes<K, V> = Option<(Arc<dyn Serde<K>>, Arc<dyn Serde<V>>)>;
 
-/// A record that arrived after its window closed.
+/// A record that arrived after every window it belongs to closed.
 #[derive(Debug)]
 pub struct LateRecord<'a, K, V> {
     /// The record as the windowed operator received it.
     pub record: &'a Record<K, V>,
-    /// The closed window it belonged to.
+    /// The latest closed window it belonged to.
     pub window: Window,
+    /// Every closed window it belonged to, by start.
+    pub windows: &'a [Window],
     /// The operator's observed stream time when the record arrived.
     pub stream_time: i64,
     /// Where the record was read from (the input record of the task).
@@ -61,6 +66,8 @@ pub(crate) struct LateRecordHandler<K, V> {
     serdes: LateSerdes<K, V>,
     dropped: u64,
     counter: metrics::Counter,
+    /// One per closed window a record missed, dropped or not.
+    missed: metrics::Counter,
 }
 
 /// Late drops are logged at warn for the first and then every this many, the rest at debug,
@@ -81,7 +88,14 @@ impl<K: 'static, V: 'static> LateRecordHandler<K, V> {
             dropped: 0,
             counter: metrics::counter!("streamtime_dropped_records_total",
                 "reason" => "late", "task" => task.to_string(), "node" => node.to_string()),
+            missed: metrics::counter!("streamtime_late_window_drops_total",
+                "task" => task.to_string(), "node" => node.to_string()),
         }
+    }
+
+    /// Counts `n` closed windows a record missed while other windows took it.
+    pub(super) fn missed_windows(&mut self, n: usize) {
+        self.missed.increment(n as u64);
     }
 
     /// The handler of the windowed processor `ctx` belongs to.
@@ -93,16 +107,19 @@ impl<K: 'static, V: 'static> LateRecordHandler<K, V> {
         Self::new(ctx.node_name(), &ctx.task_id().to_string(), policy, serdes)
     }
 
-    /// Drops `record` as too late for `window`.
+    /// Drops `record`, too late for every one of its `windows` (closed, by start; not
+    /// empty).
     pub(super) fn drop_late<KO: Clone + 'static, VO: Clone + 'static>(
         &mut self,
         ctx: &mut ProcessorContext<KO, VO>,
         record: &Record<K, V>,
-        window: Window,
+        windows: &[Window],
         stream_time: i64,
     ) -> ProcessResult {
+        let window = *windows.last().expect("a late record has a closed window");
         self.dropped += 1;
         self.counter.increment(1);
+        self.missed.increment(windows.len() as u64);
         let source = ctx.record_metadata();
         let (topic, partition, offset) = source
             .as_ref()
@@ -120,6 +137,7 @@ impl<K: 'static, V: 'static> LateRecordHandler<K, V> {
             hook(&LateRecord {
                 record,
                 window,
+                windows,
                 stream_time,
                 source,
             });

@@ -290,7 +290,7 @@ where
         if clock.is_closed(self.close_point(merged.end)) {
             let observed = clock.observed();
             let handler = self.handler.as_mut().expect("init ran");
-            return handler.drop_late(ctx, &record, merged, observed);
+            return handler.drop_late(ctx, &record, &[merged], observed);
         }
         let mut agg: Option<A> = self.initializer.as_ref().map(|init| init());
         for s in &overlapping {

@@ -167,6 +167,14 @@ pub(super) struct SlidingWindowAggregate<K, V, A> {
     clock: Option<EmitClock>,
 }
 
+/// What became of one record's windows: the closed ones it missed, and whether any open one
+/// took it.
+#[derive(Default)]
+struct Reach {
+    closed: Vec<Window>,
+    taken: bool,
+}
+
 /// A stored window: its start, aggregate and largest record timestamp.
 type Stored<A> = (i64, (A, i64));
 
@@ -264,22 +272,21 @@ where
     }
 
     /// Adds `record` to `window`, whose aggregate so far is `old` (`None`: a new window
-    /// holding only this record), unless the window is closed: then it is remembered in
-    /// `skipped` (the latest one) to report the record as late.
+    /// holding only this record), unless the window is closed: then it is noted in `reach`
+    /// as a window the record missed.
     fn update(
         &self,
         ctx: &mut ProcessorContext<Windowed<K>, A>,
         record: &Record<K, V>,
         window: Window,
         old: Option<(A, i64)>,
-        skipped: &mut Option<Window>,
+        reach: &mut Reach,
     ) -> ProcessResult {
         if self.clock().is_closed(Self::close_point(window)) {
-            if skipped.is_none_or(|w| w.start < window.start) {
-                *skipped = Some(window);
-            }
+            reach.closed.push(window);
             return Ok(());
         }
+        reach.taken = true;
         let (old, timestamp) = match old {
             Some((agg, ts)) => (Some(agg), ts.max(record.timestamp)),
             None => (None, record.timestamp),
@@ -314,7 +321,7 @@ where
         &self,
         ctx: &mut ProcessorContext<Windowed<K>, A>,
         record: &Record<K, V>,
-        skipped: &mut Option<Window>,
+        reach: &mut Reach,
     ) -> ProcessResult {
         let ts = record.timestamp;
         let d = self.d();
@@ -337,10 +344,10 @@ where
                 if right_agg.is_none() {
                     right_agg = Some((agg.clone(), max_ts));
                 }
-                self.update(ctx, record, window, Some((agg, max_ts)), skipped)?;
+                self.update(ctx, record, window, Some((agg, max_ts)), reach)?;
             } else if window.end == ts {
                 left_exists = true;
-                self.update(ctx, record, window, Some((agg, max_ts)), skipped)?;
+                self.update(ctx, record, window, Some((agg, max_ts)), reach)?;
                 if max_ts >= ts {
                     // An earlier record at `t` already created every window `t` needs.
                     return Ok(());
@@ -358,7 +365,7 @@ where
             // gives the same window, so it is created once (Kafka Streams forwards it twice).
             let start = p + 1;
             if !starts.contains(&start) && start + d >= ts && start != ts - d {
-                self.update(ctx, record, self.window(start), None, skipped)?;
+                self.update(ctx, record, self.window(start), None, reach)?;
             }
         }
         if !left_exists {
@@ -368,7 +375,7 @@ where
                 (Some(p), Some(agg)) if p >= ts - d => Some((agg, ts)),
                 _ => None,
             };
-            self.update(ctx, record, Window::new(ts - d, ts), old, skipped)?;
+            self.update(ctx, record, Window::new(ts - d, ts), old, reach)?;
         }
         if !right_exists {
             if let Some((agg, max_ts)) = right_agg.filter(|(_, max_ts)| *max_ts > ts) {
@@ -384,7 +391,7 @@ where
         &self,
         ctx: &mut ProcessorContext<Windowed<K>, A>,
         record: &Record<K, V>,
-        skipped: &mut Option<Window>,
+        reach: &mut Reach,
     ) -> ProcessResult {
         let ts = record.timestamp;
         let found: Vec<Stored<A>> = self.store().fetch(&record.key, 0, ts + 1)?;
@@ -403,13 +410,7 @@ where
                 combined = Some((agg, max_ts));
             } else if start <= ts {
                 right_agg = Some((agg.clone(), max_ts));
-                self.update(
-                    ctx,
-                    record,
-                    self.window(start),
-                    Some((agg, max_ts)),
-                    skipped,
-                )?;
+                self.update(ctx, record, self.window(start), Some((agg, max_ts)), reach)?;
             } else {
                 right_exists = true;
             }
@@ -427,10 +428,10 @@ where
         }
         if let Some(p) = previous {
             if !starts.contains(&(p + 1)) {
-                self.update(ctx, record, self.window(p + 1), None, skipped)?;
+                self.update(ctx, record, self.window(p + 1), None, reach)?;
             }
         }
-        self.update(ctx, record, self.window(0), combined, skipped)
+        self.update(ctx, record, self.window(0), combined, reach)
     }
 }
 
@@ -483,23 +484,27 @@ where
         };
         // The latest window that can contain `t` is `[t, t + d]`: once that is closed, no
         // window can take the record (Kafka Streams: dropped when `t + d < observed − grace`).
-        let mut skipped = None;
+        let mut reach = Reach::default();
         if self
             .clock()
             .is_closed(Self::close_point(Window::new(ts, ts.saturating_add(d))))
         {
-            skipped = Some(own_window);
+            reach.closed.push(own_window);
         } else if ts < d {
-            self.process_early(ctx, &record, &mut skipped)?;
+            self.process_early(ctx, &record, &mut reach)?;
         } else {
-            self.process_regular(ctx, &record, &mut skipped)?;
+            self.process_regular(ctx, &record, &mut reach)?;
         }
-        // Reported once per record, like the time windows: also when some of its windows
-        // were closed while others (or a new right window) still took it.
-        if let Some(window) = skipped {
-            let observed = self.clock().observed();
-            let handler = self.handler.as_mut().expect("init ran");
-            handler.drop_late(ctx, &record, window, observed)?;
+        // Dropped only when no window took it (a right window built from later records does
+        // not hold it); else only the windows it missed are counted.
+        reach.closed.sort_by_key(|w| w.start);
+        reach.closed.dedup();
+        let observed = self.clock().observed();
+        let handler = self.handler.as_mut().expect("init ran");
+        match (reach.taken, reach.closed.is_empty()) {
+            (false, false) => handler.drop_late(ctx, &record, &reach.closed, observed)?,
+            (true, false) => handler.missed_windows(reach.closed.len()),
+            (_, true) => {}
         }
         Ok(())
     }

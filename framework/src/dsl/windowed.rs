@@ -73,14 +73,18 @@ impl<K: Clone + 'static, V: Clone + 'static, W: super::windows::WindowKind>
         self
     }
 
-    /// Calls `hook` for each record dropped as too late (after it is counted and logged).
+    /// Calls `hook` for each record dropped as too late (after it is counted and logged): a
+    /// record no window took. A record late for some of its hopping or sliding windows but
+    /// taken by others is not dropped (only `streamtime_late_window_drops_total` counts the
+    /// windows it missed).
     pub fn on_late(mut self, hook: impl Fn(&LateRecord<'_, K, V>) + Send + Sync + 'static) -> Self {
         self.late.on_late = Some(Arc::new(hook));
         self
     }
 
-    /// Writes each record dropped as too late to `topic`, with the stream's serdes and the
-    /// record's own timestamp and headers, so it can be inspected or replayed.
+    /// Writes each record dropped as too late (see [`WindowedKStream::on_late`]) to `topic`,
+    /// with the stream's serdes and the record's own timestamp and headers, so it can be
+    /// inspected or replayed: replaying counts nothing twice.
     pub fn late_records_to(mut self, topic: &str) -> Self {
         self.late.dead_letter_topic = Some(Arc::from(topic));
         self
@@ -389,12 +393,14 @@ where
         }
         let clock = self.clock.as_ref().expect("init ran");
         let store = self.store.as_ref().expect("init ran");
-        let mut latest_closed = None;
+        let mut closed = Vec::new();
+        let mut taken = false;
         for window in self.windows.windows_for(record.timestamp) {
             if clock.is_closed(window.end) {
-                latest_closed = Some(window);
+                closed.push(window);
                 continue;
             }
+            taken = true;
             let (old, old_ts) = match store.get(&record.key, window.start)? {
                 Some((agg, ts)) => (Some(agg), ts),
                 None => (None, i64::MIN),
@@ -415,10 +421,13 @@ where
                 }
             }
         }
-        if let Some(window) = latest_closed {
-            let observed = clock.observed();
-            let handler = self.handler.as_mut().expect("init ran");
-            handler.drop_late(ctx, &record, window, observed)?;
+        // Dropped only when no window took it; a record late for some of its hopping
+        // windows only counts the windows it missed.
+        let handler = self.handler.as_mut().expect("init ran");
+        match (taken, closed.is_empty()) {
+            (false, false) => handler.drop_late(ctx, &record, &closed, clock.observed())?,
+            (true, false) => handler.missed_windows(closed.len()),
+            (_, true) => {}
         }
         Ok(())
     }
