@@ -2,6 +2,7 @@
 //! one out-of-order input (expected output listed record by record), late-record counting,
 //! hook and dead-letter topic, session merges with tombstones, and build-time checks.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -105,27 +106,18 @@ fn emit_after_a_custom_delay_gives_an_early_result_then_corrections() {
     assert_eq!(late, vec![3, 2]);
 }
 
-/// Counts what the `metrics` facade records on this thread, by name and labels.
+/// Counts what the `metrics` facade records on this thread: one series per registration.
 #[derive(Default)]
-struct Counters(
-    Mutex<
-        Vec<(
-            String,
-            Vec<(String, String)>,
-            Arc<std::sync::atomic::AtomicU64>,
-        )>,
-    >,
-);
+struct Counters(Mutex<Vec<(String, Arc<AtomicU64>)>>);
 
 impl Counters {
     /// The sum of counter `name` over every label set.
     fn total(&self, name: &str) -> u64 {
-        use std::sync::atomic::Ordering;
         let counters = self.0.lock().unwrap();
         counters
             .iter()
-            .filter(|(n, _, _)| n == name)
-            .map(|(_, _, c)| c.load(Ordering::Relaxed))
+            .filter(|(n, _)| n == name)
+            .map(|(_, c)| c.load(Ordering::Relaxed))
             .sum()
     }
 }
@@ -153,13 +145,9 @@ impl metrics::Recorder for Counters {
     ) {
     }
     fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        let labels = key
-            .labels()
-            .map(|l| (l.key().to_string(), l.value().to_string()))
-            .collect();
-        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = Arc::new(AtomicU64::new(0));
         let name = key.name().to_string();
-        self.0.lock().unwrap().push((name, labels, counter.clone()));
+        self.0.lock().unwrap().push((name, counter.clone()));
         metrics::Counter::from_arc(counter)
     }
     fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {

@@ -52,7 +52,7 @@ use super::late::LateSerdes;
 use super::late::{LatePolicy, LateRecordHandler};
 use super::options::Materialized;
 use super::table::KTable;
-use super::windowed::WindowedKStream;
+use super::windowed::{WindowForwarder, WindowedKStream};
 use super::windows::{SlidingWindows, Window, Windowed};
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
@@ -163,7 +163,7 @@ pub(super) struct SlidingWindowAggregate<K, V, A> {
     /// Per key and window start: the aggregate and the largest timestamp of its records.
     store: Option<WindowStoreHandle<K, (A, i64)>>,
     /// Emitting every update: the updates the store's cache folds between commits.
-    forwarder: Option<CachedForwarder<Windowed<K>, A, WindowStoreHandle<K, (A, i64)>>>,
+    forwarder: Option<WindowForwarder<K, A>>,
     clock: Option<EmitClock>,
 }
 

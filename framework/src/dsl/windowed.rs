@@ -301,7 +301,8 @@ pub(super) struct TimeWindowAggregate<K, V, A> {
     clock: Option<EmitClock>,
 }
 
-type WindowForwarder<K, A> = CachedForwarder<Windowed<K>, A, WindowStoreHandle<K, (A, i64)>>;
+pub(super) type WindowForwarder<K, A> =
+    CachedForwarder<Windowed<K>, A, WindowStoreHandle<K, (A, i64)>>;
 
 impl<K, V, A> TimeWindowAggregate<K, V, A>
 where
