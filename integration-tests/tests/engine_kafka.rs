@@ -1,6 +1,7 @@
 //! The stream-time engine against a real broker: repartitioning keeps event time and headers,
 //! internal topics get their configs and are purged, missing topics fail clearly, stream time survives a
-//! restart, and a SIGKILLed app loses no input (at-least-once).
+//! restart, a SIGKILLed app loses no input (at-least-once), and a partition that rejoined time
+//! synchronisation on data stays in across exclusion changes and rebalances.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -311,4 +312,115 @@ async fn sigkill_under_exactly_once_gives_each_output_once() {
         "a read_committed reader sees no duplicates under exactly-once"
     );
     assert_eq!(sorted_out, sorted_in, "every input exactly once");
+}
+
+/// Whether `app`'s running tasks hold `topic`'s partition 0, and whether it is excluded from
+/// time synchronisation.
+fn excluded_state(app: &KafkaStreams, topic: &str) -> Option<bool> {
+    app.task_status()
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| &*p.partition.topic == topic && p.partition.partition == 0)
+        .map(|p| p.excluded)
+}
+
+/// Waits until `app` reports `topic`'s partition 0 with exclusion `excluded`.
+async fn until_excluded(app: &KafkaStreams, topic: &str, excluded: bool) {
+    let what = format!(
+        "{topic}-0 to be {}",
+        if excluded { "excluded" } else { "included" }
+    );
+    eventually_async(WAIT, &what, || async move {
+        match excluded_state(app, topic) {
+            Some(e) if e == excluded => Ok(()),
+            other => Err(format!("excluded: {other:?}")),
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_that_rejoined_on_data_stays_in_across_exclusion_changes_and_rebalances() {
+    let servers = bootstrap_servers();
+    let (a, b, out) = (
+        topics::unique_name("rejoin-a"),
+        topics::unique_name("rejoin-b"),
+        topics::unique_name("rejoin-out"),
+    );
+    for topic in [&a, &b, &out] {
+        topics::create(&servers, topic, 1).await;
+    }
+    // One task reads both topics' partition 0.
+    let topology = || {
+        let builder = StreamsBuilder::new();
+        let from_a = builder.stream(&a, Consumed::with(StringSerde, StringSerde));
+        let from_b = builder.stream(&b, Consumed::with(StringSerde, StringSerde));
+        from_a.merge(&from_b).to(&out, Produced::default());
+        builder.build().unwrap()
+    };
+    let app_id = topics::unique_name("rejoin-app");
+    let mut app = KafkaStreams::new(topology(), config(&app_id, &servers)).unwrap();
+    let states = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = states.clone();
+    app.set_state_listener(move |new, _| seen.lock().unwrap().push(new))
+        .unwrap();
+    app.start().unwrap();
+    let record = |v: &str, ts| vec![TestRecord::new("k", v.as_bytes().to_vec(), ts)];
+    records::produce(&servers, &a, record("a1", 1_000)).await;
+    records::consume(&servers, &out, 1, WAIT).await;
+
+    app.exclude_from_time_sync(&b, None).unwrap();
+    until_excluded(&app, &b, true).await;
+    records::produce(&servers, &b, record("b1", 2_000)).await;
+    records::consume(&servers, &out, 2, WAIT).await;
+    until_excluded(&app, &b, false).await;
+
+    // Another exclusion change makes the thread apply the app's exclusions again.
+    app.exclude_from_time_sync(&a, Some(0)).unwrap();
+    until_excluded(&app, &a, true).await;
+    assert_eq!(
+        excluded_state(&app, &b),
+        Some(false),
+        "{b}-0 rejoined on data and stays in when another exclusion changes"
+    );
+
+    // A second instance joins and leaves: once the task is back on the first instance,
+    // created anew, the app's exclusions are applied to it afresh ({a}-0 excluded again).
+    let mut other = KafkaStreams::new(topology(), config(&app_id, &servers)).unwrap();
+    other.start().unwrap();
+    let (app_ref, other_ref, a_ref) = (&app, &other, &a);
+    eventually_async(WAIT, "the instances to share the group", || async move {
+        let running = app_ref.state() == streamtime::lifecycle::State::Running
+            && other_ref.state() == streamtime::lifecycle::State::Running;
+        let held = excluded_state(app_ref, a_ref).or(excluded_state(other_ref, a_ref));
+        match (running, held) {
+            (true, Some(_)) => Ok(()),
+            state => Err(format!("both running, task held: {state:?}")),
+        }
+    })
+    .await;
+    let rebalances = states.lock().unwrap().len();
+    other.close().unwrap();
+    let states = &states;
+    eventually_async(
+        WAIT,
+        "a rebalance after the second instance left",
+        || async move {
+            let since: Vec<_> = states.lock().unwrap()[rebalances..].to_vec();
+            match since.contains(&streamtime::lifecycle::State::Rebalancing)
+                && since.last() == Some(&streamtime::lifecycle::State::Running)
+            {
+                true => Ok(()),
+                false => Err(format!("states since: {since:?}")),
+            }
+        },
+    )
+    .await;
+    until_excluded(&app, &a, true).await;
+    assert_eq!(
+        excluded_state(&app, &b),
+        Some(false),
+        "{b}-0 stays in after the rebalance"
+    );
+    app.close().unwrap();
 }

@@ -63,6 +63,15 @@ pub(crate) struct AppHandlers {
     pub restore_listener: Option<Arc<dyn StateRestoreListener>>,
 }
 
+/// The partitions the app excluded from time synchronisation.
+#[derive(Default)]
+struct Exclusions {
+    /// As the app named them: a partition, or a whole topic (`None`).
+    excluded: BTreeSet<(String, Option<i32>)>,
+    /// Partitions of an excluded topic that rejoined on data since.
+    rejoined: BTreeSet<(String, i32)>,
+}
+
 pub(crate) struct AppShared {
     pub topology: Topology,
     pub config: StreamsConfig,
@@ -80,7 +89,7 @@ pub(crate) struct AppShared {
     pub identity: String,
     /// Interactive queries on the stream threads' stores.
     pub queries: super::queries::QueryRouter,
-    exclusions: Mutex<BTreeSet<(String, Option<i32>)>>,
+    exclusions: Mutex<Exclusions>,
     exclusions_version: AtomicU64,
     status: Mutex<BTreeMap<TaskId, TaskStatus>>,
     standbys: Mutex<BTreeMap<usize, BTreeSet<TaskId>>>,
@@ -122,7 +131,7 @@ impl AppShared {
             commit_gate: CommitGate::default(),
             identity,
             queries: super::queries::QueryRouter::new(threads),
-            exclusions: Mutex::new(BTreeSet::new()),
+            exclusions: Mutex::new(Exclusions::default()),
             exclusions_version: AtomicU64::new(0),
             status: Mutex::new(BTreeMap::new()),
             standbys: Mutex::new(BTreeMap::new()),
@@ -133,25 +142,44 @@ impl AppShared {
         }
     }
 
+    /// The app excludes `topic` (one partition, or all with `None`) from time
+    /// synchronisation, or includes it again. Either way the partitions it names forget
+    /// having rejoined on data.
     pub(crate) fn set_excluded(&self, topic: &str, partition: Option<i32>, excluded: bool) {
-        let mut set = self.exclusions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ex = self.exclusions.lock().unwrap_or_else(|e| e.into_inner());
+        ex.rejoined
+            .retain(|(t, p)| !(t == topic && partition.is_none_or(|q| q == *p)));
         let key = (topic.to_string(), partition);
         if excluded {
-            set.insert(key);
+            ex.excluded.insert(key);
         } else {
-            set.remove(&key);
+            ex.excluded.remove(&key);
             if partition.is_none() {
-                set.retain(|(t, _)| t != topic);
+                ex.excluded.retain(|(t, _)| t != topic);
             }
         }
         self.exclusions_version.fetch_add(1, Ordering::SeqCst);
     }
 
-    pub(crate) fn exclusions(&self) -> BTreeSet<(String, Option<i32>)> {
-        self.exclusions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// A record arrived on excluded partition `tp`, which rejoined time synchronisation: it
+    /// stays in until the app excludes it again, also when the exclusions are applied anew
+    /// (a rebalance, another exclusion changing).
+    pub(crate) fn rejoined(&self, tp: &TopicPartition) {
+        let mut ex = self.exclusions.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = tp.topic.to_string();
+        ex.excluded.remove(&(topic.clone(), Some(tp.partition)));
+        if ex.excluded.contains(&(topic.clone(), None)) {
+            ex.rejoined.insert((topic, tp.partition));
+        }
+    }
+
+    /// Whether the app has `tp` excluded from time synchronisation.
+    pub(crate) fn is_excluded(&self, tp: &TopicPartition) -> bool {
+        let ex = self.exclusions.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = tp.topic.to_string();
+        let named = ex.excluded.contains(&(topic.clone(), Some(tp.partition)))
+            || ex.excluded.contains(&(topic.clone(), None));
+        named && !ex.rejoined.contains(&(topic, tp.partition))
     }
 
     pub(crate) fn exclusions_version(&self) -> u64 {

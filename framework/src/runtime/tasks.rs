@@ -157,20 +157,23 @@ impl Tasks {
         Ok(())
     }
 
-    /// Applies the app's time-synchronisation exclusions when they changed.
+    /// Tells the app which excluded partitions rejoined on data, then applies its
+    /// time-synchronisation exclusions when they changed (or the tasks did).
     pub(crate) fn apply_exclusions(&mut self, shared: &AppShared) {
+        for task in self.tasks.values_mut() {
+            for tp in task.take_rejoined() {
+                shared.rejoined(&tp);
+            }
+        }
         let version = shared.exclusions_version();
         if self.exclusions_seen == Some(version) {
             return;
         }
         self.exclusions_seen = Some(version);
-        let excluded = shared.exclusions();
         for task in self.tasks.values_mut() {
             let partitions: Vec<TopicPartition> = task.partitions().cloned().collect();
             for tp in partitions {
-                let is_excluded = excluded.contains(&(tp.topic.to_string(), Some(tp.partition)))
-                    || excluded.contains(&(tp.topic.to_string(), None));
-                task.set_excluded(&tp, is_excluded);
+                task.set_excluded(&tp, shared.is_excluded(&tp));
             }
         }
     }

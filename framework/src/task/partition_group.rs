@@ -40,6 +40,8 @@ pub(crate) struct PartitionGroup {
     stream_time: i64,
     buffered: usize,
     pub enforced_processing: u64,
+    /// Excluded partitions a record arrived on since the last `take_rejoined`.
+    rejoined: Vec<TopicPartition>,
 }
 
 impl PartitionGroup {
@@ -63,6 +65,7 @@ impl PartitionGroup {
             stream_time: -1,
             buffered: 0,
             enforced_processing: 0,
+            rejoined: Vec::new(),
         }
     }
 
@@ -108,12 +111,18 @@ impl PartitionGroup {
             if queue.excluded {
                 tracing::info!(partition = %tp, "record arrived on excluded partition: it rejoins time synchronisation");
                 queue.excluded = false;
+                self.rejoined.push(tp.clone());
             }
             self.buffered += added;
             queue.update_head(self.policy)?;
             self.buffered -= before + added - queue.len();
         }
         Ok(())
+    }
+
+    /// The excluded partitions that rejoined on data since the last call.
+    pub(crate) fn take_rejoined(&mut self) -> Vec<TopicPartition> {
+        std::mem::take(&mut self.rejoined)
     }
 
     /// Sets or clears the exclusion of a partition from time synchronisation.

@@ -218,6 +218,11 @@ impl StreamTask {
         self.group.set_excluded(tp, excluded)
     }
 
+    /// The excluded partitions that rejoined on data since the last call.
+    pub(crate) fn take_rejoined(&mut self) -> Vec<TopicPartition> {
+        self.group.take_rejoined()
+    }
+
     pub(crate) fn restore_partition_time(&mut self, tp: &TopicPartition, partition_time: i64) {
         self.group.restore_partition_time(tp, partition_time);
         self.ctx.state.borrow_mut().stream_time = self.group.stream_time();
