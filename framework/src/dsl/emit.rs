@@ -2,10 +2,16 @@
 //! have been emitted, both kept in the task's committed metadata so that a restarted task
 //! neither re-emits final results nor forgets which records are late.
 
-use crate::processor::ProcessorContext;
+use std::time::Duration;
+
+use super::windows::IdleClose;
+use crate::processor::{ProcessorContext, PunctuationType};
 
 const OBSERVED: &str = "o";
 const EMITTED: &str = "e";
+
+/// How often a clock closing windows on a quiet stream checks the wall clock, at most.
+const IDLE_CHECK_EVERY_MS: i64 = 1_000;
 
 /// One windowed operator's clock. A window is identified here by its *close point*: the
 /// smallest observed stream time at which no record can change it any more, minus grace
@@ -17,6 +23,9 @@ pub(crate) struct EmitClock {
     grace: i64,
     observed: i64,
     emitted_to: i64,
+    /// Closing windows on a quiet stream, and the wall-clock time a record last advanced
+    /// `observed` (or the clock started).
+    idle: Option<(IdleClose, i64)>,
 }
 
 impl EmitClock {
@@ -27,7 +36,26 @@ impl EmitClock {
             grace,
             observed: ctx.committed_metadata(OBSERVED).unwrap_or(-1),
             emitted_to: ctx.committed_metadata(EMITTED).unwrap_or(i64::MIN),
+            idle: None,
         }
+    }
+
+    /// Also closes windows on a quiet stream (see [`EmitClock::idle_advance`]), checking the
+    /// wall clock on a punctuator of the operator's.
+    pub(super) fn with_idle_close<K, V>(
+        mut self,
+        ctx: &mut ProcessorContext<K, V>,
+        idle: Option<IdleClose>,
+    ) -> Self {
+        if let Some(idle) = idle {
+            let every = idle.idle_ms.clamp(1, IDLE_CHECK_EVERY_MS);
+            ctx.schedule(
+                Duration::from_millis(every as u64),
+                PunctuationType::WallClockTime,
+            );
+            self.idle = Some((idle, ctx.wall_clock_ms()));
+        }
+        self
     }
 
     /// The operator's observed stream time: the largest timestamp it has seen.
@@ -56,7 +84,37 @@ impl EmitClock {
         if ts > self.observed {
             self.observed = ts;
             ctx.set_committed_metadata(OBSERVED, ts);
+            if let Some((_, advanced_at)) = &mut self.idle {
+                *advanced_at = ctx.wall_clock_ms();
+            }
         }
+        self.newly_due(ctx)
+    }
+
+    /// At wall-clock time `wall`, on a clock closing windows on a quiet stream: when no
+    /// record has advanced the observed stream time for the idle time, it moves on to `wall`
+    /// minus the allowed lateness. Returns the close points that became due, as
+    /// [`EmitClock::observe`] does.
+    pub(super) fn idle_advance<K, V>(
+        &mut self,
+        ctx: &mut ProcessorContext<K, V>,
+        wall: i64,
+    ) -> Option<(i64, i64)> {
+        let (idle, advanced_at) = self.idle?;
+        let assumed = wall.saturating_sub(idle.lateness_ms);
+        if wall.saturating_sub(advanced_at) < idle.idle_ms || assumed <= self.observed {
+            return None;
+        }
+        tracing::debug!(node = %ctx.node_name(), observed = self.observed, now = assumed,
+            "no record advanced stream time for the idle time: closing windows by the wall clock");
+        self.observed = assumed;
+        ctx.set_committed_metadata(OBSERVED, assumed);
+        self.newly_due(ctx)
+    }
+
+    /// Advances the emit horizon to the observed stream time minus the delay; the close
+    /// points that became due.
+    fn newly_due<K, V>(&mut self, ctx: &mut ProcessorContext<K, V>) -> Option<(i64, i64)> {
         let horizon = self.observed.saturating_sub(self.delay?);
         if horizon <= self.emitted_to {
             return None;

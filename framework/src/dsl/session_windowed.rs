@@ -41,7 +41,7 @@ use super::late::{LatePolicy, LateRecordHandler};
 use super::options::Materialized;
 use super::table::KTable;
 use super::windowed::WindowedKStream;
-use super::windows::{SessionWindows, Window, Windowed};
+use super::windows::{IdleClose, SessionWindows, Window, Windowed};
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serdes::{I64Serde, OptionSerde, Serde};
@@ -128,6 +128,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SessionWindowedKStream<K, V> {
             );
         }
         let delay = self.emit.delay_ms(windows.grace_ms);
+        let idle = self.emit.idle_close();
         // A session stays open until stream time passes end + gap + grace (Kafka Streams),
         // and is kept until its result has been emitted.
         let needed = windows.gap_ms + EmitClock::retention_beyond_end(delay, windows.grace_ms) + 1;
@@ -141,6 +142,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SessionWindowedKStream<K, V> {
                 agg_serde: p.agg_serde.clone(),
                 windows,
                 delay,
+                idle,
                 initializer: initializer.clone(),
                 aggregator: aggregator.clone(),
                 merger: merger.clone(),
@@ -161,6 +163,8 @@ pub(super) struct SessionWindowAggregate<K, V, A> {
     agg_serde: Arc<dyn Serde<A>>,
     windows: SessionWindows,
     delay: Option<i64>,
+    /// Closing windows on a quiet stream (`EmitStrategy::OnWindowCloseOrIdle`).
+    idle: Option<IdleClose>,
     initializer: Option<Initializer<A>>,
     aggregator: Fold<K, V, A>,
     merger: Merger<K, A>,
@@ -195,6 +199,7 @@ where
             agg_serde,
             windows,
             delay: None,
+            idle: None,
             initializer: Some(initializer),
             aggregator: step,
             merger,
@@ -264,7 +269,8 @@ where
             self.forwarder = Some(CachedForwarder::sessions(store.clone()));
         }
         self.store = Some(store);
-        self.clock = Some(EmitClock::load(ctx, self.delay, self.windows.grace_ms));
+        let clock = EmitClock::load(ctx, self.delay, self.windows.grace_ms);
+        self.clock = Some(clock.with_idle_close(ctx, self.idle));
         self.handler = (self.late.take())
             .map(|(policy, serdes)| LateRecordHandler::for_node(ctx, policy, serdes));
         Ok(())
@@ -323,6 +329,19 @@ where
             self.forward(ctx, update)?;
         }
         Ok(())
+    }
+
+    /// The one punctuator is the idle check of `EmitStrategy::OnWindowCloseOrIdle`.
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<Windowed<K>, Option<A>>,
+        punctuation: crate::processor::Punctuation,
+    ) -> ProcessResult {
+        let clock = self.clock.as_mut().expect("init ran");
+        match clock.idle_advance(ctx, punctuation.timestamp) {
+            Some(due) => self.emit_due(ctx, due),
+            None => Ok(()),
+        }
     }
 
     fn before_commit(

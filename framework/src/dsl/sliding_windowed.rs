@@ -53,7 +53,7 @@ use super::late::{LatePolicy, LateRecordHandler};
 use super::options::Materialized;
 use super::table::KTable;
 use super::windowed::{WindowForwarder, WindowedKStream};
-use super::windows::{SlidingWindows, Window, Windowed};
+use super::windows::{IdleClose, SlidingWindows, Window, Windowed};
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serdes::TimestampedSerde;
@@ -105,6 +105,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SlidingWindowedKStream<K, V> {
     ) -> KTable<Windowed<K>, A> {
         let windows = self.windows;
         let delay = self.emit.delay_ms(windows.grace_ms);
+        let idle = self.emit.idle_close();
         let needed = needed_retention_ms(windows, delay);
         self.build(
             materialized,
@@ -116,6 +117,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SlidingWindowedKStream<K, V> {
                 agg_serde: p.agg_serde.clone(),
                 windows,
                 delay,
+                idle,
                 step: step.clone(),
                 late: Some((late, late_serdes)),
                 handler: None,
@@ -157,6 +159,8 @@ pub(super) struct SlidingWindowAggregate<K, V, A> {
     agg_serde: Arc<dyn Serde<A>>,
     windows: SlidingWindows,
     delay: Option<i64>,
+    /// Closing windows on a quiet stream (`EmitStrategy::OnWindowCloseOrIdle`).
+    idle: Option<IdleClose>,
     step: Step<K, V, A>,
     late: Option<(LatePolicy<K, V>, LateSerdes<K, V>)>,
     handler: Option<LateRecordHandler<K, V>>,
@@ -197,6 +201,7 @@ where
             agg_serde,
             windows,
             delay: None,
+            idle: None,
             step,
             late: Some((LatePolicy::default(), None)),
             handler: None,
@@ -453,7 +458,8 @@ where
             self.forwarder = Some(CachedForwarder::windowed(store.clone(), d));
         }
         self.store = Some(store);
-        self.clock = Some(EmitClock::load(ctx, self.delay, self.windows.grace_ms));
+        let clock = EmitClock::load(ctx, self.delay, self.windows.grace_ms);
+        self.clock = Some(clock.with_idle_close(ctx, self.idle));
         self.handler = (self.late.take())
             .map(|(policy, serdes)| LateRecordHandler::for_node(ctx, policy, serdes));
         Ok(())
@@ -507,6 +513,19 @@ where
             (_, true) => {}
         }
         Ok(())
+    }
+
+    /// The one punctuator is the idle check of `EmitStrategy::OnWindowCloseOrIdle`.
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<Windowed<K>, A>,
+        punctuation: crate::processor::Punctuation,
+    ) -> ProcessResult {
+        let clock = self.clock.as_mut().expect("init ran");
+        match clock.idle_advance(ctx, punctuation.timestamp) {
+            Some(due) => self.emit_due(ctx, due),
+            None => Ok(()),
+        }
     }
 
     fn before_commit(&mut self, ctx: &mut ProcessorContext<Windowed<K>, A>) -> ProcessResult {

@@ -34,7 +34,7 @@ use super::grouped::{steps, KGroupedStream, Prepared, Step};
 use super::late::{LatePolicy, LateRecord, LateRecordHandler, LateSerdes};
 use super::options::Materialized;
 use super::table::KTable;
-use super::windows::{EmitStrategy, TimeWindows, Window, Windowed, WindowedSerde};
+use super::windows::{EmitStrategy, IdleClose, TimeWindows, Window, Windowed, WindowedSerde};
 use crate::error::StreamsError;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
@@ -261,6 +261,7 @@ impl<K: Clone + 'static, V: Clone + 'static> TimeWindowedKStream<K, V> {
                 .record_error(StreamsError::Topology(format!("time windows: {e}")));
         }
         let delay = self.emit.delay_ms(windows.grace_ms);
+        let idle = self.emit.idle_close();
         let needed = windows.size_ms + EmitClock::retention_beyond_end(delay, windows.grace_ms);
         self.build(
             materialized,
@@ -272,6 +273,7 @@ impl<K: Clone + 'static, V: Clone + 'static> TimeWindowedKStream<K, V> {
                 agg_serde: p.agg_serde.clone(),
                 windows,
                 delay,
+                idle,
                 step: step.clone(),
                 late: Some((late, late_serdes)),
                 handler: None,
@@ -292,6 +294,8 @@ pub(super) struct TimeWindowAggregate<K, V, A> {
     agg_serde: Arc<dyn Serde<A>>,
     windows: TimeWindows,
     delay: Option<i64>,
+    /// Closing windows on a quiet stream (`EmitStrategy::OnWindowCloseOrIdle`).
+    idle: Option<IdleClose>,
     step: Step<K, V, A>,
     late: Option<(LatePolicy<K, V>, LateSerdes<K, V>)>,
     handler: Option<LateRecordHandler<K, V>>,
@@ -323,6 +327,7 @@ where
             agg_serde,
             windows,
             delay: None,
+            idle: None,
             step,
             late: Some((LatePolicy::default(), None)),
             handler: None,
@@ -377,7 +382,8 @@ where
             ));
         }
         self.store = Some(store);
-        self.clock = Some(EmitClock::load(ctx, self.delay, self.windows.grace_ms));
+        let clock = EmitClock::load(ctx, self.delay, self.windows.grace_ms);
+        self.clock = Some(clock.with_idle_close(ctx, self.idle));
         self.handler = (self.late.take())
             .map(|(policy, serdes)| LateRecordHandler::for_node(ctx, policy, serdes));
         Ok(())
@@ -431,6 +437,19 @@ where
             (_, true) => {}
         }
         Ok(())
+    }
+
+    /// The one punctuator is the idle check of `EmitStrategy::OnWindowCloseOrIdle`.
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<Windowed<K>, A>,
+        punctuation: crate::processor::Punctuation,
+    ) -> ProcessResult {
+        let clock = self.clock.as_mut().expect("init ran");
+        match clock.idle_advance(ctx, punctuation.timestamp) {
+            Some(due) => self.emit_due(ctx, due),
+            None => Ok(()),
+        }
     }
 
     fn before_commit(&mut self, ctx: &mut ProcessorContext<Windowed<K>, A>) -> ProcessResult {

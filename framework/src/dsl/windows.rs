@@ -300,6 +300,8 @@ impl WindowKind for SessionWindows {}
 /// * [`EmitStrategy::AfterWindowEnd`]: a custom delay. A delay shorter than grace gives an early
 ///   result followed by corrections for late records within grace; a longer one waits longer
 ///   than grace (the store keeps windows `size + max(grace, delay)`).
+/// * [`EmitStrategy::OnWindowCloseOrIdle`]: as `OnWindowClose`, and windows also close on a
+///   quiet stream (beyond Kafka Streams; results then depend on the wall clock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EmitStrategy {
     /// Forward every change.
@@ -310,6 +312,41 @@ pub enum EmitStrategy {
     /// Forward a window's result once stream time passes its end by the delay, then every
     /// change of it.
     AfterWindowEnd(Duration),
+    /// [`EmitStrategy::OnWindowClose`], and when no record has advanced the operator's stream
+    /// time for `idle` of wall-clock time, its stream time moves on to wall clock minus
+    /// `allowed_lateness`: windows whose end plus grace is behind that close and are emitted
+    /// once, and records for them arriving later are late. The clock is committed with the
+    /// task's offsets, so a restart neither re-emits nor loses a result.
+    ///
+    /// This trades determinism for timeliness: the last window of a batch, or of a partition
+    /// quiet at night, is emitted within about `idle` (plus up to a second) after it is due
+    /// by the wall clock, instead of never; which records count as late then depends on when
+    /// they arrive, so a replay of the same input can give other results. Set
+    /// `allowed_lateness` above the largest delay between an event and its arrival.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamtime::dsl::EmitStrategy;
+    /// let emit = EmitStrategy::OnWindowCloseOrIdle {
+    ///     idle: Duration::from_secs(30),
+    ///     allowed_lateness: Duration::from_secs(60),
+    /// };
+    /// # let _ = emit;
+    /// ```
+    OnWindowCloseOrIdle {
+        /// Wall-clock time without stream-time progress after which windows close by the
+        /// wall clock.
+        idle: Duration,
+        /// How far behind the wall clock event time is assumed to be at most.
+        allowed_lateness: Duration,
+    },
+}
+
+/// Closing windows on a quiet stream ([`EmitStrategy::OnWindowCloseOrIdle`]), in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdleClose {
+    pub idle_ms: i64,
+    pub lateness_ms: i64,
 }
 
 impl EmitStrategy {
@@ -317,8 +354,24 @@ impl EmitStrategy {
     pub(crate) fn delay_ms(&self, grace_ms: i64) -> Option<i64> {
         match self {
             EmitStrategy::OnWindowUpdate => None,
-            EmitStrategy::OnWindowClose => Some(grace_ms),
+            EmitStrategy::OnWindowClose | EmitStrategy::OnWindowCloseOrIdle { .. } => {
+                Some(grace_ms)
+            }
             EmitStrategy::AfterWindowEnd(d) => Some(ms(*d)),
+        }
+    }
+
+    /// Whether and how windows close on a quiet stream.
+    pub(crate) fn idle_close(&self) -> Option<IdleClose> {
+        match self {
+            EmitStrategy::OnWindowCloseOrIdle {
+                idle,
+                allowed_lateness,
+            } => Some(IdleClose {
+                idle_ms: ms(*idle).max(1),
+                lateness_ms: ms(*allowed_lateness),
+            }),
+            _ => None,
         }
     }
 }

@@ -305,6 +305,7 @@ impl ActiveTaskCreator {
         for (tp, offset, metadata) in &committed {
             if let Some(o) = offset {
                 positions.push((tp.clone(), *o));
+                task.restore_position(tp, *o);
             }
             if let Some((pt, processor)) = metadata {
                 task.restore_partition_time(tp, *pt);

@@ -223,6 +223,16 @@ impl StreamTask {
         self.group.take_rejoined()
     }
 
+    /// Starts from `tp`'s committed position (`next_offset`, the next record to read): a
+    /// commit before any new record (a punctuator's output, an operator's clock) commits it
+    /// again with the task's metadata, instead of leaving the metadata out.
+    pub(crate) fn restore_position(&mut self, tp: &TopicPartition, next_offset: i64) {
+        let queue = self.group.queues().iter().position(|q| &q.tp == tp);
+        if let (Some(i), true) = (queue, next_offset > 0) {
+            self.consumed[i] = Some(next_offset - 1);
+        }
+    }
+
     pub(crate) fn restore_partition_time(&mut self, tp: &TopicPartition, partition_time: i64) {
         self.group.restore_partition_time(tp, partition_time);
         self.ctx.state.borrow_mut().stream_time = self.group.stream_time();
