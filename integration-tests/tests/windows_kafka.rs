@@ -4,7 +4,9 @@
 //! window closes), under exactly-once, across SIGKILLs of the app — every window is
 //! emitted exactly once; and under at-least-once, a changelog holding writes from past the
 //! last commit neither expires the windows the records processed again still emit nor hides
-//! the join partners they still meet.
+//! the join partners they still meet; and a stream that stops gets its final windows by the
+//! wall clock with idle close (none without it, as in Kafka Streams), emitted once across
+//! restarts.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use streamtime_integration_tests::app_process::AppProcess;
 use streamtime_integration_tests::hopping::{self, closers, expected};
 use streamtime_integration_tests::records;
+use streamtime_integration_tests::wait::eventually_async;
 use streamtime_integration_tests::{bootstrap_servers, topics};
 
 const PARTITIONS: i32 = 3;
@@ -156,6 +159,154 @@ async fn final_windows_across_sigkills(emit: &str) {
 
     let got = hopping::final_counts(&out);
     hopping::assert_same_windows("the output", &got, &want);
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Output read so far (read_committed), without waiting for anything.
+async fn output_now(servers: &str, topic: &str) -> Vec<records::TestRecord> {
+    records::consume_until(
+        servers,
+        topic,
+        Duration::from_secs(3),
+        "read_committed",
+        |_| false,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_stops_gets_its_final_windows_by_idle_close_once_across_restarts() {
+    let servers = bootstrap_servers();
+    let input = topics::unique_name("idle-in");
+    let (idle_out, plain_out) = (
+        topics::unique_name("idle-out"),
+        topics::unique_name("plain-out"),
+    );
+    for topic in [&input, &idle_out, &plain_out] {
+        topics::create(&servers, topic, PARTITIONS).await;
+    }
+    let state = std::env::temp_dir().join(topics::unique_name("idle-state"));
+    let plain_state = std::env::temp_dir().join(topics::unique_name("plain-state"));
+    let (idle_app, plain_app) = (
+        topics::unique_name("idle-app"),
+        topics::unique_name("plain-app"),
+    );
+    let idle_options = [
+        "--exactly-once",
+        "--emit",
+        "final",
+        "--idle-close-ms",
+        "2000",
+        "--allowed-lateness-ms",
+        "1000",
+    ];
+    let start_idle = || {
+        start_test_app(
+            "hopping",
+            &servers,
+            &idle_app,
+            (&input, &idle_out),
+            &state,
+            &idle_options,
+        )
+    };
+    let plain_options = ["--exactly-once", "--emit", "final"];
+    let plain_topics = (input.as_str(), plain_out.as_str());
+    let plain = start_test_app(
+        "hopping",
+        &servers,
+        &plain_app,
+        plain_topics,
+        &plain_state,
+        &plain_options,
+    );
+
+    // A burst of 300 records over 20 keys in the first second after a window boundary, then
+    // nothing: stream time (grace 2 s) closes none of their windows, the first of which is due
+    // by the wall clock (end + grace + lateness) about 8 s after the burst.
+    let t0 = (wall_clock_ms() / 5_000 + 1) * 5_000 + 100;
+    let burst: Vec<records::TestRecord> = (0..300)
+        .map(|i| records::TestRecord::new(&format!("k{}", i % 20), b"x".to_vec(), t0 + i * 3))
+        .collect();
+    let want = expected(&burst, PARTITIONS);
+    // The first run processes and commits the burst and stops before any window is due; the
+    // second, with no new input, closes them by the wall clock.
+    let first = start_idle();
+    records::produce(&servers, &input, burst.clone()).await;
+    let (servers_ref, group, topic) = (&servers, &idle_app, &input);
+    eventually_async(WAIT, "the burst to be committed", || async move {
+        let committed: i64 = topics::committed_offsets(servers_ref, group, topic)
+            .await
+            .into_iter()
+            .map(|o| o.unwrap_or(0))
+            .sum();
+        match committed >= 300 {
+            true => Ok(()),
+            false => Err(format!("{committed} of 300 committed")),
+        }
+    })
+    .await;
+    first.terminate();
+    let before = output_now(&servers, &idle_out).await.len();
+    eprintln!("{before} windows emitted before the first stop");
+    let second = start_idle();
+    let out = records::consume_until(
+        &servers,
+        &idle_out,
+        WAIT,
+        "read_committed",
+        hopping::has_windows(&want),
+    )
+    .await;
+    let closed_at = wall_clock_ms();
+    second.terminate();
+    hopping::assert_same_windows("idle close", &hopping::final_counts(&out), &want);
+    let due_at = t0 + 3 * 300 + 10_000 + 2_000 + 1_000;
+    eprintln!(
+        "every window emitted {} ms after it was due by the wall clock",
+        closed_at - due_at
+    );
+    let plain_out_now = output_now(&servers, &plain_out).await;
+    assert_eq!(
+        plain_out_now.len(),
+        0,
+        "without idle close no window of a stopped stream closes"
+    );
+
+    // A third run: records a minute ahead (one per partition), then two minutes ahead, close
+    // the first ones' windows by stream time; the windows idle close emitted are not emitted
+    // again. (`closers(t)` writes at t + 1 h; the broker refuses timestamps over an hour
+    // ahead.)
+    let third = start_idle();
+    let ahead = |ms: i64| closers(wall_clock_ms() + ms - 3_600_000, PARTITIONS);
+    let first_ahead = ahead(60_000);
+    records::produce(&servers, &input, first_ahead.clone()).await;
+    records::produce(&servers, &input, ahead(120_000)).await;
+    let mut all = want.clone();
+    for r in first_ahead {
+        for start in hopping::windows_for(r.timestamp) {
+            all.insert((r.key_str(), start), 1);
+        }
+    }
+    let out = records::consume_until(
+        &servers,
+        &idle_out,
+        WAIT,
+        "read_committed",
+        hopping::has_windows(&all),
+    )
+    .await;
+    third.terminate();
+    plain.terminate();
+    hopping::assert_same_windows("after the restart", &hopping::final_counts(&out), &all);
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(&plain_state);
 }
 
 /// `count` records of `key`, one a second from `from`, in order.

@@ -103,6 +103,13 @@ struct Args {
     /// Windowed topologies: `final` (on window close) or `update`.
     #[arg(long, default_value = "final")]
     emit: String,
+    /// `hopping` with `--emit final`: also close windows by the wall clock after this long
+    /// without stream-time progress (`EmitStrategy::OnWindowCloseOrIdle`), ms.
+    #[arg(long)]
+    idle_close_ms: Option<u64>,
+    /// With `--idle-close-ms`: how far behind the wall clock events may be, ms.
+    #[arg(long, default_value_t = 1_000)]
+    allowed_lateness_ms: u64,
     /// Standby replicas per stateful task.
     #[arg(long, default_value_t = 0)]
     standbys: usize,
@@ -258,7 +265,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .advance_by(Duration::from_secs(5)),
                 )
                 .emit(match args.emit.as_str() {
-                    "final" => EmitStrategy::OnWindowClose,
+                    "final" => match args.idle_close_ms {
+                        Some(idle) => EmitStrategy::OnWindowCloseOrIdle {
+                            idle: Duration::from_millis(idle),
+                            allowed_lateness: Duration::from_millis(args.allowed_lateness_ms),
+                        },
+                        None => EmitStrategy::OnWindowClose,
+                    },
                     "update" | "suppress" => EmitStrategy::OnWindowUpdate,
                     other => return Err(format!("unknown emit strategy {other}").into()),
                 })
