@@ -73,6 +73,7 @@ pub struct StreamsConfig {
     pub(crate) rocksdb_memory_bytes: usize,
     pub(crate) cache_max_bytes: usize,
     pub(crate) optimization: TopologyOptimization,
+    pub(crate) watermark_writer_timeout: Duration,
     pub(crate) deserialization_error_policy: DeserializationErrorPolicy,
     pub(crate) processing_error_policy: ProcessingErrorPolicy,
     pub(crate) production_error_policy: ProductionErrorPolicy,
@@ -109,6 +110,7 @@ impl StreamsConfig {
             rocksdb_memory_bytes: 256 << 20,
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             optimization: TopologyOptimization::None,
+            watermark_writer_timeout: Duration::from_secs(60),
             deserialization_error_policy: DeserializationErrorPolicy::Fail,
             processing_error_policy: ProcessingErrorPolicy::Fail,
             production_error_policy: ProductionErrorPolicy::Fail,
@@ -426,6 +428,23 @@ impl StreamsConfig {
     /// ```
     pub fn topology_optimization(mut self, optimization: TopologyOptimization) -> Self {
         self.optimization = optimization;
+        self
+    }
+
+    /// How long a writer of a watermarked repartition topic (`Repartitioned::with_watermarks`)
+    /// may stay silent before its readers stop waiting for it (default 60 s of wall clock).
+    /// A writer reports at each of its commits when its stream time advanced, so a writer
+    /// whose input went quiet, moved away or vanished with a partition-count change is left
+    /// out after this long; it counts again when it reports again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = streamtime::StreamsConfig::new("app", "localhost:9092")
+    ///     .watermark_writer_timeout(Duration::from_secs(120));
+    /// # let _ = config;
+    /// ```
+    pub fn watermark_writer_timeout(mut self, timeout: Duration) -> Self {
+        self.watermark_writer_timeout = timeout;
         self
     }
 

@@ -260,6 +260,7 @@ impl TopologyTestDriver {
         let globals = GlobalStores::in_memory(&topology);
         let task_config = TaskConfig {
             globals: globals.clone(),
+            watermark_topics: Arc::new(topology.watermarked_topics(&application_id)),
             ..TaskConfig::from_config(&config)
         };
         let mut tasks = BTreeMap::new();

@@ -53,6 +53,9 @@ pub(crate) struct SegmentedBytes<B> {
     /// Set by [`SegmentedBytes::limit_expiry`]: expiry runs no further than this until live
     /// writes pass it.
     expiry_limit: Option<i64>,
+    /// Set by [`SegmentedBytes::cap_expiry`]: expiry runs no further than this, whatever
+    /// is written.
+    expiry_cap: Option<i64>,
     /// Set by [`SegmentedBytes::limit_expiry`] and [`SegmentedBytes::keep_since_commit`]:
     /// segments only a later time expires stay on disk.
     deletion_limit: Option<i64>,
@@ -115,6 +118,7 @@ impl<B: KeyValueBackend> SegmentedBytes<B> {
             interval,
             stream_time,
             expiry_limit: None,
+            expiry_cap: None,
             deletion_limit: None,
             cleaned_below: 0,
             expired: 0,
@@ -150,10 +154,19 @@ impl<B> SegmentedBytes<B> {
     /// The time expiry is measured against: stream time, held back by
     /// [`SegmentedBytes::limit_expiry`].
     pub(crate) fn expiry_time(&self) -> Option<i64> {
-        match (self.stream_time, self.expiry_limit) {
+        let t = match (self.stream_time, self.expiry_limit) {
             (Some(t), Some(limit)) => Some(t.min(limit)),
             (t, _) => t,
+        };
+        match (t, self.expiry_cap) {
+            (Some(t), Some(cap)) => Some(t.min(cap)),
+            (t, _) => t,
         }
+    }
+
+    /// Expires nothing by a time later than `cap` (`None`: no cap) until the next call.
+    pub(crate) fn cap_expiry(&mut self, cap: Option<i64>) {
+        self.expiry_cap = cap;
     }
 
     /// Holds expiry at `limit` or earlier until live writes pass it; restored writes do not

@@ -77,6 +77,12 @@ pub trait StateStore: Send {
     /// ```
     fn limit_expiry(&mut self, _committed_stream_time: i64) {}
 
+    /// Tells a time-segmented store to expire nothing by a time later than `cap` (`None`:
+    /// no cap), whatever the times written: an operator whose stream time is held behind
+    /// the records it writes (behind a watermark) keeps the windows it still takes records
+    /// for. Each call replaces the last. Other stores ignore it.
+    fn cap_expiry(&mut self, _cap: Option<i64>) {}
+
     /// Tells a time-segmented store the stream time of the commit its task just made: until
     /// the next call it deletes nothing on disk that only a later time expires (reads still
     /// expire by the store's own time). RocksDB may make a delete durable on a flush of its
@@ -157,6 +163,10 @@ pub trait WrappedStateStore: Send {
     /// for layers holding per-key state that restored data supersedes: a cache drops its
     /// entry, pending or not. Only restoring should call it. The default does nothing.
     fn before_restore(&mut self, _key: &[u8]) {}
+
+    /// Runs on [`StateStore::cap_expiry`] before it is passed down, for layers that expire
+    /// by time themselves (a segmented cache). The default does nothing.
+    fn on_cap_expiry(&mut self, _cap: Option<i64>) {}
 }
 
 impl<W: WrappedStateStore> StateStore for W {
@@ -187,6 +197,10 @@ impl<W: WrappedStateStore> StateStore for W {
     }
     fn limit_expiry(&mut self, committed_stream_time: i64) {
         self.wrapped_mut().limit_expiry(committed_stream_time)
+    }
+    fn cap_expiry(&mut self, cap: Option<i64>) {
+        self.on_cap_expiry(cap);
+        self.wrapped_mut().cap_expiry(cap)
     }
     fn keep_since_commit(&mut self, committed_stream_time: i64) {
         self.wrapped_mut().keep_since_commit(committed_stream_time)

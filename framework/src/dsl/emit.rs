@@ -81,6 +81,9 @@ impl EmitClock {
         ctx: &mut ProcessorContext<K, V>,
         ts: i64,
     ) -> Option<(i64, i64)> {
+        // Behind a watermarked repartition, stream time goes no further than the slowest
+        // writer's progress.
+        let ts = ctx.watermark().map_or(ts, |w| ts.min(w));
         if ts > self.observed {
             self.observed = ts;
             ctx.set_committed_metadata(OBSERVED, ts);

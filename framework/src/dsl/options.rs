@@ -101,6 +101,7 @@ impl<K, V> Produced<K, V> {
 pub struct Repartitioned<K, V> {
     pub(crate) name: Option<String>,
     pub(crate) partitions: Option<i32>,
+    pub(crate) watermarks: bool,
     pub(crate) key_serde: Option<Arc<dyn Serde<K>>>,
     pub(crate) value_serde: Option<Arc<dyn Serde<V>>>,
 }
@@ -110,6 +111,7 @@ impl<K, V> Default for Repartitioned<K, V> {
         Repartitioned {
             name: None,
             partitions: None,
+            watermarks: false,
             key_serde: None,
             value_serde: None,
         }
@@ -135,6 +137,33 @@ impl<K, V> Repartitioned<K, V> {
     /// A fixed partition count instead of the derived one.
     pub fn with_partitions(mut self, partitions: i32) -> Self {
         self.partitions = Some(partitions);
+        self
+    }
+
+    /// Carries the writers' progress through the topic (beyond Kafka Streams): every task
+    /// writing it puts its stream time into each partition at every commit, and the windowed
+    /// aggregations reading it advance their stream time only to the smallest progress of
+    /// the writers still reporting (`StreamsConfig::watermark_writer_timeout`). Records
+    /// from a writer that lags the others are then not dropped as late: a record is late
+    /// only if it is behind every writer. Windows close as the slowest writer progresses.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamtime::dsl::TimeWindows;
+    /// use streamtime::serdes::StringSerde;
+    /// use streamtime::{Consumed, Materialized, Repartitioned, StreamsBuilder};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream("clicks", Consumed::with(StringSerde, StringSerde))
+    ///     .select_key(|_k, page: &String| page.clone())
+    ///     .repartition(Repartitioned::as_("by-page").with_watermarks())
+    ///     .group_by_key()
+    ///     .windowed_by(TimeWindows::of_size_and_grace(Duration::from_secs(60), Duration::from_secs(10)))
+    ///     .count(Materialized::as_("views-per-minute"));
+    /// # builder.build().unwrap();
+    /// ```
+    pub fn with_watermarks(mut self) -> Self {
+        self.watermarks = true;
         self
     }
 }

@@ -284,7 +284,16 @@ where
         let ts = record.timestamp;
         let gap = self.windows.gap_ms;
         let clock = self.clock.as_mut().expect("init ran");
-        if let Some(due) = clock.observe(ctx, ts) {
+        let due = clock.observe(ctx, ts);
+        if ctx.watermark().is_some() {
+            // Behind a watermark the store sees sessions ahead of the operator's time.
+            let observed = clock.observed();
+            self.store
+                .as_ref()
+                .expect("init ran")
+                .cap_expiry(Some(observed));
+        }
+        if let Some(due) = due {
             self.emit_due(ctx, due)?;
         }
         let store = self.store.as_ref().expect("init ran");

@@ -480,7 +480,13 @@ where
             return Ok(());
         }
         let clock = self.clock.as_mut().expect("init ran");
-        if let Some(due) = clock.observe(ctx, ts) {
+        let due = clock.observe(ctx, ts);
+        if ctx.watermark().is_some() {
+            // Behind a watermark the store sees windows ahead of the operator's time.
+            let observed = clock.observed();
+            self.store().cap_expiry(Some(observed));
+        }
+        if let Some(due) = due {
             self.emit_due(ctx, due)?;
         }
         let own_window = if ts < d {

@@ -497,7 +497,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         let sink_name = format!("{base}-repartition-sink");
         let source_name = format!("{base}-repartition-source");
         s.topology
-            .add_repartition_topic(topic.clone(), options.partitions);
+            .add_repartition_topic(topic.clone(), options.partitions, options.watermarks);
         let result = s
             .topology
             .add_sink_node(

@@ -395,7 +395,16 @@ where
         record: Record<K, V>,
     ) -> ProcessResult {
         let clock = self.clock.as_mut().expect("init ran");
-        if let Some(due) = clock.observe(ctx, record.timestamp) {
+        let due = clock.observe(ctx, record.timestamp);
+        if ctx.watermark().is_some() {
+            // Behind a watermark the store sees windows ahead of the operator's time.
+            let observed = clock.observed();
+            self.store
+                .as_ref()
+                .expect("init ran")
+                .cap_expiry(Some(observed));
+        }
+        if let Some(due) = due {
             self.emit_due(ctx, due)?;
         }
         let clock = self.clock.as_ref().expect("init ran");

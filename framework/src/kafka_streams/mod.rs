@@ -181,6 +181,7 @@ impl KafkaStreams {
         let restore_listener = self.restore_listener.clone();
         let task_config = TaskConfig {
             globals,
+            watermark_topics: Arc::new(topology.watermarked_topics(&self.config.application_id)),
             ..TaskConfig::from_config(&self.config)
         };
         let identity = crate::runtime::identity::instance_identity(&self.config)?;

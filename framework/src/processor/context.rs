@@ -164,6 +164,12 @@ impl<K, V> ProcessorContext<K, V> {
         self.task.state.borrow().catching_up
     }
 
+    /// The task reads watermarked repartition topics: the smallest progress of their active
+    /// writers, which windowed operators keep their stream time at or below.
+    pub(crate) fn watermark(&self) -> Option<i64> {
+        self.task.state.borrow().watermark
+    }
+
     /// Current wall-clock time in ms as the runtime (or the test driver) sees it.
     pub fn wall_clock_ms(&self) -> i64 {
         self.task.state.borrow().wall_clock_ms

@@ -73,6 +73,11 @@ impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
         Some(FlushedUpdates::new(pending, codec))
     }
 
+    /// Expires nothing by a time later than `cap` (see `StateStore::cap_expiry`).
+    pub(crate) fn cap_expiry(&self, cap: Option<i64>) {
+        self.store.borrow_mut().cap_expiry(cap);
+    }
+
     /// Writes the store's cached updates out now.
     pub(crate) fn flush_cache(&self) -> Result<(), StreamsError> {
         self.store

@@ -10,6 +10,7 @@ pub(crate) mod state_manager;
 pub(crate) mod stream_task;
 pub(crate) mod task_context;
 pub(crate) mod task_metrics;
+pub(crate) mod watermarks;
 
 use std::fmt;
 

@@ -12,6 +12,7 @@ use super::record_queue::RecordQueue;
 use super::stall::{StallDetector, StallState};
 use super::state_manager::StateManager;
 use super::task_metrics::TaskMetrics;
+use super::watermarks::{WatermarkReader, WatermarkWriter};
 use super::{TaskId, TopicPartition};
 use crate::error::{ProcessResult, StreamsError};
 use crate::faults::FaultPoint;
@@ -35,6 +36,10 @@ pub(crate) struct TaskConfig {
     pub faults: crate::faults::Faults,
     /// The instance's global stores (filled before any task processes).
     pub globals: super::global_stores::GlobalStores,
+    /// Resolved names of the repartition topics that carry watermarks.
+    pub watermark_topics: Arc<std::collections::BTreeSet<String>>,
+    /// A watermark writer silent for this long no longer holds readers back.
+    pub watermark_writer_timeout_ms: i64,
 }
 
 impl TaskConfig {
@@ -46,6 +51,8 @@ impl TaskConfig {
             default_extractor: config.default_extractor.clone(),
             faults: config.faults.clone(),
             globals: Default::default(),
+            watermark_topics: Default::default(),
+            watermark_writer_timeout_ms: config.watermark_writer_timeout.as_millis() as i64,
             error_policies: ErrorPolicies {
                 deserialization: config.deserialization_error_policy.clone(),
                 processing: config.processing_error_policy,
@@ -85,6 +92,10 @@ pub(crate) struct StreamTask {
     errors: RecordErrorHandler,
     closed: bool,
     faults: crate::faults::Faults,
+    /// Reports the task's progress to the watermarked topics its sinks write.
+    watermark_writer: Option<WatermarkWriter>,
+    /// The writers' progress on the watermarked topics the task reads.
+    watermark_reader: Option<WatermarkReader>,
 }
 
 impl StreamTask {
@@ -130,6 +141,21 @@ impl StreamTask {
         }
         let init_order = graph.nodes.iter().map(|(i, _)| *i).collect();
         let consumed = vec![None; queues.len()];
+        let watermarked: Vec<bool> = queues
+            .iter()
+            .map(|q: &RecordQueue| config.watermark_topics.contains(&*q.tp.topic))
+            .collect();
+        let written: Vec<String> = sub
+            .sink_topics
+            .iter()
+            .map(|t| t.resolve(&config.application_id))
+            .filter(|t| config.watermark_topics.contains(t))
+            .collect();
+        let watermark_reader =
+            WatermarkReader::new(&watermarked, config.watermark_writer_timeout_ms);
+        if watermark_reader.is_some() {
+            ctx.state.borrow_mut().watermark = Some(i64::MIN);
+        }
         Ok(StreamTask {
             id,
             ctx,
@@ -150,6 +176,8 @@ impl StreamTask {
             errors: RecordErrorHandler::new(id, config.error_policies.clone()),
             closed: false,
             faults: config.faults.clone(),
+            watermark_writer: WatermarkWriter::new(&id.to_string(), written),
+            watermark_reader,
         })
     }
 
@@ -284,6 +312,23 @@ impl StreamTask {
         let source = self.group.queues()[queue].source;
         let tp = self.group.queues()[queue].tp.clone();
         let offset = record.offset;
+        if let Some(reader) = &mut self.watermark_reader {
+            // A writer's progress: taken in partition order, never processed.
+            if reader.take(queue, &record, wall_clock_ms) {
+                let (known, active) = reader.writers(wall_clock_ms);
+                let task = self.id.to_string();
+                metrics::gauge!("streamtime_watermark_ms", "task" => task.clone())
+                    .set(reader.watermark(wall_clock_ms) as f64);
+                metrics::gauge!("streamtime_watermark_writers", "task" => task.clone(), "state" => "active")
+                    .set(active as f64);
+                metrics::gauge!("streamtime_watermark_writers", "task" => task, "state" => "silent")
+                    .set((known - active) as f64);
+                self.consumed[queue] = Some(offset);
+                self.uncommitted = true;
+                return Ok(true);
+            }
+            self.ctx.state.borrow_mut().watermark = Some(reader.watermark(wall_clock_ms));
+        }
         {
             let mut state = self.ctx.state.borrow_mut();
             state.stream_time = self.group.stream_time();
@@ -383,6 +428,12 @@ impl StreamTask {
             let node = &self.nodes[i];
             self.guarded(|| node.borrow_mut().before_commit())
                 .map_err(|e| self.with_task(e))?;
+        }
+        // After everything the commit sends: a reader takes the progress only once it has
+        // read the records sent before it.
+        if let Some(writer) = &mut self.watermark_writer {
+            let mut collector = self.ctx.collector.borrow_mut();
+            writer.report(self.group.stream_time(), &mut **collector)?;
         }
         self.state.flush_caches()
     }

@@ -56,6 +56,9 @@ pub(crate) struct TaskState {
     /// A panic caught in a processor of the record (or punctuation) being handled. Kept here
     /// as well as returned, so a parent that ignores its `forward` result cannot hide it.
     pub caught_panic: Option<StreamsError>,
+    /// The task reads watermarked repartition topics: the smallest progress of their active
+    /// writers, which windowed operators do not advance their stream time past.
+    pub watermark: Option<i64>,
     next_punctuator: u64,
 }
 
@@ -71,6 +74,7 @@ impl TaskState {
             catching_up: false,
             processor_metadata: Default::default(),
             caught_panic: None,
+            watermark: None,
             next_punctuator: 0,
         }
     }

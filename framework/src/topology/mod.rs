@@ -81,6 +81,8 @@ impl fmt::Display for TopicName {
 pub(crate) struct RepartitionTopic {
     /// Fixed partition count, or `None` to derive it from the writers' inputs.
     pub partitions: Option<i32>,
+    /// Writers put their progress into it (`Repartitioned::with_watermarks`).
+    pub watermarks: bool,
 }
 
 pub(crate) type Factory = Arc<dyn Fn(NodeBuild) -> Result<BuiltNode, StreamsError> + Send + Sync>;
@@ -554,9 +556,28 @@ impl Topology {
         })
     }
 
-    pub(crate) fn add_repartition_topic(&mut self, topic: TopicName, partitions: Option<i32>) {
+    pub(crate) fn add_repartition_topic(
+        &mut self,
+        topic: TopicName,
+        partitions: Option<i32>,
+        watermarks: bool,
+    ) {
+        self.repartition_topics.insert(
+            topic,
+            RepartitionTopic {
+                partitions,
+                watermarks,
+            },
+        );
+    }
+
+    /// Resolved names of the repartition topics that carry watermarks.
+    pub(crate) fn watermarked_topics(&self, application_id: &str) -> BTreeSet<String> {
         self.repartition_topics
-            .insert(topic, RepartitionTopic { partitions });
+            .iter()
+            .filter(|(_, t)| t.watermarks)
+            .map(|(name, _)| name.resolve(application_id))
+            .collect()
     }
 
     /// Every topic a source node reads.

@@ -59,6 +59,8 @@ pub(crate) struct SegmentedCache {
     /// by the larger of this and its own expiry time once the cache is written out (its
     /// expiry time is the smaller of its stream time and a limit that live writes raise).
     cached_time: Option<i64>,
+    /// Expiry runs no further than this (`StateStore::cap_expiry`), as in the store.
+    cap: Option<i64>,
     expired: u64,
     expired_counter: metrics::Counter,
 }
@@ -69,6 +71,7 @@ impl SegmentedCache {
             cache: LruCache::new(budget),
             listener: None,
             cached_time: None,
+            cap: None,
             expired: 0,
             expired_counter: metrics::counter!(
                 "streamtime_store_expired_puts_total",
@@ -91,7 +94,19 @@ impl SegmentedCache {
     }
 
     pub(crate) fn expiry_time(&self, below: Below) -> Option<i64> {
-        below.expiry.max(self.cached_time)
+        self.capped(below.expiry.max(self.cached_time))
+    }
+
+    /// Expires nothing by a time later than `cap` (`None`: no cap), as the store does.
+    pub(crate) fn set_cap(&mut self, cap: Option<i64>) {
+        self.cap = cap;
+    }
+
+    fn capped(&self, t: Option<i64>) -> Option<i64> {
+        match (t, self.cap) {
+            (Some(t), Some(cap)) => Some(t.min(cap)),
+            (t, _) => t,
+        }
     }
 
     pub(crate) fn observed(&self, below: Below) -> Option<i64> {
@@ -125,7 +140,8 @@ impl SegmentedCache {
         timestamp: i64,
     ) -> Option<Vec<Pending>> {
         // The rule the store applies on write, by the time it will have then.
-        let expiry = self.expiry_time(below).map_or(ts, |t| t.max(ts));
+        let time = below.expiry.max(self.cached_time).map_or(ts, |t| t.max(ts));
+        let expiry = self.capped(Some(time)).unwrap_or(time);
         if below.segment(ts) < below.segment(expiry.saturating_sub(below.retention)) {
             self.expired += 1;
             self.expired_counter.increment(1);
@@ -136,7 +152,7 @@ impl SegmentedCache {
             );
             return None;
         }
-        self.cached_time = Some(expiry);
+        self.cached_time = Some(time);
         let key = below.cache_key(ts, layout_key);
         // An entry that cannot fit would evict everything else and then itself.
         if size(&key, value.as_deref()) > self.cache.max_bytes() {

@@ -160,6 +160,10 @@ impl<S: SessionStore> WrappedStateStore for CachingSessionStore<S> {
         Ok(())
     }
 
+    fn on_cap_expiry(&mut self, cap: Option<i64>) {
+        self.cache.set_cap(cap);
+    }
+
     fn before_restore(&mut self, key: &[u8]) {
         // Restored data is newer than anything a cache could hold for the session.
         if let Some((_, _, end)) = split_session_key(key) {

@@ -178,6 +178,10 @@ impl<S: WindowStore> WrappedStateStore for CachingWindowStore<S> {
         Ok(())
     }
 
+    fn on_cap_expiry(&mut self, cap: Option<i64>) {
+        self.cache.set_cap(cap);
+    }
+
     fn before_restore(&mut self, key: &[u8]) {
         if self.bypass() {
             return;

@@ -184,6 +184,10 @@ impl<B: KeyValueBackend> StateStore for SegmentedWindowStore<B> {
         self.core.limit_expiry(committed_stream_time)
     }
 
+    fn cap_expiry(&mut self, cap: Option<i64>) {
+        self.core.cap_expiry(cap)
+    }
+
     fn keep_since_commit(&mut self, committed_stream_time: i64) {
         self.core.keep_since_commit(committed_stream_time)
     }

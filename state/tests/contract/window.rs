@@ -17,6 +17,7 @@ contract_tests!(
     negative_window_start_is_rejected,
     restored_writes_past_the_commit_expire_nothing_until_processing_passes_them,
     after_a_commit_segments_only_a_later_time_expires_stay_on_disk,
+    a_capped_store_expires_nothing_past_its_cap_whatever_is_written,
 );
 
 const HOUR: i64 = 3_600_000;
@@ -283,4 +284,25 @@ fn after_a_commit_segments_only_a_later_time_expires_stay_on_disk<B: Backend>(b:
     s.keep_since_commit(130_000);
     s.put(b"k", 130_001, b"next", 130_001).unwrap();
     assert_eq!(keys_in_segment(s.backend(), 0), 0);
+}
+
+/// What an operator behind a watermark asks: windows written far ahead of its time must not
+/// expire the ones it still takes records for.
+fn a_capped_store_expires_nothing_past_its_cap_whatever_is_written<B: Backend>(b: &B) {
+    let mut s = b.window("w", WindowStoreConfig::new(60_000));
+    s.cap_expiry(Some(20_000));
+    s.put(b"k", 130_000, b"ahead", 130_000).unwrap();
+    assert!(matches!(
+        s.put(b"k", 10_000, b"behind", 10_000).unwrap(),
+        WriteOutcome::Written { .. }
+    ));
+    assert_eq!(s.get(b"k", 10_000).unwrap(), Some(b"behind".to_vec()));
+    assert_eq!(s.expired_puts(), 0);
+    // Lifting the cap, the store's own time expires it again.
+    s.cap_expiry(None);
+    assert_eq!(s.get(b"k", 10_000).unwrap(), None);
+    assert_eq!(
+        s.put(b"k", 10_000, b"late", 10_000).unwrap(),
+        WriteOutcome::Expired
+    );
 }

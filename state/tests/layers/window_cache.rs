@@ -47,6 +47,7 @@ contract_tests!(
     restore_replaces_a_cached_window,
     a_store_retaining_duplicates_passes_every_write_straight_through,
     a_cached_store_reads_exactly_as_the_store_alone_under_random_writes_and_flushes,
+    a_capped_cache_keeps_what_the_capped_store_keeps,
 );
 
 fn updates_of_one_window_fold_into_one_changelog_record_and_one_reported_entry<B: Backend>(b: &B) {
@@ -223,5 +224,22 @@ fn a_cached_store_reads_exactly_as_the_store_alone_under_random_writes_and_flush
         windows(cached.inner().fetch_all(0, i64::MAX)),
         windows(plain.fetch_all(0, i64::MAX)),
         "written out, the store holds what the store alone does"
+    );
+}
+
+fn a_capped_cache_keeps_what_the_capped_store_keeps<B: Backend>(b: &B) {
+    let (mut store, log, _) = cached(b, WindowStoreConfig::new(MINUTE), 1 << 20);
+    store.cap_expiry(Some(20_000));
+    store.put(b"k", 130_000, b"ahead", 130_000).unwrap();
+    assert!(matches!(
+        store.put(b"k", 10_000, b"behind", 10_000).unwrap(),
+        WriteOutcome::Written { .. }
+    ));
+    assert_eq!(store.get(b"k", 10_000).unwrap(), Some(b"behind".to_vec()));
+    store.flush_cache().unwrap();
+    assert_eq!(log.records().len(), 2, "both written out");
+    assert_eq!(
+        store.inner().get(b"k", 10_000).unwrap(),
+        Some(b"behind".to_vec())
     );
 }
