@@ -241,9 +241,19 @@ pub async fn committed_offsets(servers: &str, group: &str, topic: &str) -> Vec<O
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("cannot read the committed offsets of {group}: {e}"));
+    // A group the broker has only just seen may not have its coordinator loaded yet
+    // (`NotCoordinator`, `CoordinatorLoadInProgress`): ask again for a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let committed = loop {
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(30)) {
+            Ok(c) => break c,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("reading the committed offsets of {group}: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("cannot read the committed offsets of {group}: {e}"),
+        }
+    };
     (0..partitions)
         .map(
             |p| match committed.find_partition(topic, p).map(|e| e.offset()) {

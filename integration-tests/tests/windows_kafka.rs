@@ -309,6 +309,155 @@ async fn a_stream_that_stops_gets_its_final_windows_by_idle_close_once_across_re
     let _ = std::fs::remove_dir_all(&plain_state);
 }
 
+/// Four input partitions: three fast (a record a second of event time each) and one slow
+/// (a record every 250 ms, so ever further behind), each record's value one of 5 pages.
+fn uneven_writers(t0: i64) -> Vec<records::TestRecord> {
+    let mut out = Vec::new();
+    for i in 0..1_000_i64 {
+        let page = format!("page-{}", i % 5);
+        for (partition, step) in [(0, 1_000), (1, 1_000), (2, 1_000), (3, 250)] {
+            let mut r = records::TestRecord::new("user", page.clone().into_bytes(), t0 + i * step);
+            r.partition = Some(partition);
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// The count of every (page, window start) with every record counted.
+fn page_truth(records: &[records::TestRecord]) -> std::collections::BTreeMap<(String, i64), i64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for r in records {
+        let page = String::from_utf8(r.value.clone().unwrap()).unwrap();
+        for start in hopping::windows_for(r.timestamp) {
+            *counts.entry((page.clone(), start)).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// What a run over [`uneven_writers`] gave: the last count of every window, the counts the
+/// input should give, and the records dropped as late.
+struct UnevenRun {
+    counts: std::collections::BTreeMap<(String, i64), i64>,
+    truth: std::collections::BTreeMap<(String, i64), i64>,
+    dropped: usize,
+}
+
+/// The `rekey-hopping` topology under exactly-once over [`uneven_writers`], SIGKILLed once
+/// midway when `kill`.
+async fn uneven_writers_run(watermarks: bool, kill: bool) -> UnevenRun {
+    let servers = bootstrap_servers();
+    let input = topics::unique_name("uneven-in");
+    let output = topics::unique_name("uneven-out");
+    let late = topics::unique_name("uneven-late");
+    topics::create(&servers, &input, 4).await;
+    topics::create(&servers, &output, 4).await;
+    topics::create(&servers, &late, 1).await;
+    let app_id = topics::unique_name("uneven-app");
+    let state = std::env::temp_dir().join(topics::unique_name("uneven-state"));
+    let mut options = vec!["--exactly-once", "--late-output", &late];
+    if watermarks {
+        options.push("--watermarks");
+    }
+    let start = || {
+        start_test_app(
+            "rekey-hopping",
+            &servers,
+            &app_id,
+            (&input, &output),
+            &state,
+            &options,
+        )
+    };
+    let records = uneven_writers(wall_clock_ms() - 3 * 3_600_000);
+    let truth = page_truth(&records);
+    let total = records.len() as i64;
+    let mut process = start();
+    records::produce(&servers, &input, records.clone()).await;
+    let committed_input = |at_least: i64| {
+        let (servers, group, topic) = (&servers, &app_id, &input);
+        async move {
+            eventually_async(
+                WAIT,
+                &format!("{at_least} input records committed"),
+                || async move {
+                    let n: i64 = topics::committed_offsets(servers, group, topic)
+                        .await
+                        .into_iter()
+                        .map(|o| o.unwrap_or(0))
+                        .sum();
+                    match n >= at_least {
+                        true => Ok(()),
+                        false => Err(format!("{n} committed")),
+                    }
+                },
+            )
+            .await
+        }
+    };
+    if kill {
+        committed_input(total / 2).await;
+        process.kill();
+        process = start();
+    }
+    committed_input(total).await;
+    // Then everything the upstream tasks wrote to the repartition topic is consumed: up to
+    // the marker that ends its last transaction.
+    let repartition = format!("{app_id}-by-page-repartition");
+    let (servers_ref, group, topic) = (&servers, &app_id, &repartition);
+    eventually_async(WAIT, "the repartition topic consumed", || async move {
+        let marks = topics::watermarks(servers_ref, topic).await;
+        let committed = topics::committed_offsets(servers_ref, group, topic).await;
+        let behind: Vec<_> = marks
+            .iter()
+            .zip(&committed)
+            .filter(|((_, high), c)| c.unwrap_or(0) < *high - 1)
+            .collect();
+        match behind.is_empty() {
+            true => Ok(()),
+            false => Err(format!("behind: {behind:?}")),
+        }
+    })
+    .await;
+    let out = output_now(&servers, &output).await;
+    let dropped = output_now(&servers, &late).await.len();
+    process.terminate();
+    let _ = std::fs::remove_dir_all(&state);
+    let mut counts = std::collections::BTreeMap::new();
+    for r in &out {
+        let (window, _, count) = hopping::decode(r);
+        counts.insert(window, count);
+    }
+    UnevenRun {
+        counts,
+        truth,
+        dropped,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_repartition_a_slow_writers_records_are_dropped_as_late_without_watermarks() {
+    let run = uneven_writers_run(false, false).await;
+    eprintln!(
+        "without watermarks: {} of 4000 records dropped as late",
+        run.dropped
+    );
+    assert!(run.dropped > 100, "only {} dropped", run.dropped);
+    assert_ne!(run.counts, run.truth);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_watermarks_no_record_is_late_and_every_window_is_exact_across_a_sigkill() {
+    let run = uneven_writers_run(true, true).await;
+    eprintln!(
+        "with watermarks: {} of 4000 records dropped as late",
+        run.dropped
+    );
+    assert_eq!(run.dropped, 0);
+    hopping::assert_same_windows("with watermarks", &run.counts, &run.truth);
+}
+
 /// `count` records of `key`, one a second from `from`, in order.
 fn every_second(key: &str, from: i64, count: i64) -> Vec<records::TestRecord> {
     (0..count)

@@ -170,6 +170,16 @@ impl KafkaStreams {
         if let Some(addr) = self.config.prometheus_endpoint {
             crate::prometheus::install(addr)?;
         }
+        let watermarked = topology.watermarked_topics(&self.config.application_id);
+        if !watermarked.is_empty() && self.config.num_standby_replicas > 0 {
+            // A standby's window stores expire by the times their changelog holds, which
+            // behind a watermark run ahead of the operators': a failover would lose windows.
+            return Err(StreamsError::Config(format!(
+                "repartition topics with watermarks ({}) do not support standby replicas yet; \
+                 set num_standby_replicas to 0",
+                watermarked.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
         let partition_counts = internal_topics::prepare(&topology, &self.config)?;
         let store_env = self.store_env(&topology)?;
         // Global stores are full before any task processes.

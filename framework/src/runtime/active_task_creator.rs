@@ -218,6 +218,15 @@ impl ActiveTaskCreator {
             .filter_map(|(_, _, metadata)| metadata.as_ref().map(|(pt, _)| *pt))
             .max()
             .unwrap_or(i64::MIN);
+        // Behind a watermark the partitions' times run ahead of the operators' (the fastest
+        // writer's): the restored stores expire nothing until the operators cap them.
+        let watermarked = partitions
+            .iter()
+            .any(|tp| shared.task_config.watermark_topics.contains(&*tp.topic));
+        let committed_stream_time = match watermarked {
+            true => i64::MIN,
+            false => committed_stream_time,
+        };
         let open = || {
             let state = StateManager::open(
                 id,

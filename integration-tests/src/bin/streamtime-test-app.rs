@@ -41,6 +41,10 @@
 //!   retention 1 h) as of each order's timestamp, with a grace period of 5 s for the orders
 //!   (held in `prices-join-buffer`) → `output` (value `<order>@<price>`, `none` when the
 //!   product had no price at that time);
+//! * `rekey-hopping`: `input` (value: a page) re-keyed by page through the repartition
+//!   topic `by-page` (with watermarks under `--watermarks`), counted per page in hopping
+//!   windows (10 s, advancing 5 s, grace 2 s) on every update → `output`; records dropped as
+//!   late go to `--late-output`;
 //! * `table-join`: `input` (key: product, value: order) left-joined with `--right-input` read
 //!   as a plain table of prices (store `prices`) → `output` (value `<order>@<price>`,
 //!   `none` when the product has no price).
@@ -110,6 +114,12 @@ struct Args {
     /// With `--idle-close-ms`: how far behind the wall clock events may be, ms.
     #[arg(long, default_value_t = 1_000)]
     allowed_lateness_ms: u64,
+    /// `rekey-hopping`: the repartition topic carries watermarks.
+    #[arg(long)]
+    watermarks: bool,
+    /// `rekey-hopping`: where records dropped as late go.
+    #[arg(long)]
+    late_output: Option<String>,
     /// Standby replicas per stateful task.
     #[arg(long, default_value_t = 0)]
     standbys: usize,
@@ -287,6 +297,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 &args.app.output,
                 Produced::with(WindowedSerde::new(StringSerde), I64Serde),
             )
+        }
+        "rekey-hopping" => {
+            let mut by_page = Repartitioned::as_("by-page");
+            if args.watermarks {
+                by_page = by_page.with_watermarks();
+            }
+            let windowed = input()
+                .select_key(|_k, page: &String| page.clone())
+                .repartition(by_page)
+                .group_by_key()
+                .windowed_by(
+                    TimeWindows::of_size_and_grace(Duration::from_secs(10), Duration::from_secs(2))
+                        .advance_by(Duration::from_secs(5)),
+                );
+            let windowed = match &args.late_output {
+                Some(topic) => windowed.late_records_to(topic),
+                None => windowed,
+            };
+            windowed
+                .count(Materialized::as_("page-counts"))
+                .to_stream()
+                .to(
+                    &args.app.output,
+                    Produced::with(WindowedSerde::new(StringSerde), I64Serde),
+                )
         }
         "seen" => input()
             .group_by_key()
