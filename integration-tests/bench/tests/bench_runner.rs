@@ -62,6 +62,9 @@ fn runner_measures_every_workload_and_reports_it() {
         assert!((100..=1000).contains(&output), "count output {output}");
         let hopping = row("hopping", g, "streamtime");
         assert!(hopping[10].parse::<i64>().expect("output offsets") > 0);
+        // Emit-final: only windows that closed are out; it reads every input record.
+        let final_windows = row("hopping-final", g, "streamtime");
+        assert_eq!(final_windows[4], "1000", "records of hopping-final/{g}");
     }
     let restore = row("restore", "–", "streamtime");
     assert_eq!(restore[4], "1500");

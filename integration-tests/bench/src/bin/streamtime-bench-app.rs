@@ -3,7 +3,8 @@
 //!
 //! Workloads (`--workload`): `pass` (filter + map_values to `--output`), `count` (keyed count
 //! in the RocksDB store `counts`, changelogged), `hopping` (count in hopping windows of 60 s,
-//! advance 10 s, grace 5 s), `restore` (the `count` topology started on a fresh state dir; it
+//! advance 10 s, grace 5 s, every update emitted), `hopping-final` (the same, each window
+//! emitted once when it closes), `restore` (the `count` topology started on a fresh state dir; it
 //! stops once every task has restored `counts` from its changelog).
 //!
 //! It talks to the runner through stdout: `bench-app: begin` when the measured phase starts
@@ -94,13 +95,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .count(Materialized::as_("counts"))
             .to_stream()
             .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
-        "hopping" => input
+        "hopping" | "hopping-final" => input
             .group_by_key()
             .windowed_by(
                 TimeWindows::of_size_and_grace(Duration::from_secs(60), Duration::from_secs(5))
                     .advance_by(Duration::from_secs(10)),
             )
-            .emit(EmitStrategy::OnWindowUpdate)
+            .emit(match args.workload.as_str() {
+                "hopping" => EmitStrategy::OnWindowUpdate,
+                _ => EmitStrategy::OnWindowClose,
+            })
             .count(Materialized::as_("hop-counts"))
             .to_stream()
             .to(

@@ -55,8 +55,9 @@ struct Args {
     /// Changelog entries (distinct keys) of the restore workload.
     #[arg(long, default_value_t = 1_000_000)]
     restore_entries: u64,
-    /// Comma-separated: pass, count, hopping, restore.
-    #[arg(long, default_value = "pass,count,hopping,restore")]
+    /// Comma-separated: pass, count, hopping (emitting every update), hopping-final (emitting
+    /// each window once, when it closes), restore.
+    #[arg(long, default_value = "pass,count,hopping,hopping-final,restore")]
     workloads: String,
     /// Comma-separated: at-least-once, exactly-once, or either with another commit interval
     /// such as `at-least-once@100ms` (the restore workload ignores it).
@@ -635,7 +636,7 @@ fn report(label: &str, setup: &str, results: &[Measurement], failures: &[String]
         "\n| workload | contender | CPU/record exactly-once ÷ at-least-once (30 s) | exactly-once ÷ at-least-once@100ms |"
     );
     let _ = writeln!(md, "|---|---|---:|---:|");
-    for w in ["pass", "count", "hopping"] {
+    for w in ["pass", "count", "hopping", "hopping-final"] {
         for c in ["streamtime", "kstreams", "raw"] {
             let cpu = |g: &str| of(w, g, c, Measurement::cpu_per_million);
             if cpu("exactly-once").is_some() {
@@ -768,7 +769,7 @@ async fn main() {
             .await
             .expect("preload");
     }
-    if wants("count") || wants("hopping") {
+    if wants("count") || wants("hopping") || wants("hopping-final") {
         topics::create(&servers, &state_input, p).await;
         let (s, t) = (servers.clone(), state_input.clone());
         let (n, k) = (args.state_records, args.keys);
@@ -794,7 +795,7 @@ async fn main() {
     for workload in workloads.iter().filter(|w| *w != "restore") {
         let (input, records) = match workload.as_str() {
             "pass" => (&pass_input, args.records),
-            "count" | "hopping" => (&state_input, args.state_records),
+            "count" | "hopping" | "hopping-final" => (&state_input, args.state_records),
             other => panic!("unknown workload {other}"),
         };
         for (guarantee, round, contender) in round_robin(&guarantees, &contenders, args.rounds) {
@@ -937,7 +938,7 @@ async fn main() {
     topics::delete(&servers, &[&pass_input, &state_input]).await;
 
     let setup = format!(
-        "{} input records (pass), {} (count, hopping), {} keys, 100-byte values, {} partitions, {} restore entries; \
+        "{} input records (pass), {} (count, hopping, hopping-final), {} keys, 100-byte values, {} partitions, {} restore entries; \
          1 stream thread; commit interval 30 s at-least-once / 100 ms exactly-once; linger {} ms; \
          {} round(s) of every run, contenders' order rotated each round, ratios from medians; \
          store cache {} bytes per instance (streamtime: shared by its key-value, window and session stores, folding their downstream updates too); \

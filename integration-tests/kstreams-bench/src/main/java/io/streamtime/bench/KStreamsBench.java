@@ -17,6 +17,7 @@ import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.EmitStrategy;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
@@ -80,10 +81,13 @@ public final class KStreamsBench {
                     .count(Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("counts"))
                     .toStream()
                     .to(output, Produced.with(Serdes.String(), Serdes.Long()));
-            case "hopping" -> stream
+            case "hopping", "hopping-final" -> stream
                     .groupByKey()
                     .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofSeconds(60), Duration.ofSeconds(5))
                             .advanceBy(Duration.ofSeconds(10)))
+                    .emitStrategy(workload.equals("hopping")
+                            ? EmitStrategy.onWindowUpdate()
+                            : EmitStrategy.onWindowClose())
                     .count(Materialized.<String, Long, WindowStore<Bytes, byte[]>>as("hop-counts"))
                     .toStream()
                     .to(output, Produced.with(
