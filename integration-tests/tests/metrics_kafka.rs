@@ -265,10 +265,14 @@ async fn prometheus_endpoint_serves_per_task_series_with_the_inputs_values() {
     let changelog = format!("{app_id}-counts-changelog");
     let written = topics::watermarks(&servers, &changelog).await;
     let mut second = app(&servers, &app_id, &input_topic, &output_topic, endpoint);
-    let scrape = scrape_until(endpoint, "the restored records of every changelog", |s| {
+    // The counter moves with each restored batch; the remaining gauge drops to zero only
+    // when the task's restore is finished (after its stores are flushed), so wait for both.
+    let scrape = scrape_until(endpoint, "every changelog restored and finished", |s| {
         (0..PARTITIONS).all(|p| {
-            s.task("streamtime_restored_records_total", &format!("0_{p}"), &[])
+            let task = format!("0_{p}");
+            s.task("streamtime_restored_records_total", &task, &[])
                 == Some(written[p as usize].1 as f64)
+                && s.task("streamtime_restore_remaining_records", &task, &[]) == Some(0.0)
         })
     })
     .await;
