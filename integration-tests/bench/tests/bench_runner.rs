@@ -1,5 +1,5 @@
 //! The benchmark runner end to end with tiny inputs: every workload and guarantee for
-//! streamtime and the raw loop runs to completion on a real broker and lands in the report
+//! streamtime and the raw loop (Kafka Streams is left to full runs: it needs Maven) runs to completion on a real broker and lands in the report
 //! with the output the workload must produce. No timing is asserted.
 
 use std::process::Command;
@@ -65,6 +65,23 @@ fn runner_measures_every_workload_and_reports_it() {
         // Emit-final: only windows that closed are out; it reads every input record.
         let final_windows = row("hopping-final", g, "streamtime");
         assert_eq!(final_windows[4], "1000", "records of hopping-final/{g}");
+        // Behind the repartition topic every record reaches the aggregation.
+        for w in ["rekey-hopping", "rekey-hopping-watermarks", "session"] {
+            let r = row(w, g, "streamtime");
+            assert_eq!(r[4], "1000", "records of {w}/{g}");
+            assert!(r[10].parse::<i64>().expect("output offsets") > 0, "{w}/{g}");
+        }
+        // The input spans one second: no 5-minute session closes.
+        assert_eq!(row("session-final", g, "streamtime")[4], "1000");
+        // Both sides of a join are read: 1000 on the right, or the table's 100 rows.
+        let join = row("stream-stream-join", g, "streamtime");
+        assert_eq!(join[4], "2000", "records of the stream-stream join/{g}");
+        // A key recurs every 100 ms, so all 10 x 10 pairs of each of the 100 keys meet.
+        assert!(join[10].parse::<i64>().expect("output offsets") >= 10_000);
+        let table_join = row("stream-table-join", g, "streamtime");
+        assert_eq!(table_join[4], "1100", "records of the stream-table join/{g}");
+        // The table is read first (its rows are older), so every stream record joins.
+        assert!(table_join[10].parse::<i64>().expect("output offsets") >= 1000);
     }
     let restore = row("restore", "–", "streamtime");
     assert_eq!(restore[4], "1500");

@@ -1,24 +1,37 @@
 //! The streamtime contender of `streamtime-bench`: one benchmark workload as a process of its
 //! own, so the runner can read its CPU time from the OS.
 //!
-//! Workloads (`--workload`): `pass` (filter + map_values to `--output`), `count` (keyed count
-//! in the RocksDB store `counts`, changelogged), `hopping` (count in hopping windows of 60 s,
-//! advance 10 s, grace 5 s, every update emitted), `hopping-final` (the same, each window
-//! emitted once when it closes), `restore` (the `count` topology started on a fresh state dir; it
-//! stops once every task has restored `counts` from its changelog).
+//! Workloads (`--workload`):
+//! * `pass`: filter + map_values to `--output`;
+//! * `count`: keyed count in the RocksDB store `counts`, changelogged;
+//! * `hopping`: count in hopping windows of 60 s, advance 10 s, grace 5 s, every update
+//!   emitted; `hopping-final`: the same, each window emitted once when it closes;
+//! * `rekey-hopping`: `hopping` behind a repartition topic (the key is selected again, so
+//!   every record crosses the broker once more); `rekey-hopping-watermarks`: the same with
+//!   watermarks through the repartition topic;
+//! * `session`: count in session windows (inactivity gap 5 min, grace 5 s), every update
+//!   emitted; `session-final`: each session emitted once when it closes;
+//! * `stream-stream-join`: inner join of `--input` and `--other-input` within 60 s (grace
+//!   5 s) on the key;
+//! * `stream-table-join`: `--input` joined with the table read from `--other-input`;
+//! * `restore`: the `count` topology started on a fresh state dir; it stops once every task
+//!   has restored `counts` from its changelog.
 //!
 //! It talks to the runner through stdout: `bench-app: begin` when the measured phase starts
 //! (the first input record; for `restore`, just before start) and `bench-app: end` when it is
-//! over (processing: after `--records` inputs and the closing commit; restore: when every task
-//! runs).
+//! over (processing: after `--records` records reached the aggregation, or both sides of a
+//! join, and the closing commit; restore: when every task runs).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use streamtime::dsl::{EmitStrategy, TimeWindows, WindowedSerde};
-use streamtime::serdes::{BytesSerde, I64Serde, StringSerde};
+use streamtime::dsl::{
+    EmitStrategy, JoinWindows, Repartitioned, SessionWindows, StreamJoined, TimeWindows,
+    WindowedSerde,
+};
+use streamtime::serdes::{BytesSerde, I64Serde, OptionSerde, StringSerde};
 use streamtime::{
     Consumed, KafkaStreams, Materialized, ProcessingGuarantee, Produced, StreamsBuilder,
     StreamsConfig,
@@ -34,7 +47,11 @@ struct Args {
     /// `at-least-once` or `exactly-once`.
     #[arg(long, default_value = "at-least-once")]
     guarantee: String,
-    /// Input records to process before stopping (processing workloads).
+    /// The second input of the join workloads (the right stream, or the table's topic).
+    #[arg(long)]
+    other_input: Option<String>,
+    /// Records to process before stopping (processing workloads): inputs counted where they
+    /// reach the aggregation (behind a repartition topic too), both sides of a join.
     #[arg(long, default_value_t = 0)]
     records: u64,
     /// Input partitions, i.e. tasks (restore: how many tasks must be running).
@@ -73,44 +90,111 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let args = Args::parse();
     let seen = Arc::new(AtomicU64::new(0));
+    let started = Arc::new(AtomicU64::new(0));
     let builder = StreamsBuilder::new();
-    let counter = seen.clone();
-    let input = builder
-        .stream(&args.app.input, Consumed::with(StringSerde, BytesSerde))
-        .peek(move |_k, _v| {
-            if counter.fetch_add(1, Ordering::Relaxed) == 0 {
-                announce("begin");
-            }
-        });
-    match args.workload.as_str() {
-        "pass" => input
+    // `begin` at the first record read from any input.
+    let source = |topic: &str| {
+        let started = started.clone();
+        builder
+            .stream(topic, Consumed::with(StringSerde, BytesSerde))
+            .peek(move |_k, _v| {
+                if started.fetch_add(1, Ordering::Relaxed) == 0 {
+                    announce("begin");
+                }
+            })
+    };
+    // Counts the records that reached the workload's measured stage.
+    let counted = |stream: &streamtime::KStream<String, Vec<u8>>| {
+        let seen = seen.clone();
+        stream.peek(move |_k, _v| {
+            seen.fetch_add(1, Ordering::Relaxed);
+        })
+    };
+    let other_input = || {
+        args.other_input
+            .clone()
+            .ok_or_else(|| format!("workload {} needs --other-input", args.workload))
+    };
+    let hopping = || {
+        TimeWindows::of_size_and_grace(Duration::from_secs(60), Duration::from_secs(5))
+            .advance_by(Duration::from_secs(10))
+    };
+    let windowed_output = || Produced::with(WindowedSerde::new(StringSerde), I64Serde);
+    let workload = args.workload.as_str();
+    match workload {
+        "pass" => counted(&source(&args.app.input))
             .filter(|_k, v: &Vec<u8>| v.first().is_some_and(|b| *b != b'j'))
             .map_values(|mut v: Vec<u8>| {
                 v.make_ascii_uppercase();
                 v
             })
             .to(&args.app.output, Produced::with(StringSerde, BytesSerde)),
-        "count" | "restore" => input
+        "count" | "restore" => counted(&source(&args.app.input))
             .group_by_key()
             .count(Materialized::as_("counts"))
             .to_stream()
             .to(&args.app.output, Produced::with(StringSerde, I64Serde)),
-        "hopping" | "hopping-final" => input
+        "hopping" | "hopping-final" => counted(&source(&args.app.input))
             .group_by_key()
-            .windowed_by(
-                TimeWindows::of_size_and_grace(Duration::from_secs(60), Duration::from_secs(5))
-                    .advance_by(Duration::from_secs(10)),
-            )
-            .emit(match args.workload.as_str() {
+            .windowed_by(hopping())
+            .emit(match workload {
                 "hopping" => EmitStrategy::OnWindowUpdate,
                 _ => EmitStrategy::OnWindowClose,
             })
             .count(Materialized::as_("hop-counts"))
             .to_stream()
+            .to(&args.app.output, windowed_output()),
+        "rekey-hopping" | "rekey-hopping-watermarks" => {
+            let mut rekeyed = Repartitioned::as_("rekeyed");
+            if workload == "rekey-hopping-watermarks" {
+                rekeyed = rekeyed.with_watermarks();
+            }
+            let behind = source(&args.app.input)
+                .select_key(|k: &String, _v| k.clone())
+                .repartition(rekeyed);
+            counted(&behind)
+                .group_by_key()
+                .windowed_by(hopping())
+                .count(Materialized::as_("hop-counts"))
+                .to_stream()
+                .to(&args.app.output, windowed_output())
+        }
+        "session" | "session-final" => counted(&source(&args.app.input))
+            .group_by_key()
+            .windowed_by(SessionWindows::of_inactivity_gap_and_grace(
+                Duration::from_secs(300),
+                Duration::from_secs(5),
+            ))
+            .emit(match workload {
+                "session" => EmitStrategy::OnWindowUpdate,
+                _ => EmitStrategy::OnWindowClose,
+            })
+            .count(Materialized::as_("session-counts"))
+            .to_stream()
             .to(
                 &args.app.output,
-                Produced::with(WindowedSerde::new(StringSerde), I64Serde),
+                Produced::with(WindowedSerde::new(StringSerde), OptionSerde(I64Serde)),
             ),
+        "stream-stream-join" => {
+            let left = counted(&source(&args.app.input));
+            let right = counted(&source(&other_input()?));
+            left.join(
+                &right,
+                |l: &Vec<u8>, r: &Vec<u8>| (l.len() + r.len()) as i64,
+                JoinWindows::of_time_difference_and_grace(
+                    Duration::from_secs(60),
+                    Duration::from_secs(5),
+                ),
+                StreamJoined::with_serdes(StringSerde, BytesSerde, BytesSerde).named("joined"),
+            )
+            .to(&args.app.output, Produced::with(StringSerde, I64Serde))
+        }
+        "stream-table-join" => {
+            let table = counted(&source(&other_input()?)).to_table(Materialized::as_("rows"));
+            counted(&source(&args.app.input))
+                .join_table(&table, |v: &Vec<u8>, t: &Vec<u8>| (v.len() + t.len()) as i64)
+                .to(&args.app.output, Produced::with(StringSerde, I64Serde))
+        }
         other => return Err(format!("unknown workload {other}").into()),
     }
     let mut config = StreamsConfig::new(&args.app.application_id, &args.app.bootstrap_servers)

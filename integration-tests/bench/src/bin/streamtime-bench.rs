@@ -56,8 +56,10 @@ struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     restore_entries: u64,
     /// Comma-separated: pass, count, hopping (emitting every update), hopping-final (emitting
-    /// each window once, when it closes), restore.
-    #[arg(long, default_value = "pass,count,hopping,hopping-final,restore")]
+    /// each window once, when it closes), rekey-hopping (hopping behind a repartition topic),
+    /// rekey-hopping-watermarks (the same with watermarks; streamtime only), session,
+    /// session-final, stream-stream-join, stream-table-join, restore.
+    #[arg(long, default_value = DEFAULT_WORKLOADS)]
     workloads: String,
     /// Comma-separated: at-least-once, exactly-once, or either with another commit interval
     /// such as `at-least-once@100ms` (the restore workload ignores it).
@@ -96,6 +98,32 @@ struct Args {
     /// tuning experiments.
     #[arg(long)]
     streamtime_consumer_config: Vec<String>,
+}
+
+const DEFAULT_WORKLOADS: &str = "pass,count,hopping,hopping-final,rekey-hopping,\
+rekey-hopping-watermarks,session,session-final,stream-stream-join,stream-table-join,restore";
+
+/// Workloads reading the keyed input of `--state-records` records.
+const STATE_WORKLOADS: [&str; 9] = [
+    "count",
+    "hopping",
+    "hopping-final",
+    "rekey-hopping",
+    "rekey-hopping-watermarks",
+    "session",
+    "session-final",
+    "stream-stream-join",
+    "stream-table-join",
+];
+
+/// Whether `contender` can run `workload`: the raw loop only passes records through, and
+/// Kafka Streams has no watermarks.
+fn runs(contender: &str, workload: &str) -> bool {
+    match contender {
+        "raw" => workload == "pass",
+        "kstreams" => !workload.ends_with("-watermarks"),
+        _ => true,
+    }
 }
 
 /// A command the streamtime contender runs under, such as `perf record -g -o st.data --`, to
@@ -381,6 +409,44 @@ fn preload(servers: &str, topic: &str, count: u64, keys: u64, partitions: i32) {
     tracing::info!(topic, count, elapsed = ?started.elapsed(), "preloaded");
 }
 
+/// Produces the table side of the stream–table join: one 8-byte value for each of `keys`
+/// keys as [`preload`] names them, stamped an hour before the stream's records, so both
+/// frameworks, choosing by timestamp, read the table first.
+fn preload_table(servers: &str, topic: &str, keys: u64, partitions: i32) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("loader config is valid");
+    let ts = now_ms() - 3_600_000;
+    let mut key = String::new();
+    for i in 0..keys {
+        key.clear();
+        let _ = write!(key, "key-{i:07}");
+        let value = (i as i64).to_be_bytes();
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+            .key(key.as_bytes())
+            .payload(&value)
+            .partition(partition_for_key(key.as_bytes(), partitions))
+            .timestamp(ts);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    producer.poll(Duration::from_millis(5));
+                    record = r;
+                }
+                Err((e, _)) => panic!("preload of {topic} failed: {e}"),
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(300))
+        .expect("preload flush");
+}
+
 /// Produces a count store's changelog of `entries` distinct keys (value: an i64 count).
 fn preload_changelog(servers: &str, topic: &str, entries: u64, partitions: i32) {
     let producer: BaseProducer = ClientConfig::new()
@@ -636,7 +702,13 @@ fn report(label: &str, setup: &str, results: &[Measurement], failures: &[String]
         "\n| workload | contender | CPU/record exactly-once ÷ at-least-once (30 s) | exactly-once ÷ at-least-once@100ms |"
     );
     let _ = writeln!(md, "|---|---|---:|---:|");
-    for w in ["pass", "count", "hopping", "hopping-final"] {
+    let mut workloads: Vec<&str> = Vec::new();
+    for m in results {
+        if m.workload != "restore" && !workloads.contains(&m.workload.as_str()) {
+            workloads.push(m.workload.as_str());
+        }
+    }
+    for w in workloads {
         for c in ["streamtime", "kstreams", "raw"] {
             let cpu = |g: &str| of(w, g, c, Measurement::cpu_per_million);
             if cpu("exactly-once").is_some() {
@@ -760,6 +832,8 @@ async fn main() {
     let p = args.partitions;
     let pass_input = topics::unique_name("bench-pass-in");
     let state_input = topics::unique_name("bench-state-in");
+    let join_input = topics::unique_name("bench-join-in");
+    let table_input = topics::unique_name("bench-table-in");
     let wants = |w: &str| workloads.iter().any(|x| x == w);
     if wants("pass") {
         topics::create(&servers, &pass_input, p).await;
@@ -769,11 +843,29 @@ async fn main() {
             .await
             .expect("preload");
     }
-    if wants("count") || wants("hopping") || wants("hopping-final") {
+    if STATE_WORKLOADS.iter().any(|w| wants(w)) {
         topics::create(&servers, &state_input, p).await;
         let (s, t) = (servers.clone(), state_input.clone());
         let (n, k) = (args.state_records, args.keys);
         tokio::task::spawn_blocking(move || preload(&s, &t, n, k, p))
+            .await
+            .expect("preload");
+    }
+    if wants("stream-stream-join") {
+        // The right side: the same keys and timestamps, so each left record meets exactly
+        // one right record within the join window (a key recurs every `keys` ms).
+        topics::create(&servers, &join_input, p).await;
+        let (s, t) = (servers.clone(), join_input.clone());
+        let (n, k) = (args.state_records, args.keys);
+        tokio::task::spawn_blocking(move || preload(&s, &t, n, k, p))
+            .await
+            .expect("preload");
+    }
+    if wants("stream-table-join") {
+        topics::create(&servers, &table_input, p).await;
+        let (s, t) = (servers.clone(), table_input.clone());
+        let k = args.keys;
+        tokio::task::spawn_blocking(move || preload_table(&s, &t, k, p))
             .await
             .expect("preload");
     }
@@ -793,14 +885,25 @@ async fn main() {
         ]
     };
     for workload in workloads.iter().filter(|w| *w != "restore") {
-        let (input, records) = match workload.as_str() {
-            "pass" => (&pass_input, args.records),
-            "count" | "hopping" | "hopping-final" => (&state_input, args.state_records),
+        // Records the workload reads: both sides of a join.
+        let (input, other, records) = match workload.as_str() {
+            "pass" => (&pass_input, None, args.records),
+            "stream-stream-join" => (
+                &state_input,
+                Some(&join_input),
+                2 * args.state_records,
+            ),
+            "stream-table-join" => (
+                &state_input,
+                Some(&table_input),
+                args.state_records + args.keys,
+            ),
+            w if STATE_WORKLOADS.contains(&w) => (&state_input, None, args.state_records),
             other => panic!("unknown workload {other}"),
         };
         for (guarantee, round, contender) in round_robin(&guarantees, &contenders, args.rounds) {
             let (guarantee, contender) = (&guarantee, &contender);
-            if contender == "raw" && workload != "pass" {
+            if !runs(contender, workload) {
                 continue;
             }
             let name = format!("{workload}-{guarantee}-{contender}-{round}");
@@ -810,6 +913,9 @@ async fn main() {
             let state_dir = run_dir.join(&app_id);
             let mut a = common(&app_id, input, &output_topic, &state_dir);
             a.push(("workload".into(), workload.clone()));
+            if let Some(other) = other {
+                a.push(("other-input".into(), other.clone()));
+            }
             // `at-least-once@100ms`: the guarantee with another commit interval.
             match guarantee.split_once('@') {
                 Some((base, interval)) => {
@@ -935,10 +1041,14 @@ async fn main() {
         }
         topics::delete(&servers, &[&empty_input]).await;
     }
-    topics::delete(&servers, &[&pass_input, &state_input]).await;
+    topics::delete(
+        &servers,
+        &[&pass_input, &state_input, &join_input, &table_input],
+    )
+    .await;
 
     let setup = format!(
-        "{} input records (pass), {} (count, hopping, hopping-final), {} keys, 100-byte values, {} partitions, {} restore entries; \
+        "{} input records (pass), {} (every other workload; the stream-stream join reads as many again on its right side, the stream-table join a table of one row per key), {} keys, 100-byte values, {} partitions, {} restore entries; \
          1 stream thread; commit interval 30 s at-least-once / 100 ms exactly-once; linger {} ms; \
          {} round(s) of every run, contenders' order rotated each round, ratios from medians; \
          store cache {} bytes per instance (streamtime: shared by its key-value, window and session stores, folding their downstream updates too); \

@@ -18,13 +18,19 @@ import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.EmitStrategy;
+import org.apache.kafka.streams.kstream.JoinWindows;
 import org.apache.kafka.streams.kstream.KStream;
+import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.Repartitioned;
+import org.apache.kafka.streams.kstream.SessionWindows;
+import org.apache.kafka.streams.kstream.StreamJoined;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
 import org.apache.kafka.streams.processor.StateRestoreListener;
 import org.apache.kafka.streams.state.KeyValueStore;
+import org.apache.kafka.streams.state.SessionStore;
 import org.apache.kafka.streams.state.WindowStore;
 
 /**
@@ -62,36 +68,85 @@ public final class KStreamsBench {
                 Integer.parseInt(args.getOrDefault("linger-ms", "5")));
         props.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
 
+        AtomicLong started = new AtomicLong();
         AtomicLong seen = new AtomicLong();
         StreamsBuilder builder = new StreamsBuilder();
-        KStream<String, byte[]> stream = builder
-                .stream(input, Consumed.with(Serdes.String(), Serdes.ByteArray()))
+        // `begin` at the first record read from any input; `seen` counts the records that
+        // reached the measured stage (behind a repartition topic too, both sides of a join).
+        java.util.function.Function<String, KStream<String, byte[]>> source = topic -> builder
+                .stream(topic, Consumed.with(Serdes.String(), Serdes.ByteArray()))
                 .peek((k, v) -> {
-                    if (seen.incrementAndGet() == 1) {
+                    if (started.incrementAndGet() == 1) {
                         announce("begin");
                     }
                 });
+        java.util.function.UnaryOperator<KStream<String, byte[]>> counted =
+                stream -> stream.peek((k, v) -> seen.incrementAndGet());
+        TimeWindows hopping = TimeWindows.ofSizeAndGrace(Duration.ofSeconds(60), Duration.ofSeconds(5))
+                .advanceBy(Duration.ofSeconds(10));
+        Produced<org.apache.kafka.streams.kstream.Windowed<String>, Long> windowedOutput = Produced.with(
+                WindowedSerdes.timeWindowedSerdeFrom(String.class, 60_000L), Serdes.Long());
+        String otherInput = args.get("other-input");
         switch (workload) {
-            case "pass" -> stream
+            case "pass" -> counted.apply(source.apply(input))
                     .filter((k, v) -> v != null && v.length > 0 && v[0] != 'j')
                     .mapValues(KStreamsBench::upper)
                     .to(output, Produced.with(Serdes.String(), Serdes.ByteArray()));
-            case "count", "restore" -> stream
+            case "count", "restore" -> counted.apply(source.apply(input))
                     .groupByKey()
                     .count(Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("counts"))
                     .toStream()
                     .to(output, Produced.with(Serdes.String(), Serdes.Long()));
-            case "hopping", "hopping-final" -> stream
+            case "hopping", "hopping-final" -> counted.apply(source.apply(input))
                     .groupByKey()
-                    .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofSeconds(60), Duration.ofSeconds(5))
-                            .advanceBy(Duration.ofSeconds(10)))
+                    .windowedBy(hopping)
                     .emitStrategy(workload.equals("hopping")
                             ? EmitStrategy.onWindowUpdate()
                             : EmitStrategy.onWindowClose())
                     .count(Materialized.<String, Long, WindowStore<Bytes, byte[]>>as("hop-counts"))
                     .toStream()
+                    .to(output, windowedOutput);
+            case "rekey-hopping" -> counted.apply(source.apply(input)
+                            .selectKey((k, v) -> k)
+                            .repartition(Repartitioned.<String, byte[]>as("rekeyed")
+                                    .withKeySerde(Serdes.String())
+                                    .withValueSerde(Serdes.ByteArray())))
+                    .groupByKey()
+                    .windowedBy(hopping)
+                    .count(Materialized.<String, Long, WindowStore<Bytes, byte[]>>as("hop-counts"))
+                    .toStream()
+                    .to(output, windowedOutput);
+            case "session", "session-final" -> counted.apply(source.apply(input))
+                    .groupByKey()
+                    .windowedBy(SessionWindows.ofInactivityGapAndGrace(
+                            Duration.ofSeconds(300), Duration.ofSeconds(5)))
+                    .emitStrategy(workload.equals("session")
+                            ? EmitStrategy.onWindowUpdate()
+                            : EmitStrategy.onWindowClose())
+                    .count(Materialized.<String, Long, SessionStore<Bytes, byte[]>>as("session-counts"))
+                    .toStream()
                     .to(output, Produced.with(
-                            WindowedSerdes.timeWindowedSerdeFrom(String.class, 60_000L), Serdes.Long()));
+                            WindowedSerdes.sessionWindowedSerdeFrom(String.class), Serdes.Long()));
+            case "stream-stream-join" -> {
+                KStream<String, byte[]> left = counted.apply(source.apply(input));
+                KStream<String, byte[]> right = counted.apply(source.apply(otherInput));
+                left.join(right,
+                                (l, r) -> (long) (l.length + r.length),
+                                JoinWindows.ofTimeDifferenceAndGrace(
+                                        Duration.ofSeconds(60), Duration.ofSeconds(5)),
+                                StreamJoined.with(Serdes.String(), Serdes.ByteArray(), Serdes.ByteArray())
+                                        .withStoreName("joined"))
+                        .to(output, Produced.with(Serdes.String(), Serdes.Long()));
+            }
+            case "stream-table-join" -> {
+                KTable<String, byte[]> table = counted.apply(source.apply(otherInput))
+                        .toTable(Materialized.<String, byte[], KeyValueStore<Bytes, byte[]>>as("rows")
+                                .withKeySerde(Serdes.String())
+                                .withValueSerde(Serdes.ByteArray()));
+                counted.apply(source.apply(input))
+                        .join(table, (v, t) -> (long) (v.length + t.length))
+                        .to(output, Produced.with(Serdes.String(), Serdes.Long()));
+            }
             default -> throw new IllegalArgumentException("unknown workload " + workload);
         }
 
