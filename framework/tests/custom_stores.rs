@@ -4,11 +4,12 @@
 //! store (a key-value supplier behind a windowed count) or a persistence it cannot give
 //! fails the build naming the store.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
-use streamtime::dsl::{SessionWindows, TimeWindows, WindowedSerde};
+use streamtime::dsl::{EmitStrategy, SessionWindows, SlidingWindows, TimeWindows, WindowedSerde};
 use streamtime::serdes::{I64Serde, OptionSerde, StringSerde};
 use streamtime::stores::{
     InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, KeyValueIter, KeyValueStore,
@@ -33,6 +34,9 @@ struct Seen {
     /// (store, key, window start or session start, session end or window start) per put
     /// that reached a window or session store.
     timed_puts: Vec<(String, Vec<u8>, i64, i64)>,
+    /// Reads of every key's windows or sessions in a time range (counted without the lock:
+    /// a test may hold it while the driver reads a store).
+    time_scans: Arc<AtomicUsize>,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -127,6 +131,7 @@ impl WindowStoreSupplier for Recording {
         Ok(Box::new(RecordingWindows {
             inner: InMemoryWindowStore::new(at.name, config)?,
             seen: Recording(self.0.clone()),
+            time_scans: self.0.lock().unwrap().time_scans.clone(),
         }))
     }
 }
@@ -141,6 +146,7 @@ impl SessionStoreSupplier for Recording {
         Ok(Box::new(RecordingSessions {
             inner: InMemorySessionStore::new(at.name, retention_ms)?,
             seen: Recording(self.0.clone()),
+            time_scans: self.0.lock().unwrap().time_scans.clone(),
         }))
     }
 }
@@ -168,6 +174,7 @@ macro_rules! state_store_of_inner {
 struct RecordingWindows {
     inner: InMemoryWindowStore,
     seen: Recording,
+    time_scans: Arc<AtomicUsize>,
 }
 
 state_store_of_inner!(RecordingWindows);
@@ -213,6 +220,7 @@ impl WindowStore for RecordingWindows {
         self.inner.fetch(key, from, to)
     }
     fn fetch_all(&self, from: i64, to: i64) -> WindowIter<'_> {
+        self.time_scans.fetch_add(1, Ordering::Relaxed);
         self.inner.fetch_all(from, to)
     }
     fn fetch_key_range(&self, k0: &[u8], k1: &[u8], from: i64, to: i64) -> WindowIter<'_> {
@@ -223,6 +231,7 @@ impl WindowStore for RecordingWindows {
 struct RecordingSessions {
     inner: InMemorySessionStore,
     seen: Recording,
+    time_scans: Arc<AtomicUsize>,
 }
 
 state_store_of_inner!(RecordingSessions);
@@ -272,6 +281,7 @@ impl SessionStore for RecordingSessions {
         self.inner.find_sessions(key, earliest_end, latest_start)
     }
     fn fetch_ending_between(&self, earliest_end: i64, latest_end: i64) -> SessionIter<'_> {
+        self.time_scans.fetch_add(1, Ordering::Relaxed);
         self.inner.fetch_ending_between(earliest_end, latest_end)
     }
 }
@@ -623,4 +633,129 @@ fn a_supplied_store_asked_to_be_persistent_fails_when_its_supplier_cannot_persis
         )
         .expect_err("the supplier's stores live in memory");
     assert!(err.to_string().contains("not persistent"), "{err}");
+}
+
+/// Clicks of three keys, 3 ms apart, every fourth one 6 ms behind (out of order, within
+/// the grace of 5 ms for sliding windows and 20 ms for sessions or late for some windows).
+fn uneven_clicks() -> Vec<(String, i64)> {
+    (0..300_i64)
+        .map(|i| {
+            let key = ["a", "b", "c"][(i * 7 % 3) as usize].to_string();
+            let ts = i * 3 - if i % 4 == 3 { 6 } else { 0 };
+            (key, ts.max(0))
+        })
+        .collect()
+}
+
+/// One window's result: key, start, end, value.
+type Result4 = (String, i64, i64, Option<i64>);
+
+/// Runs `topology` over [`uneven_clicks`], one commit per record, and reads `"out"`.
+fn results_of(topology: Topology) -> Vec<Result4> {
+    let driver = TopologyTestDriver::new(topology, StreamsConfig::new("final", "unused")).unwrap();
+    let input = driver.input_topic("clicks", StringSerde, StringSerde);
+    for (key, ts) in uneven_clicks() {
+        input.pipe(key, String::new(), ts).unwrap();
+    }
+    driver
+        .output_topic(
+            "out",
+            WindowedSerde::new(StringSerde),
+            OptionSerde(I64Serde),
+        )
+        .read_records()
+        .into_iter()
+        .map(|r| (r.key.key, r.key.window.start, r.key.window.end, r.value))
+        .collect()
+}
+
+/// The last update of every window (a retraction removes it) whose close point (`end` plus
+/// `after_end`) is at most the final stream time minus `grace`, by close point, then key:
+/// what emit-final must give.
+fn finals_from_updates(updates: Vec<Result4>, after_end: i64, grace: i64) -> Vec<Result4> {
+    let observed = uneven_clicks().iter().map(|(_, ts)| *ts).max().unwrap();
+    let mut last = std::collections::BTreeMap::new();
+    for (key, start, end, value) in updates {
+        last.insert((end + after_end, key, start, end), value);
+    }
+    last.into_iter()
+        .filter(|((close, ..), value)| *close <= observed - grace && value.is_some())
+        .map(|((_, key, start, end), value)| (key, start, end, value))
+        .collect()
+}
+
+#[test]
+fn emit_final_sliding_windows_give_each_last_update_without_reading_the_store_by_time() {
+    let (d, grace) = (Duration::from_millis(10), Duration::from_millis(5));
+    let topology = |emit: EmitStrategy, store: Materialized<String, i64>| {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("clicks", Consumed::with(StringSerde, StringSerde))
+            .group_by_key()
+            .windowed_by(SlidingWindows::of_time_difference_and_grace(d, grace))
+            .emit(emit)
+            .count(store.with_caching(false))
+            .to_stream()
+            .map_values(Some)
+            .to(
+                "out",
+                Produced::with(WindowedSerde::new(StringSerde), OptionSerde(I64Serde)),
+            );
+        builder.build().unwrap()
+    };
+    let updates = results_of(topology(
+        EmitStrategy::OnWindowUpdate,
+        Materialized::as_("w"),
+    ));
+    let seen = Shared::default();
+    let finals = results_of(topology(
+        EmitStrategy::OnWindowClose,
+        Materialized::as_("w").with_window_store_supplier(Recording(seen.clone())),
+    ));
+    // A sliding window closes one past its end.
+    let want = finals_from_updates(updates, 1, 5);
+    assert!(want.len() > 100, "{} windows closed", want.len());
+    assert_eq!(finals, want);
+    // One read by time when the task starts (windows a restored store holds), none per
+    // record: before the index of pending windows every record that moved stream time past
+    // a window's close read them all.
+    assert_eq!(seen.lock().unwrap().time_scans.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn emit_final_sessions_give_each_surviving_session_without_reading_the_store_by_time() {
+    let (gap, grace) = (Duration::from_millis(4), Duration::from_millis(20));
+    let topology = |emit: EmitStrategy, store: Materialized<String, i64>| {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("clicks", Consumed::with(StringSerde, StringSerde))
+            .group_by_key()
+            .windowed_by(SessionWindows::of_inactivity_gap_and_grace(gap, grace))
+            .emit(emit)
+            .count(store.with_caching(false))
+            .to_stream()
+            .to(
+                "out",
+                Produced::with(WindowedSerde::new(StringSerde), OptionSerde(I64Serde)),
+            );
+        builder.build().unwrap()
+    };
+    let updates = results_of(topology(
+        EmitStrategy::OnWindowUpdate,
+        Materialized::as_("s"),
+    ));
+    assert!(
+        updates.iter().any(|u| u.3.is_none()),
+        "out-of-order clicks merge sessions"
+    );
+    let seen = Shared::default();
+    let finals = results_of(topology(
+        EmitStrategy::OnWindowClose,
+        Materialized::as_("s").with_session_store_supplier(Recording(seen.clone())),
+    ));
+    // A session closes `gap + 1` past its end; merged-away sessions are never emitted.
+    let want = finals_from_updates(updates, 5, 20);
+    assert!(want.len() > 20, "{} sessions closed", want.len());
+    assert_eq!(finals, want);
+    assert_eq!(seen.lock().unwrap().time_scans.load(Ordering::Relaxed), 1);
 }

@@ -6,7 +6,8 @@
 //! last commit neither expires the windows the records processed again still emit nor hides
 //! the join partners they still meet; and a stream that stops gets its final windows by the
 //! wall clock with idle close (none without it, as in Kafka Streams), emitted once across
-//! restarts.
+//! restarts; and emit-final sessions, whose open sessions a restarted task finds again in its
+//! restored store, are each emitted once with their exact count across SIGKILLs.
 
 use std::path::Path;
 use std::time::Duration;
@@ -678,4 +679,86 @@ async fn at_least_once_restore_of_join_buffers_past_the_last_commit_still_joins_
         missing.len(),
         want.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_final_session_is_emitted_once_with_its_count_across_sigkills_under_eos() {
+    const BURSTS: i64 = 40;
+    const SESSION_KEYS: i64 = 50;
+    let servers = bootstrap_servers();
+    let input_topic = topics::unique_name("sessions-in");
+    let output_topic = topics::unique_name("sessions-out");
+    topics::create(&servers, &input_topic, PARTITIONS).await;
+    topics::create(&servers, &output_topic, PARTITIONS).await;
+    let app_id = topics::unique_name("sessions-app");
+    let instance = topics::unique_name("sessions-instance");
+    let state = std::env::temp_dir().join(topics::unique_name("sessions-state"));
+
+    // Every key clicks in bursts of 5 clicks 100 ms apart, a burst every 10 s: with a gap
+    // of 1 s each burst is one session of 5, [start, start + 400 ms].
+    let t0 = wall_clock_ms() - 3_600_000;
+    let mut input = Vec::new();
+    let mut want = std::collections::BTreeMap::new();
+    for burst in 0..BURSTS {
+        for key in 0..SESSION_KEYS {
+            let start = t0 + burst * 10_000 + key * 7;
+            let name = format!("user-{key:02}");
+            want.insert((name.clone(), start), 5_i64);
+            for click in 0..5 {
+                input.push(records::TestRecord::new(
+                    &name,
+                    b"click".to_vec(),
+                    start + click * 100,
+                ));
+            }
+        }
+    }
+    input.sort_by_key(|r| r.timestamp);
+    let last_ts = input.last().unwrap().timestamp;
+
+    let options = ["--instance-id", &instance, "--exactly-once"];
+    let topics = (input_topic.as_str(), output_topic.as_str());
+    let start = || {
+        start_test_app(
+            "sessions-final",
+            &servers,
+            &app_id,
+            topics,
+            &state,
+            &options,
+        )
+    };
+    let mut process = start();
+    let per_round = input.len() / ROUNDS;
+    for (round, chunk) in input.chunks(per_round).enumerate() {
+        records::produce(&servers, &input_topic, chunk.to_vec()).await;
+        tokio::time::sleep(Duration::from_millis(1_000 + 500 * round as u64)).await;
+        if round + 1 < ROUNDS {
+            // Sessions open at the kill live on only in the store (and its changelog).
+            process.kill();
+            process = start();
+        }
+    }
+    records::produce(&servers, &input_topic, closers(last_ts, PARTITIONS)).await;
+    let out = records::consume_until(
+        &servers,
+        &output_topic,
+        WAIT,
+        "read_committed",
+        hopping::has_windows(&want),
+    )
+    .await;
+    process.terminate();
+    let _ = std::fs::remove_dir_all(&state);
+
+    let mut got = std::collections::BTreeMap::new();
+    for r in &out {
+        let (session, end, count) = hopping::decode(r);
+        assert_eq!(end, session.1 + 400, "end of session {session:?}");
+        assert!(
+            got.insert(session.clone(), count).is_none(),
+            "session {session:?} emitted twice"
+        );
+    }
+    hopping::assert_same_windows("the final sessions", &got, &want);
 }

@@ -58,6 +58,11 @@ impl EmitClock {
         self
     }
 
+    /// Close points up to this have had their results emitted.
+    pub(super) fn emitted_to(&self) -> i64 {
+        self.emitted_to
+    }
+
     /// The operator's observed stream time: the largest timestamp it has seen.
     pub(super) fn observed(&self) -> i64 {
         self.observed

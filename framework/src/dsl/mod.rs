@@ -25,6 +25,7 @@ mod grouped_table;
 mod join;
 mod late;
 mod options;
+mod pending_windows;
 mod process;
 mod session_windowed;
 mod sliding_windowed;

@@ -39,6 +39,7 @@ use super::grouped::KGroupedStream;
 use super::late::LateSerdes;
 use super::late::{LatePolicy, LateRecordHandler};
 use super::options::Materialized;
+use super::pending_windows::PendingWindows;
 use super::table::KTable;
 use super::windowed::WindowedKStream;
 use super::windows::{IdleClose, SessionWindows, Window, Windowed};
@@ -150,6 +151,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SessionWindowedKStream<K, V> {
                 handler: None,
                 store: None,
                 forwarder: None,
+                pending: None,
                 clock: None,
             },
             |agg| -> Arc<dyn Serde<Option<A>>> { Arc::new(OptionSerde(agg)) },
@@ -173,6 +175,8 @@ pub(super) struct SessionWindowAggregate<K, V, A> {
     store: Option<SessionStoreHandle<K, A>>,
     /// Emitting every update: the updates the store's cache folds between commits.
     forwarder: Option<CachedForwarder<Windowed<K>, A, SessionStoreHandle<K, A>>>,
+    /// Emitting final results: the sessions not yet emitted, by close point.
+    pending: Option<PendingWindows<K>>,
     clock: Option<EmitClock>,
 }
 
@@ -207,6 +211,7 @@ where
             handler: None,
             store: None,
             forwarder: None,
+            pending: None,
             clock: None,
         }
     }
@@ -228,24 +233,26 @@ where
         }
     }
 
+    /// Forwards the stored results of sessions whose close point is in `(from, to]`: those
+    /// the index holds up to `to` (it holds only sessions not yet due), by end, then key.
     fn emit_due(
-        &self,
+        &mut self,
         ctx: &mut ProcessorContext<Windowed<K>, Option<A>>,
-        (from, to): (i64, i64),
+        (_from, to): (i64, i64),
     ) -> ProcessResult {
-        let gap_plus_one = self.windows.gap_ms + 1;
-        let store = self.store.as_ref().expect("init ran");
-        let first_end = from.saturating_sub(gap_plus_one).saturating_add(1).max(0);
-        let last_end = to.saturating_sub(gap_plus_one);
-        if last_end < first_end {
+        let Some(pending) = &mut self.pending else {
             return Ok(());
-        }
-        for (key, s) in store.fetch_ending_between(first_end, last_end)? {
-            ctx.forward(Record::new(
-                Windowed::new(key, Window::new(s.start, s.end)),
-                Some(s.value),
-                s.end,
-            ))?;
+        };
+        let store = self.store.as_ref().expect("init ran");
+        for (key, window) in pending.take_due(to) {
+            // Expired sessions (the store's retention covers the emit delay) read as none.
+            if let Some(value) = store.fetch_session(&key, window.start, window.end)? {
+                ctx.forward(Record::new(
+                    Windowed::new(key, window),
+                    Some(value),
+                    window.end,
+                ))?;
+            }
         }
         Ok(())
     }
@@ -268,8 +275,23 @@ where
         if self.delay.is_none() {
             self.forwarder = Some(CachedForwarder::sessions(store.clone()));
         }
-        self.store = Some(store);
         let clock = EmitClock::load(ctx, self.delay, self.windows.grace_ms);
+        if self.delay.is_some() {
+            // The sessions a restored store holds that are not yet emitted: close point
+            // `end + gap + 1` after the emitted horizon. One scan, at start-up.
+            let mut pending = PendingWindows::new(self.key_serde.clone());
+            let from = clock
+                .emitted_to()
+                .saturating_sub(self.windows.gap_ms)
+                .max(0);
+            for (key, s) in store.fetch_ending_between(from, i64::MAX)? {
+                pending.insert(self.close_point(s.end), &key, Window::new(s.start, s.end))?;
+            }
+            tracing::debug!(node = %ctx.node_name(), sessions = pending.len(),
+                "sessions pending emission");
+            self.pending = Some(pending);
+        }
+        self.store = Some(store);
         self.clock = Some(clock.with_idle_close(ctx, self.idle));
         self.handler = (self.late.take())
             .map(|(policy, serdes)| LateRecordHandler::for_node(ctx, policy, serdes));
@@ -315,6 +337,10 @@ where
             });
             if (s.start, s.end) != (merged.start, merged.end) {
                 store.remove(&record.key, s.start, s.end)?;
+                let close_point = self.close_point(s.end);
+                if let Some(pending) = &mut self.pending {
+                    pending.remove(close_point, &record.key, Window::new(s.start, s.end))?;
+                }
                 if clock.is_due(self.close_point(s.end)) {
                     let retraction = Record {
                         key: Windowed::new(record.key.clone(), Window::new(s.start, s.end)),
@@ -328,6 +354,10 @@ where
         }
         let agg = (self.aggregator)(&record.key, record.value, agg);
         store.put(&record.key, merged.start, merged.end, &agg)?;
+        let close_point = self.close_point(merged.end);
+        if let Some(pending) = self.pending.as_mut().filter(|_| !clock.is_due(close_point)) {
+            pending.insert(close_point, &record.key, merged)?;
+        }
         if clock.is_due(self.close_point(merged.end)) {
             let update = Record {
                 key: Windowed::new(record.key, merged),

@@ -42,6 +42,7 @@
 //! ]);
 //! ```
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -51,6 +52,7 @@ use super::grouped::{steps, KGroupedStream, Step};
 use super::late::LateSerdes;
 use super::late::{LatePolicy, LateRecordHandler};
 use super::options::Materialized;
+use super::pending_windows::PendingWindows;
 use super::table::KTable;
 use super::windowed::{WindowForwarder, WindowedKStream};
 use super::windows::{IdleClose, SlidingWindows, Window, Windowed};
@@ -123,6 +125,7 @@ impl<K: Clone + 'static, V: Clone + 'static> SlidingWindowedKStream<K, V> {
                 handler: None,
                 store: None,
                 forwarder: None,
+                pending: None,
                 clock: None,
             },
             |agg| agg,
@@ -168,6 +171,8 @@ pub(super) struct SlidingWindowAggregate<K, V, A> {
     store: Option<WindowStoreHandle<K, (A, i64)>>,
     /// Emitting every update: the updates the store's cache folds between commits.
     forwarder: Option<WindowForwarder<K, A>>,
+    /// Emitting final results: the windows not yet emitted, by close point.
+    pending: Option<RefCell<PendingWindows<K>>>,
     clock: Option<EmitClock>,
 }
 
@@ -207,6 +212,7 @@ where
             handler: None,
             store: None,
             forwarder: None,
+            pending: None,
             clock: None,
         }
     }
@@ -235,22 +241,34 @@ where
     }
 
     /// Forwards the stored results of windows whose close point is in `(from, to]`: those
-    /// starting in `[from − d, to − d − 1]`.
+    /// the index holds up to `to` (it holds only windows not yet due), by start, then key.
     fn emit_due(
         &self,
         ctx: &mut ProcessorContext<Windowed<K>, A>,
-        (from, to): (i64, i64),
+        (_from, to): (i64, i64),
     ) -> ProcessResult {
-        let d = self.d();
-        let first_start = from.saturating_sub(d).max(0);
-        let last_start = to.saturating_sub(d).saturating_sub(1);
-        if last_start < first_start {
+        let Some(pending) = &self.pending else {
             return Ok(());
-        }
-        for (key, start, (agg, ts)) in self.store().fetch_all(first_start, last_start)? {
-            ctx.forward(Record::new(Windowed::new(key, self.window(start)), agg, ts))?;
+        };
+        let due = pending.borrow_mut().take_due(to);
+        for (key, window) in due {
+            // Expired windows (the store's retention covers the emit delay) read as none.
+            if let Some((agg, ts)) = self.store().get(&key, window.start)? {
+                ctx.forward(Record::new(Windowed::new(key, window), agg, ts))?;
+            }
         }
         Ok(())
+    }
+
+    /// Notes a window just created, to be emitted when it closes (emitting final results).
+    fn note_created(&self, key: &K, window: Window) -> ProcessResult {
+        let close_point = Self::close_point(window);
+        match &self.pending {
+            Some(pending) if !self.clock().is_due(close_point) => {
+                pending.borrow_mut().insert(close_point, key, window)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn forward_if_due(
@@ -294,7 +312,10 @@ where
         reach.taken = true;
         let (old, timestamp) = match old {
             Some((agg, ts)) => (Some(agg), ts.max(record.timestamp)),
-            None => (None, record.timestamp),
+            None => {
+                self.note_created(&record.key, window)?;
+                (None, record.timestamp)
+            }
         };
         let new = (self.step)(&record.key, record.value.clone(), old);
         self.store()
@@ -312,6 +333,7 @@ where
         (agg, ts): (A, i64),
     ) -> ProcessResult {
         let window = self.window(record.timestamp + 1);
+        self.note_created(&record.key, window)?;
         self.store()
             .put(&record.key, window.start, &(agg.clone(), ts))?;
         self.forward_if_due(ctx, record, window, agg, ts)
@@ -380,7 +402,12 @@ where
                 (Some(p), Some(agg)) if p >= ts - d => Some((agg, ts)),
                 _ => None,
             };
-            self.update(ctx, record, Window::new(ts - d, ts), old, reach)?;
+            let window = Window::new(ts - d, ts);
+            if old.is_some() && !self.clock().is_closed(Self::close_point(window)) {
+                // A new window starting from the aggregate of the one before.
+                self.note_created(&record.key, window)?;
+            }
+            self.update(ctx, record, window, old, reach)?;
         }
         if !right_exists {
             if let Some((agg, max_ts)) = right_agg.filter(|(_, max_ts)| *max_ts > ts) {
@@ -452,13 +479,26 @@ where
             self.key_serde.clone(),
             TimestampedSerde(self.agg_serde.clone()),
         )?;
-        // As for time windows: only updates emitted as they happen are folded by the cache.
+        let clock = EmitClock::load(ctx, self.delay, self.windows.grace_ms);
         if self.delay.is_none() {
+            // As for time windows: only updates emitted as they happen are folded by the
+            // cache.
             let d = self.windows.time_difference_ms;
             self.forwarder = Some(CachedForwarder::windowed(store.clone(), d));
+        } else {
+            // The windows a restored store holds that are not yet emitted: close point
+            // `start + d + 1` after the emitted horizon. One scan, at start-up.
+            let mut pending = PendingWindows::new(self.key_serde.clone());
+            let from = clock.emitted_to().saturating_sub(self.d()).max(0);
+            for (key, start, _) in store.fetch_all(from, i64::MAX)? {
+                let window = self.window(start);
+                pending.insert(Self::close_point(window), &key, window)?;
+            }
+            tracing::debug!(node = %ctx.node_name(), windows = pending.len(),
+                "sliding windows pending emission");
+            self.pending = Some(RefCell::new(pending));
         }
         self.store = Some(store);
-        let clock = EmitClock::load(ctx, self.delay, self.windows.grace_ms);
         self.clock = Some(clock.with_idle_close(ctx, self.idle));
         self.handler = (self.late.take())
             .map(|(policy, serdes)| LateRecordHandler::for_node(ctx, policy, serdes));

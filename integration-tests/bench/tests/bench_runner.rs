@@ -79,7 +79,10 @@ fn runner_measures_every_workload_and_reports_it() {
         // A key recurs every 100 ms, so all 10 x 10 pairs of each of the 100 keys meet.
         assert!(join[10].parse::<i64>().expect("output offsets") >= 10_000);
         let table_join = row("stream-table-join", g, "streamtime");
-        assert_eq!(table_join[4], "1100", "records of the stream-table join/{g}");
+        assert_eq!(
+            table_join[4], "1100",
+            "records of the stream-table join/{g}"
+        );
         // The table is read first (its rows are older), so every stream record joins.
         assert!(table_join[10].parse::<i64>().expect("output offsets") >= 1000);
     }

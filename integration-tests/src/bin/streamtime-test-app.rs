@@ -47,7 +47,10 @@
 //!   late go to `--late-output`;
 //! * `table-join`: `input` (key: product, value: order) left-joined with `--right-input` read
 //!   as a plain table of prices (store `prices`) → `output` (value `<order>@<price>`,
-//!   `none` when the product has no price).
+//!   `none` when the product has no price);
+//! * `sessions-final`: `input` counted per key in session windows (gap 1 s, grace 500 ms)
+//!   in the store `session-counts`, each session emitted once when it closes → `output`
+//!   (key: windowed, value: the count, i64 big-endian).
 //!
 //! With `--restore-log <file>`, every restore from a changelog and every change of the
 //! instance's state is appended to the file as it happens, one line per event:
@@ -70,7 +73,8 @@ use std::time::Duration;
 use clap::Parser;
 use streamtime::config::TopologyOptimization;
 use streamtime::dsl::{
-    BufferConfig, EmitStrategy, JoinWindows, StreamJoined, Suppressed, TimeWindows, WindowedSerde,
+    BufferConfig, EmitStrategy, JoinWindows, SessionWindows, StreamJoined, Suppressed, TimeWindows,
+    WindowedSerde,
 };
 use streamtime::faults::FaultPlan;
 use streamtime::lifecycle::StateRestoreListener;
@@ -367,6 +371,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Produced::with(WindowedSerde::new(StringSerde), I64Serde),
                 )
         }
+        "sessions-final" => input()
+            .group_by_key()
+            .windowed_by(SessionWindows::of_inactivity_gap_and_grace(
+                Duration::from_secs(1),
+                Duration::from_millis(500),
+            ))
+            .emit(EmitStrategy::OnWindowClose)
+            .count(Materialized::as_("session-counts"))
+            .to_stream()
+            .map_values(|count: Option<i64>| count.unwrap_or(0))
+            .to(
+                &args.app.output,
+                Produced::with(WindowedSerde::new(StringSerde), I64Serde),
+            ),
         "table-group" => builder
             .table(
                 &args.app.input,

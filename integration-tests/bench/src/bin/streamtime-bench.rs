@@ -888,11 +888,7 @@ async fn main() {
         // Records the workload reads: both sides of a join.
         let (input, other, records) = match workload.as_str() {
             "pass" => (&pass_input, None, args.records),
-            "stream-stream-join" => (
-                &state_input,
-                Some(&join_input),
-                2 * args.state_records,
-            ),
+            "stream-stream-join" => (&state_input, Some(&join_input), 2 * args.state_records),
             "stream-table-join" => (
                 &state_input,
                 Some(&table_input),

@@ -119,7 +119,7 @@ public final class KStreamsBench {
             case "session", "session-final" -> counted.apply(source.apply(input))
                     .groupByKey()
                     .windowedBy(SessionWindows.ofInactivityGapAndGrace(
-                            Duration.ofSeconds(300), Duration.ofSeconds(5)))
+                            Duration.ofSeconds(60), Duration.ofSeconds(5)))
                     .emitStrategy(workload.equals("session")
                             ? EmitStrategy.onWindowUpdate()
                             : EmitStrategy.onWindowClose())
