@@ -89,5 +89,9 @@ fn runner_measures_every_workload_and_reports_it() {
     let restore = row("restore", "–", "streamtime");
     assert_eq!(restore[4], "1500");
     assert!(report.contains("CPU/record streamtime ÷ raw loop"));
+    assert!(
+        report.contains("| rekey-hopping | exactly-once | "),
+        "the watermarks' cost"
+    );
     let _ = std::fs::remove_file(&out);
 }

@@ -721,6 +721,33 @@ fn report(label: &str, setup: &str, results: &[Measurement], failures: &[String]
             }
         }
     }
+    // What a repartition topic's watermarks cost: the workload with them ÷ without.
+    let mut header = false;
+    for m in results {
+        let Some(base) = m.workload.strip_suffix("-watermarks") else {
+            continue;
+        };
+        if m.contender != "streamtime" || m.round != 1 {
+            continue;
+        }
+        if !header {
+            let _ = writeln!(
+                md,
+                "\n| workload | guarantee | streamtime CPU/record with watermarks ÷ without |"
+            );
+            let _ = writeln!(md, "|---|---|---:|");
+            header = true;
+        }
+        let g = m.guarantee.as_str();
+        let _ = writeln!(
+            md,
+            "| {base} | {g} | {} |",
+            fmt_ratio(
+                of(&m.workload, g, "streamtime", Measurement::cpu_per_million),
+                of(base, g, "streamtime", Measurement::cpu_per_million)
+            )
+        );
+    }
     if !failures.is_empty() {
         let _ = writeln!(md, "\nFailed runs:\n");
         for f in failures {
