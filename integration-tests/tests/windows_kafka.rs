@@ -123,7 +123,6 @@ async fn final_windows_across_sigkills(emit: &str) {
         want.len()
     );
     assert!(late > 0, "the input must contain records beyond grace");
-    let last_ts = records.iter().map(|r| r.timestamp).max().unwrap();
 
     let options = [
         "--emit",
@@ -135,31 +134,46 @@ async fn final_windows_across_sigkills(emit: &str) {
         "1048576",
     ];
     let start = || start_test_app("hopping", &servers, &app_id, topics, &state, &options);
-    let mut process = start();
-    let per_round = records.len() / ROUNDS;
-    for (round, chunk) in records.chunks(per_round).enumerate() {
-        records::produce(&servers, &input_topic, chunk.to_vec()).await;
-        tokio::time::sleep(Duration::from_millis(1_500 + 500 * round as u64)).await;
-        if round + 1 < ROUNDS {
-            process.kill();
-            process = start();
-        }
-    }
-    records::produce(&servers, &input_topic, closers(last_ts, PARTITIONS)).await;
-
-    let out = records::consume_until(
-        &servers,
-        &output_topic,
-        WAIT,
-        "read_committed",
-        hopping::has_windows(&want),
-    )
-    .await;
-    process.terminate();
+    let out = killed_rounds(&servers, topics, &records, start, &want).await;
     let _ = std::fs::remove_dir_all(&state);
 
     let got = hopping::final_counts(&out);
     hopping::assert_same_windows("the output", &got, &want);
+}
+
+/// Produces `input` to `input_topic` in [`ROUNDS`] rounds, the app `start` gives SIGKILLed
+/// and started again after each but the last, then the closers; reads `output_topic`
+/// (`read_committed`) until it holds every window of `want`, and stops the app.
+async fn killed_rounds(
+    servers: &str,
+    (input_topic, output_topic): (&str, &str),
+    input: &[records::TestRecord],
+    start: impl Fn() -> AppProcess,
+    want: &std::collections::BTreeMap<(String, i64), i64>,
+) -> Vec<records::TestRecord> {
+    let last_ts = input.iter().map(|r| r.timestamp).max().expect("some input");
+    let mut process = start();
+    let per_round = input.len() / ROUNDS;
+    for (round, chunk) in input.chunks(per_round).enumerate() {
+        records::produce(servers, input_topic, chunk.to_vec()).await;
+        tokio::time::sleep(Duration::from_millis(1_500 + 500 * round as u64)).await;
+        if round + 1 < ROUNDS {
+            // What was open at the kill lives on only in the stores (and their changelogs).
+            process.kill();
+            process = start();
+        }
+    }
+    records::produce(servers, input_topic, closers(last_ts, PARTITIONS)).await;
+    let out = records::consume_until(
+        servers,
+        output_topic,
+        WAIT,
+        "read_committed",
+        hopping::has_windows(want),
+    )
+    .await;
+    process.terminate();
+    out
 }
 
 fn wall_clock_ms() -> i64 {
@@ -714,7 +728,6 @@ async fn every_final_session_is_emitted_once_with_its_count_across_sigkills_unde
         }
     }
     input.sort_by_key(|r| r.timestamp);
-    let last_ts = input.last().unwrap().timestamp;
 
     let options = ["--instance-id", &instance, "--exactly-once"];
     let topics = (input_topic.as_str(), output_topic.as_str());
@@ -728,27 +741,7 @@ async fn every_final_session_is_emitted_once_with_its_count_across_sigkills_unde
             &options,
         )
     };
-    let mut process = start();
-    let per_round = input.len() / ROUNDS;
-    for (round, chunk) in input.chunks(per_round).enumerate() {
-        records::produce(&servers, &input_topic, chunk.to_vec()).await;
-        tokio::time::sleep(Duration::from_millis(1_000 + 500 * round as u64)).await;
-        if round + 1 < ROUNDS {
-            // Sessions open at the kill live on only in the store (and its changelog).
-            process.kill();
-            process = start();
-        }
-    }
-    records::produce(&servers, &input_topic, closers(last_ts, PARTITIONS)).await;
-    let out = records::consume_until(
-        &servers,
-        &output_topic,
-        WAIT,
-        "read_committed",
-        hopping::has_windows(&want),
-    )
-    .await;
-    process.terminate();
+    let out = killed_rounds(&servers, topics, &input, start, &want).await;
     let _ = std::fs::remove_dir_all(&state);
 
     let mut got = std::collections::BTreeMap::new();

@@ -409,10 +409,15 @@ fn preload(servers: &str, topic: &str, count: u64, keys: u64, partitions: i32) {
     tracing::info!(topic, count, elapsed = ?started.elapsed(), "preloaded");
 }
 
-/// Produces the table side of the stream–table join: one 8-byte value for each of `keys`
-/// keys as [`preload`] names them, stamped an hour before the stream's records, so both
-/// frameworks, choosing by timestamp, read the table first.
-fn preload_table(servers: &str, topic: &str, keys: u64, partitions: i32) {
+/// Produces one row of 8 bytes (`value(i)`, big-endian) for each of `entries` keys
+/// (`name(i)`), all stamped `ts`.
+fn preload_rows(
+    (servers, topic, partitions): (&str, &str, i32),
+    entries: u64,
+    name: impl Fn(&mut String, u64),
+    value: impl Fn(u64) -> i64,
+    ts: i64,
+) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .set("linger.ms", "20")
@@ -420,12 +425,11 @@ fn preload_table(servers: &str, topic: &str, keys: u64, partitions: i32) {
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .expect("loader config is valid");
-    let ts = now_ms() - 3_600_000;
     let mut key = String::new();
-    for i in 0..keys {
+    for i in 0..entries {
         key.clear();
-        let _ = write!(key, "key-{i:07}");
-        let value = (i as i64).to_be_bytes();
+        name(&mut key, i);
+        let value = value(i).to_be_bytes();
         let mut record = BaseRecord::<[u8], [u8]>::to(topic)
             .key(key.as_bytes())
             .payload(&value)
@@ -447,40 +451,32 @@ fn preload_table(servers: &str, topic: &str, keys: u64, partitions: i32) {
         .expect("preload flush");
 }
 
+/// Produces the table side of the stream–table join: one 8-byte value for each of `keys`
+/// keys as [`preload`] names them, stamped an hour before the stream's records, so both
+/// frameworks, choosing by timestamp, read the table first.
+fn preload_table(servers: &str, topic: &str, keys: u64, partitions: i32) {
+    preload_rows(
+        (servers, topic, partitions),
+        keys,
+        |key, i| {
+            let _ = write!(key, "key-{i:07}");
+        },
+        |i| i as i64,
+        now_ms() - 3_600_000,
+    );
+}
+
 /// Produces a count store's changelog of `entries` distinct keys (value: an i64 count).
 fn preload_changelog(servers: &str, topic: &str, entries: u64, partitions: i32) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("linger.ms", "20")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("loader config is valid");
-    let ts = now_ms();
-    let mut key = String::new();
-    for i in 0..entries {
-        key.clear();
-        let _ = write!(key, "key-{i:08}");
-        let value = ((i % 1000) as i64 + 1).to_be_bytes();
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
-            .key(key.as_bytes())
-            .payload(&value)
-            .partition(partition_for_key(key.as_bytes(), partitions))
-            .timestamp(ts);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    producer.poll(Duration::from_millis(5));
-                    record = r;
-                }
-                Err((e, _)) => panic!("changelog preload of {topic} failed: {e}"),
-            }
-        }
-    }
-    producer
-        .flush(Duration::from_secs(300))
-        .expect("changelog preload flush");
+    preload_rows(
+        (servers, topic, partitions),
+        entries,
+        |key, i| {
+            let _ = write!(key, "key-{i:08}");
+        },
+        |i| (i % 1000) as i64 + 1,
+        now_ms(),
+    );
 }
 
 /// Client context that does not log reaching the end of a partition as an error: the output
