@@ -54,6 +54,8 @@ fn runner_measures_every_workload_and_reports_it() {
             // Values starting with 'j' (every tenth record) are filtered out; a
             // read_committed reader sees each of the others once.
             assert_eq!(r[11], "1800", "pass-through output of {g}/{c}");
+            let rss: f64 = r[12].parse().expect("a peak RSS in MiB");
+            assert!(rss > 1.0, "peak RSS of {g}/{c}: {rss} MiB");
         }
         // The record cache folds a key's updates between commits: every one of the 100
         // keys goes out at least once, and no more often than its records.

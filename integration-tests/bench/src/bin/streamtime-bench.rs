@@ -150,6 +150,9 @@ struct Measurement {
     output: Option<i64>,
     /// Committed records on the output topic (pass-through only).
     committed: Option<u64>,
+    /// Largest resident set size of the process (every thread, the JVM's heap and native
+    /// memory alike) sampled every 200 ms, MiB.
+    rss_peak_mib: Option<f64>,
 }
 
 impl Measurement {
@@ -294,7 +297,7 @@ impl Launcher {
         name: &str,
         contender: &str,
         args: &[(String, String)],
-    ) -> Result<(Duration, f64, f64), String> {
+    ) -> Result<(Duration, f64, f64, Option<f64>), String> {
         let log_path = self.log_dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
         let mut command = self.command(contender, args);
@@ -303,6 +306,7 @@ impl Launcher {
             .spawn()
             .map_err(|e| format!("cannot start {contender}: {e}"))?;
         let pid = child.id();
+        let rss = sample_rss(pid, Duration::from_millis(200));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         // Samples are taken the moment a line arrives, so the reader does nothing else.
@@ -344,7 +348,8 @@ impl Launcher {
                 // The end sample may miss a process that exits right after the line; then
                 // rusage (everything up to the exit) stands in.
                 let c1 = c1.unwrap_or(cpu_total);
-                Ok((t1 - t0, (c1 - c0).max(0.0), cpu_total))
+                let rss_peak = rss.join().ok().flatten();
+                Ok((t1 - t0, (c1 - c0).max(0.0), cpu_total, rss_peak))
             }
             _ => Err(format!(
                 "{name}: missing begin/end lines (got {:?}); log: {}",
@@ -353,6 +358,27 @@ impl Launcher {
             )),
         }
     }
+}
+
+/// Samples the resident set size of process `pid` every `every` until it exits; the
+/// largest sample, MiB.
+fn sample_rss(pid: u32, every: Duration) -> std::thread::JoinHandle<Option<f64>> {
+    std::thread::spawn(move || {
+        let path = format!("/proc/{pid}/status");
+        let mut peak: Option<f64> = None;
+        // An exited process (a zombie until reaped) has no VmRSS line.
+        while let Some(kib) = std::fs::read_to_string(&path).ok().and_then(|status| {
+            status.lines().find_map(|l| {
+                l.strip_prefix("VmRSS:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            })
+        }) {
+            let mib = kib / 1024.0;
+            peak = Some(peak.map_or(mib, |p| p.max(mib)));
+            std::thread::sleep(every);
+        }
+        peak
+    })
 }
 
 fn tail(path: &Path, n: usize) -> String {
@@ -637,16 +663,16 @@ fn report(label: &str, setup: &str, results: &[Measurement], failures: &[String]
     let _ = writeln!(md, "### {label}\n\n{setup}\n");
     let _ = writeln!(
         md,
-        "| workload | guarantee | contender | round | records | wall s | records/s | CPU s | CPU s / M records | process CPU s | output offsets | committed output |"
+        "| workload | guarantee | contender | round | records | wall s | records/s | CPU s | CPU s / M records | process CPU s | output offsets | committed output | peak RSS MiB |"
     );
     let _ = writeln!(
         md,
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for m in results {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
             m.workload,
             m.guarantee,
             m.contender,
@@ -658,7 +684,9 @@ fn report(label: &str, setup: &str, results: &[Measurement], failures: &[String]
             m.cpu_per_million(),
             m.cpu_total,
             m.output.map_or("–".to_string(), |o| o.to_string()),
-            m.committed.map_or("–".to_string(), |o| o.to_string())
+            m.committed.map_or("–".to_string(), |o| o.to_string()),
+            m.rss_peak_mib
+                .map_or("–".to_string(), |r| format!("{r:.0}"))
         );
     }
     // Medians over the rounds of one (workload, guarantee, contender).
@@ -673,9 +701,9 @@ fn report(label: &str, setup: &str, results: &[Measurement], failures: &[String]
     };
     let _ = writeln!(
         md,
-        "\n| workload | guarantee | CPU/record streamtime ÷ Kafka Streams | CPU/record streamtime ÷ raw loop | records/s streamtime ÷ Kafka Streams |"
+        "\n| workload | guarantee | CPU/record streamtime ÷ Kafka Streams | CPU/record streamtime ÷ raw loop | records/s streamtime ÷ Kafka Streams | peak RSS streamtime ÷ Kafka Streams |"
     );
-    let _ = writeln!(md, "|---|---|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
     let mut keys: Vec<(&str, &str)> = Vec::new();
     for m in results {
         if !keys.contains(&(m.workload.as_str(), m.guarantee.as_str())) {
@@ -685,12 +713,22 @@ fn report(label: &str, setup: &str, results: &[Measurement], failures: &[String]
     for (w, g) in &keys {
         let cpu = |c: &str| of(w, g, c, Measurement::cpu_per_million);
         let rate = |c: &str| of(w, g, c, Measurement::rate);
+        let rss = |c: &str| {
+            median(
+                results
+                    .iter()
+                    .filter(|m| m.workload == *w && m.guarantee == *g && m.contender == c)
+                    .filter_map(|m| m.rss_peak_mib)
+                    .collect(),
+            )
+        };
         let _ = writeln!(
             md,
-            "| {w} | {g} | {} | {} | {} |",
+            "| {w} | {g} | {} | {} | {} | {} |",
             fmt_ratio(cpu("streamtime"), cpu("kstreams")),
             fmt_ratio(cpu("streamtime"), cpu("raw")),
             fmt_ratio(rate("streamtime"), rate("kstreams")),
+            fmt_ratio(rss("streamtime"), rss("kstreams")),
         );
     }
     let _ = writeln!(
@@ -960,7 +998,7 @@ async fn main() {
             tracing::info!(run = %name, records, "running");
             let outcome = tokio::task::block_in_place(|| launcher.run(&name, contender, &a));
             match outcome {
-                Ok((wall, cpu_phase, cpu_total)) => {
+                Ok((wall, cpu_phase, cpu_total, rss_peak_mib)) => {
                     let output: i64 = topics::watermarks(&servers, &output_topic)
                         .await
                         .iter()
@@ -994,6 +1032,7 @@ async fn main() {
                         cpu_total,
                         output: Some(output),
                         committed,
+                        rss_peak_mib,
                     };
                     tracing::info!(run = %name, wall = ?m.wall, rate = format!("{:.0}/s", m.rate()),
                         cpu_per_million = format!("{:.2}", m.cpu_per_million()), "done");
@@ -1034,7 +1073,7 @@ async fn main() {
             }
             tracing::info!(run = %name, entries = args.restore_entries, "running");
             match tokio::task::block_in_place(|| launcher.run(&name, contender, &a)) {
-                Ok((wall, cpu_phase, cpu_total)) => {
+                Ok((wall, cpu_phase, cpu_total, rss_peak_mib)) => {
                     let m = Measurement {
                         workload: "restore".into(),
                         guarantee: "–".into(),
@@ -1046,6 +1085,7 @@ async fn main() {
                         cpu_total,
                         output: None,
                         committed: None,
+                        rss_peak_mib,
                     };
                     tracing::info!(run = %name, wall = ?m.wall, rate = format!("{:.0}/s", m.rate()), "done");
                     results.push(m);
