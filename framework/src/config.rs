@@ -42,9 +42,13 @@ pub enum TopologyOptimization {
     #[default]
     None,
     /// A table read from a topic (`StreamsBuilder::table`) restores from that topic instead
-    /// of writing a changelog of its own (Kafka Streams' `reuse.ktable.source.topics`; `all`
-    /// means this too: streamtime does not merge repartition topics).
+    /// of writing a changelog of its own (Kafka Streams' `reuse.ktable.source.topics`).
     ReuseSourceTopics,
+    /// The repartition topics that key-based operations add after one key change share one
+    /// topic (Kafka Streams' `merge.repartition.topics`).
+    MergeRepartitionTopics,
+    /// Both rewrites (Kafka Streams' `all`).
+    All,
 }
 
 /// The default record cache of an instance (`statestore.cache.max.bytes`), as in Kafka
@@ -420,10 +424,25 @@ impl StreamsConfig {
     /// topic. Switching the optimization on for an application that ran without it leaves
     /// its old changelog unused.
     ///
+    /// With [`TopologyOptimization::MergeRepartitionTopics`], the key-based operations fed
+    /// by one key-changing operation (`map`, `select_key`, `flat_map`, `process`) read one
+    /// repartition topic, written right after the key change, instead of one topic each:
+    /// a re-keyed stream counted and joined is written to Kafka once, not twice. The topic
+    /// keeps the name of the first of them, and its serdes. Stateless steps between the key
+    /// change and an operation (`filter`, `peek`, `map_values` that keeps the value type)
+    /// move behind the topic. An operation is left with its own topic when a step on the way
+    /// changes the value type, keeps a store, merges streams or feeds other operations too,
+    /// and so is an explicit `KStream::repartition`. Unlike Kafka Streams, a key change that
+    /// feeds a single operation keeps its topic where it is, so a filter still runs before the
+    /// write. The rewrite changes the topics and the numbering of the sub-topologies: switch
+    /// it on only with a new `application.id` or after a reset.
+    ///
+    /// [`TopologyOptimization::All`] applies both.
+    ///
     /// ```
     /// use streamtime::config::TopologyOptimization;
     /// let config = streamtime::StreamsConfig::new("app", "localhost:9092")
-    ///     .topology_optimization(TopologyOptimization::ReuseSourceTopics);
+    ///     .topology_optimization(TopologyOptimization::All);
     /// # let _ = config;
     /// ```
     pub fn topology_optimization(mut self, optimization: TopologyOptimization) -> Self {
@@ -451,7 +470,19 @@ impl StreamsConfig {
     /// Whether tables read from a topic restore from it (see
     /// [`StreamsConfig::topology_optimization`]).
     pub(crate) fn reuses_source_topics(&self) -> bool {
-        self.optimization == TopologyOptimization::ReuseSourceTopics
+        matches!(
+            self.optimization,
+            TopologyOptimization::ReuseSourceTopics | TopologyOptimization::All
+        )
+    }
+
+    /// Whether the repartition topics after one key change are merged (see
+    /// [`StreamsConfig::topology_optimization`]).
+    pub(crate) fn merges_repartition_topics(&self) -> bool {
+        matches!(
+            self.optimization,
+            TopologyOptimization::MergeRepartitionTopics | TopologyOptimization::All
+        )
     }
 
     /// Static group membership: a stable id for this instance (`group.instance.id`). It is

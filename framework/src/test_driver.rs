@@ -223,11 +223,14 @@ impl TopologyTestDriver {
     /// A driver with the given partition counts for external topics (others have one).
     /// Repartition topics are sized as on a cluster.
     pub fn with_partitions(
-        topology: Topology,
+        mut topology: Topology,
         config: StreamsConfig,
         partitions: &[(&str, i32)],
     ) -> Result<Self, StreamsError> {
         config.validate()?;
+        if config.merges_repartition_topics() {
+            topology.merge_repartition_topics();
+        }
         let application_id = config.application_id.clone();
         let external: BTreeMap<String, i32> = partitions
             .iter()

@@ -359,15 +359,16 @@ pub(crate) fn from_file(
 }
 
 /// `topology.optimization`: `none`, `all`, or a comma-separated list of Kafka Streams'
-/// optimizations. `merge.repartition.topics` and `single.store.self.join` are accepted and
-/// change nothing: streamtime has neither rewrite.
+/// optimizations. `single.store.self.join` is accepted and changes nothing: a stream–stream
+/// self-join keeps its two stores.
 fn optimization(value: &str) -> Result<TopologyOptimization, String> {
-    let mut reuse = false;
+    let (mut reuse, mut merge) = (false, false);
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match item {
-            "none" => {}
-            "all" | "reuse.ktable.source.topics" => reuse = true,
-            "merge.repartition.topics" | "single.store.self.join" => {}
+            "none" | "single.store.self.join" => {}
+            "all" => (reuse, merge) = (true, true),
+            "reuse.ktable.source.topics" => reuse = true,
+            "merge.repartition.topics" => merge = true,
             other => {
                 return Err(format!(
                     "topology.optimization must be none, all or a list of \
@@ -377,10 +378,11 @@ fn optimization(value: &str) -> Result<TopologyOptimization, String> {
             }
         }
     }
-    Ok(if reuse {
-        TopologyOptimization::ReuseSourceTopics
-    } else {
-        TopologyOptimization::None
+    Ok(match (reuse, merge) {
+        (true, true) => TopologyOptimization::All,
+        (true, false) => TopologyOptimization::ReuseSourceTopics,
+        (false, true) => TopologyOptimization::MergeRepartitionTopics,
+        (false, false) => TopologyOptimization::None,
     })
 }
 
@@ -398,18 +400,19 @@ mod tests {
 
     #[test]
     fn topology_optimization_takes_kafka_streams_values_and_rejects_others() {
-        assert_eq!(
-            optimization("all"),
-            Ok(TopologyOptimization::ReuseSourceTopics)
-        );
+        assert_eq!(optimization("all"), Ok(TopologyOptimization::All));
         assert_eq!(optimization("none"), Ok(TopologyOptimization::None));
         assert_eq!(
             optimization("merge.repartition.topics, reuse.ktable.source.topics"),
-            Ok(TopologyOptimization::ReuseSourceTopics)
+            Ok(TopologyOptimization::All)
         );
         assert_eq!(
             optimization("merge.repartition.topics"),
-            Ok(TopologyOptimization::None)
+            Ok(TopologyOptimization::MergeRepartitionTopics)
+        );
+        assert_eq!(
+            optimization("reuse.ktable.source.topics,single.store.self.join"),
+            Ok(TopologyOptimization::ReuseSourceTopics)
         );
         let err = optimization("fast").unwrap_err();
         assert!(err.contains("\"fast\""), "{err}");

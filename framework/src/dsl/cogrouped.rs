@@ -518,10 +518,11 @@ where
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("{}-cogroup-{n}", target.store));
-            let mut options = Repartitioned::<K, V>::as_(name);
-            options.key_serde = grouped.grouped().key_serde.clone();
-            options.value_serde = grouped.grouped().value_serde.clone();
-            stream.repartition(options)
+            stream.repartition(Repartitioned::implicit(
+                name,
+                grouped.grouped().key_serde.clone(),
+                grouped.grouped().value_serde.clone(),
+            ))
         } else {
             stream.clone()
         };

@@ -218,10 +218,11 @@ impl<K: Clone + 'static, V: Clone + 'static> KGroupedStream<K, V> {
                 .name
                 .clone()
                 .unwrap_or_else(|| store_name.clone());
-            let mut options = Repartitioned::<K, V>::as_(name);
-            options.key_serde = self.grouped.key_serde.clone();
-            options.value_serde = self.grouped.value_serde.clone();
-            self.stream.repartition(options)
+            self.stream.repartition(Repartitioned::implicit(
+                name,
+                self.grouped.key_serde.clone(),
+                self.grouped.value_serde.clone(),
+            ))
         } else {
             self.stream.clone()
         };

@@ -273,10 +273,11 @@ fn repartitioned_for_join<K: Clone + 'static, V: Clone + 'static>(
     if !stream.is_repartition_required() {
         return stream.clone();
     }
-    let mut options = Repartitioned::<K, V>::as_(format!("{base}-{side}"));
-    options.key_serde = Some(key_serde.clone());
-    options.value_serde = Some(value_serde.clone());
-    stream.repartition(options)
+    stream.repartition(Repartitioned::implicit(
+        format!("{base}-{side}"),
+        Some(key_serde.clone()),
+        Some(value_serde.clone()),
+    ))
 }
 
 impl<K: Clone + 'static, V1: Clone + 'static> KStream<K, V1> {

@@ -61,6 +61,7 @@ pub use windows::{
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use crate::config::StreamsConfig;
 use crate::error::StreamsError;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
@@ -147,6 +148,35 @@ impl StreamsBuilder {
             Some(e) => Err(e),
             None => Ok(std::mem::take(&mut state.topology)),
         }
+    }
+
+    /// The topology rewritten as `config`'s `topology.optimization` asks (Kafka Streams'
+    /// `build(props)`), so that [`Topology::describe`] shows what will run. The application
+    /// and the test driver apply the same rewrite to a topology from [`StreamsBuilder::build`].
+    ///
+    /// ```
+    /// use streamtime::config::TopologyOptimization;
+    /// use streamtime::serdes::{I64Serde, StringSerde};
+    /// use streamtime::{Consumed, Materialized, StreamsBuilder, StreamsConfig};
+    ///
+    /// let builder = StreamsBuilder::new();
+    /// let by_word = builder
+    ///     .stream("lines", Consumed::with(StringSerde, StringSerde))
+    ///     .select_key(|_, line: &String| line.clone());
+    /// by_word.group_by_key().count(Materialized::as_("counts"));
+    /// by_word.group_by_key().count(Materialized::as_("counts-again"));
+    /// let config = StreamsConfig::new("app", "localhost:9092")
+    ///     .topology_optimization(TopologyOptimization::MergeRepartitionTopics);
+    /// let topology = builder.build_with(&config).unwrap();
+    /// // One repartition topic feeds both counts.
+    /// assert_eq!(topology.describe().repartition_topics, vec!["counts-repartition"]);
+    /// ```
+    pub fn build_with(self, config: &StreamsConfig) -> Result<Topology, StreamsError> {
+        let mut topology = self.build()?;
+        if config.merges_repartition_topics() {
+            topology.merge_repartition_topics();
+        }
+        Ok(topology)
     }
 }
 

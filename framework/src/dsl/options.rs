@@ -104,6 +104,8 @@ pub struct Repartitioned<K, V> {
     pub(crate) watermarks: bool,
     pub(crate) key_serde: Option<Arc<dyn Serde<K>>>,
     pub(crate) value_serde: Option<Arc<dyn Serde<V>>>,
+    /// Added by a key-based operation, not asked for: may be merged with others.
+    pub(crate) optimizable: bool,
 }
 
 impl<K, V> Default for Repartitioned<K, V> {
@@ -114,6 +116,7 @@ impl<K, V> Default for Repartitioned<K, V> {
             watermarks: false,
             key_serde: None,
             value_serde: None,
+            optimizable: false,
         }
     }
 }
@@ -123,6 +126,22 @@ impl<K, V> Repartitioned<K, V> {
     pub fn as_(name: impl Into<String>) -> Self {
         Repartitioned {
             name: Some(name.into()),
+            ..Default::default()
+        }
+    }
+
+    /// The topic a key-based operation (aggregation, join, `to_table`) adds after a key
+    /// change, with these serdes (the stream's where `None`).
+    pub(crate) fn implicit(
+        name: impl Into<String>,
+        key_serde: Option<Arc<dyn Serde<K>>>,
+        value_serde: Option<Arc<dyn Serde<V>>>,
+    ) -> Self {
+        Repartitioned {
+            name: Some(name.into()),
+            key_serde,
+            value_serde,
+            optimizable: true,
             ..Default::default()
         }
     }

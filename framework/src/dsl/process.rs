@@ -88,12 +88,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
     {
         let stores = stores.iter().map(|s| s.to_string()).collect();
         let node = self.add_processor("KSTREAM-PROCESSOR", &[], stores, supplier);
-        self.derive(
-            node,
-            carry(&self.key_serde()),
-            carry(&self.value_serde()),
-            true,
-        )
+        self.rekeyed(node, carry(&self.key_serde()), carry(&self.value_serde()))
     }
 
     /// Runs a processor that keeps each record's key and may change its value (Kafka Streams'

@@ -11,7 +11,7 @@ use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serdes::Serde;
 use crate::timestamp::RecordTimestamp;
-use crate::topology::TopicName;
+use crate::topology::{RepartitionTopic, TopicName};
 use crate::ProcessResult;
 
 /// A stream of key-value records. Each operation adds a node to the topology and returns the
@@ -116,6 +116,20 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         }
     }
 
+    /// The stream of `node`, an operation that may change keys: marked for repartitioning,
+    /// and the node marked as the place merged repartition topics are written after.
+    pub(crate) fn rekeyed<K2, V2>(
+        &self,
+        node: Option<usize>,
+        key_serde: Option<Arc<dyn Serde<K2>>>,
+        value_serde: Option<Arc<dyn Serde<V2>>>,
+    ) -> KStream<K2, V2> {
+        if let Some(i) = node {
+            self.state.borrow_mut().topology.mark_key_changing(i);
+        }
+        self.derive(node, key_serde, value_serde, true)
+    }
+
     /// Adds a processor node fed by this stream (and `extra_parents`) running `step`.
     pub(super) fn add_step<K2: Clone + 'static, V2: Clone + 'static>(
         &self,
@@ -210,7 +224,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
                 })
             }),
         );
-        self.derive(node, carry(&self.key_serde), carry(&self.value_serde), true)
+        self.rekeyed(node, carry(&self.key_serde), carry(&self.value_serde))
     }
 
     /// Replaces the value (and its type); the key and partitioning are kept.
@@ -264,7 +278,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
                 Ok(())
             }),
         );
-        self.derive(node, carry(&self.key_serde), carry(&self.value_serde), true)
+        self.rekeyed(node, carry(&self.key_serde), carry(&self.value_serde))
     }
 
     /// Replaces each value by zero or more values, keeping the key.
@@ -353,7 +367,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
                 ctx.forward(r.with_key(key))
             }),
         );
-        self.derive(node, carry(&self.key_serde), self.value_serde.clone(), true)
+        self.rekeyed(node, carry(&self.key_serde), self.value_serde.clone())
     }
 
     /// Splits the stream: each record goes to the first branch whose predicate holds, or
@@ -496,8 +510,14 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         let topic = TopicName::Internal(Arc::from(format!("{base}-repartition")));
         let sink_name = format!("{base}-repartition-sink");
         let source_name = format!("{base}-repartition-source");
-        s.topology
-            .add_repartition_topic(topic.clone(), options.partitions, options.watermarks);
+        s.topology.add_repartition_topic(
+            topic.clone(),
+            RepartitionTopic {
+                partitions: options.partitions,
+                watermarks: options.watermarks,
+                optimizable: options.optimizable,
+            },
+        );
         let result = s
             .topology
             .add_sink_node(
@@ -537,8 +557,11 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
             return self.clone();
         }
         let options = match name {
-            Some(n) => Repartitioned::as_(n),
-            None => Repartitioned::default(),
+            Some(n) => Repartitioned::implicit(n, None, None),
+            None => Repartitioned {
+                optimizable: true,
+                ..Repartitioned::default()
+            },
         };
         self.repartition(options)
     }

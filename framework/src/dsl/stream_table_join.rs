@@ -232,10 +232,11 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
             match self.serdes_for(&what, joined.key_serde.clone(), joined.value_serde.clone()) {
                 Ok((k, v)) => {
                     let name = state.borrow_mut().next_name("KSTREAM-JOIN");
-                    let mut options = super::Repartitioned::<K, V>::as_(format!("{name}-left"));
-                    options.key_serde = Some(k);
-                    options.value_serde = Some(v);
-                    self.repartition(options)
+                    self.repartition(super::Repartitioned::implicit(
+                        format!("{name}-left"),
+                        Some(k),
+                        Some(v),
+                    ))
                 }
                 Err(e) => return failed(e),
             }

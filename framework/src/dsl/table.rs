@@ -101,10 +101,11 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
             };
         };
         let input = if self.is_repartition_required() {
-            let mut options = super::Repartitioned::<K, V>::as_(store.clone());
-            options.key_serde = Some(key_serde.clone());
-            options.value_serde = Some(value_serde.clone());
-            self.repartition(options)
+            self.repartition(super::Repartitioned::implicit(
+                store.clone(),
+                Some(key_serde.clone()),
+                Some(value_serde.clone()),
+            ))
         } else {
             self.clone()
         };

@@ -95,8 +95,11 @@ pub struct KafkaStreams {
 
 impl KafkaStreams {
     /// An application for `topology`; fails on invalid configuration.
-    pub fn new(topology: Topology, config: StreamsConfig) -> Result<Self, StreamsError> {
+    pub fn new(mut topology: Topology, config: StreamsConfig) -> Result<Self, StreamsError> {
         config.validate()?;
+        if config.merges_repartition_topics() {
+            topology.merge_repartition_topics();
+        }
         Ok(KafkaStreams {
             topology: Some(topology),
             config,

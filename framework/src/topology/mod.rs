@@ -23,6 +23,7 @@
 
 mod build;
 mod describe;
+mod optimize;
 mod subtopology;
 
 pub use describe::{
@@ -83,6 +84,9 @@ pub(crate) struct RepartitionTopic {
     pub partitions: Option<i32>,
     /// Writers put their progress into it (`Repartitioned::with_watermarks`).
     pub watermarks: bool,
+    /// Added by a key-based operation rather than by `KStream::repartition`: may be merged
+    /// with others after the same key change.
+    pub optimizable: bool,
 }
 
 pub(crate) type Factory = Arc<dyn Fn(NodeBuild) -> Result<BuiltNode, StreamsError> + Send + Sync>;
@@ -107,6 +111,9 @@ pub(crate) struct NodeDef {
     pub input_type: &'static str,
     /// `type_name` of the `(key, value)` the node forwards (sinks: none).
     pub output_type: &'static str,
+    /// The node may change keys (`map`, `select_key`, `flat_map`, `process`): where merged
+    /// repartition topics are written.
+    pub key_changing: bool,
     pub factory: Factory,
 }
 
@@ -485,6 +492,7 @@ impl Topology {
             stores: Vec::new(),
             input_type: "",
             output_type: kv_type::<K, V>(),
+            key_changing: false,
             factory: Arc::new(move |build| {
                 SourceNode::build(build, key_serde.clone(), value_serde.clone())
             }),
@@ -516,6 +524,7 @@ impl Topology {
             stores,
             input_type: kv_type::<KIn, VIn>(),
             output_type: kv_type::<KOut, VOut>(),
+            key_changing: false,
             factory: Arc::new(move |build| {
                 ProcessorNode::<KIn, VIn, KOut, VOut>::build(build, Box::new(supplier()))
             }),
@@ -543,6 +552,7 @@ impl Topology {
             stores: Vec::new(),
             input_type: kv_type::<K, V>(),
             output_type: "",
+            key_changing: false,
             factory: Arc::new(move |build| {
                 let resolved: Arc<str> = Arc::from(sink_topic.resolve(&build.task.application_id));
                 SinkNode::build(
@@ -556,19 +566,13 @@ impl Topology {
         })
     }
 
-    pub(crate) fn add_repartition_topic(
-        &mut self,
-        topic: TopicName,
-        partitions: Option<i32>,
-        watermarks: bool,
-    ) {
-        self.repartition_topics.insert(
-            topic,
-            RepartitionTopic {
-                partitions,
-                watermarks,
-            },
-        );
+    pub(crate) fn add_repartition_topic(&mut self, topic: TopicName, config: RepartitionTopic) {
+        self.repartition_topics.insert(topic, config);
+    }
+
+    /// Marks node `index` as one that may change keys.
+    pub(crate) fn mark_key_changing(&mut self, index: usize) {
+        self.nodes[index].key_changing = true;
     }
 
     /// Resolved names of the repartition topics that carry watermarks.
