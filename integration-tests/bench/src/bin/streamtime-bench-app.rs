@@ -15,13 +15,20 @@
 //! * `stream-stream-join`: inner join of `--input` and `--other-input` within 60 s (grace
 //!   5 s) on the key;
 //! * `stream-table-join`: `--input` joined with the table read from `--other-input`;
+//! * `table-group-by`: `--input` read as a table (uncached, so every update goes on), its rows
+//!   regrouped by their value's second byte (a row changes group with most updates) and
+//!   counted per group with an adder and a subtractor;
+//! * `fk-join`: `--input` read as a table (uncached) joined by a foreign key (`key-000000d`,
+//!   `d` from the value's first byte) with the table read from `--other-input`;
 //! * `restore`: the `count` topology started on a fresh state dir; it stops once every task
 //!   has restored `counts` from its changelog.
 //!
-//! It talks to the runner through stdout: `bench-app: begin` when the measured phase starts
-//! (the first input record; for `restore`, just before start) and `bench-app: end` when it is
-//! over (processing: after `--records` records reached the aggregation, or both sides of a
-//! join, and the closing commit; restore: when every task runs).
+//! It talks to the runner through stdout: `bench-app: ready` once every thread processes
+//! (the instance is running), `bench-app: begin` when the measured phase starts (the first
+//! input record; for `restore`, just before start) and `bench-app: end` when it is over
+//! (processing: after `--records` records reached the aggregation, both sides of a join, or
+//! the adder or joiner of the table workloads, and the closing commit; restore: when every
+//! task runs).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,9 +39,10 @@ use streamtime::dsl::{
     EmitStrategy, JoinWindows, Repartitioned, SessionWindows, StreamJoined, TimeWindows,
     WindowedSerde,
 };
+use streamtime::lifecycle::State;
 use streamtime::serdes::{BytesSerde, I64Serde, OptionSerde, StringSerde};
 use streamtime::{
-    Consumed, KafkaStreams, Materialized, ProcessingGuarantee, Produced, StreamsBuilder,
+    Consumed, Grouped, KafkaStreams, Materialized, ProcessingGuarantee, Produced, StreamsBuilder,
     StreamsConfig,
 };
 use streamtime_integration_tests::app_process::AppConnection;
@@ -65,13 +73,25 @@ struct Args {
     commit_interval_ms: Option<u64>,
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
-    /// Write-back cache of the whole instance, bytes; each task's key-value store gets its
-    /// share (Kafka Streams, too, divides one cache among its tasks).
+    /// Record cache of the whole instance, bytes (`statestore.cache.max.bytes`), shared by
+    /// its stores as in Kafka Streams.
     #[arg(long, default_value_t = 0)]
     cache_bytes: usize,
     /// Extra consumer settings, `name=value`, for tuning experiments.
     #[arg(long)]
     consumer_config: Vec<String>,
+    /// Stream threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+/// The foreign key of an `fk-join` row: one of ten rows of the other table, named as the
+/// runner names table keys.
+fn foreign_key(value: &[u8]) -> String {
+    format!(
+        "key-{:07}",
+        value.first().map_or(0, |b| b.wrapping_sub(b'a') % 10)
+    )
 }
 
 fn announce(what: &str) {
@@ -198,12 +218,50 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 })
                 .to(&args.app.output, Produced::with(StringSerde, I64Serde))
         }
+        "table-group-by" => {
+            let seen = seen.clone();
+            source(&args.app.input)
+                .to_table(Materialized::as_("rows").with_caching(false))
+                .group_by(
+                    |_k: &String, v: &Vec<u8>| (v.get(1).map_or(0, |b| *b).to_string(), v.clone()),
+                    Grouped::with_serdes(StringSerde, BytesSerde),
+                )
+                .aggregate(
+                    || 0_i64,
+                    move |_g: &String, _v: Vec<u8>, n: i64| {
+                        seen.fetch_add(1, Ordering::Relaxed);
+                        n + 1
+                    },
+                    |_g: &String, _v: Vec<u8>, n: i64| n - 1,
+                    Materialized::as_("group-counts").with_value_serde(I64Serde),
+                )
+                .to_stream()
+                .to(&args.app.output, Produced::with(StringSerde, I64Serde))
+        }
+        "fk-join" => {
+            let seen = seen.clone();
+            let other = source(&other_input()?).to_table(Materialized::as_("other-rows"));
+            source(&args.app.input)
+                .to_table(Materialized::as_("rows").with_caching(false))
+                .join_foreign_key(
+                    &other,
+                    |v: &Vec<u8>| foreign_key(v),
+                    move |v: &Vec<u8>, o: &Vec<u8>| {
+                        seen.fetch_add(1, Ordering::Relaxed);
+                        (v.len() + o.len()) as i64
+                    },
+                    Materialized::as_("fk-joined").with_value_serde(I64Serde),
+                )
+                .to_stream()
+                .to(&args.app.output, Produced::with(StringSerde, I64Serde))
+        }
         other => return Err(format!("unknown workload {other}").into()),
     }
     let mut config = StreamsConfig::new(&args.app.application_id, &args.app.bootstrap_servers)
         .state_dir(&args.state_dir)
         .producer_config("linger.ms", args.linger_ms.to_string())
-        .cache_max_bytes(args.cache_bytes / args.partitions.max(1));
+        .num_stream_threads(args.threads)
+        .cache_max_bytes(args.cache_bytes);
     config = match args.guarantee.as_str() {
         "at-least-once" => config.processing_guarantee(ProcessingGuarantee::AtLeastOnce),
         "exactly-once" => config.processing_guarantee(ProcessingGuarantee::ExactlyOnce),
@@ -219,6 +277,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config = config.commit_interval(Duration::from_millis(ms));
     }
     let mut app = KafkaStreams::new(builder.build()?, config)?;
+    app.set_state_listener(|now, _before| {
+        if now == State::Running {
+            announce("ready");
+        }
+    })?;
 
     if args.workload == "restore" {
         announce("begin");

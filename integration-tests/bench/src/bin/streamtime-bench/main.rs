@@ -16,6 +16,10 @@
 //! container broker, the broker (and this runner) are pinned to core 0 and the contender to
 //! core 1 with `taskset`.
 //!
+//! With `--latency-workloads`, it then measures end-to-end latency at a fixed input rate (see
+//! `latency.rs`): half the lower of the two frameworks' measured rates unless
+//! `--latency-rate` says otherwise, the same rate for both.
+//!
 //! To profile streamtime, set `STREAMTIME_BENCH_WRAP` to a command prefix (for example
 //! `perf record -F 999 -g -o streamtime.perf.data --`); the streamtime contender then runs
 //! under it (and its figures are the wrapper's).
@@ -24,10 +28,12 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
+use latency::Percentiles;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -36,6 +42,8 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use streamtime::partitioner::partition_for_key;
 use streamtime_integration_tests::kafka::{broker, BrokerMode};
 use streamtime_integration_tests::topics;
+
+mod latency;
 
 #[derive(Parser)]
 #[command(about = "streamtime vs Kafka Streams vs a raw rdkafka loop, CPU from the OS")]
@@ -58,7 +66,9 @@ struct Args {
     /// Comma-separated: pass, count, hopping (emitting every update), hopping-final (emitting
     /// each window once, when it closes), rekey-hopping (hopping behind a repartition topic),
     /// rekey-hopping-watermarks (the same with watermarks; streamtime only), session,
-    /// session-final, stream-stream-join, stream-table-join, restore.
+    /// session-final, stream-stream-join, stream-table-join, table-group-by (a table regrouped
+    /// and counted with a subtractor), fk-join (a table joined by a foreign key with the
+    /// stream-table join's table), restore.
     #[arg(long, default_value = DEFAULT_WORKLOADS)]
     workloads: String,
     /// Comma-separated: at-least-once, exactly-once, or either with another commit interval
@@ -98,13 +108,34 @@ struct Args {
     /// tuning experiments.
     #[arg(long)]
     streamtime_consumer_config: Vec<String>,
+    /// Stream threads of every contender.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Comma-separated workloads (pass, hopping) whose end-to-end latency is measured at a
+    /// fixed input rate after the throughput runs; none by default.
+    #[arg(long, default_value = "")]
+    latency_workloads: String,
+    /// Guarantees of the latency runs.
+    #[arg(long, default_value = "at-least-once@100ms,exactly-once")]
+    latency_guarantees: String,
+    /// Input rate of the latency runs, records/s (default: half the lower of the contenders'
+    /// median rates for the workload in this run's throughput results).
+    #[arg(long)]
+    latency_rate: Option<f64>,
+    /// Length of each latency run, seconds of input.
+    #[arg(long, default_value_t = 30)]
+    latency_secs: u64,
+    /// Outputs of inputs produced in the first seconds of a latency run are left out.
+    #[arg(long, default_value_t = 5)]
+    latency_warmup_secs: u64,
 }
 
 const DEFAULT_WORKLOADS: &str = "pass,count,hopping,hopping-final,rekey-hopping,\
-rekey-hopping-watermarks,session,session-final,stream-stream-join,stream-table-join,restore";
+rekey-hopping-watermarks,session,session-final,stream-stream-join,stream-table-join,\
+table-group-by,fk-join,restore";
 
 /// Workloads reading the keyed input of `--state-records` records.
-const STATE_WORKLOADS: [&str; 9] = [
+const STATE_WORKLOADS: [&str; 11] = [
     "count",
     "hopping",
     "hopping-final",
@@ -114,6 +145,8 @@ const STATE_WORKLOADS: [&str; 9] = [
     "session-final",
     "stream-stream-join",
     "stream-table-join",
+    "table-group-by",
+    "fk-join",
 ];
 
 /// Whether `contender` can run `workload`: the raw loop only passes records through, and
@@ -172,7 +205,7 @@ fn list(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -292,11 +325,14 @@ impl Launcher {
     }
 
     /// Runs one contender to its `end` line; returns (wall, phase CPU, total CPU).
+    ///
+    /// `ready`, if given, hears of the contender's `ready` line (its instance runs).
     fn run(
         &self,
         name: &str,
         contender: &str,
         args: &[(String, String)],
+        ready: Option<mpsc::Sender<()>>,
     ) -> Result<(Duration, f64, f64, Option<f64>), String> {
         let log_path = self.log_dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
@@ -314,6 +350,11 @@ impl Launcher {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(what) = line.strip_prefix("bench-app: ") {
+                    if what == "ready" {
+                        if let Some(ready) = &ready {
+                            let _ = ready.send(());
+                        }
+                    }
                     let sample = (Instant::now(), process_cpu(pid));
                     let _ = tx.send((what.to_string(), sample));
                 }
@@ -507,7 +548,7 @@ fn preload_changelog(servers: &str, topic: &str, entries: u64, partitions: i32) 
 
 /// Client context that does not log reaching the end of a partition as an error: the output
 /// check waits for exactly that.
-struct EofIsNoError;
+pub(crate) struct EofIsNoError;
 
 impl ClientContext for EofIsNoError {
     fn error(&self, error: KafkaError, reason: &str) {
@@ -623,6 +664,21 @@ fn build_kstreams() -> Result<String, String> {
         target.join("kstreams-bench-1.0.0.jar").display(),
         target.join("lib").display()
     ))
+}
+
+/// The contender arguments of `guarantee`; `at-least-once@100ms` is the guarantee with
+/// another commit interval.
+fn guarantee_args(guarantee: &str) -> Vec<(String, String)> {
+    match guarantee.split_once('@') {
+        Some((base, interval)) => vec![
+            ("guarantee".into(), base.to_string()),
+            (
+                "commit-interval-ms".into(),
+                interval.trim_end_matches("ms").to_string(),
+            ),
+        ],
+        None => vec![("guarantee".into(), guarantee.to_string())],
+    }
 }
 
 /// Every (guarantee, round, contender) to run, round by round, with the contenders' order
@@ -922,7 +978,7 @@ async fn main() {
             .await
             .expect("preload");
     }
-    if wants("stream-table-join") {
+    if wants("stream-table-join") || wants("fk-join") {
         topics::create(&servers, &table_input, p).await;
         let (s, t) = (servers.clone(), table_input.clone());
         let k = args.keys;
@@ -943,6 +999,7 @@ async fn main() {
             ("state-dir".to_string(), state_dir.display().to_string()),
             ("linger-ms".to_string(), args.linger_ms.to_string()),
             ("cache-bytes".to_string(), args.cache_bytes.to_string()),
+            ("threads".to_string(), args.threads.to_string()),
         ]
     };
     for workload in workloads.iter().filter(|w| *w != "restore") {
@@ -955,6 +1012,7 @@ async fn main() {
                 Some(&table_input),
                 args.state_records + args.keys,
             ),
+            "fk-join" => (&state_input, Some(&table_input), args.state_records),
             w if STATE_WORKLOADS.contains(&w) => (&state_input, None, args.state_records),
             other => panic!("unknown workload {other}"),
         };
@@ -973,18 +1031,15 @@ async fn main() {
             if let Some(other) = other {
                 a.push(("other-input".into(), other.clone()));
             }
-            // `at-least-once@100ms`: the guarantee with another commit interval.
-            match guarantee.split_once('@') {
-                Some((base, interval)) => {
-                    let ms = interval.trim_end_matches("ms");
-                    a.push(("guarantee".into(), base.to_string()));
-                    a.push(("commit-interval-ms".into(), ms.to_string()));
-                }
-                None => a.push(("guarantee".into(), guarantee.clone())),
-            }
+            a.extend(guarantee_args(guarantee));
             a.push(("records".into(), records.to_string()));
             if contender == "raw" {
-                a.retain(|(k, _)| k != "state-dir" && k != "workload" && k != "cache-bytes");
+                a.retain(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "state-dir" | "workload" | "cache-bytes" | "threads"
+                    )
+                });
             }
             if contender == "streamtime" && args.cache_bytes == 0 {
                 // Also lets this runner drive app binaries from before the store cache.
@@ -996,7 +1051,7 @@ async fn main() {
                 }
             }
             tracing::info!(run = %name, records, "running");
-            let outcome = tokio::task::block_in_place(|| launcher.run(&name, contender, &a));
+            let outcome = tokio::task::block_in_place(|| launcher.run(&name, contender, &a, None));
             match outcome {
                 Ok((wall, cpu_phase, cpu_total, rss_peak_mib)) => {
                     let output: i64 = topics::watermarks(&servers, &output_topic)
@@ -1048,6 +1103,115 @@ async fn main() {
         }
     }
 
+    let mut latencies = Vec::new();
+    for workload in list(&args.latency_workloads) {
+        for guarantee in list(&args.latency_guarantees) {
+            // The same rate for every contender: half the slower one's median rate.
+            let base = guarantee.split('@').next().unwrap_or_default().to_string();
+            let measured = |c: &str| {
+                median(
+                    results
+                        .iter()
+                        .filter(|m| m.workload == workload && m.contender == c)
+                        .filter(|m| m.guarantee == guarantee || m.guarantee == base)
+                        .map(Measurement::rate)
+                        .collect(),
+                )
+            };
+            let rate = match args.latency_rate {
+                Some(rate) => rate,
+                None => {
+                    let rates: Vec<f64> = contenders
+                        .iter()
+                        .filter(|c| *c != "raw")
+                        .filter_map(|c| measured(c))
+                        .collect();
+                    match rates.into_iter().reduce(f64::min) {
+                        Some(r) => (r / 2.0).floor(),
+                        None => {
+                            failures.push(format!(
+                                "latency {workload}/{guarantee}: no throughput result to take \
+                                 half of; run the workload too or give --latency-rate"
+                            ));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let records = (rate * args.latency_secs as f64) as u64;
+            let lat_contenders: Vec<String> =
+                contenders.iter().filter(|c| *c != "raw").cloned().collect();
+            for (_, round, contender) in round_robin(
+                std::slice::from_ref(&guarantee),
+                &lat_contenders,
+                args.rounds,
+            ) {
+                let name = format!("latency-{workload}-{guarantee}-{contender}-{round}");
+                let app_id = topics::unique_name(&format!("bench-latency-{contender}"));
+                let input = topics::unique_name("bench-latency-in");
+                let output = topics::unique_name("bench-latency-out");
+                topics::create(&servers, &input, p).await;
+                topics::create(&servers, &output, p).await;
+                let state_dir = run_dir.join(&app_id);
+                let mut a = common(&app_id, &input, &output, &state_dir);
+                a.push(("workload".into(), workload.clone()));
+                a.extend(guarantee_args(&guarantee));
+                a.push(("records".into(), records.to_string()));
+                let (ready_tx, ready_rx) = mpsc::channel();
+                let stop = Arc::new(AtomicBool::new(false));
+                let collector = latency::collect(&servers, &output, p, stop.clone());
+                let producer = latency::produce_at_rate(
+                    (servers.clone(), input.clone(), p),
+                    args.keys,
+                    rate,
+                    records,
+                    ready_rx,
+                );
+                tracing::info!(run = %name, rate, records, "running at a fixed rate");
+                let outcome = tokio::task::block_in_place(|| {
+                    launcher.run(&name, contender.as_str(), &a, Some(ready_tx))
+                });
+                let first = producer.join().ok().flatten();
+                stop.store(true, Ordering::Relaxed);
+                let samples = collector.join().unwrap_or_default();
+                match (outcome, first) {
+                    (Ok((_wall, cpu_phase, _, rss_peak_mib)), Some(first)) => {
+                        let since = first + 1000 * args.latency_warmup_secs as i64;
+                        let kept: Vec<i64> = samples
+                            .iter()
+                            .filter(|(_, ts)| *ts >= since)
+                            .map(|(l, _)| *l)
+                            .collect();
+                        match Percentiles::of(kept) {
+                            Some(percentiles) => {
+                                tracing::info!(run = %name, ?percentiles, "latency measured");
+                                latencies.push(latency::Measured {
+                                    workload: workload.clone(),
+                                    guarantee: guarantee.clone(),
+                                    contender: contender.clone(),
+                                    round,
+                                    rate,
+                                    records,
+                                    cpu_per_million: cpu_phase * 1e6 / records.max(1) as f64,
+                                    rss_peak_mib,
+                                    percentiles,
+                                });
+                            }
+                            None => failures.push(format!("{name}: no output after the warm-up")),
+                        }
+                    }
+                    (Err(e), _) => {
+                        tracing::error!(run = %name, error = %e, "run failed");
+                        failures.push(e);
+                    }
+                    (Ok(_), None) => failures.push(format!("{name}: the producer never started")),
+                }
+                let _ = std::fs::remove_dir_all(&state_dir);
+                topics::delete(&servers, &[&input, &output]).await;
+            }
+        }
+    }
+
     if wants("restore") {
         let empty_input = topics::unique_name("bench-restore-in");
         topics::create(&servers, &empty_input, p).await;
@@ -1072,7 +1236,7 @@ async fn main() {
                 a.retain(|(k, _)| k != "cache-bytes");
             }
             tracing::info!(run = %name, entries = args.restore_entries, "running");
-            match tokio::task::block_in_place(|| launcher.run(&name, contender, &a)) {
+            match tokio::task::block_in_place(|| launcher.run(&name, contender, &a, None)) {
                 Ok((wall, cpu_phase, cpu_total, rss_peak_mib)) => {
                     let m = Measurement {
                         workload: "restore".into(),
@@ -1108,17 +1272,24 @@ async fn main() {
 
     let setup = format!(
         "{} input records (pass), {} (every other workload; the stream-stream join reads as many again on its right side, the stream-table join a table of one row per key), {} keys, 100-byte values, {} partitions, {} restore entries; \
-         1 stream thread; commit interval 30 s at-least-once / 100 ms exactly-once; linger {} ms; \
+         {} stream thread(s); commit interval 30 s at-least-once / 100 ms exactly-once; linger {} ms; \
          {} round(s) of every run, contenders' order rotated each round, ratios from medians; \
          store cache {} bytes per instance (streamtime: shared by its key-value, window and session stores, folding their downstream updates too); \
          RocksDB memory: defaults (streamtime: 256 MiB per instance; Kafka Streams: per store, 50 MiB block cache and up to 3 x 16 MiB memtables); {}. \
          CPU s: utime + stime of the contender process between its first input record and the end of its \
          closing commit (restore: from start to all stores restored); process CPU s: the whole process \
          (start-up included) from wait4.",
-        args.records, args.state_records, args.keys, p, args.restore_entries, args.linger_ms,
+        args.records, args.state_records, args.keys, p, args.restore_entries, args.threads, args.linger_ms,
         args.rounds.max(1), args.cache_bytes, pinning
     );
-    let md = report(&args.label, &setup, &results, &failures);
+    let mut md = report(&args.label, &setup, &results, &failures);
+    if !latencies.is_empty() {
+        md.push_str(&latency::report(
+            &latencies,
+            args.latency_secs,
+            args.latency_warmup_secs,
+        ));
+    }
     println!("{md}");
     std::fs::write(&args.out, &md)
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", args.out.display()));

@@ -14,10 +14,12 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.streams.KafkaStreams;
+import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.EmitStrategy;
+import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.JoinWindows;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
@@ -37,7 +39,8 @@ import org.apache.kafka.streams.state.WindowStore;
  * The Kafka Streams contender of streamtime-bench: the same topologies as streamtime-bench-app,
  * written with Kafka Streams' public API, run with one stream thread.
  *
- * <p>It talks to the runner through stdout: {@code bench-app: begin} when the measured phase
+ * <p>It talks to the runner through stdout: {@code bench-app: ready} when the instance runs,
+ * {@code bench-app: begin} when the measured phase
  * starts (first input record, or just before start for a restore) and {@code bench-app: end}
  * when it is over (after the closing commit, or when every store is restored). The runner
  * samples the process's CPU time from the OS at both lines.
@@ -57,7 +60,8 @@ public final class KStreamsBench {
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, args.get("application-id"));
         props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, args.get("bootstrap-servers"));
         props.put(StreamsConfig.STATE_DIR_CONFIG, args.get("state-dir"));
-        props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
+        props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG,
+                Integer.parseInt(args.getOrDefault("threads", "1")));
         props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG,
                 eos ? StreamsConfig.EXACTLY_ONCE_V2 : StreamsConfig.AT_LEAST_ONCE);
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG,
@@ -147,6 +151,46 @@ public final class KStreamsBench {
                         .join(table, (v, t) -> (long) (v.length + t.length))
                         .to(output, Produced.with(Serdes.String(), Serdes.Long()));
             }
+            case "table-group-by" -> source.apply(input)
+                    .toTable(Materialized.<String, byte[], KeyValueStore<Bytes, byte[]>>as("rows")
+                            .withKeySerde(Serdes.String())
+                            .withValueSerde(Serdes.ByteArray())
+                            .withCachingDisabled())
+                    .groupBy((k, v) -> KeyValue.pair(Integer.toString(v.length > 1 ? v[1] & 0xff : 0), v),
+                            Grouped.with(Serdes.String(), Serdes.ByteArray()))
+                    .aggregate(() -> 0L,
+                            (g, v, n) -> {
+                                seen.incrementAndGet();
+                                return n + 1;
+                            },
+                            (g, v, n) -> n - 1,
+                            Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("group-counts")
+                                    .withKeySerde(Serdes.String())
+                                    .withValueSerde(Serdes.Long()))
+                    .toStream()
+                    .to(output, Produced.with(Serdes.String(), Serdes.Long()));
+            case "fk-join" -> {
+                KTable<String, byte[]> other = source.apply(otherInput)
+                        .toTable(Materialized.<String, byte[], KeyValueStore<Bytes, byte[]>>as("other-rows")
+                                .withKeySerde(Serdes.String())
+                                .withValueSerde(Serdes.ByteArray()));
+                source.apply(input)
+                        .toTable(Materialized.<String, byte[], KeyValueStore<Bytes, byte[]>>as("rows")
+                                .withKeySerde(Serdes.String())
+                                .withValueSerde(Serdes.ByteArray())
+                                .withCachingDisabled())
+                        .join(other,
+                                KStreamsBench::foreignKey,
+                                (v, o) -> {
+                                    seen.incrementAndGet();
+                                    return (long) (v.length + o.length);
+                                },
+                                Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("fk-joined")
+                                        .withKeySerde(Serdes.String())
+                                        .withValueSerde(Serdes.Long()))
+                        .toStream()
+                        .to(output, Produced.with(Serdes.String(), Serdes.Long()));
+            }
             default -> throw new IllegalArgumentException("unknown workload " + workload);
         }
 
@@ -156,6 +200,7 @@ public final class KStreamsBench {
         streams.setStateListener((now, before) -> {
             if (now == KafkaStreams.State.RUNNING) {
                 running.countDown();
+                announce("ready");
             }
             if (now == KafkaStreams.State.ERROR) {
                 System.err.println("kstreams-bench: streams in ERROR state");
@@ -195,6 +240,12 @@ public final class KStreamsBench {
         streams.close(Duration.ofSeconds(120));
         announce("end processed=" + seen.get());
         System.exit(0);
+    }
+
+    /** The foreign key of an fk-join row, as streamtime-bench-app computes it. */
+    private static String foreignKey(byte[] v) {
+        int d = v.length > 0 ? Math.floorMod((v[0] & 0xff) - 'a', 256) % 10 : 0;
+        return String.format("key-%07d", d);
     }
 
     /** Upper-cases ASCII in place, as the streamtime contender does with its owned value. */
