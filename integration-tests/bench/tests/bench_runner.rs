@@ -25,6 +25,16 @@ fn runner_measures_every_workload_and_reports_it() {
             "--no-pin",
             "--timeout-secs",
             "120",
+            "--latency-workloads",
+            "pass,hopping",
+            "--latency-guarantees",
+            "at-least-once@100ms,exactly-once",
+            "--latency-rate",
+            "400",
+            "--latency-secs",
+            "3",
+            "--latency-warmup-secs",
+            "1",
             "--label",
             "smoke",
             "--out",
@@ -35,9 +45,11 @@ fn runner_measures_every_workload_and_reports_it() {
         .expect("the runner starts");
     assert!(status.success(), "the runner reports no failed run");
     let report = std::fs::read_to_string(&out).expect("report written");
-    let row = |w: &str, g: &str, c: &str| {
-        report
-            .lines()
+    let (throughput, latency) = report
+        .split_once("#### End-to-end latency")
+        .unwrap_or_else(|| panic!("no latency section in\n{report}"));
+    let row_in = |text: &str, w: &str, g: &str, c: &str| {
+        text.lines()
             .find(|l| l.starts_with(&format!("| {w} | {g} | {c} |")))
             .unwrap_or_else(|| panic!("no row for {w}/{g}/{c} in\n{report}"))
             .split('|')
@@ -46,6 +58,7 @@ fn runner_measures_every_workload_and_reports_it() {
             .map(String::from)
             .collect::<Vec<_>>()
     };
+    let row = |w: &str, g: &str, c: &str| row_in(throughput, w, g, c);
     for g in ["at-least-once", "exactly-once"] {
         for c in ["streamtime", "raw"] {
             let r = row("pass", g, c);
@@ -87,6 +100,44 @@ fn runner_measures_every_workload_and_reports_it() {
         );
         // The table is read first (its rows are older), so every stream record joins.
         assert!(table_join[10].parse::<i64>().expect("output offsets") >= 1000);
+        // Every update reaches the adder; the counts of the 26 groups go out.
+        let grouped = row("table-group-by", g, "streamtime");
+        assert_eq!(grouped[4], "1000", "records of table-group-by/{g}");
+        assert!(grouped[10].parse::<i64>().expect("output offsets") >= 26);
+        // Each of the 1000 rows (written once) is joined with one of the ten rows its
+        // value names; the record cache may fold nothing, since every row is new.
+        let fk = row("fk-join", g, "streamtime");
+        assert_eq!(fk[4], "1000", "records of fk-join/{g}");
+        assert!(
+            fk[10].parse::<i64>().expect("output offsets") >= 1000,
+            "fk-join/{g}"
+        );
+    }
+    // At a fixed rate of 400 records/s for 3 s, every output after the first second is
+    // measured; a latency is never negative and ordered p50 <= p99 <= p99.9.
+    for (w, g) in [
+        ("pass", "at-least-once@100ms"),
+        ("pass", "exactly-once"),
+        ("hopping", "at-least-once@100ms"),
+        ("hopping", "exactly-once"),
+    ] {
+        let r = row_in(latency, w, g, "streamtime");
+        let cells: Vec<i64> = r[5..11]
+            .iter()
+            .map(|c| {
+                c.parse()
+                    .unwrap_or_else(|_| panic!("latency cell {c} of {w}/{g}"))
+            })
+            .collect();
+        let [inputs, outputs, p50, p99, p999, max] = cells[..] else {
+            unreachable!()
+        };
+        assert_eq!(inputs, 1200, "inputs of the latency run {w}/{g}");
+        assert!(outputs > 0, "outputs of {w}/{g}");
+        assert!(
+            0 <= p50 && p50 <= p99 && p99 <= p999 && p999 <= max,
+            "{r:?}"
+        );
     }
     let restore = row("restore", "–", "streamtime");
     assert_eq!(restore[4], "1500");

@@ -18,8 +18,9 @@
 //! * `table-group-by`: `--input` read as a table (uncached, so every update goes on), its rows
 //!   regrouped by their value's second byte (a row changes group with most updates) and
 //!   counted per group with an adder and a subtractor;
-//! * `fk-join`: `--input` read as a table (uncached) joined by a foreign key (`key-000000d`,
-//!   `d` from the value's first byte) with the table read from `--other-input`;
+//! * `fk-join`: `--input` read as a table (uncached; the runner writes each row once) joined
+//!   by a foreign key (`key-000000d`, `d` from the value's first byte) with the table read
+//!   from `--other-input`;
 //! * `restore`: the `count` topology started on a fresh state dir; it stops once every task
 //!   has restored `counts` from its changelog.
 //!

@@ -21,14 +21,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 use streamtime::partitioner::partition_for_key;
 
-use super::{fmt_ratio, median, now_ms, EofIsNoError};
+use super::{committed_reader, fmt_ratio, median, now_ms};
 
 /// Writes `count` records of 100 bytes to `topic` at `rate` records per second once `start`
 /// fires, keyed and valued as the preloads are, each stamped with the wall clock at its send.
@@ -99,21 +97,7 @@ pub(crate) fn collect(
     partitions: i32,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<Vec<(i64, i64)>> {
-    let consumer: BaseConsumer<EofIsNoError> = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("group.id", format!("{topic}-latency"))
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "5")
-        .create_with_context(EofIsNoError)
-        .expect("latency consumer config is valid");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("valid partition");
-    }
-    consumer.assign(&tpl).expect("assign");
+    let consumer = committed_reader(servers, topic, partitions, &[("fetch.wait.max.ms", "5")]);
     std::thread::spawn(move || {
         let mut samples = Vec::new();
         let mut at_end = HashSet::new();

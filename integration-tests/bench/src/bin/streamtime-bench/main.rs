@@ -563,20 +563,7 @@ impl ConsumerContext for EofIsNoError {}
 /// Records a `read_committed` reader finds in `topic` (transaction markers and aborted data
 /// excluded): the pass-through check that every contender wrote exactly its output.
 fn count_committed(servers: &str, topic: &str, partitions: i32) -> u64 {
-    let consumer: BaseConsumer<EofIsNoError> = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("group.id", format!("{topic}-check"))
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("enable.auto.commit", "false")
-        .create_with_context(EofIsNoError)
-        .expect("checker config is valid");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("valid partition");
-    }
-    consumer.assign(&tpl).expect("assign");
+    let consumer = committed_reader(servers, topic, partitions, &[]);
     let mut count = 0;
     let mut at_end = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -591,6 +578,36 @@ fn count_committed(servers: &str, topic: &str, partitions: i32) -> u64 {
         }
     }
     count
+}
+
+/// A `read_committed` consumer of every partition of `topic` from its start, reporting each
+/// partition's end, with `extra` settings.
+pub(crate) fn committed_reader(
+    servers: &str,
+    topic: &str,
+    partitions: i32,
+    extra: &[(&str, &str)],
+) -> BaseConsumer<EofIsNoError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", servers)
+        .set("group.id", format!("{topic}-check"))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    let consumer: BaseConsumer<EofIsNoError> = config
+        .create_with_context(EofIsNoError)
+        .expect("checker config is valid");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("valid partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    consumer
 }
 
 /// Pins the broker container's processes and this runner to core 0; returns what was done.
@@ -951,32 +968,32 @@ async fn main() {
     let state_input = topics::unique_name("bench-state-in");
     let join_input = topics::unique_name("bench-join-in");
     let table_input = topics::unique_name("bench-table-in");
+    let fk_input = topics::unique_name("bench-fk-in");
     let wants = |w: &str| workloads.iter().any(|x| x == w);
+    let create_and_preload = |topic: String, count: u64, keys: u64| {
+        let servers = servers.clone();
+        async move {
+            topics::create(&servers, &topic, p).await;
+            tokio::task::spawn_blocking(move || preload(&servers, &topic, count, keys, p))
+                .await
+                .expect("preload");
+        }
+    };
     if wants("pass") {
-        topics::create(&servers, &pass_input, p).await;
-        let (s, t) = (servers.clone(), pass_input.clone());
-        let (n, k) = (args.records, args.keys);
-        tokio::task::spawn_blocking(move || preload(&s, &t, n, k, p))
-            .await
-            .expect("preload");
+        create_and_preload(pass_input.clone(), args.records, args.keys).await;
     }
     if STATE_WORKLOADS.iter().any(|w| wants(w)) {
-        topics::create(&servers, &state_input, p).await;
-        let (s, t) = (servers.clone(), state_input.clone());
-        let (n, k) = (args.state_records, args.keys);
-        tokio::task::spawn_blocking(move || preload(&s, &t, n, k, p))
-            .await
-            .expect("preload");
+        create_and_preload(state_input.clone(), args.state_records, args.keys).await;
     }
     if wants("stream-stream-join") {
         // The right side: the same keys and timestamps, so each left record meets exactly
         // one right record within the join window (a key recurs every `keys` ms).
-        topics::create(&servers, &join_input, p).await;
-        let (s, t) = (servers.clone(), join_input.clone());
-        let (n, k) = (args.state_records, args.keys);
-        tokio::task::spawn_blocking(move || preload(&s, &t, n, k, p))
-            .await
-            .expect("preload");
+        create_and_preload(join_input.clone(), args.state_records, args.keys).await;
+    }
+    if wants("fk-join") {
+        // Every row once: an answer is dropped when its row changed meanwhile, so rows
+        // updated again would be joined a varying number of times.
+        create_and_preload(fk_input.clone(), args.state_records, args.state_records).await;
     }
     if wants("stream-table-join") || wants("fk-join") {
         topics::create(&servers, &table_input, p).await;
@@ -1012,7 +1029,7 @@ async fn main() {
                 Some(&table_input),
                 args.state_records + args.keys,
             ),
-            "fk-join" => (&state_input, Some(&table_input), args.state_records),
+            "fk-join" => (&fk_input, Some(&table_input), args.state_records),
             w if STATE_WORKLOADS.contains(&w) => (&state_input, None, args.state_records),
             other => panic!("unknown workload {other}"),
         };
@@ -1266,7 +1283,13 @@ async fn main() {
     }
     topics::delete(
         &servers,
-        &[&pass_input, &state_input, &join_input, &table_input],
+        &[
+            &pass_input,
+            &state_input,
+            &join_input,
+            &table_input,
+            &fk_input,
+        ],
     )
     .await;
 
