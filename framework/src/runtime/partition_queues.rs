@@ -13,7 +13,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
 
-use super::native::queue::{MessageBatch, PartitionFetchQueue, Wake};
+use super::native::queue::{MessageBatch, PartitionFetchQueue};
 use crate::error::StreamsError;
 use crate::record::RawRecord;
 
@@ -24,18 +24,15 @@ pub(crate) struct PartitionQueues<C: ConsumerContext + 'static> {
     queues: Vec<(Arc<str>, PartitionFetchQueue<C>)>,
     /// Reused for every read: one librdkafka call takes a partition's waiting records.
     batch: MessageBatch,
-    /// Notified when a queue gets records.
-    wake: Arc<Wake>,
 }
 
 impl<C: ConsumerContext + 'static> PartitionQueues<C> {
-    /// Queues read `per_partition` records at a time, notifying `wake` when one gets records.
-    pub(crate) fn new(per_partition: usize, wake: Arc<Wake>) -> Self {
+    /// Queues read `per_partition` records at a time.
+    pub(crate) fn new(per_partition: usize) -> Self {
         PartitionQueues {
             version: 0,
             queues: Vec::new(),
             batch: MessageBatch::new(per_partition),
-            wake,
         }
     }
 
@@ -54,7 +51,7 @@ impl<C: ConsumerContext + 'static> PartitionQueues<C> {
         self.queues.clear();
         for elem in consumer.assignment()?.elements() {
             if let Some(queue) =
-                PartitionFetchQueue::split(consumer, elem.topic(), elem.partition(), &self.wake)
+                PartitionFetchQueue::split(consumer, elem.topic(), elem.partition())
             {
                 self.queues.push((Arc::from(elem.topic()), queue));
             }

@@ -18,7 +18,6 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use super::app_shared::AppShared;
 use super::client_health::ClientHealth;
 use super::consumed_record::to_raw;
-use super::native::queue::Wake;
 use super::partition_queues::PartitionQueues;
 use super::streams_producer::StreamsProducer;
 use super::task_manager::TaskManager;
@@ -146,11 +145,9 @@ impl StreamThread {
         )
     }
 
-    /// The group consumer; `wake` hears when its queue gets records or events.
     fn consumer(
         &self,
         health: Arc<ClientHealth>,
-        wake: &Arc<Wake>,
     ) -> Result<BaseConsumer<RebalanceListener>, StreamsError> {
         let config = &self.shared.config;
         let mut cc = ClientConfig::new();
@@ -202,11 +199,7 @@ impl StreamThread {
             cc.set("group.instance.id", format!("{id}-{}", self.index + 1));
         }
         config.with_client_properties(ClientRole::MainConsumer, &mut cc);
-        let mut consumer: BaseConsumer<RebalanceListener> =
-            cc.create_with_context(RebalanceListener { health })?;
-        let wake = wake.clone();
-        consumer.set_nonempty_callback(move || wake.notify());
-        Ok(consumer)
+        Ok(cc.create_with_context(RebalanceListener { health })?)
     }
 
     fn producer(&self) -> Result<StreamsProducer, StreamsError> {
@@ -253,8 +246,7 @@ impl StreamThread {
     /// exactly-once, the open transaction is aborted.
     pub(crate) fn run(self) -> Result<(), StreamsError> {
         let mut health = Arc::new(ClientHealth::default());
-        let wake = Arc::new(Wake::default());
-        let mut consumer = Arc::new(self.consumer(health.clone(), &wake)?);
+        let mut consumer = Arc::new(self.consumer(health.clone())?);
         let producer = Arc::new(self.producer()?);
         TASK_MANAGER.with(|tm| {
             *tm.borrow_mut() = Some(TaskManager::new(
@@ -270,7 +262,7 @@ impl StreamThread {
         let mut replaced: Option<Instant> = None;
         let result = loop {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.run_loop(&consumer, &health, &wake, inbox.as_ref(), replaced)
+                self.run_loop(&consumer, &health, inbox.as_ref(), replaced)
             }))
             .unwrap_or_else(|panic| {
                 Err(crate::error::panic_error(
@@ -286,7 +278,7 @@ impl StreamThread {
             // `group.instance.id`.
             drop(consumer);
             health = Arc::new(ClientHealth::default());
-            consumer = match self.consumer(health.clone(), &wake) {
+            consumer = match self.consumer(health.clone()) {
                 Ok(c) => Arc::new(c),
                 Err(e) => {
                     TASK_MANAGER.with(|tm| tm.borrow_mut().take());
@@ -328,7 +320,6 @@ impl StreamThread {
         &self,
         consumer: &Arc<BaseConsumer<RebalanceListener>>,
         health: &ClientHealth,
-        wake: &Arc<Wake>,
         queries: Option<&std::sync::mpsc::Receiver<super::queries::QueryRequest>>,
         replaced: Option<Instant>,
     ) -> Result<LoopExit, StreamsError> {
@@ -337,8 +328,7 @@ impl StreamThread {
         let mut last_commit = Instant::now();
         let mut last_status = Instant::now();
         let mut idle_polls = 0_u32;
-        let mut partition_queues =
-            PartitionQueues::<RebalanceListener>::new(PARTITION_BATCH, wake.clone());
+        let mut partition_queues = PartitionQueues::<RebalanceListener>::new(PARTITION_BATCH);
         let mut topic_name = None;
         let mut phase = None;
         while !self.shared.is_shutting_down() {
@@ -350,14 +340,11 @@ impl StreamThread {
             } else {
                 Duration::ZERO
             };
-            // Waits for records in any queue: the consumer's poll would only wake for its own.
-            if !timeout.is_zero() {
-                wake.wait(timeout);
-            }
             let mut polled = 0;
             let mut main_queue_empty = false;
             while polled < POLL_BATCH {
-                match consumer.poll(Duration::ZERO) {
+                let wait = if polled == 0 { timeout } else { Duration::ZERO };
+                match consumer.poll(wait) {
                     None => {
                         main_queue_empty = true;
                         break;

@@ -9,9 +9,9 @@
 //! queue (such as errors) through the client's own callbacks. A restore consumer's queue and a
 //! partition's own fetch queue qualify; a group consumer's main queue does not.
 
-use std::ffi::{c_void, CString};
+use std::ffi::CString;
 use std::marker::PhantomData;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::bindings as rd;
@@ -59,53 +59,12 @@ impl Drop for ConsumerQueue<'_> {
     }
 }
 
-/// Wakes a stream thread that waits for records when any of its queues gets some.
-///
-/// A thread with nothing to do used to block in the consumer's poll, which only the
-/// consumer's own queue ends; records arriving in a partition's split-off queue waited for
-/// the poll timeout (100 ms), so a lightly loaded pass-through delivered its records about
-/// 50 ms late on average (p50 59 ms, p99 108 ms at 1 000 records/s). librdkafka calls
-/// [`Wake::notify`] from its own threads when a queue becomes non-empty.
-#[derive(Default)]
-pub(crate) struct Wake {
-    pending: Mutex<bool>,
-    arrived: Condvar,
-}
-
-impl Wake {
-    /// Ends the current or next [`wait`](Self::wait).
-    pub(crate) fn notify(&self) {
-        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.arrived.notify_one();
-    }
-
-    /// Waits until [`notify`](Self::notify) was called since the last wait, or `timeout`.
-    pub(crate) fn wait(&self, timeout: Duration) {
-        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut pending, _) = self
-            .arrived
-            .wait_timeout_while(pending, timeout, |p| !*p)
-            .unwrap_or_else(|e| e.into_inner());
-        *pending = false;
-    }
-}
-
-/// librdkafka's queue event callback: `opaque` is the [`Wake`] a [`PartitionFetchQueue`]
-/// keeps alive until it turns the callback off.
-unsafe extern "C" fn wake_on_nonempty(_client: *mut rd::rd_kafka_t, opaque: *mut c_void) {
-    // SAFETY: see above; `Wake` is `Sync`.
-    let wake = unsafe { &*(opaque as *const Wake) };
-    wake.notify();
-}
-
 /// A partition's own fetch queue, split off its consumer's queue (as rdkafka's
 /// `split_partition_queue`), so its messages can be read in batches.
 pub(crate) struct PartitionFetchQueue<C: ConsumerContext + 'static> {
     queue: *mut rd::rd_kafka_queue_t,
     // The queue must not outlive its client.
     _consumer: Arc<BaseConsumer<C>>,
-    /// Notified when the queue becomes non-empty; lives until the callback is off.
-    wake: Arc<Wake>,
 }
 
 // SAFETY: librdkafka queue handles may be used and destroyed from any thread.
@@ -113,12 +72,11 @@ unsafe impl<C: ConsumerContext + 'static> Send for PartitionFetchQueue<C> {}
 
 impl<C: ConsumerContext + 'static> PartitionFetchQueue<C> {
     /// Splits `topic`-`partition`'s messages off `consumer`'s queue; `None` if the partition is
-    /// unknown to the consumer. `wake` is notified whenever the queue becomes non-empty.
+    /// unknown to the consumer.
     pub(crate) fn split(
         consumer: &Arc<BaseConsumer<C>>,
         topic: &str,
         partition: i32,
-        wake: &Arc<Wake>,
     ) -> Option<Self> {
         let topic = CString::new(topic).ok()?;
         // SAFETY: the client pointer is valid while `consumer` lives, and the queue keeps it.
@@ -134,19 +92,9 @@ impl<C: ConsumerContext + 'static> PartitionFetchQueue<C> {
         }
         // SAFETY: a valid queue handle; forwarding to nothing keeps its messages here.
         unsafe { rd::rd_kafka_queue_forward(queue, std::ptr::null_mut()) };
-        // SAFETY: the callback's opaque pointer is the `Wake` this queue keeps, and `drop`
-        // turns the callback off before releasing either.
-        unsafe {
-            rd::rd_kafka_queue_cb_event_enable(
-                queue,
-                Some(wake_on_nonempty),
-                Arc::as_ptr(wake) as *mut c_void,
-            )
-        };
         Some(PartitionFetchQueue {
             queue,
             _consumer: consumer.clone(),
-            wake: wake.clone(),
         })
     }
 }
@@ -159,13 +107,8 @@ impl<C: ConsumerContext + 'static> MessageQueue for PartitionFetchQueue<C> {
 
 impl<C: ConsumerContext + 'static> Drop for PartitionFetchQueue<C> {
     fn drop(&mut self) {
-        // SAFETY: obtained from `rd_kafka_queue_get_partition` and released once, after its
-        // callback is off (librdkafka no longer reads the `Wake` pointer).
-        unsafe {
-            rd::rd_kafka_queue_cb_event_enable(self.queue, None, std::ptr::null_mut());
-            rd::rd_kafka_queue_destroy(self.queue)
-        }
-        let _ = &self.wake;
+        // SAFETY: obtained from `rd_kafka_queue_get_partition` and released once.
+        unsafe { rd::rd_kafka_queue_destroy(self.queue) }
     }
 }
 
@@ -322,27 +265,4 @@ fn bytes<'a>(ptr: *mut std::ffi::c_void, len: usize) -> Option<&'a [u8]> {
     // SAFETY: librdkafka guarantees `len` readable bytes at `ptr` for the message's lifetime,
     // which outlives `'a` (see `MessageBatch::iter`).
     Some(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Long enough that a missed notification shows as a hung test, not a slow one.
-    const NEVER: Duration = Duration::from_secs(600);
-
-    #[test]
-    fn a_wait_ends_at_a_notification_from_another_thread_or_one_made_before_it() {
-        let wake = Arc::new(Wake::default());
-        wake.notify();
-        wake.wait(NEVER);
-        let notifier = {
-            let wake = wake.clone();
-            std::thread::spawn(move || wake.notify())
-        };
-        wake.wait(NEVER);
-        notifier.join().unwrap();
-        // A wait consumes the notification: the next one runs to its timeout.
-        wake.wait(Duration::from_millis(1));
-    }
 }

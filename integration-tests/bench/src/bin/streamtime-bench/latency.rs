@@ -21,12 +21,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use streamtime::partitioner::partition_for_key;
 
-use super::{committed_reader, fmt_ratio, median, now_ms};
+use super::{committed_reader, fmt_ratio, input_record, median, now_ms, send_waiting};
 
 /// Writes `count` records of 100 bytes to `topic` at `rate` records per second once `start`
 /// fires, keyed and valued as the preloads are, each stamped with the wall clock at its send.
@@ -56,27 +56,13 @@ pub(crate) fn produce_at_rate(
             // Catch up with the schedule, then wait for the next millisecond.
             let due = ((began.elapsed().as_secs_f64() * rate) as u64 + 1).min(count);
             while sent < due {
-                key.clear();
-                let _ = write!(key, "key-{:07}", sent % keys);
-                value[0] = b'a' + (sent % 10) as u8;
-                for (j, b) in value.iter_mut().enumerate().skip(1) {
-                    *b = b'a' + ((sent as usize + j * 7) % 26) as u8;
-                }
-                let mut record = BaseRecord::<[u8], [u8]>::to(&topic)
+                input_record(sent, keys, &mut key, &mut value);
+                let record = BaseRecord::<[u8], [u8]>::to(&topic)
                     .key(key.as_bytes())
                     .payload(&value)
                     .partition(partition_for_key(key.as_bytes(), partitions))
                     .timestamp(now_ms());
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            producer.poll(Duration::from_millis(1));
-                            record = r;
-                        }
-                        Err((e, _)) => panic!("latency producer to {topic} failed: {e}"),
-                    }
-                }
+                send_waiting(&producer, record, &topic);
                 sent += 1;
             }
             producer.poll(Duration::ZERO);

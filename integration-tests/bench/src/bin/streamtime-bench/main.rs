@@ -445,27 +445,13 @@ fn preload(servers: &str, topic: &str, count: u64, keys: u64, partitions: i32) {
     let mut key = String::new();
     let mut value = [0u8; 100];
     for i in 0..count {
-        key.clear();
-        let _ = write!(key, "key-{:07}", i % keys);
-        value[0] = b'a' + (i % 10) as u8;
-        for (j, b) in value.iter_mut().enumerate().skip(1) {
-            *b = b'a' + ((i as usize + j * 7) % 26) as u8;
-        }
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+        input_record(i, keys, &mut key, &mut value);
+        let record = BaseRecord::<[u8], [u8]>::to(topic)
             .key(key.as_bytes())
             .payload(&value)
             .partition(partition_for_key(key.as_bytes(), partitions))
             .timestamp(base + i as i64);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    producer.poll(Duration::from_millis(5));
-                    record = r;
-                }
-                Err((e, _)) => panic!("preload of {topic} failed: {e}"),
-            }
-        }
+        send_waiting(&producer, record, topic);
         if i % 250_000 == 249_999 {
             tracing::info!(topic, produced = i + 1, of = count, "preloading");
         }
@@ -474,6 +460,36 @@ fn preload(servers: &str, topic: &str, count: u64, keys: u64, partitions: i32) {
         .flush(Duration::from_secs(300))
         .expect("preload flush");
     tracing::info!(topic, count, elapsed = ?started.elapsed(), "preloaded");
+}
+
+/// Input record `i`: key `key-<i mod keys>`, a 100-byte value starting with `a`..`j` (so a
+/// filter on `j` drops a tenth) followed by letters.
+pub(crate) fn input_record(i: u64, keys: u64, key: &mut String, value: &mut [u8; 100]) {
+    key.clear();
+    let _ = write!(key, "key-{:07}", i % keys);
+    value[0] = b'a' + (i % 10) as u8;
+    for (j, b) in value.iter_mut().enumerate().skip(1) {
+        *b = b'a' + ((i as usize + j * 7) % 26) as u8;
+    }
+}
+
+/// Sends `record`, waiting while the producer's queue is full; any other error ends the run,
+/// naming `topic`.
+pub(crate) fn send_waiting(
+    producer: &BaseProducer,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+    topic: &str,
+) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                producer.poll(Duration::from_millis(1));
+                record = r;
+            }
+            Err((e, _)) => panic!("producing to {topic} failed: {e}"),
+        }
+    }
 }
 
 /// Produces one row of 8 bytes (`value(i)`, big-endian) for each of `entries` keys
@@ -497,21 +513,12 @@ fn preload_rows(
         key.clear();
         name(&mut key, i);
         let value = value(i).to_be_bytes();
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+        let record = BaseRecord::<[u8], [u8]>::to(topic)
             .key(key.as_bytes())
             .payload(&value)
             .partition(partition_for_key(key.as_bytes(), partitions))
             .timestamp(ts);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    producer.poll(Duration::from_millis(5));
-                    record = r;
-                }
-                Err((e, _)) => panic!("preload of {topic} failed: {e}"),
-            }
-        }
+        send_waiting(&producer, record, topic);
     }
     producer
         .flush(Duration::from_secs(300))
